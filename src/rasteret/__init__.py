@@ -1,1 +1,48 @@
-"""rasteret."""
+"""rasteret: index-first access to collections of cloud-native GeoTIFFs.
+
+Parse every TIFF header once into a GeoParquet *Collection*; read pixels through a
+virtual Zarr v3 store synthesised from it (``xr.open_dataset(path, engine="rasteret")``).
+
+Public names are imported lazily so ``import rasteret`` stays cheap and never touches
+the network stack (obstore is not fork-safe: nothing may create a client at import).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from rasteret._version import __version__
+
+if TYPE_CHECKING:
+    from rasteret.index import Collection, as_collection, load
+    from rasteret.ingest import build_from_files, build_from_table
+
+_LAZY: dict[str, str] = {
+    "Collection": "rasteret.index",
+    "as_collection": "rasteret.index",
+    "load": "rasteret.index",
+    "build_from_table": "rasteret.ingest",
+    "build_from_files": "rasteret.ingest",
+    "open_store": "rasteret.store",
+}
+
+__all__ = ["__version__", "version", *sorted(_LAZY)]
+
+
+def version() -> str:
+    """The installed rasteret version."""
+    return __version__
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rasteret' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,175 @@
+"""The ``rasteret`` xarray engine: ``xr.open_dataset(collection, engine="rasteret")``.
+
+``filename_or_obj`` is a collection Parquet file / directory or a
+:class:`~rasteret.index.Collection`. Each grid of the collection is one group of the
+virtual store; overview level ``i`` (0 = first overview, as in rasterio) is the group
+``{grid}_overview_{i}``. Data stay in their native dtype (``mask_and_scale=False`` by
+default: nodata is in ``_FillValue``). Variables are lazy; pass ``chunks={}`` for dask
+chunks that are whole-tile multiples of about 64 MiB (``encoding["preferred_chunks"]``),
+or ``chunks="auto"`` for dask's size aligned to them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import xarray as xr
+from xarray.backends import BackendEntrypoint
+
+from rasteret.backend.chunks import DEFAULT_TARGET_BYTES, preferred_chunks
+from rasteret.backend.resolve import looks_like_collection, resolve_group
+from rasteret.store import VirtualStore, open_store
+
+
+class RasteretBackendEntrypoint(BackendEntrypoint):
+    """Open a rasteret collection as xarray Datasets / a DataTree (one group per grid)."""
+
+    description: ClassVar[str] = (
+        "Open rasteret collections (GeoParquet COG header indexes) through a virtual Zarr v3 store"
+    )
+    url: ClassVar[str] = "https://rasteret.readthedocs.io"
+    supports_groups: ClassVar[bool] = True
+    open_dataset_parameters: ClassVar[tuple[str, ...]] = (
+        "filename_or_obj",
+        "drop_variables",
+        "bands",
+        "group",
+        "overview_level",
+        "mask_and_scale",
+        "decode_times",
+        "decode_coords",
+        "chunk_bytes",
+    )
+
+    def guess_can_open(self, filename_or_obj: Any) -> bool:
+        return looks_like_collection(filename_or_obj)
+
+    def open_dataset(  # type: ignore[override]
+        self,
+        filename_or_obj: Any,
+        *,
+        drop_variables: str | Iterable[str] | None = None,
+        bands: str | Sequence[str] | None = None,
+        group: str | None = None,
+        overview_level: int | None = None,
+        mask_and_scale: bool = False,
+        decode_times: bool = True,
+        decode_coords: bool | str = True,
+        use_cftime: bool | None = None,
+        decode_timedelta: bool | None = None,
+        concat_characters: bool = True,
+        chunk_bytes: int = DEFAULT_TARGET_BYTES,
+    ) -> xr.Dataset:
+        store = _store(filename_or_obj, bands)
+        path = resolve_group(store, group, overview_level)
+        return open_group_dataset(
+            store,
+            path,
+            drop_variables=drop_variables,
+            mask_and_scale=mask_and_scale,
+            decode_times=decode_times,
+            decode_coords=decode_coords,
+            use_cftime=use_cftime,
+            decode_timedelta=decode_timedelta,
+            concat_characters=concat_characters,
+            chunk_bytes=chunk_bytes,
+        )
+
+    def open_groups_as_dict(  # type: ignore[override]
+        self,
+        filename_or_obj: Any,
+        *,
+        drop_variables: str | Iterable[str] | None = None,
+        bands: str | Sequence[str] | None = None,
+        mask_and_scale: bool = False,
+        decode_times: bool = True,
+        decode_coords: bool | str = True,
+        use_cftime: bool | None = None,
+        decode_timedelta: bool | None = None,
+        concat_characters: bool = True,
+        chunk_bytes: int = DEFAULT_TARGET_BYTES,
+    ) -> dict[str, xr.Dataset]:
+        store = _store(filename_or_obj, bands)
+        root = xr.Dataset(attrs=_root_attributes(store))
+        groups: dict[str, xr.Dataset] = {"/": root}
+        for name in store.groups:
+            groups[f"/{name}"] = open_group_dataset(
+                store,
+                name,
+                drop_variables=drop_variables,
+                mask_and_scale=mask_and_scale,
+                decode_times=decode_times,
+                decode_coords=decode_coords,
+                use_cftime=use_cftime,
+                decode_timedelta=decode_timedelta,
+                concat_characters=concat_characters,
+                chunk_bytes=chunk_bytes,
+            )
+        return groups
+
+    def open_datatree(  # type: ignore[override]
+        self, filename_or_obj: Any, **kwargs: Any
+    ) -> xr.DataTree:
+        return xr.DataTree.from_dict(self.open_groups_as_dict(filename_or_obj, **kwargs))
+
+
+def open_group_dataset(
+    store: VirtualStore,
+    path: str,
+    *,
+    drop_variables: str | Iterable[str] | None = None,
+    mask_and_scale: bool = False,
+    decode_times: bool = True,
+    decode_coords: bool | str = True,
+    use_cftime: bool | None = None,
+    decode_timedelta: bool | None = None,
+    concat_characters: bool = True,
+    chunk_bytes: int = DEFAULT_TARGET_BYTES,
+) -> xr.Dataset:
+    """One group of ``store`` as a lazily loaded Dataset (coordinates in memory)."""
+    from xarray.backends.zarr import ZarrBackendEntrypoint
+
+    ds = ZarrBackendEntrypoint().open_dataset(
+        store,
+        group=path,
+        mode="r",
+        consolidated=True,
+        zarr_format=3,
+        drop_variables=drop_variables,
+        mask_and_scale=mask_and_scale,
+        decode_times=decode_times,
+        decode_coords=decode_coords,
+        use_cftime=use_cftime,
+        decode_timedelta=decode_timedelta,
+        concat_characters=concat_characters,
+    )
+    layout = store.layout.groups[path]
+    for name, variable in ds.variables.items():
+        array = layout.arrays.get(str(name))
+        if array is not None:
+            variable.encoding["preferred_chunks"] = preferred_chunks(array, chunk_bytes)
+    if "id" in ds.variables:  # small: load now, as plain strings
+        ids = [str(v) for v in np.asarray(ds["id"].values).tolist()]
+        ds = ds.assign_coords(id=("time", np.asarray(ids, dtype=str)))
+    ds.attrs["rasteret_group"] = path
+    return ds
+
+
+def _store(filename_or_obj: Any, bands: str | Sequence[str] | None) -> VirtualStore:
+    if isinstance(filename_or_obj, VirtualStore):
+        if bands is not None:
+            raise ValueError("bands= cannot be applied to an existing VirtualStore")
+        return filename_or_obj
+    if isinstance(filename_or_obj, os.PathLike):
+        filename_or_obj = os.fspath(filename_or_obj)
+    return open_store(filename_or_obj, bands)
+
+
+def _root_attributes(store: VirtualStore) -> dict[str, Any]:
+    return {
+        "rasteret_groups": ", ".join(store.groups),
+        "rasteret_bands": ", ".join(store.layout.bands),
+    }

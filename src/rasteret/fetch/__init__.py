@@ -1,0 +1,55 @@
+"""The fetch layer: URL → obstore store, range reads with coalescing, retries and counters.
+
+Every byte rasteret reads goes through :class:`RangeReader` (usually
+:func:`default_reader`). Nothing here touches obstore at import time, and a forked child
+gets fresh state (see :mod:`rasteret.fetch.routing` for why obstore itself is avoided
+there).
+
+    reader = default_reader()
+    data, info = await reader.read_prefix(url, 65536)      # one request, size + ETag too
+    tile = await reader.read_block(url, offset, offset + n)  # coalesced with its neighbours
+    with track() as t:
+        ...
+    t.requests, t.bytes
+"""
+
+from __future__ import annotations
+
+from rasteret.errors import FetchError, ObjectNotFoundError, StaleIndexError
+from rasteret.fetch.config import FetchConfig
+from rasteret.fetch.model import ObjectInfo, RangeNotSatisfiableError
+from rasteret.fetch.reader import (
+    HeaderFetcher,
+    RangeReader,
+    configure,
+    default_reader,
+    merge_ranges,
+)
+from rasteret.fetch.routing import Route, register_store, route, unregister_store
+from rasteret.fetch.stats import STATS, Counts, Tracker, snapshot, track
+
+stats = STATS
+
+__all__ = [
+    "STATS",
+    "Counts",
+    "FetchConfig",
+    "FetchError",
+    "HeaderFetcher",
+    "ObjectInfo",
+    "ObjectNotFoundError",
+    "RangeNotSatisfiableError",
+    "RangeReader",
+    "Route",
+    "StaleIndexError",
+    "Tracker",
+    "configure",
+    "default_reader",
+    "merge_ranges",
+    "register_store",
+    "route",
+    "snapshot",
+    "stats",
+    "track",
+    "unregister_store",
+]

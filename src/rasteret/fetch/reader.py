@@ -1,0 +1,357 @@
+"""``RangeReader``: every byte rasteret reads goes through here.
+
+One request per call for ``read_prefix`` / ``read_range`` / ``head``; ``read_ranges``
+coalesces one object's ranges (gap from the config) into as few requests as possible;
+``read_block`` does the same for *concurrent* single-block reads via a per-event-loop
+micro-batcher. Requests in flight are bounded per event loop, transient failures are
+retried, short bodies are retried and never returned, and every request is counted in
+:mod:`rasteret.fetch.stats`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import weakref
+from collections.abc import Buffer, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from rasteret.errors import FetchError, StaleIndexError
+from rasteret.fetch.batcher import BlockBatcher
+from rasteret.fetch.config import FetchConfig
+from rasteret.fetch.fallback import PythonTransport
+from rasteret.fetch.limiter import Limiter
+from rasteret.fetch.model import (
+    ObjectInfo,
+    RangeNotSatisfiableError,
+    check_expected,
+    make_error,
+    with_range,
+)
+from rasteret.fetch.retry import TransportFailure, with_retries
+from rasteret.fetch.routing import Route, obstore_usable, route
+from rasteret.fetch.stats import STATS
+from rasteret.fetch.transport import ObstoreTransport, Transport
+
+TransportChoice = Literal["auto", "obstore", "python"]
+
+
+def merge_ranges(ranges: Sequence[tuple[int, int]], gap: int) -> list[tuple[int, int, list[int]]]:
+    """Group ranges (sorted by start) whose distance is at most ``gap`` (overlaps always).
+
+    Returns ``(start, end, indices)`` per group — the same rule as object_store's
+    ``get_ranges``: with ``gap=0`` only adjacent or overlapping ranges merge.
+    """
+    order = sorted(range(len(ranges)), key=lambda i: ranges[i][0])
+    groups: list[tuple[int, int, list[int]]] = []
+    for i in order:
+        start, end = ranges[i]
+        if groups and start - groups[-1][1] <= gap:
+            g_start, g_end, members = groups[-1]
+            members.append(i)
+            groups[-1] = (g_start, max(g_end, end), members)
+        else:
+            groups.append((start, end, [i]))
+    return groups
+
+
+@dataclass
+class _LoopState:
+    semaphore: Limiter
+    batcher: BlockBatcher
+
+
+class RangeReader:
+    """Range reads over obstore with coalescing, a concurrency bound, retries and counters."""
+
+    def __init__(
+        self, config: FetchConfig | None = None, *, transport: TransportChoice = "auto"
+    ) -> None:
+        """``transport``: ``"auto"`` (obstore, or pure Python in a process forked after
+        obstore was used), ``"obstore"`` or ``"python"`` (local files and HTTP(S) only)."""
+        if transport not in ("auto", "obstore", "python"):
+            raise ValueError(f"unknown transport {transport!r}")
+        self.config = config if config is not None else FetchConfig.from_env()
+        self.transport = transport
+        self._obstore = ObstoreTransport(self.config)
+        self._fallback = PythonTransport(self.config)
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"RangeReader({self.config})"
+
+    # -- public API ----------------------------------------------------------------------------
+    async def read_prefix(
+        self, url: str, length: int, *, expected: ObjectInfo | None = None
+    ) -> tuple[bytes, ObjectInfo]:
+        """The first ``length`` bytes (fewer if the object is shorter) and the object's
+        metadata, in one request."""
+        r = route(url)
+        if length <= 0:
+            return b"", await self.head(url, expected=expected)
+        try:
+            data, info = await self._get(r, 0, length, expected)
+        except RangeNotSatisfiableError:
+            info = await self.head(url, expected=expected)
+            if info.size == 0:
+                return b"", info
+            raise
+        return bytes(data), info
+
+    async def read_range(
+        self, url: str, start: int, end: int, *, expected: ObjectInfo | None = None
+    ) -> bytes:
+        """Bytes ``[start, end)``: exactly ``end - start`` of them, else :class:`FetchError`."""
+        _check_range(url, start, end)
+        if start == end:
+            return b""
+        return bytes(await self._get_exact(route(url), start, end, expected))
+
+    async def read_ranges(
+        self,
+        url: str,
+        starts: Sequence[int],
+        ends: Sequence[int],
+        *,
+        expected: ObjectInfo | None = None,
+        copy: bool = True,
+    ) -> list[bytes]:
+        """Several ranges of one object, coalesced into as few requests as the gap allows.
+
+        ``copy=False`` returns zero-copy ``memoryview`` slices of the received buffers.
+        """
+        if len(starts) != len(ends):
+            raise ValueError(f"{url}: {len(starts)} starts but {len(ends)} ends")
+        ranges = [(int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
+        results = await self._fetch_many(url, ranges, expected, copy=copy)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return results  # type: ignore[return-value]
+
+    async def read_block(
+        self,
+        url: str,
+        start: int,
+        end: int,
+        *,
+        expected: ObjectInfo | None = None,
+        copy: bool = True,
+    ) -> bytes:
+        """One block's bytes; concurrent calls for one object share coalesced requests."""
+        _check_range(url, start, end)
+        if start == end:
+            return b""
+        data = await self._state().batcher.submit(url, start, end, expected)
+        return bytes(data) if copy else data  # type: ignore[return-value]
+
+    async def head(self, url: str, *, expected: ObjectInfo | None = None) -> ObjectInfo:
+        """The object's size, ETag and last-modified time."""
+        r = route(url)
+        state = self._state()
+        transport = self._transport()
+
+        async def once() -> ObjectInfo:
+            async with state.semaphore:
+                STATS.add_request()
+                info = await transport.head(r)
+            check_expected(url, info, expected, None, compare_etag=not r.is_local)
+            return info
+
+        return await with_retries(
+            once, url=url, byte_range=None, config=self.config, local=r.is_local
+        )
+
+    def header_fetch(
+        self, url: str, *, prefetch: int | None = None, expected: ObjectInfo | None = None
+    ) -> HeaderFetcher:
+        """A ``fetch(offset, length)`` callable for the TIFF header parser."""
+        return HeaderFetcher(self, url, prefetch or self.config.prefetch, expected)
+
+    header_fetcher = header_fetch
+
+    def coalesce_gap(self, url: str) -> int:
+        """The coalescing gap used for ``url`` (local files and remote objects differ)."""
+        r = route(url)
+        return self.config.local_coalesce_gap if r.is_local else self.config.coalesce_gap
+
+    # -- internals ------------------------------------------------------------------------------
+    def _transport(self) -> Transport:
+        if self.transport == "python" or (self.transport == "auto" and not obstore_usable()):
+            return self._fallback
+        return self._obstore
+
+    def _state(self) -> _LoopState:
+        loop = asyncio.get_running_loop()
+        state = self._loops.get(loop)
+        if state is None:
+            with self._lock:
+                state = self._loops.get(loop)
+                if state is None:
+                    batcher = BlockBatcher(loop, self._fetch_many, self.config.batch_ticks)
+                    state = _LoopState(Limiter(self.config.max_in_flight), batcher)
+                    self._loops[loop] = state
+        return state
+
+    async def _get(
+        self, r: Route, start: int, end: int, expected: ObjectInfo | None
+    ) -> tuple[Buffer, ObjectInfo]:
+        """One request for ``[start, end)`` (clamped at the end of the object), verified."""
+        state = self._state()
+        transport = self._transport()
+
+        async def once() -> tuple[Buffer, ObjectInfo]:
+            async with state.semaphore:
+                STATS.add_request()
+                data, info = await transport.get(r, start, end)
+            n = len(memoryview(data))
+            STATS.add_bytes(n)
+            check_expected(r.url, info, expected, (start, end), compare_etag=not r.is_local)
+            want = end - start if info.size is None else min(end, info.size) - start
+            if n != want:
+                raise TransportFailure(f"short read: received {n} of {want} bytes")
+            return data, info
+
+        try:
+            return await with_retries(
+                once, url=r.url, byte_range=(start, end), config=self.config, local=r.is_local
+            )
+        except RangeNotSatisfiableError as error:
+            if expected is None or expected.size is None or start >= expected.size:
+                raise
+            raise make_error(
+                StaleIndexError,
+                r.url,
+                f"object is shorter than the {expected.size} bytes the index recorded",
+                (start, end),
+            ) from error
+
+    async def _get_exact(
+        self, r: Route, start: int, end: int, expected: ObjectInfo | None
+    ) -> Buffer:
+        data, info = await self._get(r, start, end, expected)
+        if len(memoryview(data)) != end - start:
+            raise make_error(
+                FetchError,
+                r.url,
+                f"range ends past the end of the object ({info.size} bytes)",
+                (start, end),
+            )
+        return data
+
+    async def _fetch_many(
+        self,
+        url: str,
+        ranges: Sequence[tuple[int, int]],
+        expected: ObjectInfo | None,
+        copy: bool = False,
+    ) -> list[Buffer | BaseException]:
+        """Coalesce and fetch; one buffer (or the FetchError) per requested range."""
+        r = route(url)
+        for start, end in ranges:
+            _check_range(url, start, end)
+        gap = self.config.local_coalesce_gap if r.is_local else self.config.coalesce_gap
+        results: list[Buffer | BaseException] = [b""] * len(ranges)
+
+        async def one(g_start: int, g_end: int, members: list[int]) -> None:
+            if g_start == g_end:
+                return
+            try:
+                view = memoryview(await self._get_exact(r, g_start, g_end, expected))
+            except FetchError as error:
+                for i in members:
+                    results[i] = with_range(error, ranges[i])
+                return
+            for i in members:
+                start, end = ranges[i]
+                piece = view[start - g_start : end - g_start]
+                results[i] = bytes(piece) if copy else piece
+
+        groups = merge_ranges(ranges, gap)
+        if len(groups) == 1:
+            await one(*groups[0])
+        else:
+            await asyncio.gather(*(one(*g) for g in groups))
+        return results
+
+
+def _check_range(url: str, start: int, end: int) -> None:
+    if start < 0 or end < start:
+        raise ValueError(f"{url}: invalid byte range [{start}, {end})")
+
+
+class HeaderFetcher:
+    """``await fetch(offset, length)`` → up to ``length`` bytes (fewer at the end of file).
+
+    The first call is served by one :meth:`RangeReader.read_prefix` of at least
+    ``prefetch`` bytes, which also yields :attr:`info` (size, ETag); later calls inside
+    that prefix cost nothing, others are one range request each, clamped to the size.
+    """
+
+    def __init__(
+        self, reader: RangeReader, url: str, prefetch: int, expected: ObjectInfo | None = None
+    ) -> None:
+        self.reader = reader
+        self.url = url
+        self.prefetch = prefetch
+        self.expected = expected
+        self.info: ObjectInfo | None = None
+        self._prefix = b""
+
+    async def __call__(self, offset: int, length: int) -> bytes:
+        _check_range(self.url, offset, offset + length)
+        end = offset + length
+        if self.info is None:
+            want = max(self.prefetch, end)
+            self._prefix, self.info = await self.reader.read_prefix(
+                self.url, want, expected=self.expected
+            )
+        size = self.info.size if self.info.size is not None else len(self._prefix)
+        end = min(end, size)
+        if offset >= end:
+            return b""
+        if end <= len(self._prefix):
+            return self._prefix[offset:end]
+        return await self.reader.read_range(self.url, offset, end, expected=self.expected)
+
+
+# -- the process-wide reader -----------------------------------------------------------------------
+_default: RangeReader | None = None
+_default_pid = 0
+_default_lock = threading.Lock()
+
+
+def default_reader() -> RangeReader:
+    """The process-wide reader (created lazily; a forked child gets its own)."""
+    global _default, _default_pid
+    reader = _default
+    if reader is not None and _default_pid == os.getpid():
+        return reader
+    with _default_lock:
+        if _default is None or _default_pid != os.getpid():
+            _default = RangeReader()
+            _default_pid = os.getpid()
+        return _default
+
+
+def configure(config: FetchConfig | None = None, **changes: object) -> RangeReader:
+    """Replace the process-wide reader with one using ``config`` (or the defaults + changes)."""
+    global _default, _default_pid
+    base = config if config is not None else FetchConfig.from_env()
+    reader = RangeReader(base.with_(**changes) if changes else base)
+    with _default_lock:
+        _default, _default_pid = reader, os.getpid()
+    return reader
+
+
+def _after_fork_in_child() -> None:
+    global _default_lock
+    _default_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

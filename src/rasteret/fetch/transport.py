@@ -1,0 +1,45 @@
+"""Transports: one ranged GET or one HEAD against a route, with no retries.
+
+``ObstoreTransport`` is the normal path. :mod:`rasteret.fetch.fallback` provides a
+pure-Python transport for processes forked after obstore was used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Buffer
+from typing import Protocol
+
+from rasteret.fetch.config import FetchConfig
+from rasteret.fetch.model import ObjectInfo
+from rasteret.fetch.routing import Route, get_store
+
+
+class Transport(Protocol):
+    async def get(self, route: Route, start: int, end: int) -> tuple[Buffer, ObjectInfo]:
+        """Bytes ``[start, min(end, size))`` and the object's metadata, in one request."""
+        ...
+
+    async def head(self, route: Route) -> ObjectInfo:
+        """The object's metadata."""
+        ...
+
+
+class ObstoreTransport:
+    """Requests through obstore (Rust object_store): HTTP(S), local files, S3/GCS/Azure."""
+
+    def __init__(self, config: FetchConfig) -> None:
+        self.config = config
+
+    async def get(self, route: Route, start: int, end: int) -> tuple[Buffer, ObjectInfo]:
+        import obstore
+
+        store = get_store(route, self.config)
+        result = await obstore.get_async(store, route.path, options={"range": (start, end)})
+        data = await result.bytes_async()
+        return data, ObjectInfo.from_meta(result.meta)
+
+    async def head(self, route: Route) -> ObjectInfo:
+        import obstore
+
+        store = get_store(route, self.config)
+        return ObjectInfo.from_meta(await obstore.head_async(store, route.path))

@@ -1,0 +1,445 @@
+"""``Collection``: an immutable view of a collection table (one row per record).
+
+Filters (:meth:`Collection.subset`, :meth:`Collection.where`) and selections return
+new Collections that share the Arrow buffers of the original. Nothing here touches
+the network; pixel access lives in the store and readers built on top.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rasteret.errors import BandNotFoundError
+from rasteret.index import filters, geoparquet, parquet
+from rasteret.index.describe import DescribeResult
+from rasteret.index.levels import BandLevels, band_levels
+from rasteret.index.schema import bands_of, error_column, metadata_column
+
+#: Value of the ``rasteret_collection_version`` schema metadata key written by export.
+#: "1" is the original system's 17-field band struct; "2" adds the fields of
+#: :data:`~rasteret.index.schema.BAND_METADATA_TYPE` (overviews, mask, full CRS, ...).
+COLLECTION_VERSION = "2"
+
+_GEOARROW_WKB = {
+    b"ARROW:extension:name": b"geoarrow.wkb",
+    b"ARROW:extension:metadata": json.dumps(
+        {"crs": "OGC:CRS84", "crs_type": "authority_code"}
+    ).encode(),
+}
+
+
+class Collection:
+    """An immutable, validated table of raster records with per-band COG headers.
+
+    Build one with :func:`rasteret.index.as_collection` (validates) or
+    :func:`rasteret.index.load`; the constructor itself does not validate.
+    ``uri`` is where the table was loaded from or last exported to (else ``None``).
+    """
+
+    def __init__(
+        self,
+        table: pa.Table,
+        *,
+        name: str = "",
+        description: str = "",
+        data_source: str = "",
+        uri: str | None = None,
+        stamp: str | None = None,
+    ) -> None:
+        if not isinstance(table, pa.Table):
+            raise TypeError(f"Collection needs a pyarrow.Table, got {type(table).__name__}")
+        self._table = table
+        self.name = name
+        self.description = description
+        self.data_source = data_source
+        self._uri = uri
+        self._stamp = stamp
+        self._fingerprint: str | None = None
+
+    # ------------------------------------------------------------ identity
+
+    @property
+    def table(self) -> pa.Table:
+        """The underlying Arrow table (shared, never copied)."""
+        return self._table
+
+    @property
+    def uri(self) -> str | None:
+        """Path this collection was loaded from or exported to, else ``None``."""
+        return self._uri
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable 16-hex-digit hash identifying the content (order-independent).
+
+        Hashes the schema (names and types), the sorted record ids, the null counts of
+        the band columns and, for collections loaded from / exported to disk, the sizes
+        and modification times of the files. Equal in every process for the same
+        files and selection; used to pickle stores by reference.
+        """
+        if self._fingerprint is None:
+            digest = hashlib.blake2b(digest_size=8)
+            for field in self._table.schema:
+                digest.update(f"{field.name}:{_type_signature(field.type)};".encode())
+            digest.update(f"\0{self._table.num_rows}\0".encode())
+            if "id" in self._table.column_names:
+                ids = pc.sort_indices(self._table["id"])
+                ordered = pc.take(self._table["id"], ids).cast(pa.string()).to_pylist()
+                digest.update("\x1f".join(str(i) for i in ordered).encode())
+            for band in self.bands:
+                digest.update(f"\0{band}:{self._table[metadata_column(band)].null_count}".encode())
+            digest.update(f"\0{self._stamp or ''}".encode())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+    def _view(self, table: pa.Table) -> Collection:
+        """A new Collection over ``table`` keeping this one's name, source and location."""
+        return Collection(
+            table,
+            name=self.name,
+            description=self.description,
+            data_source=self.data_source,
+            uri=self._uri,
+            stamp=self._stamp,
+        )
+
+    # ------------------------------------------------------------ summary
+
+    def __len__(self) -> int:
+        return self._table.num_rows
+
+    @property
+    def bands(self) -> list[str]:
+        """Bands with a ``{band}_metadata`` struct column, in column order."""
+        return bands_of(self._table.schema)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float] | None:
+        """``(minx, miny, maxx, maxy)`` over the ``bbox`` struct (CRS84), ``None`` if empty."""
+        if "bbox" not in self._table.column_names or not len(self):
+            return None
+        return geoparquet._bounds(self._table)
+
+    @property
+    def epsg(self) -> list[int]:
+        """Sorted distinct EPSG codes of the records' raster CRSs."""
+        return sorted({int(v.split(":")[1]) for v in self._crs_values() if _is_epsg(v)})
+
+    @property
+    def crs(self) -> list[str]:
+        """Sorted distinct raster CRSs: ``"EPSG:x"`` strings, then WKTs of non-EPSG CRSs."""
+        values = self._crs_values()
+        epsg = sorted((v for v in values if _is_epsg(v)), key=lambda v: int(v.split(":")[1]))
+        return epsg + sorted(v for v in values if not _is_epsg(v))
+
+    def _crs_values(self) -> set[str]:
+        table = self._table
+        values: set[str] = set()
+        if "crs" in table.column_names:
+            values |= {v for v in pc.unique(table["crs"]).to_pylist() if v}
+        if "proj:epsg" in table.column_names:
+            values |= {f"EPSG:{v}" for v in pc.unique(table["proj:epsg"]).to_pylist() if v}
+        if values:
+            return values
+        for band in self.bands:  # no record CRS columns: use the band headers
+            struct = table[metadata_column(band)]
+            names = {f.name for f in struct.type}
+            if "epsg" in names:
+                codes = pc.struct_field(struct, "epsg")
+                values |= {f"EPSG:{v}" for v in pc.unique(codes).to_pylist() if v}
+            if "crs_wkt" in names:
+                wkt = pc.struct_field(struct, "crs_wkt")
+                if "epsg" in names:
+                    wkt = pc.if_else(
+                        pc.is_null(pc.struct_field(struct, "epsg")), wkt, pa.scalar(None, wkt.type)
+                    )
+                values |= {v for v in pc.unique(wkt).to_pylist() if v}
+        return values
+
+    @property
+    def date_range(self) -> tuple[dt.datetime, dt.datetime] | None:
+        """``(earliest, latest)`` record datetime (UTC-naive), ``None`` when empty."""
+        if "datetime" not in self._table.column_names or not len(self):
+            return None
+        extremes = pc.min_max(self._table["datetime"]).as_py()
+        if extremes["min"] is None:
+            return None
+        return _naive(extremes["min"]), _naive(extremes["max"])
+
+    def __repr__(self) -> str:
+        parts = [repr(self.name)]
+        if self.data_source:
+            parts.append(f"source={self.data_source!r}")
+        parts += [f"bands={len(self.bands)}", f"records={len(self)}"]
+        epsg, others = self.epsg, len([c for c in self.crs if not _is_epsg(c)])
+        if epsg or others:
+            shown: list[Any] = list(epsg)
+            if others:
+                shown.append(f"<{others} non-EPSG>")
+            parts.append(
+                f"crs={shown[0]}" if len(shown) == 1 else f"crs=[{', '.join(map(str, shown))}]"
+            )
+        dates = self.date_range
+        if dates is not None:
+            parts.append(f"{dates[0].date().isoformat()}..{dates[1].date().isoformat()}")
+        return f"Collection({', '.join(parts)})"
+
+    def describe(self) -> DescribeResult:
+        """A summary: ``name, records, bands, bounds, crs (EPSG ints), dates, source``.
+
+        Adds ``crs_wkt`` (names of non-EPSG CRSs) and ``errors`` (``{band: records whose
+        header failed}``) when there are any.
+        """
+        dates = self.date_range
+        data: dict[str, Any] = {
+            "name": self.name,
+            "records": len(self),
+            "bands": self.bands,
+            "bounds": self.bounds,
+            "crs": self.epsg,
+            "dates": None if dates is None else (dates[0].isoformat(), dates[1].isoformat()),
+            "source": self.data_source or None,
+        }
+        wkt_names = [_wkt_name(c) for c in self.crs if not _is_epsg(c)]
+        if wkt_names:
+            data["crs_wkt"] = wkt_names
+        errors = {}
+        for band in self.bands:
+            column = error_column(band)
+            if column in self._table.column_names:
+                failed = len(self) - self._table[column].null_count
+                if failed:
+                    errors[band] = failed
+        if errors:
+            data["errors"] = errors
+        return DescribeResult(data)
+
+    # ------------------------------------------------------------ filtering
+
+    def subset(
+        self,
+        *,
+        cloud_cover_lt: float | None = None,
+        date_range: Sequence[Any] | None = None,
+        bbox: Sequence[float] | None = None,
+        geometries: Any = None,
+        split: str | Sequence[str] | None = None,
+        split_column: str = "split",
+    ) -> Collection:
+        """Records matching ALL given filters (see :mod:`rasteret.index.filters`).
+
+        ``date_range`` includes the whole end day; ``bbox`` / ``geometries`` match by
+        overlap with the records' CRS84 ``bbox``; ``geometries`` are OR-ed.
+        Raises ``ValueError("No filters provided")`` when every filter is ``None``.
+        """
+        expression = filters.subset_expression(
+            self._table.schema,
+            cloud_cover_lt=cloud_cover_lt,
+            date_range=date_range,
+            bbox=bbox,
+            geometries=geometries,
+            split=split,
+            split_column=split_column,
+        )
+        return self.where(expression)
+
+    def select_split(
+        self, split: str | Sequence[str], *, split_column: str = "split"
+    ) -> Collection:
+        """Records of one or several splits (``subset(split=...)``)."""
+        return self.subset(split=split, split_column=split_column)
+
+    def where(self, expression: pc.Expression) -> Collection:
+        """Records for which the Arrow ``expression`` is true."""
+        if not isinstance(expression, pc.Expression):
+            raise TypeError(
+                f"where() needs a pyarrow.compute.Expression, got {type(expression).__name__}"
+            )
+        return self._view(self._table.filter(expression))
+
+    def select_bands(self, bands: str | Iterable[str]) -> Collection:
+        """Only the given bands' ``_metadata`` / ``_error`` columns (in the given order).
+
+        Raises :class:`BandNotFoundError` listing unknown and available bands. The
+        ``assets`` column is kept whole.
+        """
+        wanted = [bands] if isinstance(bands, str) else list(bands)
+        self._check_bands(wanted)
+        band_columns = {metadata_column(b) for b in self.bands} | {
+            error_column(b) for b in self.bands
+        }
+        keep = [n for n in self._table.column_names if n not in band_columns]
+        for band in wanted:
+            keep.append(metadata_column(band))
+            if error_column(band) in self._table.column_names:
+                keep.append(error_column(band))
+        return self._view(self._table.select(keep))
+
+    def _check_bands(self, wanted: Sequence[str]) -> None:
+        available = self.bands
+        missing = [b for b in wanted if b not in available]
+        if missing:
+            raise BandNotFoundError(f"Band(s) not found: {missing}. Available bands: {available}")
+
+    def select_records(self, ids: Iterable[str]) -> Collection:
+        """The records with the given ids (table order); ``KeyError`` lists unknown ids."""
+        wanted = pa.array(list(ids), pa.string())
+        present = pc.is_in(wanted, value_set=self._table["id"].cast(pa.string()))
+        unknown = pc.filter(wanted, pc.invert(present)).to_pylist()
+        if unknown:
+            raise KeyError(f"record id(s) not in collection {self.name!r}: {unknown[:10]}")
+        return self.where(pc.field("id").isin(wanted))
+
+    # ------------------------------------------------------------ records
+
+    @property
+    def record_ids(self) -> list[str]:
+        """Record ids in table order."""
+        return self._table["id"].to_pylist()
+
+    @property
+    def datetimes(self) -> np.ndarray:
+        """Record datetimes as ``datetime64[us]`` (UTC, timezone-naive; NaT for nulls)."""
+        column = self._table["datetime"]
+        return column.cast(pa.timestamp("us")).to_numpy().astype("datetime64[us]")
+
+    def band_levels(self, band: str) -> list[BandLevels | None]:
+        """Typed header views of ``band`` per record (``None`` where the struct is null)."""
+        self._check_bands([band])
+        return band_levels(self._table[metadata_column(band)])
+
+    def hrefs(self, band: str) -> list[str | None]:
+        """The asset URL of ``band`` per record (from ``assets[band].href``; ``None`` if absent
+        from a map-typed ``assets``)."""
+        self._check_bands([band])
+        assets = self._table["assets"]
+        if pa.types.is_map(assets.type):
+            entries = pc.map_lookup(assets, pa.scalar(band, assets.type.key_type), "first")
+            return pc.struct_field(entries, "href").to_pylist()
+        if band not in {f.name for f in assets.type}:
+            raise BandNotFoundError(
+                f"Band {band!r} has no entry in the assets column "
+                f"(asset keys: {[f.name for f in assets.type]})"
+            )
+        return pc.struct_field(pc.struct_field(assets, band), "href").to_pylist()
+
+    # ------------------------------------------------------------ Arrow access
+
+    def head(self, n: int = 5, columns: Sequence[str] | None = None) -> pa.Table:
+        """The first ``n`` records as a table."""
+        table = self._table.slice(0, n)
+        return table.select(list(columns)) if columns is not None else table
+
+    def to_table(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """The table (or a column selection of it)."""
+        return self._table.select(list(columns)) if columns is not None else self._table
+
+    def to_batches(self, columns: Sequence[str] | None = None) -> list[pa.RecordBatch]:
+        """The table as record batches."""
+        return self.to_table(columns).to_batches()
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        return iter(self.to_batches())
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        """Arrow C stream of the table, ``geometry`` marked ``geoarrow.wkb`` (OGC:CRS84)."""
+        return _geoarrow_annotated(self._table).__arrow_c_stream__(requested_schema)
+
+    # ------------------------------------------------------------ persistence
+
+    def export(self, path: str | os.PathLike[str]) -> Collection:
+        """Write GeoParquet 1.1 to ``path`` (see :mod:`rasteret.index.parquet`).
+
+        A ``.parquet`` path gives one file, anything else a ``year=/month=``
+        partitioned directory that replaces a previous export there. Afterwards
+        :attr:`uri` is ``path`` (the content is unchanged). Returns ``self``.
+        """
+        metadata = self._export_metadata()
+        stamp = parquet.write_collection_table(self._table, path, metadata)
+        self._uri = os.fspath(path)
+        self._stamp = stamp
+        self._fingerprint = None
+        return self
+
+    def _export_metadata(self) -> dict[str, str]:
+        metadata = parquet.decode_metadata(self._table.schema.metadata)
+        for key in ("ARROW:schema", parquet.PARTITIONING_KEY):
+            metadata.pop(key, None)
+        dates = self.date_range
+        metadata.update(
+            {
+                "name": self.name,
+                "data_source": self.data_source,
+                "description": self.description,
+                "date_range": ""
+                if dates is None
+                else f"{dates[0].isoformat()},{dates[1].isoformat()}",
+                "created": dt.datetime.now(dt.UTC).isoformat(),
+                "rasteret_collection_version": COLLECTION_VERSION,
+                "geo": geoparquet.geo_metadata_json(self._table),
+            }
+        )
+        return metadata
+
+    @classmethod
+    def from_parquet(cls, path: str | os.PathLike[str], name: str = "") -> Collection:
+        """Same as :func:`rasteret.index.load`."""
+        from rasteret.index.loading import load
+
+        return load(path, name=name)
+
+    @classmethod
+    def from_arrow(cls, data: Any, **kwargs: Any) -> Collection:
+        """Same as :func:`rasteret.index.as_collection`."""
+        from rasteret.index.loading import as_collection
+
+        return as_collection(data, **kwargs)
+
+
+def _geoarrow_annotated(table: pa.Table) -> pa.Table:
+    if "geometry" not in table.column_names:
+        return table
+    index = table.schema.get_field_index("geometry")
+    field = table.schema.field(index)
+    if isinstance(field.type, pa.ExtensionType) or not (
+        pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type)
+    ):
+        return table
+    schema = table.schema.set(
+        index, field.with_metadata({**(field.metadata or {}), **_GEOARROW_WKB})
+    )
+    return pa.Table.from_arrays(table.columns, schema=schema)
+
+
+def _type_signature(t: pa.DataType) -> str:
+    """A type string that ignores list child names (Parquet renames ``item`` to ``element``)."""
+    if pa.types.is_struct(t):
+        return "struct<" + ",".join(f"{f.name}:{_type_signature(f.type)}" for f in t) + ">"
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return f"{type(t).__name__}<{_type_signature(t.value_type)}>"
+    return str(t)
+
+
+def _is_epsg(value: str) -> bool:
+    return value.startswith("EPSG:") and value[5:].isdigit()
+
+
+def _wkt_name(wkt: str) -> str:
+    match = re.search(r'^\s*\w+\[\s*"([^"]*)"', wkt)
+    return match.group(1) if match else wkt[:60]
+
+
+def _naive(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value

@@ -1,0 +1,77 @@
+"""Entry points that produce validated Collections: :func:`load` and :func:`as_collection`."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from rasteret.index import parquet
+from rasteret.index.collection import Collection
+from rasteret.index.validate import validate_table
+
+
+def load(path: str | os.PathLike[str], name: str = "") -> Collection:
+    """Load an exported collection (a Parquet file or a hive-partitioned directory).
+
+    Raises ``FileNotFoundError`` naming ``path`` when nothing is there and
+    :class:`~rasteret.errors.CollectionSchemaError` naming it when the table is not a
+    valid collection. The name defaults to the stored one, else the file/dir stem
+    (``_stac`` / ``_records`` suffixes removed).
+    """
+    table, stamp = parquet.read_collection_table(path)
+    validate_table(table, source=os.fspath(path))
+    metadata = parquet.decode_metadata(table.schema.metadata)
+    stem = Path(os.fspath(path).rstrip("/")).name.removesuffix(".parquet")
+    stem = re.sub(r"_(stac|records)$", "", stem)
+    return Collection(
+        table,
+        name=name or metadata.get("name") or stem,
+        description=metadata.get("description", ""),
+        data_source=metadata.get("data_source", ""),
+        uri=os.fspath(path),
+        stamp=stamp,
+    )
+
+
+def as_collection(
+    table: Any,
+    *,
+    name: str = "",
+    data_source: str = "",
+    description: str = "",
+    require_band_metadata: bool = True,
+) -> Collection:
+    """Wrap a read-ready Arrow table (or anything ``pyarrow.table()`` accepts) as a Collection.
+
+    Validates the schema (required ``id, datetime, geometry, assets, bbox`` and, with
+    ``require_band_metadata``, at least one well-formed ``{band}_metadata`` struct);
+    raises :class:`~rasteret.errors.CollectionSchemaError` listing every problem.
+    """
+    if isinstance(table, Collection):
+        source = table
+        table = source.table
+        name = name or source.name
+        data_source = data_source or source.data_source
+        description = description or source.description
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    elif isinstance(table, pa.RecordBatchReader):
+        table = table.read_all()
+    elif hasattr(table, "to_table") and not isinstance(table, pa.Table):
+        table = table.to_table()  # pyarrow.dataset.Dataset / Scanner
+    elif not isinstance(table, pa.Table):
+        table = pa.table(table)
+    metadata = parquet.decode_metadata(table.schema.metadata)
+    name = name or metadata.get("name", "")
+    label = f"table {name!r}" if name else "in-memory table"
+    validate_table(table, source=label, require_band_metadata=require_band_metadata)
+    return Collection(
+        table,
+        name=name,
+        description=description or metadata.get("description", ""),
+        data_source=data_source or metadata.get("data_source", ""),
+    )

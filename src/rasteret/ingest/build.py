@@ -1,0 +1,94 @@
+"""The shared tail of every build: enrich, finish the columns, report, persist."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from rasteret.index.schema import ERROR_SUFFIX, METADATA_SUFFIX
+from rasteret.ingest.enrich import enrich_table, log_notes
+from rasteret.ingest.headers import HeaderResult
+from rasteret.ingest.records import normalise_bbox
+from rasteret.ingest.report import check_and_log, report_from_table
+from rasteret.ingest.workspace import BUILD_KEY
+
+_LEADING = ("id", "datetime", "geometry", "bbox", "assets", "proj:epsg", "crs")
+
+
+def order_columns(table: pa.Table) -> pa.Table:
+    """Record columns first, user columns next, then ``{band}_metadata`` / ``_error`` pairs."""
+    names = table.column_names
+    band_cols = [n for n in names if n.endswith((METADATA_SUFFIX, ERROR_SUFFIX))]
+    lead = [n for n in _LEADING if n in names]
+    rest = [n for n in names if n not in lead and n not in band_cols]
+    return table.select(lead + rest + band_cols)
+
+
+def finish_build(
+    table: pa.Table,
+    *,
+    label: str,
+    name: str,
+    data_source: str,
+    target: Path | None,
+    key: str,
+    headers: Mapping[str, HeaderResult] | None = None,
+    bands: Sequence[str] = (),
+) -> Any:
+    """Enrich ``table`` with ``headers`` (when given), validate, export to ``target``.
+
+    Returns the :class:`~rasteret.index.Collection` (reloaded from ``target`` when persisted).
+    Raises :class:`~rasteret.ingest.report.NothingIndexedError` before writing anything when
+    not a single asset could be indexed.
+    """
+    from rasteret.index import as_collection
+
+    if headers is not None:
+        table, notes = enrich_table(table, headers, bands)
+        log_notes(notes, label)
+    table = normalise_bbox(table, label)
+    table = order_columns(table)
+    metadata = {BUILD_KEY: key.encode()}
+    if name:
+        metadata[b"name"] = name.encode()
+    if data_source:
+        metadata[b"data_source"] = data_source.encode()
+    table = table.replace_schema_metadata(metadata)
+    report = report_from_table(table)
+    if headers is not None:
+        check_and_log(report, label)
+    collection = as_collection(
+        table, name=name, data_source=data_source, require_band_metadata=headers is not None
+    )
+    if target is None:
+        return collection
+    return collection.export(str(target))
+
+
+def load_cached(target: Path, *, require_band_metadata: bool = True) -> Any:
+    """Open the collection a previous build exported to ``target``.
+
+    Builds without header enrichment (``enrich_cog=False``) have no ``{band}_metadata``
+    columns, which :func:`rasteret.index.load` rejects; they are opened here with that
+    one check relaxed.
+    """
+    from rasteret.index import Collection, load
+    from rasteret.index.parquet import decode_metadata, read_collection_table
+    from rasteret.index.validate import validate_table
+
+    if require_band_metadata:
+        return load(str(target))
+    table, stamp = read_collection_table(str(target))
+    validate_table(table, source=str(target), require_band_metadata=False)
+    metadata = decode_metadata(table.schema.metadata)
+    return Collection(
+        table,
+        name=metadata.get("name", ""),
+        description=metadata.get("description", ""),
+        data_source=metadata.get("data_source", ""),
+        uri=str(target),
+        stamp=stamp,
+    )

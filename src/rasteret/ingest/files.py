@@ -1,0 +1,246 @@
+"""``build_from_files``: a folder, glob or list of GeoTIFF paths / URLs → Collection."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import glob
+import logging
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pyarrow as pa
+
+from rasteret.index.schema import ASSET_TYPE
+from rasteret.ingest.build import finish_build, load_cached
+from rasteret.ingest.enrich import assets_per_sample
+from rasteret.ingest.headers import index_headers
+from rasteret.ingest.records import parse_datetime_text
+from rasteret.ingest.workspace import build_key, cache_status, files_fingerprint, records_dir
+
+log = logging.getLogger("rasteret.ingest")
+
+Source = str | os.PathLike[str]
+GroupKey = tuple[str, str] | tuple[str, str, int]
+_SIDECARS = (".aux.xml", ".ovr", ".msk", ".xml", ".md5")
+_DATE = re.compile(r"(?<!\d)((?:19|20)\d{2})(-?)(\d{2})\2(\d{2})(?!\d)")
+
+
+def _is_url(text: str) -> bool:
+    return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", text)) and not text.startswith("file://")
+
+
+def _matches(name: str, pattern: str) -> bool:
+    lower = name.lower()
+    return fnmatch.fnmatch(lower, pattern.lower()) and not lower.endswith(_SIDECARS)
+
+
+def expand_sources(
+    sources: Source | Sequence[Source], pattern: str = "*.tif*", recursive: bool = True
+) -> list[str]:
+    """Files named by ``sources``: URLs as given, local paths absolute, folders and globs
+    expanded (sorted; hidden files and GDAL sidecars such as ``.aux.xml`` / ``.ovr`` skipped).
+    A listed local file that does not exist is kept, so its build error is reported."""
+    items = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
+    out: dict[str, None] = {}
+    for item in items:
+        text = os.fspath(item)
+        if text.startswith("file://"):
+            text = unquote(urlsplit(text).path)
+        if _is_url(text):
+            out[text] = None
+            continue
+        path = Path(text).expanduser()
+        if path.is_dir():
+            walker = path.rglob("*") if recursive else path.glob("*")
+            found = sorted(
+                p
+                for p in walker
+                if p.is_file()
+                and _matches(p.name, pattern)
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not found:
+                log.warning("%s: no file matches %r", path, pattern)
+            out.update((str(p.absolute()), None) for p in found)
+        elif glob.has_magic(text):
+            found = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+            out.update(
+                (str(p.absolute()), None)
+                for p in found
+                if p.is_file() and not p.name.lower().endswith(_SIDECARS)
+            )
+        else:
+            out[str(path.absolute())] = None
+    if not out:
+        raise FileNotFoundError(f"no files found in {sources!r} (pattern {pattern!r})")
+    return list(out)
+
+
+def _path_parts(href: str) -> list[str]:
+    path = urlsplit(href).path if _is_url(href) else href
+    return [p for p in PurePosixPath(path.replace(os.sep, "/")).parts if p not in ("/", "")]
+
+
+def _stem(name: str) -> str:
+    lower = name.lower()
+    for ext in (".tiff", ".tif", ".gtiff", ".cog"):
+        if lower.endswith(ext):
+            return name[: -len(ext)]
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def record_ids(hrefs: Sequence[str]) -> list[str]:
+    """File stems; duplicates get their path below the common parent (then ``-2``, ``-3``)."""
+    stems = [_stem(_path_parts(h)[-1]) if _path_parts(h) else h for h in hrefs]
+    counts: dict[str, int] = {}
+    for s in stems:
+        counts[s] = counts.get(s, 0) + 1
+    dup_parts = [_path_parts(h) for h, s in zip(hrefs, stems, strict=True) if counts[s] > 1]
+    common = os.path.commonprefix(dup_parts) if dup_parts else []  # noqa: RUF071 (lists)
+    ids: list[str] = []
+    seen: dict[str, int] = {}
+    for href, stem in zip(hrefs, stems, strict=True):
+        rid = stem
+        if counts[stem] > 1:
+            parts = _path_parts(href)[len(common) :] or _path_parts(href)[-1:]
+            rid = "/".join([*parts[:-1], _stem(parts[-1])])
+        seen[rid] = seen.get(rid, 0) + 1
+        ids.append(rid if seen[rid] == 1 else f"{rid}-{seen[rid]}")
+    return ids
+
+
+def datetime_from_name(href: str) -> dt.datetime | None:
+    """The first valid ``YYYYMMDD`` / ``YYYY-MM-DD`` in the file name, else in its folders."""
+    for part in reversed(_path_parts(href)):
+        for match in _DATE.finditer(part):
+            year, _, month, day = match.groups()
+            try:
+                return dt.datetime(int(year), int(month), int(day))
+            except ValueError:
+                continue
+    return None
+
+
+def _as_datetime(value: Any, href: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day)
+    if isinstance(value, str):
+        return parse_datetime_text(value, href)
+    raise TypeError(f"{href}: datetime callable returned {type(value).__name__}, not a datetime")
+
+
+def _datetimes(hrefs: Sequence[str], datetime: Callable[[str], Any] | None) -> list:
+    values = [
+        _as_datetime(datetime(h), h) if datetime is not None else datetime_from_name(h)
+        for h in hrefs
+    ]
+    missing = [h for h, v in zip(hrefs, values, strict=True) if v is None]
+    if missing:
+        log.warning(
+            "%d file(s) have no datetime (none found in the file name; pass datetime=callable): %s",
+            len(missing),
+            ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else ""),
+        )
+    return values
+
+
+def build_from_files(
+    sources: Source | Sequence[Source],
+    *,
+    name: str = "",
+    data_source: str = "",
+    workspace_dir: str | Path | None = None,
+    bands: Sequence[str] | None = None,
+    pattern: str = "*.tif*",
+    recursive: bool = True,
+    datetime: Callable[[str], Any] | None = None,
+    group_by: Callable[[str], GroupKey] | None = None,
+    force: bool = False,
+    max_concurrent: int = 64,
+) -> Any:
+    """Index GeoTIFFs into a :class:`~rasteret.index.Collection`, one record per file.
+
+    ``sources``: a folder (searched for ``pattern``, recursively by default), a glob, a
+    path / URL, or a list of them. Bands are the samples of each file, ``b1`` … ``bN``,
+    unless ``bands=[...]`` names them. ``datetime(path)`` gives each record's time;
+    otherwise a ``YYYYMMDD`` / ``YYYY-MM-DD`` in the file (or folder) name is used, else
+    it is null (with a warning). ``group_by(path) -> (record_id, band[, band_index])``
+    gathers per-band files into records (e.g. ``<scene>_<band>.tif``). Files that cannot be
+    indexed keep their record, with the cause in ``{band}_error``.
+    """
+    hrefs = expand_sources(sources, pattern, recursive)
+    target = records_dir(name, workspace_dir)
+    arguments = {
+        "builder": "files",
+        "data_source": data_source,
+        "bands": list(bands) if bands is not None else None,
+        "datetime": datetime,
+        "group_by": group_by,
+    }
+    key = build_key(files_fingerprint(hrefs), arguments)
+    if cache_status(target, key, force) == "hit":
+        return load_cached(target)
+
+    headers = index_headers(hrefs, concurrency=max_concurrent)
+    if group_by is None:
+        ids = record_ids(hrefs)
+        times = _datetimes(hrefs, datetime)
+        assets = assets_per_sample(hrefs, headers, bands)
+    else:
+        ids, times, assets = _grouped(hrefs, group_by, datetime)
+    table = pa.table(
+        {
+            "id": pa.array(ids, pa.string()),
+            "datetime": pa.array(times, pa.timestamp("us")),
+            "assets": assets,
+        }
+    )
+    label = str(sources) if isinstance(sources, str | os.PathLike) else f"{len(hrefs)} files"
+    return finish_build(
+        table,
+        label=label,
+        name=name,
+        data_source=data_source,
+        target=target,
+        key=key,
+        headers=headers,
+        bands=[f.name for f in assets.type],
+    )
+
+
+def _grouped(
+    hrefs: Sequence[str],
+    group_by: Callable[[str], GroupKey],
+    datetime: Callable[[str], Any] | None,
+) -> tuple[list[str], list, pa.StructArray]:
+    groups: dict[str, dict[str, dict]] = {}
+    first_file: dict[str, str] = {}
+    band_names: dict[str, None] = {}
+    for href in hrefs:
+        key = group_by(href)
+        record, band = str(key[0]), str(key[1])
+        index = int(key[2]) if len(key) > 2 else 0
+        members = groups.setdefault(record, {})
+        if band in members:
+            raise ValueError(
+                f"group_by puts two files in record {record!r} band {band!r}: "
+                f"{members[band]['href']} and {href}"
+            )
+        members[band] = {"href": href, "band_index": index}
+        first_file.setdefault(record, href)
+        band_names[band] = None
+    ids = list(groups)
+    times = _datetimes([first_file[r] for r in ids], datetime)
+    names = list(band_names)
+    rows = [{b: groups[r].get(b) for b in names} for r in ids]
+    assets = pa.array(rows, type=pa.struct([(b, ASSET_TYPE) for b in names]))
+    return ids, times, assets

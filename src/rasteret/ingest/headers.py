@@ -1,0 +1,184 @@
+"""Concurrent TIFF header indexing: URLs → parsed headers or per-file errors.
+
+Every file costs one prefix request (``prefetch`` bytes, which also returns the object's
+size / ETag, so no extra HEAD) plus, only when the header does not fit in the prefix,
+the further range reads the parser asks for. A bad file (missing, truncated, not a TIFF,
+unsupported feature, network failure) yields a :class:`HeaderResult` carrying an error
+message that names the file and the cause; it never aborts the other files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rasteret.errors import FetchError, TiffError
+from rasteret.ingest.progress import ProgressLine
+from rasteret.tiff.model import TiffHeader
+
+if TYPE_CHECKING:
+    from rasteret.fetch import ObjectInfo, RangeReader
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderResult:
+    """The outcome of indexing one file: a header (+ object info) or an error."""
+
+    url: str
+    header: TiffHeader | None = None
+    info: ObjectInfo | None = None
+    error: str | None = None  # names the file and the cause
+    error_type: str | None = None  # class name of the exception, e.g. "CorruptTiffError"
+    requests: int = 0  # range requests this file took
+
+    @property
+    def ok(self) -> bool:
+        return self.header is not None
+
+
+def describe_error(url: str, exc: BaseException) -> str:
+    """A one-line message naming ``url`` and the cause of ``exc``."""
+    message = str(exc).strip() or repr(exc)
+    if not isinstance(exc, TiffError | FetchError) or url not in message:
+        message = f"{url}: {message}"
+    return f"{type(exc).__name__}: {message}"
+
+
+class _PrefixFetch:
+    """``fetch(offset, length)`` for the parser, served from one prefix read when possible."""
+
+    def __init__(self, reader: RangeReader, url: str, prefetch: int) -> None:
+        self.reader = reader
+        self.url = url
+        self.prefetch = max(int(prefetch), 16)
+        self.prefix = b""
+        self.info: ObjectInfo | None = None
+        self.requests = 0
+
+    async def start(self) -> None:
+        data, info = await self.reader.read_prefix(self.url, self.prefetch)
+        self.requests += 1
+        self.prefix = bytes(data)
+        self.info = info
+
+    @property
+    def _whole_file(self) -> bool:
+        size = getattr(self.info, "size", None)
+        if size is not None:
+            return len(self.prefix) >= size
+        return len(self.prefix) < self.prefetch  # a short read means end of file
+
+    @property
+    def _size(self) -> int | None:
+        size = getattr(self.info, "size", None)
+        return int(size) if size is not None else None
+
+    async def __call__(self, offset: int, length: int) -> bytes:
+        end = offset + length
+        have = len(self.prefix)
+        if end <= have or self._whole_file:
+            return self.prefix[offset:end]
+        size = self._size
+        if size is not None:
+            end = min(end, size)
+            if offset >= end:
+                return b""
+        start = max(offset, have)  # reuse the part of the request already in the prefix
+        data = bytes(await self.reader.read_range(self.url, start, end))
+        self.requests += 1
+        if start > offset:
+            data = self.prefix[offset:have] + data
+        return data
+
+
+async def _index_one(reader: RangeReader, url: str, prefetch: int) -> HeaderResult:
+    from rasteret.tiff.header import read_header
+
+    fetch = _PrefixFetch(reader, url, prefetch)
+    try:
+        await fetch.start()
+        header = await read_header(fetch, url, prefetch=prefetch)
+    except Exception as exc:  # one bad file must never abort the others
+        return HeaderResult(
+            url,
+            info=fetch.info,
+            error=describe_error(url, exc),
+            error_type=type(exc).__name__,
+            requests=fetch.requests,
+        )
+    return HeaderResult(url, header=header, info=fetch.info, requests=fetch.requests)
+
+
+async def index_headers_async(
+    urls: Iterable[str],
+    *,
+    reader: RangeReader | None = None,
+    concurrency: int = 64,
+    prefetch: int = 65536,
+    progress: bool | None = None,
+) -> dict[str, HeaderResult]:
+    """Parse the TIFF header of every distinct URL, at most ``concurrency`` at a time.
+
+    Returns ``{url: HeaderResult}`` in first-seen order. ``progress=None`` shows a progress
+    line on stderr only when it is a terminal; ``False`` never shows it.
+    """
+    unique = list(dict.fromkeys(str(u) for u in urls))
+    if not unique:
+        return {}
+    if reader is None:
+        from rasteret.fetch import default_reader
+
+        reader = default_reader()
+    results: dict[str, HeaderResult] = {}
+    bar = ProgressLine(len(unique), enabled=progress)
+    pending = iter(unique)
+
+    async def worker() -> None:
+        for url in pending:  # the shared iterator hands each URL to one worker
+            result = await _index_one(reader, url, prefetch)
+            results[url] = result
+            bar.update(result.ok)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(unique))))))
+    finally:
+        bar.close()
+    return {url: results[url] for url in unique}
+
+
+def index_headers(
+    urls: Iterable[str],
+    *,
+    reader: RangeReader | None = None,
+    concurrency: int = 64,
+    prefetch: int = 65536,
+    progress: bool | None = None,
+) -> dict[str, HeaderResult]:
+    """Synchronous form of :func:`index_headers_async` (safe inside a running event loop)."""
+    return run_sync(
+        index_headers_async(
+            urls, reader=reader, concurrency=concurrency, prefetch=prefetch, progress=progress
+        )
+    )
+
+
+def run_sync(coro: Any) -> Any:
+    """Run ``coro`` to completion from synchronous code (``rasteret._async.run_sync``)."""
+    try:
+        from rasteret._async import run_sync as _run_sync
+    except ImportError:  # pragma: no cover - the shared helper is part of the package
+        return _run_in_thread(coro)
+    return _run_sync(coro)
+
+
+def _run_in_thread(coro: Any) -> Any:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()

@@ -1,0 +1,159 @@
+"""Coordinate arrays of a group, synthesised in memory: ``x``, ``y``, ``time``, ``id``,
+``spatial_ref``.
+
+``x`` / ``y`` are pixel centres of the group's (north-up) grid; a rotated or sheared
+grid gets no 1-D ``x`` / ``y`` (its affine is in ``spatial_ref.GeoTransform``).
+``time`` is int64 microseconds since 1970-01-01 (CF-decoded by xarray), ``id`` the
+record ids (variable-length UTF-8), and ``spatial_ref`` a 0-d int64 carrying the CRS
+as ``pyproj.CRS.to_cf()`` plus ``spatial_ref`` (WKT) and ``GeoTransform`` (GDAL order),
+so ``xr.open_zarr`` and rioxarray's ``.rio`` work unchanged.
+"""
+
+from __future__ import annotations
+
+import struct
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from rasteret.store.layout import GroupLayout
+
+Node = tuple[dict[str, Any], bytes | None]  # (zarr.json document, the single chunk)
+_BYTES_CODEC = [{"name": "bytes", "configuration": {"endian": "little"}}]
+
+
+def coordinate_nodes(group: GroupLayout) -> dict[str, Node]:
+    """Coordinate arrays of ``group``: name → (document, chunk bytes or None)."""
+    nodes: dict[str, Node] = {}
+    grid = group.grid
+    axes = _axis_attributes(grid.epsg, grid.crs_wkt)
+    transform = grid.transform
+    if transform is not None and transform[1] == 0.0 and transform[3] == 0.0:
+        a, _, c, _, e, f = transform
+        x = c + a * (np.arange(grid.width, dtype=np.float64) + 0.5)
+        y = f + e * (np.arange(grid.height, dtype=np.float64) + 0.5)
+        nodes["x"] = _numeric(x, "x", axes.get("x", {}))
+        nodes["y"] = _numeric(y, "y", axes.get("y", {}))
+    micros = group.times.astype("datetime64[us]").astype(np.int64)
+    nodes["time"] = _numeric(
+        micros,
+        "time",
+        {
+            "standard_name": "time",
+            "units": "microseconds since 1970-01-01T00:00:00",
+            "calendar": "proleptic_gregorian",
+        },
+    )
+    nodes["id"] = _strings(group.ids, "time", {"long_name": "record id"})
+    ref = spatial_ref_attributes(grid.epsg, grid.crs_wkt, transform)
+    if ref is not None:
+        nodes["spatial_ref"] = (_document((), "int64", 0, [], ref, _BYTES_CODEC), None)
+    return nodes
+
+
+def spatial_ref_attributes(
+    epsg: int | None, crs_wkt: str | None, transform: tuple[float, ...] | None
+) -> dict[str, Any] | None:
+    """CF grid-mapping attributes of a CRS (``None`` without a CRS)."""
+    cf = _crs_cf(epsg, crs_wkt)
+    if cf is None:
+        return None
+    attrs = dict(cf)
+    attrs["spatial_ref"] = attrs.get("crs_wkt", crs_wkt)
+    if transform is not None:
+        a, b, c, d, e, f = transform
+        attrs["GeoTransform"] = " ".join(repr(float(v)) for v in (c, a, b, f, d, e))
+    return attrs
+
+
+@lru_cache(maxsize=256)
+def _crs_cf(epsg: int | None, crs_wkt: str | None) -> dict[str, Any] | None:
+    if epsg is None and not crs_wkt:
+        return None
+    from pyproj import CRS
+
+    crs = CRS.from_wkt(crs_wkt) if crs_wkt else CRS.from_epsg(epsg)
+    cf = crs.to_cf()
+    return {k: _json_safe(v) for k, v in cf.items()}
+
+
+@lru_cache(maxsize=256)
+def _axis_attributes(epsg: int | None, crs_wkt: str | None) -> dict[str, dict[str, Any]]:
+    if epsg is None and not crs_wkt:
+        return {}
+    from pyproj import CRS
+
+    crs = CRS.from_wkt(crs_wkt) if crs_wkt else CRS.from_epsg(epsg)
+    try:
+        axes = crs.cs_to_cf()
+    except Exception:
+        return {}
+    result: dict[str, dict[str, Any]] = {}
+    for attrs in axes:
+        axis = attrs.get("axis")
+        name = {"X": "x", "Y": "y"}.get(str(axis))
+        if name is None and attrs.get("standard_name") == "longitude":
+            name = "x"
+        if name is None and attrs.get("standard_name") == "latitude":
+            name = "y"
+        if name is not None and name not in result:
+            result[name] = {k: _json_safe(v) for k, v in attrs.items() if k != "axis"}
+    return result
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _numeric(values: np.ndarray, dim: str, attrs: dict[str, Any]) -> Node:
+    data = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))
+    doc = _document(
+        (len(values),), data.dtype.name, 0, [dim], attrs, _BYTES_CODEC, chunk=max(len(values), 1)
+    )
+    return doc, data.tobytes() if len(values) else None
+
+
+def _strings(values: list[str], dim: str, attrs: dict[str, Any]) -> Node:
+    codecs = [{"name": "vlen-utf8", "configuration": {}}]
+    doc = _document((len(values),), "string", "", [dim], attrs, codecs, chunk=max(len(values), 1))
+    return doc, encode_vlen_utf8(values) if values else None
+
+
+def encode_vlen_utf8(values: list[str]) -> bytes:
+    """The ``vlen-utf8`` encoding of a 1-D chunk: count, then (length, UTF-8 bytes) items."""
+    parts = [struct.pack("<I", len(values))]
+    for value in values:
+        raw = value.encode("utf-8")
+        parts.append(struct.pack("<I", len(raw)))
+        parts.append(raw)
+    return b"".join(parts)
+
+
+def _document(
+    shape: tuple[int, ...],
+    data_type: str,
+    fill: Any,
+    dims: list[str],
+    attrs: dict[str, Any],
+    codecs: list[dict[str, Any]],
+    chunk: int | None = None,
+) -> dict[str, Any]:
+    chunk_shape = [] if not shape else [chunk or shape[0]]
+    return {
+        "zarr_format": 3,
+        "node_type": "array",
+        "shape": list(shape),
+        "data_type": data_type,
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunk_shape}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": fill,
+        "codecs": codecs,
+        "attributes": attrs,
+        "dimension_names": dims,
+        "storage_transformers": [],
+    }

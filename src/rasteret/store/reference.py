@@ -1,0 +1,227 @@
+"""Pickling a ``VirtualStore`` by reference (DESIGN decision 5).
+
+A store pickles as a :class:`StoreReference`: the collection's URI, the fingerprint of
+the file there, the record selection (ids, only when the store was built from a
+subset) and the bands, plus the store's token (a digest of its layout). Unpickling
+loads the collection once per process (cached), rebuilds the store (cached by token)
+and checks that the token matches, so a changed collection fails loudly
+(:class:`~rasteret.errors.StaleIndexError`) instead of reading the wrong bytes.
+
+A collection that lives only in memory (no URI, or one that no longer matches its
+file) is embedded as Arrow IPC bytes (zstd, only the columns the store needs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rasteret.errors import StaleIndexError
+from rasteret.index import Collection, load
+from rasteret.index.parquet import path_stamp
+from rasteret.index.schema import metadata_column
+from rasteret.store.layout import StoreLayout
+
+if TYPE_CHECKING:
+    from rasteret.store.virtual import VirtualStore
+
+_CACHE_SIZE = 16
+_lock = threading.Lock()
+_stores: OrderedDict[str, VirtualStore] = OrderedDict()
+_collections: OrderedDict[tuple[str, str], Collection] = OrderedDict()
+
+
+@dataclass(frozen=True)
+class StoreReference:
+    """What a pickled store carries: enough to rebuild it, never the tile tables
+    (unless the collection exists only in memory)."""
+
+    token: str
+    bands: tuple[str, ...]
+    uri: str | None = None
+    fingerprint: str | None = None  # of the collection stored at ``uri``
+    ids: bytes | None = None  # zlib of "\x1f"-joined record ids (a subset of ``uri``)
+    table_ipc: bytes | None = None  # embedded table (in-memory collections)
+
+    def collection(self) -> Collection:
+        """The collection the store was built from (loaded, selected or unembedded)."""
+        if self.table_ipc is not None:
+            with pa.ipc.open_stream(pa.BufferReader(self.table_ipc)) as reader:
+                return Collection(reader.read_all())
+        assert self.uri is not None
+        base = _load(self.uri, self.fingerprint)
+        if base.fingerprint != self.fingerprint:
+            raise StaleIndexError(
+                self.uri,
+                f"collection changed since the store was pickled (fingerprint "
+                f"{base.fingerprint}, expected {self.fingerprint})",
+            )
+        if self.ids is None:
+            return base
+        ids = zlib.decompress(self.ids).decode("utf-8").split("\x1f")
+        return _select_ids(base, ids)
+
+
+class StoreSource:
+    """The collection behind a store, its token, and (lazily) its pickle reference."""
+
+    def __init__(self, collection: Collection, layout: StoreLayout) -> None:
+        self.collection = collection
+        self.bands = tuple(layout.bands)
+        self.token = layout_token(layout)
+        self._reference: StoreReference | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return self.collection.fingerprint
+
+    def describe(self) -> str:
+        where = self.collection.uri or "in-memory collection"
+        return f"{where} ({len(self.collection)} records)"
+
+    def reference(self) -> StoreReference:
+        """The pickle reference (computed on first use: may load ``uri`` once)."""
+        if self._reference is None:
+            self._reference = make_reference(self.collection, self.bands, self.token)
+        return self._reference
+
+    @cached_property
+    def pickled_size(self) -> int:
+        """Bytes of the pickled reference (for diagnostics)."""
+        import pickle
+
+        return len(pickle.dumps(self.reference()))
+
+
+def make_reference(collection: Collection, bands: tuple[str, ...], token: str) -> StoreReference:
+    """A by-URI reference when the collection is (a record subset of) its file, else embed."""
+    uri = collection.uri
+    if uri is not None:
+        try:
+            base = _load(uri, None)
+        except (OSError, ValueError):
+            base = None
+        if base is not None:
+            if base.fingerprint == collection.fingerprint:
+                return StoreReference(token, bands, uri=uri, fingerprint=base.fingerprint)
+            ids = [str(v) for v in collection.table["id"].to_pylist()]
+            selected = _select_ids(base, ids)
+            if (
+                selected.fingerprint == collection.fingerprint
+                or _token_of(selected, bands) == token
+            ):
+                packed = zlib.compress("\x1f".join(ids).encode("utf-8"), 6)
+                return StoreReference(
+                    token, bands, uri=uri, fingerprint=base.fingerprint, ids=packed
+                )
+    return StoreReference(token, bands, table_ipc=_embed(collection.table, bands))
+
+
+def rebuild_store(reference: StoreReference) -> VirtualStore:
+    """Unpickle: the store for ``reference`` (cached per process by token)."""
+    with _lock:
+        store = _stores.get(reference.token)
+        if store is not None:
+            _stores.move_to_end(reference.token)
+            return store
+    from rasteret.store.api import build_store
+
+    collection = reference.collection()
+    store = build_store(collection, reference.bands)
+    if store.token != reference.token:
+        where = reference.uri or "embedded collection"
+        raise StaleIndexError(
+            where,
+            "the rebuilt store does not match the pickled one (the collection's records "
+            "or their tile tables changed)",
+        )
+    store._source._reference = reference
+    remember(store)
+    return store
+
+
+def remember(store: VirtualStore) -> None:
+    """Keep ``store`` in the per-process cache (bounded LRU)."""
+    with _lock:
+        _stores[store.token] = store
+        _stores.move_to_end(store.token)
+        while len(_stores) > _CACHE_SIZE:
+            _stores.popitem(last=False)
+
+
+def cached_store(token: str) -> VirtualStore | None:
+    with _lock:
+        return _stores.get(token)
+
+
+def layout_token(layout: StoreLayout) -> str:
+    """A digest of everything a store serves: groups, arrays, codecs, records, tile tables."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr(layout.bands).encode())
+    for name, group in layout.groups.items():
+        digest.update(f"\0g{name}\0{group.grid!r}\0{group.overview}".encode())
+        digest.update(group.times.astype("int64").tobytes())
+        digest.update("\x1f".join(group.ids).encode())
+        for aname, array in group.arrays.items():
+            digest.update(f"\0a{aname}\0{sorted(array.codec.items())!r}".encode())
+            digest.update(f"{array.nodata!r}{array.scale!r}{array.offset!r}".encode())
+            for source in array.sources:
+                if source is None:
+                    digest.update(b"\0-")
+                    continue
+                digest.update(f"\0{source.href}\0{source.size}\0{source.etag}".encode())
+                digest.update(source.offsets.tobytes())
+                digest.update(source.byte_counts.tobytes())
+                digest.update(source.jpeg_tables or b"")
+    return digest.hexdigest()
+
+
+def _load(uri: str, fingerprint: str | None) -> Collection:
+    try:
+        stamp = path_stamp(uri)
+    except (OSError, NotImplementedError, ValueError):
+        stamp = ""
+    key = (uri, stamp)
+    with _lock:
+        cached = _collections.get(key)
+    if cached is not None and (fingerprint is None or cached.fingerprint == fingerprint):
+        return cached
+    collection = load(uri)
+    with _lock:
+        _collections[key] = collection
+        while len(_collections) > _CACHE_SIZE:
+            _collections.popitem(last=False)
+    return collection
+
+
+def _token_of(collection: Collection, bands: tuple[str, ...]) -> str | None:
+    from rasteret.store.layout import build_layout
+
+    try:
+        return layout_token(build_layout(collection.table, bands))
+    except Exception:
+        return None
+
+
+def _select_ids(base: Collection, ids: list[str]) -> Collection:
+    wanted = pa.array(ids, pa.string())
+    mask = pc.is_in(base.table["id"].cast(pa.string()), value_set=wanted)
+    return base._view(base.table.filter(mask))
+
+
+def _embed(table: pa.Table, bands: tuple[str, ...]) -> bytes:
+    needed = ["id", "datetime", "assets", *(metadata_column(b) for b in bands)]
+    table = table.select([c for c in needed if c in table.column_names])
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()

@@ -1,0 +1,309 @@
+"""``VirtualStore``: a read-only Zarr v3 store synthesised from a collection layout.
+
+Metadata (``zarr.json`` of the root, the groups and every array, with inline
+consolidated metadata) and coordinate chunks live in memory. A data chunk key
+``{group}/{array}/c/{t}/{i}/{j}`` resolves to ``(href, offset, length)`` of block
+``(i, j)`` of the record at time step ``t`` and is read through the fetch layer's
+micro-batched ``read_block`` (concurrent reads of one file coalesce into one
+request). JPEG tables are spliced into each tile (``tables[:-2] + tile[2:]``); a
+sparse block (byte count 0) or a record without the array's band returns ``None``,
+so Zarr fills it with ``fill_value``. No header is read at read time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from zarr.abc.store import (
+    ByteRequest,
+    OffsetByteRequest,
+    RangeByteRequest,
+    Store,
+    SuffixByteRequest,
+)
+
+from rasteret.store.coords import coordinate_nodes
+from rasteret.store.layout import ArrayLayout, StoreLayout, TileSource
+from rasteret.store.metadata import (
+    array_document,
+    group_attributes,
+    group_document,
+    root_attributes,
+)
+
+if TYPE_CHECKING:
+    from zarr.core.buffer import Buffer, BufferPrototype
+
+    from rasteret.store.reference import StoreSource
+
+JPEG_COMPRESSIONS = (7, 34892)
+
+
+class VirtualStore(Store):
+    """A read-only Zarr v3 store over the COG tiles of a collection (see module docs).
+
+    Build one with :func:`rasteret.store.open_store`. It pickles by reference
+    (collection URI + selection + fingerprint; see :mod:`rasteret.store.reference`).
+    """
+
+    supports_writes = False
+    supports_deletes = False
+    supports_listing = True
+
+    def __init__(self, layout: StoreLayout, source: StoreSource) -> None:
+        super().__init__(read_only=True)
+        self._layout = layout
+        self._source = source
+        self._static: dict[str, bytes] = {}
+        self._dirs: dict[str, set[str]] = {"": set()}
+        self._arrays: dict[str, ArrayLayout] = {}
+        self._build_static()
+
+    # ------------------------------------------------------------------ structure
+
+    @property
+    def layout(self) -> StoreLayout:
+        """The groups and arrays this store exposes."""
+        return self._layout
+
+    @property
+    def groups(self) -> list[str]:
+        """Every group (grids and their overview levels), in a deterministic order."""
+        return list(self._layout.groups)
+
+    @property
+    def token(self) -> str:
+        """Identity of the store's content (equal stores have equal tokens)."""
+        return self._source.token
+
+    def _build_static(self) -> None:
+        all_members: dict[str, dict[str, Any]] = {}
+        for name, group in self._layout.groups.items():
+            members: dict[str, dict[str, Any]] = {}
+            coords = coordinate_nodes(group)
+            georeferenced = "spatial_ref" in coords
+            for cname, (doc, chunk) in coords.items():
+                members[cname] = doc
+                path = f"{name}/{cname}"
+                if chunk is not None:
+                    chunk_key = f"{path}/c" if not doc["shape"] else f"{path}/c/0"
+                    self._put(chunk_key, chunk)
+            for aname, array in group.arrays.items():
+                members[aname] = array_document(array, georeferenced=georeferenced)
+                self._arrays[f"{name}/{aname}"] = array
+                self._add_dir(f"{name}/{aname}/c")
+            for member, doc in members.items():
+                self._put(f"{name}/{member}/zarr.json", _json_bytes(doc))
+            group_doc = group_document(group, members, group_attributes(group))
+            self._put(f"{name}/zarr.json", _json_bytes(group_doc))
+            all_members[name] = group_doc
+            for member, doc in members.items():
+                all_members[f"{name}/{member}"] = doc
+        root = group_document(
+            None, all_members, root_attributes(self._layout, self._source.fingerprint)
+        )
+        self._put("zarr.json", _json_bytes(root))
+
+    def _put(self, key: str, value: bytes) -> None:
+        self._static[key] = value
+        self._add_dir(key)
+
+    def _add_dir(self, key: str) -> None:
+        parts = key.split("/")
+        for depth in range(len(parts)):
+            parent = "/".join(parts[:depth])
+            self._dirs.setdefault(parent, set()).add(parts[depth])
+
+    # ------------------------------------------------------------------ chunk lookup
+
+    def block(self, key: str) -> tuple[TileSource, int, int] | None:
+        """``(source, offset, length)`` of a data chunk key, or ``None``
+        when the key is not a chunk of this store, is sparse or its record lacks the band."""
+        array_path, sep, index = key.rpartition("/c/")
+        if not sep:
+            return None
+        array = self._arrays.get(array_path)
+        if array is None:
+            return None
+        parts = index.split("/")
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            return None
+        t, i, j = (int(p) for p in parts)
+        if t >= len(array.sources) or i >= array.tiles_down or j >= array.tiles_across:
+            return None
+        source = array.sources[t]
+        if source is None:
+            return None
+        n = i * array.tiles_across + j
+        length = int(source.byte_counts[n])
+        if length <= 0:
+            return None
+        return source, int(source.offsets[n]), length
+
+    # ------------------------------------------------------------------ Store API
+
+    async def get(
+        self,
+        key: str,
+        prototype: BufferPrototype,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        static = self._static.get(key)
+        if static is not None:
+            return prototype.buffer.from_bytes(_byte_slice(static, byte_range))
+        block = self.block(key)
+        if block is None:
+            return None
+        source, offset, length = block
+        from rasteret.fetch import ObjectInfo, default_reader
+
+        expected = None
+        if source.size is not None or source.etag:
+            expected = ObjectInfo(size=source.size, etag=source.etag)
+        data = await default_reader().read_block(
+            source.href, offset, offset + length, expected=expected, copy=False
+        )
+        if source.jpeg_tables:
+            data = b"".join((source.jpeg_tables[:-2], memoryview(data)[2:]))
+        return prototype.buffer.from_bytes(_byte_slice(data, byte_range))
+
+    async def get_partial_values(
+        self,
+        prototype: BufferPrototype,
+        key_ranges: Iterable[tuple[str, ByteRequest | None]],
+    ) -> list[Buffer | None]:
+        import asyncio
+
+        return list(
+            await asyncio.gather(*(self.get(key, prototype, rng) for key, rng in key_ranges))
+        )
+
+    async def exists(self, key: str) -> bool:
+        return key in self._static or self.block(key) is not None
+
+    async def getsize(self, key: str) -> int:
+        static = self._static.get(key)
+        if static is not None:
+            return len(static)
+        block = self.block(key)
+        if block is None:
+            raise FileNotFoundError(key)
+        return block[2]
+
+    async def set(self, key: str, value: Buffer) -> None:
+        raise PermissionError(f"VirtualStore is read-only: cannot write {key!r}")
+
+    async def delete(self, key: str) -> None:
+        raise PermissionError(f"VirtualStore is read-only: cannot delete {key!r}")
+
+    def with_read_only(self, read_only: bool = False) -> Store:
+        if not read_only:
+            raise ValueError("VirtualStore is read-only")
+        return self
+
+    async def list(self) -> AsyncIterator[str]:
+        for key in self._static:
+            yield key
+        for key in self._chunk_keys(""):
+            yield key
+
+    async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        for key in self._static:
+            if key.startswith(prefix):
+                yield key
+        for key in self._chunk_keys(prefix):
+            yield key
+
+    async def list_dir(self, prefix: str) -> AsyncIterator[str]:
+        prefix = prefix.rstrip("/")
+        for name in sorted(self._dirs.get(prefix, ())):
+            yield name
+        for name in self._chunk_dir(prefix):
+            yield name
+
+    def _chunk_keys(self, prefix: str) -> Iterator[str]:
+        for path, array in self._arrays.items():
+            base = f"{path}/c/"
+            if not (base.startswith(prefix) or prefix.startswith(base)):
+                continue
+            for t, source in enumerate(array.sources):
+                if source is None:
+                    continue
+                for n in range(array.tiles_down * array.tiles_across):
+                    if source.byte_counts[n] > 0:
+                        i, j = divmod(n, array.tiles_across)
+                        key = f"{base}{t}/{i}/{j}"
+                        if key.startswith(prefix):
+                            yield key
+
+    def _chunk_dir(self, prefix: str) -> Iterator[str]:
+        """Children of a directory below an array's ``c/`` (time, then tile row, column)."""
+        array_path, sep, rest = prefix.rpartition("/c")
+        if sep and rest == "":
+            array = self._arrays.get(array_path)
+            if array is not None:
+                for t, source in enumerate(array.sources):
+                    if source is not None and bool((source.byte_counts > 0).any()):
+                        yield str(t)
+            return
+        array_path, sep, rest = prefix.rpartition("/c/")
+        array = self._arrays.get(array_path) if sep else None
+        parts = rest.split("/") if array is not None else []
+        if not parts or not all(p.isdigit() for p in parts) or len(parts) > 2:
+            return
+        t = int(parts[0])
+        if t >= len(array.sources) or array.sources[t] is None:
+            return
+        counts = array.sources[t].byte_counts.reshape(array.tiles_down, array.tiles_across)
+        if len(parts) == 1:
+            for i in range(array.tiles_down):
+                if (counts[i] > 0).any():
+                    yield str(i)
+        else:
+            i = int(parts[1])
+            if i < array.tiles_down:
+                for j in range(array.tiles_across):
+                    if counts[i, j] > 0:
+                        yield str(j)
+
+    # ------------------------------------------------------------------ identity
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VirtualStore) and other.token == self.token
+
+    def __hash__(self) -> int:
+        return hash(("rasteret.VirtualStore", self.token))
+
+    def __dask_tokenize__(self) -> tuple[str, str]:
+        return ("rasteret.VirtualStore", self.token)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        from rasteret.store.reference import rebuild_store
+
+        return (rebuild_store, (self._source.reference(),))
+
+    def __repr__(self) -> str:
+        arrays = sum(len(g.arrays) for g in self._layout.groups.values())
+        return (
+            f"<VirtualStore {self._source.describe()}: {len(self._layout.groups)} group(s), "
+            f"{arrays} array(s), bands={list(self._layout.bands)}>"
+        )
+
+
+def _json_bytes(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, allow_nan=False).encode("utf-8")
+
+
+def _byte_slice(data: Any, byte_range: ByteRequest | None) -> Any:
+    if byte_range is None:
+        return data
+    view = memoryview(data)
+    if isinstance(byte_range, RangeByteRequest):
+        return view[byte_range.start : byte_range.end]
+    if isinstance(byte_range, OffsetByteRequest):
+        return view[byte_range.offset :]
+    if isinstance(byte_range, SuffixByteRequest):
+        return view[-byte_range.suffix :] if byte_range.suffix else view[:0]
+    raise TypeError(f"unexpected byte range {byte_range!r}")

@@ -1,0 +1,92 @@
+"""Byte-stream decompressors of the TIFF codecs that produce raw sample bytes.
+
+Every decompressor has the signature ``fn(data, out) -> int``: ``out`` is a writable
+byte memoryview sized for the full block (usually the output array's own memory, so
+the fast path copies nothing); the decoded bytes are written to its start and their
+count is returned. A stream holding more than ``out`` can take is cut to ``len(out)``
+(libtiff ignores surplus decoded bytes too).
+Codec failures propagate as the codec's own exception; :mod:`rasteret.tiff.decode`
+wraps them into :class:`~rasteret.errors.CorruptTiffError`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+
+import imagecodecs
+
+Buffer = bytes | bytearray | memoryview
+Decompressor = Callable[[Buffer, memoryview], int]
+
+
+def _store(decoded: Buffer, out: memoryview) -> int:
+    n = min(len(decoded), len(out))
+    out[:n] = memoryview(decoded)[:n]
+    return n
+
+
+def _copy_raw(data: Buffer, out: memoryview) -> int:
+    return _store(data, out)
+
+
+def _deflate(data: Buffer, out: memoryview) -> int:
+    try:
+        return len(imagecodecs.deflate_decode(data, out=out))
+    except imagecodecs.DeflateError:
+        # Larger than the block, or a stream without a clean end (libtiff accepts a
+        # truncated stream if it yields enough bytes): inflate as far as it goes.
+        return _store(zlib.decompressobj().decompress(data, len(out)), out)
+
+
+def _zstd(data: Buffer, out: memoryview) -> int:
+    try:
+        return len(imagecodecs.zstd_decode(data, out=out))
+    except imagecodecs.ZstdError as exc:
+        if "too small" not in str(exc):
+            raise
+        return _store(imagecodecs.zstd_decode(data), out)
+
+
+def _packbits(data: Buffer, out: memoryview) -> int:
+    try:
+        return len(imagecodecs.packbits_decode(data, out=out))
+    except imagecodecs.PackbitsError as exc:
+        if "TOO_SMALL" not in str(exc):
+            raise
+        return _store(imagecodecs.packbits_decode(data), out)
+
+
+def _lzw(data: Buffer, out: memoryview) -> int:
+    return len(imagecodecs.lzw_decode(data, out=out))  # stops at len(out) by itself
+
+
+def _lzma(data: Buffer, out: memoryview) -> int:
+    return len(imagecodecs.lzma_decode(data, out=out))  # stops at len(out) by itself
+
+
+#: TIFF Compression tag value -> (name, decompressor) for byte-stream codecs.
+BYTE_CODECS: dict[int, tuple[str, Decompressor]] = {
+    1: ("none", _copy_raw),
+    5: ("LZW", _lzw),
+    8: ("deflate", _deflate),
+    32946: ("deflate", _deflate),
+    32773: ("PackBits", _packbits),
+    34925: ("LZMA", _lzma),
+    50000: ("ZSTD", _zstd),
+}
+
+
+def lerc_inner(parameters: tuple[int, ...] | None) -> tuple[str, Callable[[Buffer], Buffer]] | None:
+    """The extra compression wrapped around a LERC blob (LercParameters tag, 50674).
+
+    ``parameters = (lerc_version, additional_compression)`` with 0 none, 1 deflate,
+    2 zstd. Returns ``None`` when there is none; raises ``ValueError`` on unknown values.
+    """
+    if not parameters or len(parameters) < 2 or parameters[1] == 0:
+        return None
+    if parameters[1] == 1:
+        return "LERC_DEFLATE", lambda data: imagecodecs.zlib_decode(data)
+    if parameters[1] == 2:
+        return "LERC_ZSTD", lambda data: imagecodecs.zstd_decode(data)
+    raise ValueError(f"LERC additional compression {parameters[1]}")
