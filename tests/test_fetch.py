@@ -499,13 +499,12 @@ def test_event_loops_are_not_kept_alive(tmp_path: Path, data: bytes) -> None:
             *(reader.read_block(url, i * 100, i * 100 + 10) for i in range(5))
         )
 
-    for _ in range(3):
+    for _ in range(6):
         assert run_sync(contended()) == [data[i * 100 : i * 100 + 10] for i in range(5)]
-    deadline = time.monotonic() + 5
-    while reader._loops and time.monotonic() < deadline:
-        time.sleep(0.01)  # obstore's Tokio threads drop their last future references late
-        gc.collect()
-    assert len(reader._loops) == 0  # per-loop state went away with each asyncio.run loop
+    gc.collect()
+    # Per-loop state goes away with each asyncio.run loop. The last loop may linger a while:
+    # pyo3 releases obstore's references to finished futures at its next call into Python.
+    assert len(reader._loops) <= 1
 
 
 def test_cancelled_waiters_do_not_leak_request_slots(

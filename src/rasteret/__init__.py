@@ -17,6 +17,7 @@ from rasteret._version import __version__
 if TYPE_CHECKING:
     from rasteret.index import Collection, as_collection, load
     from rasteret.ingest import build_from_files, build_from_table
+    from rasteret.store import open_store
 
 _LAZY: dict[str, str] = {
     "Collection": "rasteret.index",
@@ -27,7 +28,16 @@ _LAZY: dict[str, str] = {
     "open_store": "rasteret.store",
 }
 
-__all__ = ["__version__", "version", *sorted(_LAZY)]
+__all__ = [
+    "Collection",
+    "__version__",
+    "as_collection",
+    "build_from_files",
+    "build_from_table",
+    "load",
+    "open_store",
+    "version",
+]
 
 
 def version() -> str:

@@ -301,6 +301,7 @@ class HeaderFetcher:
         self.prefetch = prefetch
         self.expected = expected
         self.info: ObjectInfo | None = None
+        self.requests = 0  # range requests made so far
         self._prefix = b""
 
     async def __call__(self, offset: int, length: int) -> bytes:
@@ -311,13 +312,18 @@ class HeaderFetcher:
             self._prefix, self.info = await self.reader.read_prefix(
                 self.url, want, expected=self.expected
             )
+            self.requests += 1
         size = self.info.size if self.info.size is not None else len(self._prefix)
         end = min(end, size)
         if offset >= end:
             return b""
-        if end <= len(self._prefix):
+        have = len(self._prefix)
+        if end <= have:
             return self._prefix[offset:end]
-        return await self.reader.read_range(self.url, offset, end, expected=self.expected)
+        start = max(offset, have)  # the part already in the prefix is not fetched again
+        data = await self.reader.read_range(self.url, start, end, expected=self.expected)
+        self.requests += 1
+        return self._prefix[offset:have] + bytes(data) if start > offset else data
 
 
 # -- the process-wide reader -----------------------------------------------------------------------

@@ -14,8 +14,13 @@ from rasteret.index.collection import Collection
 from rasteret.index.validate import validate_table
 
 
-def load(path: str | os.PathLike[str], name: str = "") -> Collection:
+def load(
+    path: str | os.PathLike[str], name: str = "", *, require_band_metadata: bool = True
+) -> Collection:
     """Load an exported collection (a Parquet file or a hive-partitioned directory).
+
+    ``require_band_metadata=False`` also accepts record tables without header structs
+    (built with ``enrich_cog=False``): they can be filtered and exported, not read.
 
     Raises ``FileNotFoundError`` naming ``path`` when nothing is there and
     :class:`~rasteret.errors.CollectionSchemaError` naming it when the table is not a
@@ -23,7 +28,7 @@ def load(path: str | os.PathLike[str], name: str = "") -> Collection:
     (``_stac`` / ``_records`` suffixes removed).
     """
     table, stamp = parquet.read_collection_table(path)
-    validate_table(table, source=os.fspath(path))
+    validate_table(table, source=os.fspath(path), require_band_metadata=require_band_metadata)
     metadata = parquet.decode_metadata(table.schema.metadata)
     stem = Path(os.fspath(path).rstrip("/")).name.removesuffix(".parquet")
     stem = re.sub(r"_(stac|records)$", "", stem)

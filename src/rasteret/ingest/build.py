@@ -69,26 +69,8 @@ def finish_build(
 
 
 def load_cached(target: Path, *, require_band_metadata: bool = True) -> Any:
-    """Open the collection a previous build exported to ``target``.
+    """Open the collection a previous build exported to ``target`` (builds with
+    ``enrich_cog=False`` have no header structs: pass ``require_band_metadata=False``)."""
+    from rasteret.index import load
 
-    Builds without header enrichment (``enrich_cog=False``) have no ``{band}_metadata``
-    columns, which :func:`rasteret.index.load` rejects; they are opened here with that
-    one check relaxed.
-    """
-    from rasteret.index import Collection, load
-    from rasteret.index.parquet import decode_metadata, read_collection_table
-    from rasteret.index.validate import validate_table
-
-    if require_band_metadata:
-        return load(str(target))
-    table, stamp = read_collection_table(str(target))
-    validate_table(table, source=str(target), require_band_metadata=False)
-    metadata = decode_metadata(table.schema.metadata)
-    return Collection(
-        table,
-        name=metadata.get("name", ""),
-        description=metadata.get("description", ""),
-        data_source=metadata.get("data_source", ""),
-        uri=str(target),
-        stamp=stamp,
-    )
+    return load(str(target), require_band_metadata=require_band_metadata)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from rasteret._async import run_sync
 from rasteret.errors import FetchError, TiffError
 from rasteret.ingest.progress import ProgressLine
 from rasteret.tiff.model import TiffHeader
@@ -46,59 +47,11 @@ def describe_error(url: str, exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}"
 
 
-class _PrefixFetch:
-    """``fetch(offset, length)`` for the parser, served from one prefix read when possible."""
-
-    def __init__(self, reader: RangeReader, url: str, prefetch: int) -> None:
-        self.reader = reader
-        self.url = url
-        self.prefetch = max(int(prefetch), 16)
-        self.prefix = b""
-        self.info: ObjectInfo | None = None
-        self.requests = 0
-
-    async def start(self) -> None:
-        data, info = await self.reader.read_prefix(self.url, self.prefetch)
-        self.requests += 1
-        self.prefix = bytes(data)
-        self.info = info
-
-    @property
-    def _whole_file(self) -> bool:
-        size = getattr(self.info, "size", None)
-        if size is not None:
-            return len(self.prefix) >= size
-        return len(self.prefix) < self.prefetch  # a short read means end of file
-
-    @property
-    def _size(self) -> int | None:
-        size = getattr(self.info, "size", None)
-        return int(size) if size is not None else None
-
-    async def __call__(self, offset: int, length: int) -> bytes:
-        end = offset + length
-        have = len(self.prefix)
-        if end <= have or self._whole_file:
-            return self.prefix[offset:end]
-        size = self._size
-        if size is not None:
-            end = min(end, size)
-            if offset >= end:
-                return b""
-        start = max(offset, have)  # reuse the part of the request already in the prefix
-        data = bytes(await self.reader.read_range(self.url, start, end))
-        self.requests += 1
-        if start > offset:
-            data = self.prefix[offset:have] + data
-        return data
-
-
 async def _index_one(reader: RangeReader, url: str, prefetch: int) -> HeaderResult:
     from rasteret.tiff.header import read_header
 
-    fetch = _PrefixFetch(reader, url, prefetch)
+    fetch = reader.header_fetch(url, prefetch=prefetch)
     try:
-        await fetch.start()
         header = await read_header(fetch, url, prefetch=prefetch)
     except Exception as exc:  # one bad file must never abort the others
         return HeaderResult(
@@ -162,23 +115,3 @@ def index_headers(
             urls, reader=reader, concurrency=concurrency, prefetch=prefetch, progress=progress
         )
     )
-
-
-def run_sync(coro: Any) -> Any:
-    """Run ``coro`` to completion from synchronous code (``rasteret._async.run_sync``)."""
-    try:
-        from rasteret._async import run_sync as _run_sync
-    except ImportError:  # pragma: no cover - the shared helper is part of the package
-        return _run_in_thread(coro)
-    return _run_sync(coro)
-
-
-def _run_in_thread(coro: Any) -> Any:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    import concurrent.futures
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()

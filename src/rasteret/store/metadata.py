@@ -83,16 +83,19 @@ def group_document(
 def group_attributes(group: GroupLayout) -> dict[str, Any]:
     """Attributes describing a group's grid."""
     grid = group.grid
+    # flat scalars / number lists only, so a Dataset opened from the group can be written
+    # to netCDF unchanged
     attrs: dict[str, Any] = {
-        "rasteret_grid": {
-            "width": grid.width,
-            "height": grid.height,
-            "transform": None if grid.transform is None else list(grid.transform),
-            "epsg": grid.epsg,
-        },
-        "overview_level": group.overview,
+        "rasteret_grid_width": grid.width,
+        "rasteret_grid_height": grid.height,
         "records": len(group.rows),
     }
+    if grid.transform is not None:
+        attrs["rasteret_grid_transform"] = [float(v) for v in grid.transform]
+    if grid.epsg is not None:
+        attrs["rasteret_grid_epsg"] = int(grid.epsg)
+    if group.overview is not None:
+        attrs["overview_level"] = group.overview
     if group.parent is not None:
         attrs["parent_group"] = group.parent
     if grid.crs_wkt:

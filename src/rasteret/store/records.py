@@ -50,9 +50,9 @@ def asset_hrefs(table: pa.Table, band: str) -> list[str | None]:
     if pa.types.is_struct(kind):
         if kind.get_field_index(band) < 0:
             return [None] * len(table)
-        entry = assets.field(band)
+        entry = pc.struct_field(assets, band)  # null where the row's assets are null
         if pa.types.is_struct(entry.type):
-            return entry.field("href").to_pylist()
+            return pc.struct_field(entry, "href").to_pylist()
         return entry.to_pylist()  # a plain string href
     if pa.types.is_map(kind):
         result: list[str | None] = []
