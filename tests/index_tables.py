@@ -84,7 +84,7 @@ def band_struct(
             if mask
             else None
         ),
-        "file_size": 10**7,
+        "file_size": (seed + 10) * 10**6,  # holds every made-up block
         "etag": f'"etag-{seed}"',
         "last_modified": "Mon, 01 Jan 2024 00:00:00 GMT",
     }

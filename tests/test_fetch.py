@@ -422,8 +422,15 @@ def test_header_fetch_serves_parser_calls_from_the_prefix(
 def test_routes() -> None:
     r = route("https://example.com:8443/a/b%20c.tif")
     assert (r.kind, r.key, r.path) == ("http", "https://example.com:8443", "a/b c.tif")
-    signed = route("https://x.blob.core.windows.net/c/d.tif?sig=abc&se=1")
-    assert (signed.kind, signed.key, signed.path) == ("http", signed.url, "")
+    signed = route("https://x.blob.core.windows.net/c/d.tif?sig=abc&se=1")  # SAS: per container
+    assert (signed.provider, signed.key, signed.path) == (
+        "azure",
+        "https://x.blob.core.windows.net/c",
+        "d.tif",
+    )
+    assert signed.query == "sig=abc&se=1"
+    presigned = route("https://example.com/d.tif?X-Amz-Signature=abc")  # per object
+    assert (presigned.kind, presigned.key, presigned.path) == ("http", presigned.url, "")
     s3 = route("s3://bucket/k/y.tif")
     assert (s3.kind, s3.key, s3.path) == ("cloud", "s3://bucket", "k/y.tif")
     assert route("gs://bucket/x.tif").key == "gs://bucket"
@@ -561,3 +568,170 @@ def test_config_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         FetchConfig.from_env()
     with pytest.raises(ValueError, match="max_in_flight"):
         FetchConfig(max_in_flight=0)
+
+
+# -- workers: spawn-started processes and dask.distributed -------------------------------------
+def _spawn_read(pickled_store: bytes, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    import pickle
+
+    import xarray as xr
+
+    try:
+        store = pickle.loads(pickled_store)
+        queue.put(xr.open_dataset(store, engine="rasteret")["b1"].values)
+    except BaseException as exc:
+        queue.put(repr(exc))
+
+
+@pytest.fixture
+def served_scenes(object_server: ObjectServer, tmp_path: Path):
+    from _cloudscenes import NAMES, write_scenes
+    from rasteret.ingest import build_from_files
+
+    paths = write_scenes(tmp_path)
+    collection = build_from_files([object_server.url_for(n) for n in NAMES])
+    object_server.reset()
+    return collection, [paths[n] for n in NAMES]
+
+
+def test_spawned_worker_reads_a_pickled_store_without_header_requests(
+    object_server: ObjectServer, served_scenes
+) -> None:
+    import pickle
+
+    from _cloudscenes import oracle
+    from rasteret.store import open_store
+
+    collection, paths = served_scenes
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_spawn_read, args=(pickle.dumps(open_store(collection)), queue))
+    child.start()
+    try:
+        values = queue.get(timeout=60)
+    finally:
+        child.join(30)
+        if child.is_alive():
+            child.kill()
+    assert not isinstance(values, str), values
+    for t, path in enumerate(paths):
+        assert (values[t] == oracle(path)).all()
+    assert child.exitcode == 0
+    assert object_server.requests == 2  # one coalesced request per scene
+    assert not any(r.start == 0 for r in object_server.log)  # no header read in the child
+
+
+@pytest.mark.filterwarnings("ignore:The specified chunks separate:UserWarning")
+def test_dask_distributed_process_workers_read_without_header_requests(
+    object_server: ObjectServer, served_scenes
+) -> None:
+    distributed = pytest.importorskip("distributed", reason="dask.distributed not installed")
+    import xarray as xr
+
+    from _cloudscenes import assert_pixels
+
+    collection, paths = served_scenes
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        ds = xr.open_dataset(collection, engine="rasteret", chunks={"time": 1})
+        computed = ds.compute()
+    assert_pixels(computed, paths)
+    assert object_server.requests == 2
+    assert not any(r.start == 0 for r in object_server.log)
+
+
+# -- routing of provider URLs, store options, secrets, signing ----------------------------------
+@pytest.mark.parametrize(
+    ("url", "provider", "key", "path", "region"),
+    [
+        ("s3a://b/k.tif", "s3", "s3://b", "k.tif", None),
+        ("https://my.bucket.s3.eu-central-1.amazonaws.com/a/k.tif", "s3", "s3://my.bucket",
+         "a/k.tif", "eu-central-1"),
+        ("https://b.s3-us-west-2.amazonaws.com/k.tif", "s3", "s3://b", "k.tif", "us-west-2"),
+        ("https://s3.amazonaws.com/b/a/k.tif", "s3", "s3://b", "a/k.tif", None),
+        ("https://storage.googleapis.com/gcp-b/x/y.tif", "gcs", "gs://gcp-b", "x/y.tif", None),
+        ("https://gcp-b.storage.googleapis.com/y.tif", "gcs", "gs://gcp-b", "y.tif", None),
+        ("gcs://gcp-b/y.tif", "gcs", "gs://gcp-b", "y.tif", None),
+        ("https://pcacct.blob.core.windows.net/sentinel2-l2/v002/a%20b.tif", "azure",
+         "https://pcacct.blob.core.windows.net/sentinel2-l2", "v002/a b.tif", None),
+        ("az://cont/p/q.tif", "azure", "az://cont", "p/q.tif", None),
+        ("abfss://cont@acct.dfs.core.windows.net/p.tif", "azure",
+         "https://acct.blob.core.windows.net/cont", "p.tif", None),
+        ("https://s3-website.example.com/x.tif", "http", "https://s3-website.example.com",
+         "x.tif", None),
+    ],
+)  # fmt: skip
+def test_provider_routes(url: str, provider: str, key: str, path: str, region: str | None):
+    r = route(url, ())
+    assert (r.provider, r.key, r.path, r.region) == (provider, key, path, region)
+
+
+def test_path_style_urls_on_a_configured_s3_endpoint() -> None:
+    r = route("http://127.0.0.1:9000/bucket/dir/k.tif", ("http://127.0.0.1:9000",))
+    assert (r.provider, r.bucket, r.path, r.endpoint) == (
+        "s3", "bucket", "dir/k.tif", "http://127.0.0.1:9000"
+    )  # fmt: skip
+    assert route("http://127.0.0.1:9000/bucket/dir/k.tif", ()).provider == "http"
+    reader = RangeReader(FetchConfig(stores={"s3://": {"endpoint": "http://127.0.0.1:9000/"}}))
+    assert reader.route("http://127.0.0.1:9000/bucket/k.tif").provider == "s3"
+
+
+def test_store_options_merge_by_prefix() -> None:
+    from rasteret.fetch import StoreOptions
+
+    config = FetchConfig(
+        stores={
+            "s3://": {"endpoint": "http://e", "region": "us-east-1"},
+            "s3://b": StoreOptions(requester_pays=True, config={"a": 1}),
+            "s3://b/sub": {"region": "eu-west-1", "config": {"b": 2}},
+            "s3://bb": {"anonymous": True},
+        }
+    )
+    got = config.store_options("s3://b/sub/k.tif")
+    assert (got.endpoint, got.region, got.requester_pays) == ("http://e", "eu-west-1", True)
+    assert got.config_dict() == {"a": 1, "b": 2} and got.anonymous is None
+    assert config.store_options("s3://bb/k").anonymous is True  # "s3://b" is not its prefix
+    assert config.store_options("https://x/k") == StoreOptions()
+    assert hash(config) == hash(FetchConfig(stores=dict(config.stores)))
+    with pytest.raises(ValueError, match="unknown store option"):
+        FetchConfig(stores={"s3://": {"requester_pay": True}})
+
+
+def test_strip_and_redact_credentials() -> None:
+    from rasteret.fetch.secrets import has_credentials, redact, strip_credentials
+
+    sas = "https://a.blob.core.windows.net/c/x.tif?st=1&se=2&sp=r&sv=3&sr=c&sig=S%2Fg%3D"
+    assert strip_credentials(sas) == "https://a.blob.core.windows.net/c/x.tif"
+    s3 = "https://b.s3.amazonaws.com/k.tif?versionId=7&X-Amz-Signature=abc&X-Amz-Credential=K"
+    assert strip_credentials(s3) == "https://b.s3.amazonaws.com/k.tif?versionId=7"
+    assert strip_credentials("/data/x.tif") == "/data/x.tif"
+    assert has_credentials(sas) and not has_credentials("https://h/x.tif?versionId=7")
+    message = f"GET {sas} failed; also {s3}"
+    redacted = redact(message)
+    assert "S%2Fg%3D" not in redacted and "abc" not in redacted and "versionId=7" in redacted
+    assert "sig=REDACTED" in redacted and "X-Amz-Signature=REDACTED" in redacted
+
+
+@pytest.mark.parametrize("transport", ["obstore", "python"])
+def test_signer_runs_at_read_time_and_reaches_the_server(
+    object_server: ObjectServer, data: bytes, transport: str
+) -> None:
+    url = object_server.url_for("obj.bin")
+    calls: list[str] = []
+
+    def sign(u: str) -> str:
+        calls.append(u)
+        return f"{u}?sig=s3cr3t&se=2030"
+
+    config = FAST.with_(stores={object_server.url: {"signer": sign}})
+    reader = RangeReader(config, transport=transport)  # type: ignore[arg-type]
+    assert run_sync(reader.read_range(url, 10, 20)) == data[10:20]
+    assert calls == [url] and [r.query for r in object_server.log] == ["sig=s3cr3t&se=2030"]
+    object_server.inject("obj.bin", "status", status=403)
+    with pytest.raises(FetchError) as info:
+        run_sync(reader.read_range(url, 0, 10))
+    assert info.value.url == url and "s3cr3t" not in str(info.value)

@@ -15,11 +15,32 @@ from typing import TYPE_CHECKING, Any
 from rasteret._version import __version__
 
 if TYPE_CHECKING:
+    from rasteret.catalog import (
+        DatasetDescriptor,
+        DatasetRegistry,
+        build,
+        register,
+        register_local,
+    )
+    from rasteret.fetch import configure
     from rasteret.index import Collection, as_collection, load
-    from rasteret.ingest import build_from_files, build_from_table
+    from rasteret.ingest import (
+        build_from_files,
+        build_from_stac,
+        build_from_table,
+        update_collection,
+    )
     from rasteret.store import open_store
 
 _LAZY: dict[str, str] = {
+    "DatasetDescriptor": "rasteret.catalog",
+    "DatasetRegistry": "rasteret.catalog",
+    "build": "rasteret.catalog",
+    "register": "rasteret.catalog",
+    "register_local": "rasteret.catalog",
+    "configure": "rasteret.fetch",
+    "build_from_stac": "rasteret.ingest",
+    "update_collection": "rasteret.ingest",
     "Collection": "rasteret.index",
     "as_collection": "rasteret.index",
     "load": "rasteret.index",
@@ -30,12 +51,20 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "Collection",
+    "DatasetDescriptor",
+    "DatasetRegistry",
     "__version__",
     "as_collection",
+    "build",
     "build_from_files",
+    "build_from_stac",
     "build_from_table",
+    "configure",
     "load",
     "open_store",
+    "register",
+    "register_local",
+    "update_collection",
     "version",
 ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -33,12 +34,35 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--latency-ms", type=float, default=0.0, help="injected first-byte latency of the server"
     )
+
+    from rasteret._cli import collections, datasets
+
+    collections.register(commands)
+    datasets.register(commands)
+    alias = commands.add_parser("build", help="build a catalog dataset (= datasets build)")
+    datasets.add_build_arguments(alias)
     return parser
+
+
+def _join_negative_values(argv: Sequence[str]) -> list[str]:
+    """``--bbox -122.5,37.7,...`` → ``--bbox=-122.5,37.7,...`` (argparse would read an option)."""
+    out: list[str] = []
+    tokens = list(argv)
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token == "--bbox" and i + 1 < len(tokens) and tokens[i + 1].startswith("-"):
+            out.append(f"{token}={tokens[i + 1]}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rasteret`` command."""
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
     if args.command == "demo":
         from rasteret.demo import run_demo
 
@@ -47,8 +71,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(summary.render())
         return 0
-    _parser().print_help()
-    return 0
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        _parser().print_help()
+        return 0
+    logging.basicConfig(level=logging.WARNING, format="rasteret: %(levelname)s: %(message)s")
+    from rasteret._cli.output import fail
+    from rasteret.errors import RasteretError
+
+    try:
+        return handler(args)
+    except (RasteretError, ValueError, KeyError, FileNotFoundError, NotImplementedError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        return fail(str(message))
 
 
 if __name__ == "__main__":

@@ -5,8 +5,15 @@
 virtual store; overview level ``i`` (0 = first overview, as in rasterio) is the group
 ``{grid}_overview_{i}``. Data stay in their native dtype (``mask_and_scale=False`` by
 default: nodata is in ``_FillValue``). Variables are lazy; pass ``chunks={}`` for dask
-chunks that are whole-tile multiples of about 64 MiB (``encoding["preferred_chunks"]``),
+chunks that are whole-tile multiples of about 128 MiB (``encoding["preferred_chunks"]``),
 or ``chunks="auto"`` for dask's size aligned to them.
+
+Target grid: ``crs=``, ``resolution=``, ``bbox=`` (``bbox_crs=``, ``shape=``, ``align=``,
+``resampling=``) or ``grid=`` (a :class:`rasteret.geo.GridSpec`) put every record of
+every grid (e.g. two UTM zones) on ONE aligned ``(time, y, x)`` grid, lazily (dask),
+reading the overview level GDAL would choose when the target is coarser. That path
+lives in :mod:`rasteret.geo.cube` (imported on use: the warp is a ``geo`` service the
+engine calls, not a dependency of the native path).
 """
 
 from __future__ import annotations
@@ -42,6 +49,14 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
         "decode_times",
         "decode_coords",
         "chunk_bytes",
+        "crs",
+        "resolution",
+        "bbox",
+        "bbox_crs",
+        "shape",
+        "align",
+        "resampling",
+        "grid",
     )
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
@@ -62,8 +77,46 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
         decode_timedelta: bool | None = None,
         concat_characters: bool = True,
         chunk_bytes: int = DEFAULT_TARGET_BYTES,
+        crs: Any = None,
+        resolution: Any = None,
+        bbox: Sequence[float] | None = None,
+        bbox_crs: Any = None,
+        shape: tuple[int, int] | None = None,
+        align: Any = None,
+        resampling: Any = None,
+        grid: Any = None,
     ) -> xr.Dataset:
         store = _store(filename_or_obj, bands)
+        wants_grid = any(v is not None for v in (crs, resolution, bbox, shape, grid))
+        if wants_grid:
+            if group is not None or overview_level is not None:
+                raise ValueError(
+                    "group= / overview_level= select a native grid; they cannot be combined "
+                    "with a target grid (crs= / resolution= / bbox= / grid=)"
+                )
+            return _open_on_target_grid(
+                store,
+                grid=grid,
+                crs=crs,
+                resolution=resolution,
+                bbox=bbox,
+                bbox_crs=bbox_crs,
+                shape=shape,
+                align=align,
+                resampling=resampling,
+                open_group=lambda path: open_group_dataset(
+                    store,
+                    path,
+                    drop_variables=drop_variables,
+                    mask_and_scale=False,
+                    decode_times=decode_times,
+                    decode_coords=decode_coords,
+                    use_cftime=use_cftime,
+                    decode_timedelta=decode_timedelta,
+                    concat_characters=concat_characters,
+                    chunk_bytes=chunk_bytes,
+                ),
+            )
         path = resolve_group(store, group, overview_level)
         return open_group_dataset(
             store,
@@ -156,6 +209,23 @@ def open_group_dataset(
         ds = ds.assign_coords(id=("time", np.asarray(ids, dtype=str)))
     ds.attrs["rasteret_group"] = path
     return ds
+
+
+def _open_on_target_grid(
+    store: VirtualStore, *, grid: Any, open_group: Any, resampling: Any, **grid_parameters: Any
+) -> xr.Dataset:
+    from rasteret.geo.cube import open_on_grid, target_grid
+    from rasteret.geo.grid import GridSpec
+
+    if grid is not None:
+        if not isinstance(grid, GridSpec):
+            raise TypeError(f"grid= must be a rasteret.geo.GridSpec, not {type(grid).__name__}")
+        if any(v is not None for k, v in grid_parameters.items() if k != "align"):
+            raise ValueError("pass either grid= or crs= / resolution= / bbox= / shape=, not both")
+        target = grid
+    else:
+        target = target_grid(store, **grid_parameters)
+    return open_on_grid(store, target, resampling=resampling, open_group=open_group)
 
 
 def _store(filename_or_obj: Any, bands: str | Sequence[str] | None) -> VirtualStore:

@@ -11,6 +11,10 @@ there).
     with track() as t:
         ...
     t.requests, t.bytes
+
+Settings (coalescing gap, requests in flight, retries, timeouts, and per-bucket store
+options: credentials, requester-pays, region, endpoint, signing) live in one place:
+:func:`configure` / :class:`FetchConfig` (see ``docs/cloud.md``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from rasteret.errors import FetchError, ObjectNotFoundError, StaleIndexError
 from rasteret.fetch.config import FetchConfig
 from rasteret.fetch.model import ObjectInfo, RangeNotSatisfiableError
+from rasteret.fetch.options import StoreOptions
 from rasteret.fetch.reader import (
     HeaderFetcher,
     RangeReader,
@@ -26,6 +31,7 @@ from rasteret.fetch.reader import (
     merge_ranges,
 )
 from rasteret.fetch.routing import Route, register_store, route, unregister_store
+from rasteret.fetch.secrets import redact, strip_credentials
 from rasteret.fetch.stats import STATS, Counts, Tracker, snapshot, track
 
 stats = STATS
@@ -42,14 +48,17 @@ __all__ = [
     "RangeReader",
     "Route",
     "StaleIndexError",
+    "StoreOptions",
     "Tracker",
     "configure",
     "default_reader",
     "merge_ranges",
+    "redact",
     "register_store",
     "route",
     "snapshot",
     "stats",
+    "strip_credentials",
     "track",
     "unregister_store",
 ]

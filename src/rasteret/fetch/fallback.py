@@ -164,7 +164,8 @@ class PythonTransport:
             return await asyncio.to_thread(_read_local, route.path, start, end)
         if route.kind == "http":
             timeout = self.config.request_timeout
-            return await asyncio.to_thread(_http_get, route.url, start, end, timeout)
+            url = self._signed(route)
+            return await asyncio.to_thread(_http_get, url, start, end, timeout)
         raise _no_obstore(route)
 
     async def head(self, route: Route) -> ObjectInfo:
@@ -172,8 +173,14 @@ class PythonTransport:
             return await asyncio.to_thread(_head_local, route.path)
         if route.kind == "http":
             timeout = self.config.request_timeout
-            return await asyncio.to_thread(_http_head, route.url, timeout)
+            return await asyncio.to_thread(_http_head, self._signed(route), timeout)
         raise _no_obstore(route)
+
+    def _signed(self, route: Route) -> str:
+        from rasteret.fetch.stores import store_options
+
+        signer = store_options(route, self.config).signer or self.config.signer
+        return signer(route.url) if signer is not None else route.url
 
 
 def _no_obstore(route: Route) -> TransportFailure:

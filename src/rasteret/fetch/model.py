@@ -33,7 +33,12 @@ class RangeNotSatisfiableError(FetchError):
 def make_error(
     cls: type[FetchError], url: str, reason: str, byte_range: tuple[int, int] | None
 ) -> FetchError:
-    """Build a FetchError (or subclass) that also keeps its bare ``reason``."""
+    """Build a FetchError (or subclass) that also keeps its bare ``reason``.
+
+    Credentials in ``url`` and ``reason`` (signed query strings) are redacted."""
+    from rasteret.fetch.secrets import redact, redact_url
+
+    url, reason = redact_url(url), redact(reason)
     error = cls(url, reason, byte_range)
     error.reason = reason  # type: ignore[attr-defined]
     return error

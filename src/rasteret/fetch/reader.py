@@ -31,8 +31,9 @@ from rasteret.fetch.model import (
     with_range,
 )
 from rasteret.fetch.retry import TransportFailure, with_retries
-from rasteret.fetch.routing import Route, obstore_usable, route
+from rasteret.fetch.routing import Route, route, s3_endpoints
 from rasteret.fetch.stats import STATS
+from rasteret.fetch.stores import obstore_usable
 from rasteret.fetch.transport import ObstoreTransport, Transport
 
 TransportChoice = Literal["auto", "obstore", "python"]
@@ -75,6 +76,7 @@ class RangeReader:
             raise ValueError(f"unknown transport {transport!r}")
         self.config = config if config is not None else FetchConfig.from_env()
         self.transport = transport
+        self._endpoints = s3_endpoints(self.config.stores)
         self._obstore = ObstoreTransport(self.config)
         self._fallback = PythonTransport(self.config)
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
@@ -91,7 +93,7 @@ class RangeReader:
     ) -> tuple[bytes, ObjectInfo]:
         """The first ``length`` bytes (fewer if the object is shorter) and the object's
         metadata, in one request."""
-        r = route(url)
+        r = self.route(url)
         if length <= 0:
             return b"", await self.head(url, expected=expected)
         try:
@@ -110,7 +112,7 @@ class RangeReader:
         _check_range(url, start, end)
         if start == end:
             return b""
-        return bytes(await self._get_exact(route(url), start, end, expected))
+        return bytes(await self._get_exact(self.route(url), start, end, expected))
 
     async def read_ranges(
         self,
@@ -152,7 +154,7 @@ class RangeReader:
 
     async def head(self, url: str, *, expected: ObjectInfo | None = None) -> ObjectInfo:
         """The object's size, ETag and last-modified time."""
-        r = route(url)
+        r = self.route(url)
         state = self._state()
         transport = self._transport()
 
@@ -175,9 +177,13 @@ class RangeReader:
 
     header_fetcher = header_fetch
 
+    def route(self, url: str) -> Route:
+        """Where ``url`` lives for this reader (its configured S3 endpoints included)."""
+        return route(url, self._endpoints)
+
     def coalesce_gap(self, url: str) -> int:
         """The coalescing gap used for ``url`` (local files and remote objects differ)."""
-        r = route(url)
+        r = self.route(url)
         return self.config.local_coalesce_gap if r.is_local else self.config.coalesce_gap
 
     # -- internals ------------------------------------------------------------------------------
@@ -252,7 +258,7 @@ class RangeReader:
         copy: bool = False,
     ) -> list[Buffer | BaseException]:
         """Coalesce and fetch; one buffer (or the FetchError) per requested range."""
-        r = route(url)
+        r = self.route(url)
         for start, end in ranges:
             _check_range(url, start, end)
         gap = self.config.local_coalesce_gap if r.is_local else self.config.coalesce_gap
@@ -346,7 +352,15 @@ def default_reader() -> RangeReader:
 
 
 def configure(config: FetchConfig | None = None, **changes: object) -> RangeReader:
-    """Replace the process-wide reader with one using ``config`` (or the defaults + changes)."""
+    """Replace the process-wide reader with one using ``config`` (or the defaults + changes).
+
+    Every setting of :class:`FetchConfig` can be changed, e.g.
+    ``configure(coalesce_gap=2**20, max_retries=6, stores={"s3://b": {"requester_pays":
+    True}}, signer=sign)``. Each call replaces the previous settings (start from
+    ``default_reader().config`` to change one). Settings made here live in this process
+    only: worker processes read ``RASTERET_FETCH_*`` and provider variables
+    (``AWS_*``...) from their environment, or call ``configure`` themselves.
+    """
     global _default, _default_pid
     base = config if config is not None else FetchConfig.from_env()
     reader = RangeReader(base.with_(**changes) if changes else base)

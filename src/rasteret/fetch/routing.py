@@ -1,84 +1,222 @@
-"""URL → (obstore store, path): one store per origin / bucket per process.
+"""URL → :class:`Route`: which store (bucket / container / origin) an object lives in.
 
-Stores are created lazily (never at import) and forgotten after a fork: the registry
-remembers the pid that built it. obstore 0.12 cannot be used at all in a forked child of
-a process that already used it (its Tokio runtime's threads do not survive ``fork``), so
-:func:`obstore_usable` tells the reader to switch to the pure-Python transport there.
+Pure parsing, no I/O. Understood spellings:
+
+* S3: ``s3://bucket/key`` (``s3a://``), virtual-host ``https://bucket.s3[.region].amazonaws.com/key``
+  (also ``s3-region``, ``s3.dualstack.region``), path-style
+  ``https://s3[.region].amazonaws.com/bucket/key``, and path-style URLs on a configured
+  S3-compatible endpoint (``StoreOptions.endpoint`` of an ``s3://`` prefix, or
+  ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``): ``http://127.0.0.1:9000/bucket/key``.
+* GCS: ``gs://bucket/key`` (``gcs://``), ``https://storage.googleapis.com/bucket/key``,
+  ``https://bucket.storage.googleapis.com/key``.
+* Azure Blob: ``https://account.blob.core.windows.net/container/path`` (Planetary
+  Computer hrefs; nothing is stripped from the path), ``…dfs.core.windows.net``,
+  ``az://container/path`` / ``azure://`` (account from the store options / environment),
+  ``abfs[s]://container@account.dfs.core.windows.net/path``.
+* Anything else ``http(s)://`` (one store per origin), ``file://`` and plain paths.
+
+The store (obstore) for a route is built in :mod:`rasteret.fetch.stores`.
 """
 
 from __future__ import annotations
 
 import os
-import threading
+import re
 import urllib.parse
-from collections import OrderedDict
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from rasteret.fetch.config import FetchConfig
+from rasteret.fetch.stores import get_store, mark_obstore_used, obstore_usable
 
 Kind = Literal["local", "http", "cloud", "custom"]
+Provider = Literal["local", "http", "s3", "gcs", "azure", "custom"]
 CLOUD_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "az", "azure", "abfs", "abfss", "adl"})
-_QUERY_STORES_MAX = 256
+
+_S3_VHOST = re.compile(
+    r"^(?P<bucket>.+?)\.s3(?:[.-](?:dualstack\.)?(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+))?"
+    r"\.amazonaws\.com$"
+)
+_S3_PATH_HOST = re.compile(
+    r"^s3(?:[.-](?:dualstack\.)?(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+))?\.amazonaws\.com$"
+)
+_GCS_VHOST = re.compile(r"^(?P<bucket>.+)\.storage\.googleapis\.com$")
+_AZURE_HOST = re.compile(r"^(?P<account>[a-z0-9]+)\.(?:blob|dfs)\.core\.windows\.net$")
+
+__all__ = [
+    "Route",
+    "get_store",
+    "mark_obstore_used",
+    "obstore_usable",
+    "register_store",
+    "route",
+    "s3_endpoints",
+    "unregister_store",
+]
 
 
 @dataclass(frozen=True)
 class Route:
-    """Where a URL lives: ``key`` names its store (origin / bucket), ``path`` the object in it."""
+    """Where a URL lives: ``key`` names its store (bucket / container / origin), ``path``
+    the object in it. ``canonical`` is the provider URL of the object (``s3://bucket/key``
+    for every S3 spelling), used to match store options."""
 
     url: str
     kind: Kind
     key: str
     path: str
+    provider: Provider = "http"
+    bucket: str = ""  # S3 / GCS bucket, Azure container
+    account: str = ""  # Azure storage account
+    region: str | None = None  # S3 region named by the URL
+    endpoint: str | None = None  # S3-compatible endpoint the URL was found on
+    query: str = ""  # an Azure SAS the URL carries (a container token, used by the store)
 
     @property
     def is_local(self) -> bool:
         return self.kind == "local"
 
+    @property
+    def canonical(self) -> str:
+        if self.kind in ("http", "local", "custom"):
+            return self.url
+        return f"{self.key}/{self.path}"
 
-def route(url: str) -> Route:
-    """Parse a URL or a local path into a :class:`Route` (no I/O, no store)."""
+
+def route(url: str, endpoints: tuple[str, ...] | None = None) -> Route:
+    """Parse a URL or a local path into a :class:`Route` (no I/O, no store).
+
+    ``endpoints``: S3-compatible endpoints whose path-style URLs are read as S3
+    (default: ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``).
+    """
     custom = _registered_prefix(url)
     if custom is not None:
-        return Route(url, "custom", custom, url[len(custom) :].lstrip("/"))
+        return Route(url, "custom", custom, url[len(custom) :].lstrip("/"), "custom")
+    if endpoints is None:
+        endpoints = env_s3_endpoints()
+    return _parse(url, endpoints)
+
+
+def env_s3_endpoints() -> tuple[str, ...]:
+    found = (os.environ.get("AWS_ENDPOINT_URL_S3"), os.environ.get("AWS_ENDPOINT_URL"))
+    return tuple(e.rstrip("/") for e in found if e)
+
+
+def s3_endpoints(stores: tuple[tuple[str, Any], ...]) -> tuple[str, ...]:
+    """Endpoints configured for S3 prefixes in ``FetchConfig.stores``, then the env ones."""
+    configured = [
+        options.endpoint
+        for prefix, options in stores
+        if options.endpoint and prefix.startswith(("s3://", "s3a://"))
+    ]
+    return tuple(dict.fromkeys([*configured, *env_s3_endpoints()]))
+
+
+@lru_cache(maxsize=4096)
+def _parse(url: str, endpoints: tuple[str, ...]) -> Route:
     parsed = urllib.parse.urlsplit(url)
     scheme = parsed.scheme.lower()
     if scheme in ("http", "https"):
-        path = urllib.parse.unquote(parsed.path).lstrip("/")
-        if parsed.query:  # signed URLs: the query belongs to the object, so one store per URL
-            return Route(url, "http", url, "")
-        return Route(url, "http", f"{scheme}://{parsed.netloc}", path)
+        return _parse_http(url, parsed, endpoints)
     if scheme == "file":
         if parsed.netloc not in ("", "localhost"):
             raise ValueError(f"{url}: file URLs with a remote host are not supported")
-        return Route(url, "local", "file", _local_path(urllib.parse.unquote(parsed.path)))
-    if scheme in CLOUD_SCHEMES:
-        return Route(url, "cloud", f"{scheme}://{parsed.netloc}", parsed.path.lstrip("/"))
+        return Route(url, "local", "file", _local_path(urllib.parse.unquote(parsed.path)), "local")
+    if scheme in ("s3", "s3a"):
+        return _s3(url, parsed.netloc, parsed.path.lstrip("/"))
+    if scheme in ("gs", "gcs"):
+        return Route(url, "cloud", f"gs://{parsed.netloc}", parsed.path.lstrip("/"), "gcs",
+                     bucket=parsed.netloc)  # fmt: skip
+    if scheme in ("az", "azure", "abfs", "abfss", "adl"):
+        container, _, account = parsed.netloc.partition("@")
+        match = _AZURE_HOST.match(account.lower()) if account else None
+        return _azure(url, match.group("account") if match else "", container, parsed.path)
     if scheme and len(scheme) > 1:  # not a Windows drive letter
         raise ValueError(f"{url}: unsupported URL scheme {scheme!r}")
-    return Route(url, "local", "file", _local_path(url))
+    return Route(url, "local", "file", _local_path(url), "local")
+
+
+def _parse_http(url: str, parsed: urllib.parse.SplitResult, endpoints: tuple[str, ...]) -> Route:
+    host = (parsed.hostname or "").lower()
+    path = urllib.parse.unquote(parsed.path).lstrip("/")
+    if parsed.query:
+        match = _AZURE_HOST.match(host)
+        if match:  # a SAS token: it grants access to the container, the store carries it
+            unsigned = _azure(url, match.group("account"), *_split_container(path))
+            return replace(unsigned, query=parsed.query)
+        # other signed URLs: the query belongs to the object, one store per URL
+        return Route(url, "http", url, "", "http")
+    if match := _S3_PATH_HOST.match(host):
+        bucket, _, key = path.partition("/")
+        if bucket:
+            return _s3(url, bucket, key, match.group("region"))
+    elif match := _S3_VHOST.match(host):
+        return _s3(url, match.group("bucket"), path, match.group("region"))
+    elif host == "storage.googleapis.com":
+        bucket, _, key = path.partition("/")
+        if bucket:
+            return Route(url, "cloud", f"gs://{bucket}", key, "gcs", bucket=bucket)
+    elif match := _GCS_VHOST.match(host):
+        bucket = match.group("bucket")
+        return Route(url, "cloud", f"gs://{bucket}", path, "gcs", bucket=bucket)
+    elif match := _AZURE_HOST.match(host):
+        return _azure(url, match.group("account"), *_split_container(path))
+    base = f"{parsed.scheme.lower()}://{parsed.netloc}"
+    for endpoint in endpoints:
+        if url.startswith(endpoint + "/"):
+            rest = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+            rest = rest[len(urllib.parse.urlsplit(endpoint).path) :].lstrip("/")
+            bucket, _, key = rest.partition("/")
+            if bucket and key:
+                return _s3(url, bucket, key, endpoint=endpoint)
+    return Route(url, "http", base, path, "http")
+
+
+def _split_container(path: str) -> tuple[str, str]:
+    container, _, rest = path.partition("/")
+    return container, rest
+
+
+def _s3(
+    url: str, bucket: str, key: str, region: str | None = None, endpoint: str | None = None
+) -> Route:
+    return Route(url, "cloud", f"s3://{bucket}", key, "s3", bucket=bucket, region=region,
+                 endpoint=endpoint)  # fmt: skip
+
+
+def _azure(url: str, account: str, container: str, path: str) -> Route:
+    path = path.lstrip("/")
+    key = f"https://{account}.blob.core.windows.net/{container}" if account else f"az://{container}"
+    return Route(url, "cloud", key, path, "azure", bucket=container, account=account)
 
 
 def _local_path(path: str) -> str:
     return str(Path(path).expanduser().absolute()).lstrip("/")
 
 
-# -- user-registered stores (credentials etc.) ---------------------------------------------------
+# -- user-registered stores (any obstore store, served for a URL prefix) -----------------------
 _custom: dict[str, Any] = {}
 
 
 def register_store(prefix: str, store: Any) -> None:
     """Serve every URL starting with ``prefix`` (e.g. ``"s3://my-bucket"``) from ``store``."""
+    from rasteret.fetch import stores
+
     _custom[prefix.rstrip("/")] = store
+    stores.set_custom(_custom)
 
 
 def unregister_store(prefix: str) -> None:
+    from rasteret.fetch import stores
+
     _custom.pop(prefix.rstrip("/"), None)
+    stores.set_custom(_custom)
 
 
 def _registered_prefix(url: str) -> str | None:
+    if not _custom:
+        return None
     best = None
     for prefix in _custom:
         if (url == prefix or url.startswith(prefix + "/")) and (
@@ -86,98 +224,3 @@ def _registered_prefix(url: str) -> str | None:
         ):
             best = prefix
     return best
-
-
-# -- the registry -------------------------------------------------------------------------------
-_lock = threading.Lock()
-_pid = os.getpid()
-_stores: dict[tuple[str, FetchConfig], Any] = {}
-_query_stores: OrderedDict[tuple[str, FetchConfig], Any] = OrderedDict()
-_graveyard: list[Any] = []  # stores inherited over fork: never used, never dropped
-_obstore_pid: int | None = None  # the process that first used obstore through us
-
-
-def obstore_usable() -> bool:
-    """False in a forked child of a process that used obstore (it would hang)."""
-    return _obstore_pid is None or _obstore_pid == os.getpid()
-
-
-def mark_obstore_used() -> None:
-    global _obstore_pid
-    if _obstore_pid is None:
-        _obstore_pid = os.getpid()
-
-
-def get_store(r: Route, config: FetchConfig) -> Any:
-    """The obstore store for a route (created on first use, one per origin and config)."""
-    if r.kind == "custom":
-        mark_obstore_used()
-        return _custom[r.key]
-    _check_pid()
-    cache = _query_stores if r.kind == "http" and r.path == "" and "?" in r.key else _stores
-    cache_key = (r.key, config)
-    with _lock:
-        store = cache.get(cache_key)
-        if store is None:
-            mark_obstore_used()
-            store = _build_store(r, config)
-            cache[cache_key] = store
-            if cache is _query_stores and len(cache) > _QUERY_STORES_MAX:
-                _query_stores.popitem(last=False)
-        elif cache is _query_stores:
-            _query_stores.move_to_end(cache_key)
-    return store
-
-
-def _check_pid() -> None:
-    global _pid
-    if _pid != os.getpid():
-        with _lock:
-            if _pid != os.getpid():
-                _graveyard.extend(_stores.values())
-                _graveyard.extend(_query_stores.values())
-                _stores.clear()
-                _query_stores.clear()
-                _pid = os.getpid()
-
-
-def _client_options(config: FetchConfig, **extra: Any) -> dict[str, Any]:
-    return {
-        "timeout": timedelta(seconds=config.request_timeout),
-        "connect_timeout": timedelta(seconds=config.connect_timeout),
-        **extra,
-    }
-
-
-# rasteret retries itself (counted, bounded, also on short bodies): obstore must not.
-_NO_RETRY: dict[str, Any] = {"max_retries": 0, "retry_timeout": timedelta(seconds=1)}
-
-
-def _build_store(r: Route, config: FetchConfig) -> Any:
-    from obstore.store import HTTPStore, LocalStore, from_url
-
-    if r.kind == "local":
-        return LocalStore()
-    if r.kind == "http":
-        host = urllib.parse.urlsplit(r.key).hostname or ""
-        allow_http = r.key.startswith("http://")
-        options = _client_options(config, allow_http=allow_http)
-        if host in ("127.0.0.1", "localhost", "::1"):
-            options["pool_idle_timeout"] = timedelta(seconds=20)
-        return HTTPStore.from_url(r.key, client_options=options, retry_config=_NO_RETRY)
-    # cloud buckets: anonymous access for now (credentials come with a later issue)
-    kwargs: dict[str, Any] = {"skip_signature": True}
-    scheme = r.key.split("://", 1)[0]
-    if scheme in ("s3", "s3a"):
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        if region:
-            kwargs["region"] = region
-    return from_url(r.key, client_options=_client_options(config), retry_config=_NO_RETRY, **kwargs)
-
-
-def _after_fork_in_child() -> None:
-    global _lock
-    _lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)

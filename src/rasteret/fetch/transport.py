@@ -11,7 +11,8 @@ from typing import Protocol
 
 from rasteret.fetch.config import FetchConfig
 from rasteret.fetch.model import ObjectInfo
-from rasteret.fetch.routing import Route, get_store
+from rasteret.fetch.routing import Route
+from rasteret.fetch.stores import resolve_async
 
 
 class Transport(Protocol):
@@ -33,13 +34,13 @@ class ObstoreTransport:
     async def get(self, route: Route, start: int, end: int) -> tuple[Buffer, ObjectInfo]:
         import obstore
 
-        store = get_store(route, self.config)
-        result = await obstore.get_async(store, route.path, options={"range": (start, end)})
+        store, path = await resolve_async(route, self.config)
+        result = await obstore.get_async(store, path, options={"range": (start, end)})
         data = await result.bytes_async()
         return data, ObjectInfo.from_meta(result.meta)
 
     async def head(self, route: Route) -> ObjectInfo:
         import obstore
 
-        store = get_store(route, self.config)
-        return ObjectInfo.from_meta(await obstore.head_async(store, route.path))
+        store, path = await resolve_async(route, self.config)
+        return ObjectInfo.from_meta(await obstore.head_async(store, path))

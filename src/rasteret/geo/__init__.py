@@ -1,5 +1,31 @@
-"""Geometry helpers without GDAL: grid footprints in CRS84."""
+"""Geometry and grids without GDAL: footprints, ``GridSpec``, CRS transforms, warping,
+resampling, overview choice and polygon masks."""
 
 from rasteret.geo.footprint import Footprint, FootprintError, grid_footprint
+from rasteret.geo.grid import GridError, GridSpec, Window
+from rasteret.geo.overview import choose_overview
+from rasteret.geo.rasterize import geometry_mask, rasterize
+from rasteret.geo.resampling import RESAMPLINGS
+from rasteret.geo.transform import CRSError, to_crs, transform_bounds, transform_points
+from rasteret.geo.warp import source_coordinates, source_window, warp, warp_array
 
-__all__ = ["Footprint", "FootprintError", "grid_footprint"]
+__all__ = [
+    "RESAMPLINGS",
+    "CRSError",
+    "Footprint",
+    "FootprintError",
+    "GridError",
+    "GridSpec",
+    "Window",
+    "choose_overview",
+    "geometry_mask",
+    "grid_footprint",
+    "rasterize",
+    "source_coordinates",
+    "source_window",
+    "to_crs",
+    "transform_bounds",
+    "transform_points",
+    "warp",
+    "warp_array",
+]

@@ -24,6 +24,7 @@ from rasteret.index import filters, geoparquet, parquet
 from rasteret.index.describe import DescribeResult
 from rasteret.index.levels import BandLevels, band_levels
 from rasteret.index.schema import bands_of, error_column, metadata_column
+from rasteret.index.surfaces import CollectionSurfaces
 
 #: Value of the ``rasteret_collection_version`` schema metadata key written by export.
 #: "1" is the original system's 17-field band struct; "2" adds the fields of
@@ -38,7 +39,7 @@ _GEOARROW_WKB = {
 }
 
 
-class Collection:
+class Collection(CollectionSurfaces):
     """An immutable, validated table of raster records with per-band COG headers.
 
     Build one with :func:`rasteret.index.as_collection` (validates) or
@@ -104,7 +105,7 @@ class Collection:
 
     def _view(self, table: pa.Table) -> Collection:
         """A new Collection over ``table`` keeping this one's name, source and location."""
-        return Collection(
+        return type(self)(
             table,
             name=self.name,
             description=self.description,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from rasteret.errors import CollectionSchemaError
+from rasteret.index.content import content_problems
 from rasteret.index.schema import (
     BAND_METADATA_TYPE,
     ERROR_SUFFIX,
@@ -185,11 +186,20 @@ def _asset_problem(name: str, t: pa.DataType) -> str | None:
     return None
 
 
-def validate_table(table: pa.Table, *, source: str, require_band_metadata: bool = True) -> None:
-    """Raise :class:`CollectionSchemaError` naming ``source`` unless ``table`` is a collection."""
+def validate_table(
+    table: pa.Table, *, source: str, require_band_metadata: bool = True, check_content: bool = True
+) -> None:
+    """Raise :class:`CollectionSchemaError` naming ``source`` unless ``table`` is a collection.
+
+    With ``check_content`` (the default) a well-formed schema is followed by the content
+    checks of :mod:`rasteret.index.content` (block arrays against the grid and the object
+    size, dtypes, codecs, transforms, overviews), each problem naming record and band.
+    """
     problems = schema_problems(table.schema, require_band_metadata=require_band_metadata)
     if "id" in table.column_names and table["id"].null_count:
         problems.append(f"column 'id' has {table['id'].null_count} null value(s)")
+    if not problems and check_content:
+        problems = content_problems(table)
     if problems:
         raise CollectionSchemaError(
             f"{source}: not a valid rasteret collection: " + "; ".join(problems)

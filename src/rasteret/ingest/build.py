@@ -11,7 +11,7 @@ import pyarrow as pa
 from rasteret.index.schema import ERROR_SUFFIX, METADATA_SUFFIX
 from rasteret.ingest.enrich import enrich_table, log_notes
 from rasteret.ingest.headers import HeaderResult
-from rasteret.ingest.records import normalise_bbox
+from rasteret.ingest.records import normalise_bbox, strip_asset_credentials
 from rasteret.ingest.report import check_and_log, report_from_table
 from rasteret.ingest.workspace import BUILD_KEY
 
@@ -37,9 +37,13 @@ def finish_build(
     key: str,
     headers: Mapping[str, HeaderResult] | None = None,
     bands: Sequence[str] = (),
+    extra_metadata: Mapping[str, str] | None = None,
+    base: pa.Table | None = None,
 ) -> Any:
     """Enrich ``table`` with ``headers`` (when given), validate, export to ``target``.
 
+    ``extra_metadata`` is added to the schema metadata; ``base`` is an already enriched
+    collection table (a previous build) that the new rows are appended to.
     Returns the :class:`~rasteret.index.Collection` (reloaded from ``target`` when persisted).
     Raises :class:`~rasteret.ingest.report.NothingIndexedError` before writing anything when
     not a single asset could be indexed.
@@ -50,12 +54,19 @@ def finish_build(
         table, notes = enrich_table(table, headers, bands)
         log_notes(notes, label)
     table = normalise_bbox(table, label)
+    table = strip_asset_credentials(table, label)  # never save signed query strings
+    if base is not None:
+        table = pa.concat_tables(
+            [base.replace_schema_metadata(None), table], promote_options="permissive"
+        )
     table = order_columns(table)
     metadata = {BUILD_KEY: key.encode()}
     if name:
         metadata[b"name"] = name.encode()
     if data_source:
         metadata[b"data_source"] = data_source.encode()
+    for k, v in (extra_metadata or {}).items():
+        metadata[k.encode()] = v.encode()
     table = table.replace_schema_metadata(metadata)
     report = report_from_table(table)
     if headers is not None:

@@ -60,10 +60,15 @@ def enrich_table(
         href_col, index_col = (a.to_pylist() for a in flat[band].flatten())
         metadata: list[dict | None] = []
         errors: list[str | None] = []
+        prior = (  # errors the caller recorded for assets it could not even locate
+            table[error_column(band)].to_pylist()
+            if error_column(band) in table.column_names
+            else [None] * n
+        )
         for row, (href, band_index) in enumerate(zip(href_col, index_col, strict=True)):
             if href is None:
                 metadata.append(None)
-                errors.append(None)
+                errors.append(prior[row])
                 continue
             result = headers.get(href)
             if result is None or not result.ok:

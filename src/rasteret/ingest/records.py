@@ -192,6 +192,53 @@ def _canonical_asset(
     return pa.StructArray.from_arrays([href, index], fields=list(ASSET_TYPE), mask=pc.invert(valid))
 
 
+def strip_asset_credentials(table: pa.Table, label: str) -> pa.Table:
+    """``assets`` with credentials (SAS / pre-signed query strings) removed from every href,
+    and redacted in ``{band}_error`` messages, so they are never written into an index;
+    sign at read time instead."""
+    from rasteret.fetch.secrets import has_credentials, redact, strip_credentials
+
+    for name in table.column_names:
+        if name.endswith("_error") and pa.types.is_string(table[name].type):
+            messages = table[name].to_pylist()
+            if any(m and "?" in m for m in messages):
+                redacted = [redact(m) if m else m for m in messages]
+                table = set_column(table, name, pa.array(redacted, pa.string()))
+    if "assets" not in table.column_names:
+        return table
+    assets = table["assets"].combine_chunks()
+    if not pa.types.is_struct(assets.type):
+        return table
+    children, stripped = [], 0
+    for child in assets.flatten():
+        if not pa.types.is_struct(child.type) or child.type.get_field_index("href") < 0:
+            children.append(child)
+            continue
+        parts = dict(zip([f.name for f in child.type], child.flatten(), strict=True))
+        hrefs = parts["href"].to_pylist()
+        clean = [strip_credentials(h) if h and "?" in h else h for h in hrefs]
+        stripped += sum(1 for h in hrefs if h and "?" in h and has_credentials(h))
+        parts["href"] = pa.array(clean, parts["href"].type)
+        children.append(
+            pa.StructArray.from_arrays(
+                list(parts.values()), fields=list(child.type), mask=child.is_null()
+            )
+        )
+    if not stripped:
+        return table
+    log.warning(
+        "%s: removed credentials (signed query strings) from %d asset href(s); they are not "
+        "saved in the index. Configure a signer to read them: "
+        "rasteret.fetch.configure(signer=...) (docs/cloud.md)",
+        label,
+        stripped,
+    )
+    names = [f.name for f in assets.type]
+    return set_column(
+        table, "assets", pa.StructArray.from_arrays(children, names=names, mask=assets.is_null())
+    )
+
+
 def _map_to_struct(column: pa.MapArray) -> pa.StructArray:
     rows = column.to_pylist()
     keys = list(dict.fromkeys(k for row in rows if row for k, _ in row))

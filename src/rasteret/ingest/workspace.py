@@ -1,30 +1,37 @@
 """Workspace directories, build keys and atomic replacement of cached collections.
 
-A build writes ``<workspace>/<name>_records/``. The workspace is the ``workspace_dir``
-argument, else ``$RASTERET_WORKSPACE``, else ``~/rasteret_workspace``. The collection's
-Parquet schema metadata carries a *build key* (a hash of the source's fingerprint and the
-build arguments); a cached directory is reused only when its key matches. Writing is
-``Collection.export``, which writes a temporary sibling directory and swaps it into place,
-so a crash never leaves a half written collection and a rebuild leaves no stale files.
+A table/file build writes ``<workspace>/<name>_records/``, a STAC build
+``<workspace>/<create_name(name, date_range, source)>_stac/``. The workspace is the
+``workspace_dir`` argument, else ``$RASTERET_WORKSPACE``, else ``~/rasteret_workspace``.
+The collection's Parquet schema metadata carries a *build key* (a hash of the source's
+fingerprint and the build arguments; for STAC, of the whole query); a cached directory
+is reused only when its key matches. Writing is ``Collection.export``, which writes a
+temporary sibling directory and swaps it into place, so a crash never leaves a half
+written collection and a rebuild leaves no stale files.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rasteret.ingest.safe_names import safe_collection_name
+
 log = logging.getLogger("rasteret.ingest")
 
 BUILD_KEY = b"rasteret:build_key"
 RECORDS_SUFFIX = "_records"
+STAC_SUFFIX = "_stac"
 DEFAULT_WORKSPACE = "~/rasteret_workspace"
 _KEY_VERSION = 1
 
@@ -40,14 +47,82 @@ def records_dir(name: str, workspace_dir: str | Path | None) -> Path | None:
 
     A ``workspace_dir`` that already ends in ``_records`` / ``_stac`` is the target itself.
     """
+    name = safe_collection_name(name)  # refuses names that could leave the workspace
     if workspace_dir is not None:
         root = Path(workspace_dir).expanduser()
-        if root.name.endswith((RECORDS_SUFFIX, "_stac")):
+        if root.name.endswith((RECORDS_SUFFIX, STAC_SUFFIX)):
             return root
         return root / f"{name or 'collection'}{RECORDS_SUFFIX}"
     if not name:
         return None
     return workspace_root() / f"{name}{RECORDS_SUFFIX}"
+
+
+def stac_dir(
+    name: str,
+    workspace_dir: str | Path | None,
+    *,
+    date_range: Sequence[Any] | None = None,
+    data_source: str = "",
+) -> Path:
+    """Where a STAC build lives: ``<workspace>/<create_name(...)>_stac``.
+
+    A ``workspace_dir`` that already ends in ``_stac`` / ``_records`` is the target itself.
+    """
+    if workspace_dir is not None:
+        root = Path(workspace_dir).expanduser()
+        if root.name.endswith((RECORDS_SUFFIX, STAC_SUFFIX)):
+            return root
+    else:
+        root = workspace_root()
+    return root / f"{create_name(name, date_range, data_source)}{STAC_SUFFIX}"
+
+
+_SOURCE_TOKENS = {"sentinel-2-l2a": "sentinel", "landsat-c2-l2": "landsat"}
+
+
+def _slug(text: str) -> str:
+    text = text.strip().lower().replace(" ", "-").replace("_", "-").replace("/", "-")
+    return re.sub(r"[^a-z0-9-]", "-", text).strip("-") or "collection"
+
+
+def create_name(custom_name: str, date_range: Sequence[Any] | None, data_source: str) -> str:
+    """The original system's directory stem: ``{custom}_{YYYYMM-MM|YYYYMM-YYYYMM}_{source}``.
+
+    ``custom`` is lower-cased with spaces / underscores / other characters turned into
+    ``-``; the source token is ``sentinel`` for ``sentinel-2-l2a``, ``landsat`` for
+    ``landsat-c2-l2``, else the slugified source (``earthsearch/sentinel-2-l2a`` →
+    ``earthsearch-sentinel-2-l2a``). Without a date range the date token is left out.
+    """
+    parts = [_slug(custom_name)]
+    if date_range:
+        start, end = (_as_date(d) for d in date_range)
+        if start.year == end.year:
+            parts.append(f"{start.year}{start.month:02d}-{end.month:02d}")
+        else:
+            parts.append(f"{start.year}{start.month:02d}-{end.year}{end.month:02d}")
+    if data_source:
+        parts.append(_SOURCE_TOKENS.get(data_source, _slug(data_source)))
+    return "_".join(parts)
+
+
+def parse_name(name: str) -> dict[str, str]:
+    """Split a :func:`create_name` stem (suffix optional) into ``custom_name`` / ``data_source``."""
+    stem = re.sub(r"_(stac|records)$", "", name)
+    parts = stem.split("_")
+    return {
+        "custom_name": parts[0],
+        "data_source": parts[-1] if len(parts) > 1 else "",
+        "name": stem,
+    }
+
+
+def _as_date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
 
 
 def build_key(source_fingerprint: Any, arguments: dict[str, Any]) -> str:

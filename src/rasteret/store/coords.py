@@ -12,11 +12,11 @@ so ``xr.open_zarr`` and rioxarray's ``.rio`` work unchanged.
 from __future__ import annotations
 
 import struct
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from rasteret.geo.cf import axis_attributes, spatial_ref_attributes
 from rasteret.store.layout import GroupLayout
 
 Node = tuple[dict[str, Any], bytes | None]  # (zarr.json document, the single chunk)
@@ -27,7 +27,7 @@ def coordinate_nodes(group: GroupLayout) -> dict[str, Node]:
     """Coordinate arrays of ``group``: name → (document, chunk bytes or None)."""
     nodes: dict[str, Node] = {}
     grid = group.grid
-    axes = _axis_attributes(grid.epsg, grid.crs_wkt)
+    axes = axis_attributes(grid.epsg, grid.crs_wkt)
     transform = grid.transform
     if transform is not None and transform[1] == 0.0 and transform[3] == 0.0:
         a, _, c, _, e, f = transform
@@ -50,64 +50,6 @@ def coordinate_nodes(group: GroupLayout) -> dict[str, Node]:
     if ref is not None:
         nodes["spatial_ref"] = (_document((), "int64", 0, [], ref, _BYTES_CODEC), None)
     return nodes
-
-
-def spatial_ref_attributes(
-    epsg: int | None, crs_wkt: str | None, transform: tuple[float, ...] | None
-) -> dict[str, Any] | None:
-    """CF grid-mapping attributes of a CRS (``None`` without a CRS)."""
-    cf = _crs_cf(epsg, crs_wkt)
-    if cf is None:
-        return None
-    attrs = dict(cf)
-    attrs["spatial_ref"] = attrs.get("crs_wkt", crs_wkt)
-    if transform is not None:
-        a, b, c, d, e, f = transform
-        attrs["GeoTransform"] = " ".join(repr(float(v)) for v in (c, a, b, f, d, e))
-    return attrs
-
-
-@lru_cache(maxsize=256)
-def _crs_cf(epsg: int | None, crs_wkt: str | None) -> dict[str, Any] | None:
-    if epsg is None and not crs_wkt:
-        return None
-    from pyproj import CRS
-
-    crs = CRS.from_wkt(crs_wkt) if crs_wkt else CRS.from_epsg(epsg)
-    cf = crs.to_cf()
-    return {k: _json_safe(v) for k, v in cf.items()}
-
-
-@lru_cache(maxsize=256)
-def _axis_attributes(epsg: int | None, crs_wkt: str | None) -> dict[str, dict[str, Any]]:
-    if epsg is None and not crs_wkt:
-        return {}
-    from pyproj import CRS
-
-    crs = CRS.from_wkt(crs_wkt) if crs_wkt else CRS.from_epsg(epsg)
-    try:
-        axes = crs.cs_to_cf()
-    except Exception:
-        return {}
-    result: dict[str, dict[str, Any]] = {}
-    for attrs in axes:
-        axis = attrs.get("axis")
-        name = {"X": "x", "Y": "y"}.get(str(axis))
-        if name is None and attrs.get("standard_name") == "longitude":
-            name = "x"
-        if name is None and attrs.get("standard_name") == "latitude":
-            name = "y"
-        if name is not None and name not in result:
-            result[name] = {k: _json_safe(v) for k, v in attrs.items() if k != "axis"}
-    return result
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _numeric(values: np.ndarray, dim: str, attrs: dict[str, Any]) -> Node:

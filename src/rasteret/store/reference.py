@@ -51,6 +51,12 @@ class StoreReference:
     ids: bytes | None = None  # zlib of "\x1f"-joined record ids (a subset of ``uri``)
     table_ipc: bytes | None = None  # embedded table (in-memory collections)
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # The process's fetch settings (rasteret.fetch.configure) travel with the
+        # reference, so worker processes read with the same credentials / client options.
+        fields = (self.token, self.bands, self.uri, self.fingerprint, self.ids, self.table_ipc)
+        return (_restore_reference, (*fields, travelling_fetch_config()))
+
     def collection(self) -> Collection:
         """The collection the store was built from (loaded, selected or unembedded)."""
         if self.table_ipc is not None:
@@ -225,3 +231,55 @@ def _embed(table: pa.Table, bands: tuple[str, ...]) -> bytes:
     with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
+
+
+# -- fetch settings that travel with a pickled store -------------------------------------------
+
+
+def travelling_fetch_config() -> object | None:
+    """This process's :class:`~rasteret.fetch.FetchConfig` when ``configure()`` changed it
+    (``None``: the defaults / environment, which workers read themselves)."""
+    import pickle
+    import warnings
+
+    from rasteret.fetch import FetchConfig, default_reader
+
+    config = default_reader().config
+    if config == FetchConfig.from_env():
+        return None
+    try:
+        pickle.dumps(config)
+    except Exception as exc:
+        warnings.warn(
+            f"rasteret.fetch.configure() settings cannot travel to worker processes ({exc}); "
+            "define signers / credential providers at module level so they pickle, or call "
+            "rasteret.fetch.configure() in each worker",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    return config
+
+
+def adopt_fetch_config(config: object) -> None:
+    """Use ``config`` in this process unless it configured its own fetch settings."""
+    from rasteret.fetch import FetchConfig, configure, default_reader
+
+    current = default_reader().config
+    if current == config or current != FetchConfig.from_env():
+        return
+    configure(config)  # type: ignore[arg-type]
+
+
+def _restore_reference(
+    token: str,
+    bands: tuple[str, ...],
+    uri: str | None,
+    fingerprint: str | None,
+    ids: bytes | None,
+    table_ipc: bytes | None,
+    fetch_config: object | None = None,
+) -> StoreReference:
+    if fetch_config is not None:
+        adopt_fetch_config(fetch_config)
+    return StoreReference(token, bands, uri, fingerprint, ids, table_ipc)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import email.utils
 import fnmatch
 import socket
@@ -46,6 +47,7 @@ class RequestRecord:
     end: int | None
     status: int
     fault: str | None = None
+    query: str = ""  # the raw query string (e.g. a signature added at read time)
 
 
 @dataclass
@@ -135,13 +137,23 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, head: bool) -> None:
         owner = self.server.owner
         method = "HEAD" if head else "GET"
-        rel = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path).lstrip("/")
+        parts = urllib.parse.urlsplit(self.path)
+        rel = urllib.parse.unquote(parts.path).lstrip("/")
+        self._query = parts.query
         owner._begin()
+        self._open = True
         try:
             self._respond(owner, method, rel, head)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError):
             self.close_connection = True
         finally:
+            self._finish(owner)
+
+    def _finish(self, owner: ObjectServer) -> None:
+        """Leave the in-flight count (once): before the last byte goes out, so a client
+        that starts its next request on receiving it is never counted twice."""
+        if self._open:
+            self._open = False
             owner._end()
 
     def _respond(self, owner: ObjectServer, method: str, rel: str, head: bool) -> None:
@@ -151,17 +163,17 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(delay)
         kind = fault.kind if fault else None
         if kind == "reset":
-            owner._record(RequestRecord(method, rel, None, None, 0, "reset"))
+            self._log(owner, RequestRecord(method, rel, None, None, 0, "reset"))
             self._reset_connection()
             return
         if kind == "status":
             assert fault is not None
-            owner._record(RequestRecord(method, rel, None, None, fault.status, "status"))
+            self._log(owner, RequestRecord(method, rel, None, None, fault.status, "status"))
             self._send_simple(fault.status, f"injected status {fault.status}\n", head)
             return
         file = owner._resolve(rel)
         if file is None:
-            owner._record(RequestRecord(method, rel, None, None, 404, kind))
+            self._log(owner, RequestRecord(method, rel, None, None, 404, kind))
             self._send_simple(404, f"not found: {rel}\n", head)
             return
         stat = file.stat()
@@ -169,13 +181,13 @@ class _Handler(BaseHTTPRequestHandler):
         etag = _etag(size, stat.st_mtime_ns)
         if_match = self.headers.get("If-Match")
         if if_match and if_match.strip() != "*" and etag not in _split_etags(if_match):
-            owner._record(RequestRecord(method, rel, None, None, 412, kind))
+            self._log(owner, RequestRecord(method, rel, None, None, 412, kind))
             self._send_simple(412, "precondition failed\n", head)
             return
         try:
             byte_range = parse_range(self.headers.get("Range"), size)
         except _Unsatisfiable:
-            owner._record(RequestRecord(method, rel, None, None, 416, kind))
+            self._log(owner, RequestRecord(method, rel, None, None, 416, kind))
             self._send_simple(
                 416, "range not satisfiable\n", head, {"Content-Range": f"bytes */{size}"}
             )
@@ -196,7 +208,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(end - start))
         if byte_range is not None:
             self.send_header("Content-Range", f"bytes {announced[0]}-{announced[1] - 1}/{size}")
-        owner._record(RequestRecord(method, rel, start, end, status, kind))
+        self._log(owner, RequestRecord(method, rel, start, end, status, kind))
+        if head or end == start:
+            self._finish(owner)
         self.end_headers()
         if head:
             return
@@ -210,6 +224,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self._reset_connection()
 
+    def _log(self, owner: ObjectServer, record: RequestRecord) -> None:
+        owner._record(dataclasses.replace(record, query=self._query) if self._query else record)
+
     def _send_body(self, owner: ObjectServer, file: Path, start: int, end: int) -> None:
         with file.open("rb") as handle:
             handle.seek(start)
@@ -219,6 +236,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if not chunk:
                     break
                 owner._add_bytes(len(chunk))  # before the write: clients may check at once
+                if len(chunk) >= remaining:
+                    self._finish(owner)
                 try:
                     self.wfile.write(chunk)
                 except OSError:
@@ -230,6 +249,7 @@ class _Handler(BaseHTTPRequestHandler):
         self, status: int, body: str, head: bool, extra: dict[str, str] | None = None
     ) -> None:
         payload = body.encode()
+        self._finish(self.server.owner)
         self.send_response(status)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(payload)))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import imagecodecs
 import numpy as np
 
-from rasteret.errors import UnsupportedTiffError
+from rasteret.errors import CorruptTiffError, UnsupportedTiffError
 from rasteret.tiff.decompress import BYTE_CODECS, Decompressor, lerc_inner
 from rasteret.tiff.photometric import (
     YCBCR_SUBSAMPLINGS,
@@ -27,6 +27,7 @@ from rasteret.tiff.photometric import (
     ycbcr_to_rgb,
 )
 from rasteret.tiff.predictor import FLOATING_BITS, HORIZONTAL_BITS, undo_floating, undo_horizontal
+from rasteret.tiff.streams import jpeg_frame, lerc_size, webp_canvas
 from rasteret.tiff.unpack import is_direct, make_unpacker, sample_dtype, stored_row_bytes
 
 if TYPE_CHECKING:
@@ -36,6 +37,24 @@ Buffer = bytes | bytearray | memoryview
 Plan = Callable[[Buffer, int, bool], np.ndarray]
 
 NATIVE_ORDER = "<" if sys.byteorder == "little" else ">"
+
+#: Largest decoded (or stored) block accepted, in bytes. Checked when a decoding is
+#: compiled, before anything is allocated: a hostile header or index cannot make the
+#: decoder allocate more. 1 GiB holds a 16384 x 16384 float32 strip.
+MAX_DECODED_BLOCK_BYTES = 1 << 30
+#: Most samples per pixel (as the header parser).
+MAX_SAMPLES = 65535
+#: Most bytes a codec can expand one payload byte into, plus a constant: a payload that
+#: cannot hold the rows a block needs is refused before the output is allocated.
+#: deflate: 1032:1 (RFC 1951 maximum); LZW: 4096-byte strings per >= 9-bit code;
+#: PackBits: 128 bytes per 2; none: 1:1. ZSTD and LZMA have no useful bound.
+MAX_EXPANSION: dict[int, tuple[int, int]] = {
+    1: (1, 0),
+    5: (3641, 4096),
+    8: (1032, 4096),
+    32946: (1032, 4096),
+    32773: (64, 128),
+}
 
 #: Names of codecs rasteret recognises but does not decode.
 UNSUPPORTED_CODECS = {
@@ -62,8 +81,45 @@ def unsupported(feature: str, detail: str = "") -> UnsupportedTiffError:
     return error
 
 
+def invalid(message: str) -> CorruptTiffError:
+    """A CorruptTiffError without a source (decode_block adds it)."""
+    return CorruptTiffError("", message)
+
+
+def check_bounds(d: BlockDecoding) -> np.dtype:
+    """Validate the fields of ``d`` a hostile index could set; return its numpy dtype.
+
+    Raises CorruptTiffError for sizes no valid file has (non-positive sizes, more than
+    :data:`MAX_SAMPLES` samples, a block beyond :data:`MAX_DECODED_BLOCK_BYTES`) and
+    UnsupportedTiffError for a dtype string numpy does not know.
+    """
+    try:
+        declared = np.dtype(d.dtype)
+    except (TypeError, ValueError):
+        raise unsupported("sample type", f"dtype {d.dtype!r} is not a numpy dtype") from None
+    for name in ("block_width", "block_height", "samples", "bits_per_sample"):
+        value = getattr(d, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise invalid(f"{name} {value!r} (must be a positive integer)")
+    if d.samples > MAX_SAMPLES or d.bits_per_sample > 128:
+        raise invalid(f"{d.samples} samples of {d.bits_per_sample} bits per pixel")
+    if d.byte_order not in ("<", ">"):
+        raise invalid(f"byte order {d.byte_order!r} (must be '<' or '>')")
+    pixels = d.block_width * d.block_height
+    decoded = pixels * d.samples * max(declared.itemsize, 1)
+    stored = stored_row_bytes(d.block_width, d.samples, d.bits_per_sample) * d.block_height
+    if max(decoded, stored) > MAX_DECODED_BLOCK_BYTES:
+        raise invalid(
+            f"a {d.block_height} x {d.block_width} x {d.samples} {d.dtype} block "
+            f"({max(decoded, stored)} bytes) exceeds the {MAX_DECODED_BLOCK_BYTES}-byte "
+            "block limit (rasteret.tiff.codec_plans.MAX_DECODED_BLOCK_BYTES)"
+        )
+    return declared
+
+
 def build_plan(d: BlockDecoding) -> Plan:
-    """Compile the decode function of ``d`` (raises UnsupportedTiffError)."""
+    """Compile the decode function of ``d`` (raises UnsupportedTiffError, CorruptTiffError)."""
+    check_bounds(d)
     dtype = sample_dtype(d.bits_per_sample, d.sample_format)
     if dtype is None:
         raise unsupported("sample type", f"{d.bits_per_sample}-bit SampleFormat {d.sample_format}")
@@ -99,6 +155,23 @@ def _check_size(n: int, full: int, row_bytes: int, rows_needed: int, name: str) 
     return have
 
 
+def _payload_check(compression: int, row_bytes: int, name: str) -> Callable[[Buffer, int], None]:
+    """A check that a payload can expand to the rows required (before allocating)."""
+    ratio, slack = MAX_EXPANSION.get(compression, (0, 0))
+
+    def check(data: Buffer, rows: int) -> None:
+        if ratio:
+            size = memoryview(data).nbytes
+            needed = max(rows, 1) * row_bytes
+            if size * ratio + slack < needed:
+                raise PayloadError(
+                    f"{name} payload of {size} bytes cannot hold the {needed} bytes of "
+                    f"{max(rows, 1)} row(s) of the block"
+                )
+
+    return check
+
+
 def _byte_plan(d: BlockDecoding, dtype: np.dtype) -> Plan:
     name, decompress = BYTE_CODECS[d.compression]
     height, width, samples = d.block_height, d.block_width, d.samples
@@ -126,27 +199,38 @@ def _byte_plan(d: BlockDecoding, dtype: np.dtype) -> Plan:
     # predictor 3 output is native whatever the file's byte order (libtiff skips the swab)
     swap = direct and dtype.itemsize > 1 and predictor != 3 and d.byte_order != NATIVE_ORDER
     unpack = None if direct else make_unpacker(bits, d.sample_format, d.byte_order, width, samples)
+    check_payload = _payload_check(d.compression, row_bytes, name)
 
     if unpack is None:
 
         def plan_direct(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
-            out = np.empty(shape, dtype)
+            check_payload(data, rows)
+            # a block that may be short (a strip) starts zeroed (calloc: untouched pages
+            # cost nothing), and only its decoded rows are processed
+            out = np.empty(shape, dtype) if rows >= height else np.zeros(shape, dtype)
             flat = out.reshape(-1).view(np.uint8)
             n = decompress(data, memoryview(flat))
             have = _check_size(n, full, row_bytes, rows, name)
             if have < height:
-                flat[have * row_bytes :] = 0
+                flat[have * row_bytes : n] = 0  # a partial row past the last whole one
+            part = out[:have]
             if swap:
-                out.byteswap(inplace=True)
+                part.byteswap(inplace=True)
             if predictor == 2:
-                undo_horizontal(out[:have])
+                undo_horizontal(part)
             elif predictor == 3:
-                out = undo_floating(out)
-            return convert(out) if convert is not None else out
+                part = undo_floating(part)
+            if convert is not None:
+                part = convert(part)
+            if have == height:
+                return part
+            out[:have] = part
+            return out
 
         return plan_direct
 
     def plan_unpack(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
+        check_payload(data, rows)
         stored = np.empty(full, np.uint8)
         n = decompress(data, memoryview(stored))
         have = _check_size(n, full, row_bytes, rows, name)
@@ -172,8 +256,10 @@ def _ycbcr_plan(d: BlockDecoding, name: str, decompress: Decompressor) -> Plan:
     height, width = d.block_height, d.block_width
     row_bytes, cell_rows = ycbcr_stored_geometry(width, height, sub_h, sub_v)
     full = row_bytes * cell_rows
+    check_payload = _payload_check(d.compression, row_bytes, name)
 
     def plan_ycbcr(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
+        check_payload(data, -(-rows // sub_v))
         stored = np.empty(full, np.uint8)
         n = decompress(data, memoryview(stored))
         have = _check_size(n, full, row_bytes, -(-rows // sub_v), name)
@@ -197,6 +283,15 @@ def _fit(image: np.ndarray, d: BlockDecoding, dtype: np.dtype, rows: int, name: 
     out = np.zeros((height, width, samples), dtype)
     out[:h] = image
     return out
+
+
+def _check_declared(size: tuple[int, ...] | None, d: BlockDecoding, name: str) -> None:
+    """Refuse a stream whose declared image does not fit the block (before decoding it)."""
+    if size is not None and (size[1] != d.block_width or size[0] > d.block_height):
+        raise PayloadError(
+            f"{name} stream declares a {size[0]} x {size[1]} image, "
+            f"block is {d.block_height} x {d.block_width}"
+        )
 
 
 def _image_plan(
@@ -224,6 +319,7 @@ def _jpeg_plan(d: BlockDecoding, dtype: np.dtype) -> Plan:
     tables = d.jpeg_tables
 
     def plan_jpeg(data: Buffer, rows: int, spliced: bool) -> np.ndarray:
+        _check_declared(jpeg_frame(data), d, "JPEG")
         image = imagecodecs.jpeg8_decode(
             data,
             tables=None if spliced else tables,
@@ -239,6 +335,7 @@ def _webp_plan(d: BlockDecoding, dtype: np.dtype) -> Plan:
     alpha = d.samples == 4
 
     def plan_webp(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
+        _check_declared(webp_canvas(data), d, "WebP")
         return _fit(imagecodecs.webp_decode(data, hasalpha=alpha), d, dtype, rows, "WebP")
 
     return plan_webp
@@ -252,8 +349,19 @@ def _lerc_plan(d: BlockDecoding, dtype: np.dtype) -> Plan:
     name = inner[0] if inner else "LERC"
     floating = dtype.kind == "f"
 
+    # a LERC blob is at most the raw block plus its mask and headers
+    blob_limit = 2 * d.block_width * d.block_height * d.samples * max(dtype.itemsize, 1) + 65536
+
     def plan_lerc(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
-        blob = inner[1](data) if inner else data
+        blob = inner[1](data, blob_limit) if inner else data
+        size = lerc_size(blob)
+        if size is not None and (size[1] != d.block_width or not 0 < size[0] <= d.block_height):
+            raise PayloadError(
+                f"LERC blob declares {size[0]} x {size[1]}, block is "
+                f"{d.block_height} x {d.block_width}"
+            )
+        if size is not None and size[2] > d.samples:
+            raise PayloadError(f"LERC blob declares {size[2]} samples, block has {d.samples}")
         image, mask = imagecodecs.lerc_decode(blob, masks=True)
         if image.dtype != dtype and image.dtype.kind == dtype.kind:
             image = image.astype(dtype)

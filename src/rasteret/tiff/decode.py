@@ -35,9 +35,11 @@ from typing import Any
 import numpy as np
 
 from rasteret.errors import CorruptTiffError, UnsupportedTiffError
-from rasteret.tiff.codec_plans import Plan, build_plan
+from rasteret.tiff.codec_plans import MAX_DECODED_BLOCK_BYTES, Plan, build_plan
 from rasteret.tiff.model import ImageLayout
 from rasteret.tiff.unpack import sample_dtype
+
+__all__ = ["MAX_DECODED_BLOCK_BYTES", "BlockDecoding", "decode_block"]
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,8 @@ def _plan_for(decoding: BlockDecoding, source: str) -> Plan:
         return decoding._plan
     except UnsupportedTiffError as exc:
         raise UnsupportedTiffError(source, exc.feature, getattr(exc, "detail", "")) from None
+    except CorruptTiffError as exc:  # a decoding no valid file can have (hostile index)
+        raise CorruptTiffError(source, exc.reason) from None
 
 
 def decode_block(
@@ -170,6 +174,11 @@ def decode_block(
     payloads already carry the JPEGTables. Errors name ``source`` and ``block_index``.
     """
     plan = _plan_for(decoding, source)
+    if rows is not None and not 0 <= rows <= decoding.block_height:
+        height = decoding.block_height
+        raise CorruptTiffError(
+            source, f"{_where(block_index)}: {rows} rows requested of a {height}-row block"
+        )
     if rows is None:
         rows = decoding.block_height if decoding.tiled else 0
     try:

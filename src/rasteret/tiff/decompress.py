@@ -77,16 +77,35 @@ BYTE_CODECS: dict[int, tuple[str, Decompressor]] = {
 }
 
 
-def lerc_inner(parameters: tuple[int, ...] | None) -> tuple[str, Callable[[Buffer], Buffer]] | None:
+def _inflate_bounded(data: Buffer, limit: int) -> bytes:
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(data, limit)
+    if inflater.unconsumed_tail:
+        raise ValueError(f"deflate stream inflates beyond {limit} bytes")
+    return out
+
+
+def _zstd_bounded(data: Buffer, limit: int) -> Buffer:
+    try:
+        return imagecodecs.zstd_decode(data, out=limit)
+    except imagecodecs.ZstdError as exc:
+        raise ValueError(f"zstd stream: {exc} (limit {limit} bytes)") from None
+
+
+def lerc_inner(
+    parameters: tuple[int, ...] | None,
+) -> tuple[str, Callable[[Buffer, int], Buffer]] | None:
     """The extra compression wrapped around a LERC blob (LercParameters tag, 50674).
 
     ``parameters = (lerc_version, additional_compression)`` with 0 none, 1 deflate,
-    2 zstd. Returns ``None`` when there is none; raises ``ValueError`` on unknown values.
+    2 zstd. The decompressor takes ``(data, limit)`` and raises ``ValueError`` when the
+    blob would exceed ``limit`` bytes. Returns ``None`` when there is none; raises
+    ``ValueError`` on unknown values.
     """
     if not parameters or len(parameters) < 2 or parameters[1] == 0:
         return None
     if parameters[1] == 1:
-        return "LERC_DEFLATE", lambda data: imagecodecs.zlib_decode(data)
+        return "LERC_DEFLATE", _inflate_bounded
     if parameters[1] == 2:
-        return "LERC_ZSTD", lambda data: imagecodecs.zstd_decode(data)
+        return "LERC_ZSTD", _zstd_bounded
     raise ValueError(f"LERC additional compression {parameters[1]}")

@@ -72,7 +72,11 @@ async def read_image(
     source = header.source
     image = select_image(header, level, mask)
     decoding = BlockDecoding.from_layout(image, header.byte_order, source)
-    decoding.check(source)
+    try:
+        decoding.check(source)
+        refused = None
+    except CorruptTiffError as exc:  # e.g. a block over the size limit: only fatal if read
+        refused = exc
     col_off, row_off, width, height = window or (0, 0, image.width, image.height)
     if width <= 0 or height <= 0 or col_off < 0 or row_off < 0:
         raise ValueError(f"{source}: invalid window {window}")
@@ -97,6 +101,8 @@ async def read_image(
                     continue  # sparse block: keeps the fill value
                 _check_range(header, index, offset, count)
                 jobs.append((index, plane, block_row, block_col, offset, count))
+    if refused is not None and jobs:
+        raise refused
 
     async def read_one(
         index: int, plane: int, block_row: int, block_col: int, offset: int, count: int

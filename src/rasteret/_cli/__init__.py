@@ -1,0 +1,1 @@
+"""Subcommands of the ``rasteret`` command line (``rasteret.cli`` wires them up)."""

@@ -1,0 +1,193 @@
+"""Every grid of a store on one target grid: the engine's ``crs=``/``resolution=``/``bbox=``.
+
+Each full-resolution group (one per native grid, e.g. two UTM zones) is read at the
+overview level GDAL would choose for the target resolution (:func:`choose_overview`),
+warped lazily onto the target :class:`GridSpec`, and the records of all groups are
+merged into one ``(time, y, x)`` variable per band, sorted by time then id. A record
+that has no pixels of a band reads as that band's nodata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from rasteret.geo.grid import Align, GridSpec
+from rasteret.geo.overview import choose_overview
+from rasteret.geo.resampling import check_resampling
+from rasteret.geo.transform import CRSLike, crs_equal, to_crs, transform_bounds
+from rasteret.geo.warp import kernel_scale, source_window, warp
+
+#: Band names treated as categorical (resampled with ``nearest`` unless named explicitly).
+CATEGORICAL_NAMES = frozenset(
+    {"scl", "qa", "qa_pixel", "qa_radsat", "fmask", "mask", "classification", "cloud_mask"}
+)
+
+
+def group_grid(layout_group: Any) -> GridSpec:
+    """The :class:`GridSpec` of a store group's layout."""
+    grid = layout_group.grid
+    crs = grid.crs_wkt or (f"EPSG:{grid.epsg}" if grid.epsg else None)
+    if crs is None or grid.transform is None:
+        raise ValueError(
+            f"group {layout_group.name!r} has no CRS or transform; it cannot be reprojected"
+        )
+    return GridSpec(crs, grid.transform, (grid.height, grid.width))
+
+
+def target_grid(
+    store: Any,
+    *,
+    crs: CRSLike | None = None,
+    resolution: float | Sequence[float] | None = None,
+    bbox: Sequence[float] | None = None,
+    bbox_crs: CRSLike | None = None,
+    shape: tuple[int, int] | None = None,
+    align: Align = None,
+) -> GridSpec:
+    """The target grid from the engine's parameters; defaults come from the native grids.
+
+    ``crs`` defaults to the grids' CRS when they share one; ``resolution`` to the finest
+    native resolution; ``bbox`` (in ``bbox_crs``, default the target CRS) to the union
+    of every grid's bounds. ``shape`` instead of ``resolution`` fixes the pixel count.
+    """
+    grids = [group_grid(store.layout.groups[name]) for name in store.layout.grid_groups]
+    if not grids:
+        raise ValueError("the collection has no readable records for the selected bands")
+    if crs is None:
+        if not all(crs_equal(g.crs, grids[0].crs) for g in grids):
+            raise ValueError(
+                "the collection's grids are in different CRSs; pass crs= (e.g. crs='EPSG:32633')"
+            )
+        crs = grids[0].crs
+    target_crs = to_crs(crs, what="crs=")
+    if bbox is None:
+        boxes = [transform_bounds(g.bounds, g.crs, target_crs) for g in grids]
+        bbox = (
+            min(b[0] for b in boxes),
+            min(b[1] for b in boxes),
+            max(b[2] for b in boxes),
+            max(b[3] for b in boxes),
+        )
+    elif bbox_crs is not None:
+        bbox = transform_bounds(tuple(bbox), bbox_crs, target_crs)
+    if shape is not None:
+        return GridSpec.from_shape(tuple(bbox), target_crs, shape)
+    if resolution is None:
+        same = [g for g in grids if crs_equal(g.crs, target_crs)] or grids
+        resolution = min(min(g.resolution) for g in same)
+    return GridSpec.from_bbox(tuple(bbox), target_crs, resolution, align=align)
+
+
+def band_resampling(band: str, resampling: str | Mapping[str, str] | None) -> str:
+    """The resampling of ``band``: a mapping's entry, else ``nearest`` for categorical
+    bands, else ``resampling`` (default ``nearest``)."""
+    if isinstance(resampling, Mapping):
+        if band in resampling:
+            return check_resampling(resampling[band])
+        resampling = resampling.get("*")
+    if band.lower() in CATEGORICAL_NAMES:
+        return "nearest"
+    return check_resampling(resampling or "nearest")
+
+
+def open_on_grid(
+    store: Any,
+    target: GridSpec,
+    *,
+    resampling: str | Mapping[str, str] | None = None,
+    open_group: Any,
+    chunks: int | tuple[int, int] | None = None,
+) -> xr.Dataset:
+    """All groups of ``store`` warped onto ``target`` as one lazy ``(time, y, x)`` Dataset.
+
+    ``open_group(path) -> xr.Dataset`` opens one store group lazily (the backend's
+    ``open_group_dataset``). Variables keep their native dtype and nodata
+    (``_FillValue``); ``attrs["rasteret_sources"]`` says which group / overview level
+    each native grid was read from.
+    """
+    layout = store.layout
+    pieces: dict[str, list[xr.DataArray]] = {}
+    fills: dict[str, Any] = {}
+    records: dict[str, np.datetime64] = {}
+    sources: list[str] = []
+    for name in layout.grid_groups:
+        group = layout.groups[name]
+        full = group_grid(group)
+        path, grid = _level_for(layout, name, full, target, resampling)
+        sources.append(f"{name} -> {path}")
+        for record_id, when in zip(group.ids, group.times, strict=True):
+            records.setdefault(record_id, when)
+        if source_window(grid, target) is None:
+            continue  # this grid does not reach the target: nothing to read
+        ds = open_group(path)
+        for array_name, array in layout.groups[path].arrays.items():
+            if array.kind != "data" or array_name not in ds:
+                continue
+            steps = [t for t, s in enumerate(array.sources) if s is not None]
+            if not steps:
+                continue
+            variable = ds[array_name]
+            variable = variable.chunk(variable.encoding.get("preferred_chunks") or {})
+            fill = fills.setdefault(array.band, _fill_of(variable))
+            warped = warp(
+                variable.isel(time=steps),
+                target,
+                source_grid=grid,
+                resampling=band_resampling(array.band, resampling),
+                nodata=fill,
+                chunks=chunks,
+            )
+            pieces.setdefault(array.band, []).append(warped)
+    order = sorted(records, key=lambda rid: (records[rid], rid))
+    variables = {band: _merge(parts, order, fills[band]) for band, parts in pieces.items()}
+    times = np.array([records[rid] for rid in order], dtype="datetime64[ns]")
+    ds = xr.Dataset(variables)
+    ds = ds.assign_coords(time=("time", times), id=("time", np.asarray(order, dtype=str)))
+    ds.attrs["rasteret_target_grid"] = repr(target)
+    ds.attrs["rasteret_sources"] = "; ".join(sources)
+    return ds
+
+
+def _level_for(layout, name, full: GridSpec, target: GridSpec, resampling) -> tuple[str, GridSpec]:
+    """The group (full or overview) to read for ``target``, and its grid."""
+    xs, ys = kernel_scale(full, target)
+    desired = 1.0 / max(xs, ys)  # source pixels per target pixel on the least reduced axis
+    overviews = sorted(
+        (g.overview, path)
+        for path, g in layout.groups.items()
+        if g.parent == name and g.overview is not None
+    )
+    if not overviews or desired <= 1.0:
+        return name, full
+    factors = [full.width / layout.groups[path].grid.width for _, path in overviews]
+    kinds = {band_resampling(a.band, resampling) for a in layout.groups[name].arrays.values()}
+    rule = "nearest" if kinds == {"nearest"} else "average"
+    level = choose_overview(1.0, factors, desired, resampling=rule)
+    if level is None:
+        return name, full
+    path = overviews[level][1]
+    return path, group_grid(layout.groups[path])
+
+
+def _fill_of(variable: xr.DataArray) -> Any:
+    for key in ("_FillValue", "missing_value"):
+        value = variable.attrs.get(key, variable.encoding.get(key))
+        if value is not None:
+            return value.item() if isinstance(value, np.generic) else value
+    return None
+
+
+def _merge(parts: list[xr.DataArray], order: list[str], fill: Any) -> xr.DataArray:
+    """Concatenate per-grid pieces along time and place them on the full record order."""
+    stacked = xr.concat([p.swap_dims(time="id").drop_vars("time") for p in parts], dim="id")
+    dtype = stacked.dtype
+    if fill is None:
+        fill = np.nan if dtype.kind == "f" else 0
+    merged = stacked.reindex(id=order, fill_value=np.asarray(fill).astype(dtype).item())
+    merged = merged.swap_dims(id="time").drop_vars("id")
+    merged.attrs = dict(parts[0].attrs)
+    return merged.astype(dtype, copy=False)

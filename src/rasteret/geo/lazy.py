@@ -1,0 +1,222 @@
+"""The dask front end of :mod:`rasteret.geo.warp`: ``warp(source, target) -> DataArray``."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+from rasteret.geo.grid import GridSpec, Window
+from rasteret.geo.resampling import AREA_KERNELS, check_resampling
+from rasteret.geo.transform import crs_key
+from rasteret.geo.warp import (
+    DEFAULT_CHUNK,
+    ERROR_THRESHOLD,
+    _footprints,
+    kernel_scale,
+    output_nodata,
+    source_coordinates,
+    source_window,
+    warp_array,
+)
+
+
+def warp(
+    source: Any,
+    target: GridSpec,
+    *,
+    source_grid: GridSpec | None = None,
+    resampling: str | None = None,
+    src_nodata: float | None = None,
+    nodata: float | None = None,
+    dtype: Any = None,
+    chunks: int | tuple[int, int] | None = None,
+    error_threshold: float = ERROR_THRESHOLD,
+    dims: Sequence[str] | None = None,
+) -> xr.DataArray:
+    """Reproject / resample ``source`` onto ``target`` lazily (dask), without GDAL.
+
+    ``source`` is an ``xr.DataArray`` whose last two dims are ``(y, x)`` (its grid from
+    ``x``/``y`` coords and ``spatial_ref``, or ``source_grid``), or a dask / numpy array
+    ``(..., H, W)`` with ``source_grid``. Leading dims (``time``, ``band``) and their
+    coordinates are kept; their chunks too. ``resampling`` is one of ``nearest``
+    (default), ``bilinear``, ``cubic``, ``average``, ``mode``, ``min``, ``max``,
+    ``median``. ``src_nodata`` defaults to the DataArray's ``_FillValue`` / ``nodata``
+    attribute; ``nodata`` (the output fill) to ``src_nodata``, else NaN for floats and 0
+    for integers. ``dtype`` defaults to the source dtype. ``chunks`` sets the target
+    chunk (rows, cols), default 1024 x 1024.
+
+    Returns a DataArray ``(..., y, x)`` on ``target`` with ``spatial_ref``,
+    ``_FillValue`` and ``resampling`` attributes.
+    """
+    import dask.array as da
+    from dask.highlevelgraph import HighLevelGraph
+
+    resampling = check_resampling(resampling or "nearest")
+    if not isinstance(target, GridSpec):
+        raise TypeError(f"target must be a GridSpec, not {type(target).__name__}")
+    array, grid, lead_dims, lead_coords, attrs = _source_parts(source, source_grid, dims)
+    if src_nodata is None:
+        src_nodata = _attr_nodata(attrs)
+    out_dtype = np.dtype(dtype) if dtype is not None else np.dtype(array.dtype)
+    fill = output_nodata(out_dtype, nodata, src_nodata)
+    if not isinstance(array, da.Array):
+        array = da.from_array(np.asarray(array), chunks=array.shape)
+    cy, cx = _target_chunks(chunks, target)
+    row_chunks = _split(target.height, cy)
+    col_chunks = _split(target.width, cx)
+    scale = (
+        kernel_scale(grid, target) if resampling not in ("nearest", *AREA_KERNELS) else (1.0, 1.0)
+    )
+    token = _token(
+        array.name, grid, target, resampling, src_nodata, fill, out_dtype, error_threshold
+    )
+    name, coords_name = f"warp-{token}", f"warp-coords-{token}"
+    src_row_edges = np.cumsum((0, *array.chunks[-2]))
+    src_col_edges = np.cumsum((0, *array.chunks[-1]))
+    lead_chunks = array.chunks[:-2]
+    dsk: dict[Any, Any] = {}
+    row_offsets = np.cumsum((0, *row_chunks))
+    col_offsets = np.cumsum((0, *col_chunks))
+    for i, j in itertools.product(range(len(row_chunks)), range(len(col_chunks))):
+        window = Window(int(row_offsets[i]), int(col_offsets[j]), row_chunks[i], col_chunks[j])
+        needed = source_window(
+            grid, target, window, resampling=resampling, error_threshold=error_threshold
+        )
+        if needed is not None:
+            dsk[(coords_name, i, j)] = (
+                _coordinates,
+                grid,
+                target,
+                window,
+                resampling,
+                error_threshold,
+            )
+        bi = _blocks(src_row_edges, needed.row_off, needed.height) if needed else None
+        bj = _blocks(src_col_edges, needed.col_off, needed.width) if needed else None
+        for lead in itertools.product(*(range(len(c)) for c in lead_chunks)):
+            shape = (*(lead_chunks[k][n] for k, n in enumerate(lead)), window.height, window.width)
+            key = (name, *lead, i, j)
+            if needed is None:
+                dsk[key] = (np.full, shape, fill, out_dtype)
+                continue
+            blocks = [[(array.name, *lead, r, c) for c in bj] for r in bi]
+            origin = (int(src_row_edges[bi[0]]), int(src_col_edges[bj[0]]))
+            dsk[key] = (
+                _warp_block, blocks, origin, (coords_name, i, j), grid, target, window,
+                resampling, src_nodata, fill, out_dtype, scale,
+            )  # fmt: skip
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[array])
+    out_chunks = (*lead_chunks, tuple(row_chunks), tuple(col_chunks))
+    result = da.Array(graph, name, out_chunks, dtype=out_dtype)
+    return _as_dataarray(result, target, lead_dims, lead_coords, attrs, fill, resampling)
+
+
+def _coordinates(grid, target, window, resampling, error_threshold):
+    if resampling in AREA_KERNELS:
+        return _footprints(grid, target, window, error_threshold)
+    return source_coordinates(grid, target, window, error_threshold=error_threshold)
+
+
+def _warp_block(
+    blocks, origin, coordinates, grid, target, window, resampling, src_nodata, fill, dtype, scale
+):
+    data = blocks[0][0] if len(blocks) == 1 and len(blocks[0]) == 1 else np.block(blocks)
+    return warp_array(
+        data, grid, target, resampling=resampling, src_nodata=src_nodata, nodata=fill,
+        dtype=dtype, window=window, source_offset=origin, scale=scale, coordinates=coordinates,
+    )  # fmt: skip
+
+
+def _blocks(edges: np.ndarray, start: int, length: int) -> list[int]:
+    first = int(np.searchsorted(edges, start, side="right")) - 1
+    last = int(np.searchsorted(edges, start + length, side="left")) - 1
+    return list(range(first, last + 1))
+
+
+def _split(size: int, chunk: int) -> list[int]:
+    return [min(chunk, size - start) for start in range(0, size, chunk)]
+
+
+def _target_chunks(chunks: Any, target: GridSpec) -> tuple[int, int]:
+    if chunks is None:
+        cy, cx = DEFAULT_CHUNK
+    elif isinstance(chunks, int):
+        cy = cx = chunks
+    elif isinstance(chunks, dict):
+        cy, cx = chunks.get("y", DEFAULT_CHUNK[0]), chunks.get("x", DEFAULT_CHUNK[1])
+    else:
+        cy, cx = chunks
+    if cy in (-1, None):
+        cy = target.height
+    if cx in (-1, None):
+        cx = target.width
+    return max(1, min(int(cy), target.height)), max(1, min(int(cx), target.width))
+
+
+def _source_parts(source: Any, grid: GridSpec | None, dims: Sequence[str] | None):
+    import xarray as xr
+
+    if isinstance(source, xr.DataArray):
+        if source.ndim < 2 or tuple(source.dims[-2:]) != ("y", "x"):
+            raise ValueError(f"source dims must end in ('y', 'x'), got {source.dims}")
+        grid = grid or GridSpec.from_xarray(source)
+        lead_dims = tuple(source.dims[:-2])
+        lead_coords = {
+            k: v
+            for k, v in source.coords.items()
+            if set(v.dims) <= set(lead_dims) and k != "spatial_ref"
+        }
+        attrs = dict(source.attrs)
+        for key in ("_FillValue", "missing_value"):
+            if key in source.encoding and key not in attrs:
+                attrs[key] = source.encoding[key]
+        return source.data, grid, lead_dims, lead_coords, attrs
+    if grid is None:
+        raise ValueError("an array source needs source_grid= (its GridSpec)")
+    shape = np.shape(source)
+    if len(shape) < 2 or tuple(shape[-2:]) != grid.shape:
+        raise ValueError(f"source shape {shape} does not end in the source grid's {grid.shape}")
+    lead_dims = tuple(dims[:-2]) if dims else tuple(f"dim_{k}" for k in range(len(shape) - 2))
+    return source, grid, lead_dims, {}, {}
+
+
+def _attr_nodata(attrs: dict[str, Any]) -> float | None:
+    for key in ("_FillValue", "nodata", "missing_value"):
+        value = attrs.get(key)
+        if value is not None:
+            return value.item() if isinstance(value, np.generic) else value
+    return None
+
+
+def _token(*parts: Any) -> str:
+    from dask.base import tokenize
+
+    return tokenize(*[p.to_dict() if isinstance(p, GridSpec) else str(p) for p in parts])
+
+
+def _as_dataarray(data, target, lead_dims, lead_coords, attrs, fill, resampling) -> xr.DataArray:
+    import xarray as xr
+
+    from rasteret.geo.cf import spatial_ref_attributes
+
+    coords: dict[str, Any] = dict(lead_coords)
+    if target.is_axis_aligned:
+        xy = target.coords
+        coords["y"] = ("y", xy["y"])
+        coords["x"] = ("x", xy["x"])
+    epsg = target.crs.to_epsg(min_confidence=100)
+    ref = spatial_ref_attributes(epsg, None if epsg else target.crs.to_wkt(), target.transform)
+    coords["spatial_ref"] = xr.Variable((), np.int64(0), ref or {"crs_wkt": crs_key(target.crs)})
+    out_attrs = {k: v for k, v in attrs.items() if k not in ("missing_value", "nodata")}
+    if not (isinstance(fill, float) and math.isnan(fill) and data.dtype.kind not in "fc"):
+        out_attrs["_FillValue"] = np.asarray(fill).astype(data.dtype).item()
+    out_attrs["grid_mapping"] = "spatial_ref"
+    out_attrs["resampling"] = resampling
+    return xr.DataArray(data, dims=(*lead_dims, "y", "x"), coords=coords, attrs=out_attrs)

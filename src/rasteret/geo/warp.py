@@ -1,0 +1,290 @@
+"""Reprojection and resampling onto a :class:`GridSpec` without GDAL, lazily in dask.
+
+Target pixel centres (or edges, for area kernels) are mapped to source pixel
+coordinates with pyproj through GDAL's *approximate transformer*: along each target
+row the first, middle and last points are transformed exactly and the row is linearly
+interpolated when the middle point's error is at most ``error_threshold`` source pixels
+(0.125, gdalwarp's default), else each half is treated the same way. Then the source is
+gathered with a kernel of :mod:`rasteret.geo.resampling`.
+
+The dask graph holds one coordinate task and one warp task per target chunk (per chunk
+of the leading axes); a warp task depends only on the source chunks its footprint
+(plus the kernel radius) touches, so a target chunk over empty source reads nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from rasteret.geo.grid import GridSpec, Window
+from rasteret.geo.resampling import (
+    AREA_KERNELS,
+    VALUE_PRESERVING,
+    area_kernel,
+    cast_output,
+    check_resampling,
+    point_kernel,
+)
+from rasteret.geo.transform import crs_equal, transform_points
+
+#: gdalwarp's default error threshold of the approximate transformer (source pixels).
+ERROR_THRESHOLD = 0.125
+#: Default target chunk (rows, cols) of :func:`warp`.
+DEFAULT_CHUNK = (1024, 1024)
+_EXACT_BELOW = 5  # GDAL transforms segments of at most 5 points exactly
+
+
+# -- coordinate mapping ------------------------------------------------------------------
+def map_positions(
+    source: GridSpec,
+    target: GridSpec,
+    cols: np.ndarray,
+    rows: np.ndarray,
+    *,
+    error_threshold: float = ERROR_THRESHOLD,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Source pixel coordinates ``(sx, sy)`` (each ``(len(rows), len(cols))``) of the
+    target pixel positions ``cols`` x ``rows`` (fractional; ``+0.5`` are centres).
+
+    Same-CRS grids map exactly (an affine); otherwise rows are approximated as GDAL's
+    approximate transformer does (``error_threshold`` 0 = every point exactly).
+    Points outside the source CRS's domain come back as NaN.
+    """
+    cols = np.asarray(cols, dtype=np.float64)
+    rows = np.asarray(rows, dtype=np.float64)
+    if crs_equal(source.crs, target.crs):
+        cc, rr = np.meshgrid(cols, rows)
+        return source.xy_to_pixel(*target.pixel_to_xy(cc, rr))
+
+    def exact(c: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, y = target.pixel_to_xy(c, r)
+        x, y = transform_points(x, y, target.crs, source.crs)
+        sx, sy = source.xy_to_pixel(x, y)
+        bad = ~(np.isfinite(sx) & np.isfinite(sy))
+        sx[bad] = np.nan
+        sy[bad] = np.nan
+        return sx, sy
+
+    n = cols.size
+    out_x = np.full((rows.size, n), np.nan)
+    out_y = np.full((rows.size, n), np.nan)
+    if error_threshold <= 0 or n <= _EXACT_BELOW or rows.size == 0:
+        cc, rr = np.meshgrid(cols, rows)
+        return exact(cc, rr)
+    idx = np.array([0, (n - 1) // 2, n - 1])
+    sme = exact(np.broadcast_to(cols[idx], (rows.size, 3)), rows[:, None] + np.zeros(3))
+    _approx_segment(
+        exact, cols, rows, np.arange(rows.size), 0, n, sme, error_threshold, out_x, out_y
+    )
+    return out_x, out_y
+
+
+def _approx_segment(exact, cols, rows, which, start, length, sme, threshold, out_x, out_y):
+    """GDAL's ``GDALApproxTransformInternal`` on points ``[start, start+length)`` of rows
+    ``which``, vectorised across rows. ``sme`` = exact (start, middle, end) per row."""
+    mid_n = (length - 1) // 2
+    end = start + length - 1
+    mid = start + mid_n
+    span = cols[end] - cols[start]
+    smx, smy = sme
+    dxs = (smx[:, 2] - smx[:, 0]) / span
+    dys = (smy[:, 2] - smy[:, 0]) / span
+    mdist = cols[mid] - cols[start]
+    error = np.abs(smx[:, 0] + dxs * mdist - smx[:, 1]) + np.abs(
+        smy[:, 0] + dys * mdist - smy[:, 1]
+    )
+    good = error <= threshold  # NaN errors (failed points) go to the exact branch below
+    if good.any():
+        rows_ok = which[good]
+        dist = cols[start : end + 1] - cols[start]
+        out_x[rows_ok, start : end + 1] = smx[good, 0:1] + dxs[good, None] * dist
+        out_y[rows_ok, start : end + 1] = smy[good, 0:1] + dys[good, None] * dist
+    bad = ~good
+    if not bad.any():
+        return
+    which_bad = which[bad]
+    for s, n in ((start, mid_n), (mid, length - mid_n)):
+        if n <= 0:
+            continue
+        seg = slice(s, s + n)
+        if n <= _EXACT_BELOW or np.isnan(error[bad]).any():
+            cc = np.broadcast_to(cols[seg], (which_bad.size, n))
+            rr = np.broadcast_to(rows[which_bad, None], (which_bad.size, n))
+            ex, ey = exact(cc, rr)
+            out_x[which_bad, seg] = ex
+            out_y[which_bad, seg] = ey
+            continue
+        idx = np.array([s, s + (n - 1) // 2, s + n - 1])
+        sub = exact(
+            np.broadcast_to(cols[idx], (which_bad.size, 3)),
+            np.broadcast_to(rows[which_bad, None], (which_bad.size, 3)),
+        )
+        _approx_segment(exact, cols, rows, which_bad, s, n, sub, threshold, out_x, out_y)
+
+
+def source_coordinates(
+    source: GridSpec,
+    target: GridSpec,
+    window: Window | None = None,
+    *,
+    error_threshold: float = ERROR_THRESHOLD,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Source pixel coordinates ``(sx, sy)`` of the target pixel centres in ``window``."""
+    window = window or Window(0, 0, *target.shape)
+    cols = window.col_off + np.arange(window.width) + 0.5
+    rows = window.row_off + np.arange(window.height) + 0.5
+    return map_positions(source, target, cols, rows, error_threshold=error_threshold)
+
+
+def _footprints(
+    source: GridSpec, target: GridSpec, window: Window, error_threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per target pixel, the source-pixel bbox ``x0, x1, y0, y1`` of its four corners."""
+    cols = window.col_off + np.arange(window.width + 1, dtype=np.float64)
+    rows = window.row_off + np.arange(window.height + 1, dtype=np.float64)
+    ex, ey = map_positions(source, target, cols, rows, error_threshold=error_threshold)
+    corners_x = np.stack([ex[:-1, :-1], ex[:-1, 1:], ex[1:, :-1], ex[1:, 1:]])
+    corners_y = np.stack([ey[:-1, :-1], ey[:-1, 1:], ey[1:, :-1], ey[1:, 1:]])
+    return corners_x.min(0), corners_x.max(0), corners_y.min(0), corners_y.max(0)
+
+
+def kernel_scale(source: GridSpec, target: GridSpec) -> tuple[float, float]:
+    """Target-to-source pixel size ratio per axis (< 1 when downsampling), as GDAL's
+    ``XSCALE``/``YSCALE``: from the mapped size of the target extent."""
+    h, w = target.shape
+    cols = np.array([0.0, w / 2, w])
+    rows = np.array([0.0, h / 2, h])
+    sx, sy = map_positions(source, target, cols, rows, error_threshold=0)
+    width = np.nanmax(np.hypot(sx[:, 2] - sx[:, 0], sy[:, 2] - sy[:, 0]))
+    height = np.nanmax(np.hypot(sx[2] - sx[0], sy[2] - sy[0]))
+    xs = w / width if np.isfinite(width) and width > 0 else 1.0
+    ys = h / height if np.isfinite(height) and height > 0 else 1.0
+    return float(xs), float(ys)
+
+
+def source_window(
+    source: GridSpec,
+    target: GridSpec,
+    window: Window | None = None,
+    *,
+    resampling: str = "nearest",
+    error_threshold: float = ERROR_THRESHOLD,
+) -> Window | None:
+    """The source pixels needed to fill ``window`` of ``target`` (``None``: none).
+
+    The target window's pixel edges are mapped on a mesh (every 16 pixels and the
+    edges), padded by the kernel radius and clipped to the source.
+    """
+    resampling = check_resampling(resampling)
+    window = window or Window(0, 0, *target.shape)
+    cols = np.unique(np.r_[np.arange(window.width, step=16), window.width]) + window.col_off
+    rows = np.unique(np.r_[np.arange(window.height, step=16), window.height]) + window.row_off
+    sx, sy = map_positions(
+        source, target, cols.astype(float), rows.astype(float), error_threshold=0
+    )
+    ok = np.isfinite(sx) & np.isfinite(sy)
+    if not ok.any():
+        return None
+    pad = 1
+    if resampling in ("bilinear", "cubic"):
+        xs, ys = kernel_scale(source, target)
+        radius = 1 if resampling == "bilinear" else 2
+        pad = 1 + math.ceil(radius / min(1.0, xs if xs < 0.95 else 1.0, ys if ys < 0.95 else 1.0))
+    c0 = math.floor(sx[ok].min()) - pad
+    c1 = math.ceil(sx[ok].max()) + pad
+    r0 = math.floor(sy[ok].min()) - pad
+    r1 = math.ceil(sy[ok].max()) + pad
+    found = Window(r0, c0, r1 - r0, c1 - c0).intersection(Window(0, 0, *source.shape))
+    return None if found.is_empty else found
+
+
+# -- eager warp of one block -------------------------------------------------------------
+def valid_mask(data: np.ndarray, nodata: float | None) -> np.ndarray | None:
+    """``True`` where ``data`` holds a value (not ``nodata``, not NaN); ``None``: all valid."""
+    mask = None
+    if data.dtype.kind == "f":
+        mask = ~np.isnan(data)
+    if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
+        hit = data != np.asarray(nodata).astype(data.dtype)
+        mask = hit if mask is None else mask & hit
+    return mask
+
+
+def output_nodata(dtype: np.dtype, nodata: float | None, src_nodata: float | None) -> float:
+    """The fill of invalid target pixels: ``nodata``, else the source's, else NaN / 0."""
+    if nodata is not None:
+        return nodata
+    if src_nodata is not None:
+        return src_nodata
+    return float("nan") if np.dtype(dtype).kind in "fc" else 0
+
+
+def warp_array(
+    data: np.ndarray,
+    source: GridSpec,
+    target: GridSpec,
+    *,
+    resampling: str = "nearest",
+    src_nodata: float | None = None,
+    nodata: float | None = None,
+    dtype: Any = None,
+    valid: np.ndarray | None = None,
+    window: Window | None = None,
+    source_offset: tuple[int, int] = (0, 0),
+    error_threshold: float = ERROR_THRESHOLD,
+    scale: tuple[float, float] | None = None,
+    coordinates: tuple[np.ndarray, ...] | None = None,
+) -> np.ndarray:
+    """Warp ``data`` (``(..., H, W)`` on ``source``) onto ``window`` of ``target``, eagerly.
+
+    ``data`` may be a crop of the source grid starting at pixel ``source_offset``
+    (row, col). ``valid`` is an extra validity mask (e.g. an internal mask), combined with
+    ``src_nodata`` / NaN. Invalid target pixels get ``nodata`` (default: ``src_nodata``,
+    else NaN for floats, 0 for integers). ``dtype`` defaults to the source dtype (results
+    of bilinear/cubic/average are rounded half up and clamped for integer dtypes).
+    """
+    resampling = check_resampling(resampling)
+    window = window or Window(0, 0, *target.shape)
+    data = np.asarray(data)
+    lead = data.shape[:-2]
+    flat = data.reshape((-1, *data.shape[-2:]))
+    mask = valid_mask(flat, src_nodata)
+    if valid is not None:
+        extra = np.broadcast_to(np.asarray(valid, bool), data.shape).reshape(flat.shape)
+        mask = extra if mask is None else mask & extra
+    out_dtype = np.dtype(dtype) if dtype is not None else flat.dtype
+    fill = output_nodata(out_dtype, nodata, src_nodata)
+    row0, col0 = source_offset
+    if resampling in AREA_KERNELS:
+        x0, x1, y0, y1 = coordinates or _footprints(source, target, window, error_threshold)
+        values, ok = area_kernel(resampling, flat, mask, x0 - col0, x1 - col0, y0 - row0, y1 - row0)
+    else:
+        sx, sy = coordinates or source_coordinates(
+            source, target, window, error_threshold=error_threshold
+        )
+        if scale is None:
+            scale = kernel_scale(source, target) if resampling != "nearest" else (1.0, 1.0)
+        values, ok = point_kernel(resampling, flat, mask, sx - col0, sy - row0, scale=scale)
+    if resampling in VALUE_PRESERVING and values.dtype != out_dtype and out_dtype.kind in "ui":
+        values = np.where(ok, values, 0)  # exact source values: no rounding needed
+    out = cast_output(values, ok, out_dtype, fill)
+    return out.reshape((*lead, window.height, window.width))
+
+
+from rasteret.geo.lazy import warp  # noqa: E402  (the dask front end)
+
+__all__ = [
+    "DEFAULT_CHUNK",
+    "ERROR_THRESHOLD",
+    "kernel_scale",
+    "map_positions",
+    "output_nodata",
+    "source_coordinates",
+    "source_window",
+    "valid_mask",
+    "warp",
+    "warp_array",
+]

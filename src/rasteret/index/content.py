@@ -1,0 +1,375 @@
+"""Content validation of collection tables: what a ``{band}_metadata`` value may hold.
+
+A collection can come from anyone (a shared Parquet file, a colleague's export), and
+its band structs decide which bytes are fetched and how they are decoded. Besides the
+schema (:mod:`rasteret.index.validate`), every band struct, overview and mask level is
+checked here, vectorised over the whole table (Arrow compute + numpy, no per-row
+Python):
+
+* sizes: image and tile sizes positive; a decoded block within the decoder's limit
+  (``rasteret.tiff.codec_plans.MAX_DECODED_BLOCK_BYTES``);
+* block arrays: exactly one offset and one byte count per tile of the grid; offsets and
+  byte counts non-negative; no block larger than ``MAX_BLOCK_PAYLOAD``; no block past the
+  end of the object when its size (``file_size``) was recorded;
+* encoding: a known TIFF compression, predictor 1-3, planar configuration 1-2, byte order
+  ``<``/``>``, 1-65535 samples, ``band_index`` inside them, a ``dtype`` that is a numeric
+  numpy dtype and agrees with ``bits_per_sample`` / ``sample_format``;
+* georeferencing: a transform of 6 (or legacy 4) finite values with a non-zero
+  determinant;
+* overviews and masks: the same, and no larger than the full-resolution image.
+
+:func:`content_problems` returns one line per problem naming the record id, band and
+level; :func:`rasteret.index.validate.validate_table` raises them as a
+:class:`~rasteret.errors.CollectionSchemaError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rasteret.index.schema import bands_of, metadata_column
+from rasteret.tiff.codec_plans import MAX_DECODED_BLOCK_BYTES
+from rasteret.tiff.image import MAX_BLOCK_BYTES as MAX_BLOCK_PAYLOAD
+
+#: TIFF compressions rasteret knows (decodable, or named as unsupported on read).
+KNOWN_COMPRESSIONS = frozenset(
+    {1, 2, 3, 4, 5, 6, 7, 8, 32773, 32946, 34887, 34925, 50000, 50001, 50002, 52546}
+    | {32809, 34676, 34677, 32908, 32909, 34712, 32947, 34661, 34892}
+)
+NUMERIC_DTYPES = frozenset(
+    f"{kind}{bits}"
+    for kind, sizes in (("uint", (8, 16, 32, 64)), ("int", (8, 16, 32, 64)))
+    for bits in sizes
+) | {"float16", "float32", "float64", "complex64", "complex128"}
+#: Problems reported per table (the rest are counted).
+MAX_REPORTED = 20
+#: Problems collected per check (to count them without formatting a million messages).
+MAX_COLLECTED = 1000
+
+
+@dataclass
+class _Level:
+    """Rows of one kind of level (full / overview i / mask ...) as flat arrays."""
+
+    label: np.ndarray  # level label of each element, e.g. "full", "overview 0"
+    owner: np.ndarray  # table row of each element
+    values: pa.StructArray  # the level structs
+    valid: np.ndarray  # bool: element present
+
+
+def content_problems(table: pa.Table, limit: int = MAX_REPORTED) -> list[str]:
+    """Every content problem of ``table``'s band structs (empty when none), capped at ``limit``."""
+    found: list[tuple[int, str, str, str]] = []
+    for band in bands_of(table.schema):
+        column = table[metadata_column(band)]
+        structs = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        if len(structs) == 0:
+            continue
+        for row, label, message in _band_problems(structs):
+            found.append((row, band, label, message))
+    lines = []
+    has_ids = "id" in table.column_names
+    for row, band, label, message in sorted(found, key=lambda f: (f[0], f[1]))[:limit]:
+        record = table["id"][row].as_py() if has_ids else row
+        where = f"record {record!r} band {band!r}" + (f" {label}" if label != "full" else "")
+        lines.append(f"{where}: {message}")
+    if len(found) > limit:
+        lines.append(f"... and {len(found) - limit} more content problem(s)")
+    return lines
+
+
+def _band_problems(structs: pa.StructArray) -> Iterator[tuple[int, str, str]]:
+    n = len(structs)
+    names = {structs.type.field(i).name for i in range(structs.type.num_fields)}
+    valid = _np_bool(structs.is_valid())
+    rows = np.arange(n)
+    full = _Level(np.full(n, "full", dtype=object), rows, structs, valid)
+    file_size = _ints(structs, "file_size", -1) if "file_size" in names else np.full(n, -1)
+    full_w, full_h = _ints(structs, "image_width"), _ints(structs, "image_height")
+    samples = _ints(structs, "samples_per_pixel", 1) if "samples_per_pixel" in names else None
+    planar = _ints(structs, "planar_configuration", 1) if "planar_configuration" in names else None
+    per_block = np.ones(n, np.int64) if samples is None else samples.copy()
+    if planar is not None:
+        per_block[planar == 2] = 1
+    itemsize = _itemsizes(structs)
+    yield from _encoding_problems(structs, names, valid, samples, planar)
+    yield from _transform_problems(structs, valid)
+    yield from _level_problems(full, file_size, per_block * itemsize)
+    if "overviews" in names:
+        level = _nested(structs.field("overviews"), valid, "overview")
+        if level is not None:
+            yield from _level_problems(level, file_size, (per_block * itemsize))
+            yield from _not_larger(level, full_w, full_h)
+    if "mask" in names:
+        mask = structs.field("mask")
+        mask_valid = valid & _np_bool(mask.is_valid())
+        if mask_valid.any():
+            level = _Level(np.full(n, "mask", dtype=object), rows, mask, mask_valid)
+            yield from _level_problems(level, file_size, np.ones(n, np.int64))
+            yield from _not_larger(level, full_w, full_h)
+            mask_names = {mask.type.field(i).name for i in range(mask.type.num_fields)}
+            if "overviews" in mask_names:
+                nested = _nested(mask.field("overviews"), mask_valid, "mask overview")
+                if nested is not None:
+                    yield from _level_problems(nested, file_size, np.ones(n, np.int64))
+                    yield from _not_larger(nested, full_w, full_h)
+
+
+# ----------------------------------------------------------------------------- levels
+
+
+def _level_problems(
+    level: _Level, file_size: np.ndarray, block_item_bytes: np.ndarray
+) -> Iterator[tuple[int, str, str]]:
+    values, valid, owner = level.values, level.valid, level.owner
+    width, height = _ints(values, "image_width"), _ints(values, "image_height")
+    tile_w, tile_h = _ints(values, "tile_width"), _ints(values, "tile_height")
+    sizes_ok = (width > 0) & (height > 0) & (tile_w > 0) & (tile_h > 0)
+    for i in _first(valid & ~sizes_ok):
+        yield (
+            int(owner[i]),
+            level.label[i],
+            f"image {width[i]} x {height[i]} in tiles of {tile_w[i]} x {tile_h[i]}: "
+            "sizes must be positive",
+        )
+    valid = valid & sizes_ok
+    block_bytes = tile_w.astype(np.float64) * tile_h * block_item_bytes[owner]
+    oversize = valid & (block_bytes > MAX_DECODED_BLOCK_BYTES)
+    safe_w, safe_h = np.where(valid, tile_w, 1), np.where(valid, tile_h, 1)
+    tiles = -(-np.where(valid, width, 1) // safe_w) * -(-np.where(valid, height, 1) // safe_h)
+    offsets, counts = values.field("tile_offsets"), values.field("tile_byte_counts")
+    n_off = _np_int(pc.fill_null(pc.list_value_length(offsets), -1))
+    n_cnt = _np_int(pc.fill_null(pc.list_value_length(counts), -1))
+    mismatch = valid & ((n_off != tiles) | (n_cnt != tiles))
+    for i in _first(mismatch):
+        yield (
+            int(owner[i]),
+            level.label[i],
+            f"{n_off[i]} tile offsets / {n_cnt[i]} byte counts for a grid of "
+            f"{tiles[i]} tiles ({width[i]} x {height[i]} in {tile_w[i]} x {tile_h[i]} tiles)",
+        )
+    keep = valid & ~mismatch
+    if not keep.any():
+        yield from _oversize(level, oversize, tile_w, tile_h, block_bytes)
+        return
+    selection = pa.array(keep)
+    kept_rows = np.flatnonzero(keep)
+    flat_off = _np_int(pc.list_flatten(offsets.filter(selection)), fill=0)
+    flat_cnt = _np_int(pc.list_flatten(counts.filter(selection)), fill=0)
+    parent = np.repeat(kept_rows, n_off[kept_rows])
+    size = file_size[owner[parent]]
+    negative = (flat_off < 0) | (flat_cnt < 0)
+    huge = flat_cnt > MAX_BLOCK_PAYLOAD
+    known = (size >= 0) & (flat_cnt > 0) & ~negative
+    past = known & ((flat_off > size) | (flat_cnt > size - np.minimum(flat_off, size)))
+    # an oversize block only matters when it holds data (an all-sparse level never decodes)
+    with_data = ~keep  # rows not flattened (block arrays already refused): report too
+    with_data[parent[flat_cnt > 0]] = True
+    yield from _oversize(level, oversize & with_data, tile_w, tile_h, block_bytes)
+    tile_index = np.arange(len(parent)) - np.repeat(
+        np.concatenate([[0], np.cumsum(n_off[kept_rows])[:-1]]), n_off[kept_rows]
+    )
+    for mask, what in ((negative, "negative"), (huge, "huge"), (past, "past")):
+        for j in _first_per_parent(mask, parent):
+            i = parent[j]
+            tile, off, cnt = int(tile_index[j]), int(flat_off[j]), int(flat_cnt[j])
+            if what == "negative":
+                message = f"tile {tile} has a negative offset or byte count ({off}, {cnt})"
+            elif what == "huge":
+                message = f"tile {tile} claims {cnt} bytes, beyond the {MAX_BLOCK_PAYLOAD} limit"
+            else:
+                message = (
+                    f"tile {tile} (bytes {off}-{off + cnt - 1}) lies past the end of the object "
+                    f"({int(size[j])} bytes)"
+                )
+            yield int(owner[i]), level.label[i], message
+
+
+def _oversize(
+    level: _Level, flagged: np.ndarray, tile_w: np.ndarray, tile_h: np.ndarray, size: np.ndarray
+) -> Iterator[tuple[int, str, str]]:
+    for i in _first(flagged):
+        yield (
+            int(level.owner[i]),
+            level.label[i],
+            f"tiles of {tile_w[i]} x {tile_h[i]} decode to {int(size[i])} bytes, beyond "
+            f"the {MAX_DECODED_BLOCK_BYTES}-byte block limit",
+        )
+
+
+def _not_larger(
+    level: _Level, full_w: np.ndarray, full_h: np.ndarray
+) -> Iterator[tuple[int, str, str]]:
+    width, height = _ints(level.values, "image_width"), _ints(level.values, "image_height")
+    owner = level.owner
+    larger = level.valid & ((width > full_w[owner]) | (height > full_h[owner]))
+    for i in _first(larger):
+        yield (
+            int(owner[i]),
+            level.label[i],
+            f"is {width[i]} x {height[i]}, larger than the full image "
+            f"({full_w[owner[i]]} x {full_h[owner[i]]})",
+        )
+
+
+def _nested(levels: pa.ListArray, valid: np.ndarray, name: str) -> _Level | None:
+    """The flattened elements of a list<level> field, each labelled ``"{name} {i}"``."""
+    flat = pc.list_flatten(levels)
+    if len(flat) == 0:
+        return None
+    lengths = _np_int(pc.fill_null(pc.list_value_length(levels), 0))
+    owner = np.repeat(np.arange(len(levels)), lengths)
+    starts = np.repeat(np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    position = np.arange(len(owner)) - starts
+    labels = np.array([f"{name} {p}" for p in range(int(position.max()) + 1)], dtype=object)
+    element_valid = valid[owner] & _np_bool(flat.is_valid())
+    return _Level(labels[position], owner, flat, element_valid)
+
+
+# ----------------------------------------------------------------------------- encoding
+
+
+def _encoding_problems(
+    structs: pa.StructArray,
+    names: set[str],
+    valid: np.ndarray,
+    samples: np.ndarray | None,
+    planar: np.ndarray | None,
+) -> Iterator[tuple[int, str, str]]:
+    dtype = structs.field("dtype")
+    dtype_ok = _np_bool(pc.is_in(dtype, value_set=pa.array(sorted(NUMERIC_DTYPES))))
+    for i in _first(valid & ~dtype_ok):
+        yield int(i), "full", f"dtype {dtype[i].as_py()!r} is not a numeric sample type"
+    checks = [
+        ("compression", lambda v: np.isin(v, list(KNOWN_COMPRESSIONS)), "an unknown compression"),
+        ("predictor", lambda v: (v >= 1) & (v <= 3), "an unknown predictor"),
+    ]
+    if planar is not None:
+        yield from _bad(valid, (planar == 1) | (planar == 2), planar, "planar configuration")
+    if samples is not None:
+        yield from _bad(valid, (samples >= 1) & (samples <= 65535), samples, "samples per pixel")
+        if "band_index" in names:
+            index = _ints(structs, "band_index", 0)
+            for i in _first(valid & ~((index >= 0) & (index < samples))):
+                yield int(i), "full", f"band_index {index[i]} of a {samples[i]}-sample file"
+    for field, check, what in checks:
+        if field in names:
+            values = _ints(structs, field, 1)
+            for i in _first(valid & ~check(values)):
+                yield int(i), "full", f"{what} ({field} {values[i]})"
+    if "byte_order" in names:
+        order = pc.fill_null(structs.field("byte_order"), "<")
+        ok = _np_bool(pc.is_in(order, value_set=pa.array(["<", ">"])))
+        for i in _first(valid & ~ok):
+            yield int(i), "full", f"byte order {order[i].as_py()!r} (must be '<' or '>')"
+    yield from _dtype_agreement(structs, names, valid & dtype_ok)
+
+
+def _bad(
+    valid: np.ndarray, ok: np.ndarray, values: np.ndarray, what: str
+) -> Iterator[tuple[int, str, str]]:
+    for i in _first(valid & ~ok):
+        yield int(i), "full", f"invalid {what}: {values[i]}"
+
+
+def _dtype_agreement(
+    structs: pa.StructArray, names: set[str], valid: np.ndarray
+) -> Iterator[tuple[int, str, str]]:
+    """``dtype`` must be what ``bits_per_sample`` / ``sample_format`` decode to."""
+    if not {"bits_per_sample", "sample_format"} <= names or not valid.any():
+        return
+    from rasteret.tiff.unpack import sample_dtype
+
+    combos = pa.table(
+        {
+            "dtype": structs.field("dtype"),
+            "bits": structs.field("bits_per_sample"),
+            "format": structs.field("sample_format"),
+            "row": pa.array(np.arange(len(structs))),
+            "valid": pa.array(valid),
+        }
+    ).filter(pc.field("valid"))
+    distinct = combos.group_by(["dtype", "bits", "format"]).aggregate([("row", "min")])
+    columns = (distinct[c].to_pylist() for c in distinct.column_names)
+    for dtype, bits, fmt, row in zip(*columns, strict=True):
+        if bits is None or fmt is None:
+            continue
+        expected = sample_dtype(int(bits), int(fmt)) if 0 < bits <= 128 else None
+        if expected is None or expected.name != dtype:
+            wanted = expected.name if expected is not None else "no numpy dtype"
+            yield (
+                int(row),
+                "full",
+                f"dtype {dtype!r} disagrees with {bits}-bit SampleFormat {fmt} ({wanted})",
+            )
+
+
+def _transform_problems(
+    structs: pa.StructArray, valid: np.ndarray
+) -> Iterator[tuple[int, str, str]]:
+    transform = structs.field("transform")
+    lengths = _np_int(pc.fill_null(pc.list_value_length(transform), 0))
+    present = valid & _np_bool(transform.is_valid())
+    for i in _first(present & (lengths != 6) & (lengths != 4)):
+        yield int(i), "full", f"transform has {lengths[i]} values (expected 6, or legacy 4)"
+    six = present & (lengths == 6)
+    if not six.any():
+        return
+    values = pc.list_flatten(transform.filter(pa.array(six)))
+    matrix = values.to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, 6)
+    rows = np.flatnonzero(six)
+    finite = np.isfinite(matrix).all(axis=1)
+    det = matrix[:, 0] * matrix[:, 4] - matrix[:, 1] * matrix[:, 3]
+    for j in _first(~finite):
+        yield int(rows[j]), "full", f"transform has non-finite values {matrix[j].tolist()}"
+    for j in _first(finite & (det == 0)):
+        yield (
+            int(rows[j]),
+            "full",
+            f"transform {matrix[j].tolist()} is degenerate (zero pixel size)",
+        )
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _ints(structs: pa.StructArray, field: str, fill: int = 0) -> np.ndarray:
+    return _np_int(structs.field(field), fill)
+
+
+def _np_int(values: pa.Array, fill: int = 0) -> np.ndarray:
+    return pc.fill_null(values.cast(pa.int64()), fill).to_numpy(zero_copy_only=False)
+
+
+def _np_bool(values: pa.Array) -> np.ndarray:
+    return pc.fill_null(values, False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _itemsizes(structs: pa.StructArray) -> np.ndarray:
+    """Bytes per sample of every row's dtype (8 when the dtype is not numeric)."""
+    dtypes = structs.field("dtype")
+    sizes = np.full(len(structs), 8, np.int64)
+    for name in pc.unique(dtypes).to_pylist():
+        if name in NUMERIC_DTYPES:
+            rows = _np_bool(pc.equal(dtypes, name))
+            sizes[rows] = np.dtype(name).itemsize
+    return sizes
+
+
+def _first(mask: np.ndarray, limit: int = MAX_COLLECTED) -> np.ndarray:
+    """Indices of the first ``limit`` true values."""
+    return np.flatnonzero(mask)[:limit]
+
+
+def _first_per_parent(mask: np.ndarray, parent: np.ndarray, limit: int = MAX_COLLECTED) -> list:
+    """The first flagged element of each parent (at most ``limit`` parents)."""
+    hits = np.flatnonzero(mask)
+    if not hits.size:
+        return []
+    _, first = np.unique(parent[hits], return_index=True)
+    return hits[np.sort(first)][:limit].tolist()

@@ -1,0 +1,216 @@
+"""Re-index the assets of a collection whose objects changed since it was built.
+
+The index records each object's size and ETag (``{band}_metadata.file_size`` / ``etag``).
+:func:`check_assets` sends one HEAD per distinct asset and compares; :func:`refresh`
+then re-reads only the changed headers (one prefix request each) and returns a new
+collection with their ``{band}_metadata`` (or ``{band}_error``) replaced. Local files are
+compared by size only (their ETag embeds inode and mtime, which a plain copy changes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from rasteret._async import run_sync
+from rasteret.errors import FetchError, ObjectNotFoundError, StaleIndexError
+from rasteret.index.schema import BAND_METADATA_TYPE, error_column, metadata_column
+
+if TYPE_CHECKING:
+    from rasteret.index import Collection
+
+log = logging.getLogger("rasteret.ingest")
+
+
+@dataclass(frozen=True)
+class AssetChange:
+    """One asset whose object is not what the index recorded."""
+
+    record_id: str
+    band: str
+    href: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    """What :func:`check_assets` / :func:`refresh` found: objects checked, changed, failed."""
+
+    checked: int
+    changed: tuple[AssetChange, ...] = ()
+    failed: tuple[AssetChange, ...] = ()  # missing objects, HEAD errors, re-index errors
+    reindexed: int = 0
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.changed or self.failed)
+
+    def summary(self, limit: int = 5) -> str:
+        parts = [f"{self.checked} object(s) checked, {len(self.changed)} changed"]
+        if self.reindexed:
+            parts.append(f"{self.reindexed} re-indexed")
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        lines = [", ".join(parts)]
+        for change in (*self.changed, *self.failed)[:limit]:
+            lines.append(f"  {change.record_id}/{change.band}: {change.href}: {change.reason}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+@dataclass(frozen=True)
+class _Asset:
+    row: int
+    record_id: str
+    band: str
+    href: str
+    band_index: int
+    size: int | None
+    etag: str | None
+
+
+def _assets(collection: Collection, bands: Sequence[str] | None) -> list[_Asset]:
+    table = collection.table
+    ids = [str(i) for i in table["id"].to_pylist()]
+    out = []
+    for band in bands or collection.bands:
+        hrefs = collection.hrefs(band)
+        column = table[metadata_column(band)]
+        sizes = column.combine_chunks().field("file_size").to_pylist()
+        etags = column.combine_chunks().field("etag").to_pylist()
+        indices = _band_indices(table, band)
+        for row, href in enumerate(hrefs):
+            if href is None:
+                continue
+            out.append(_Asset(row, ids[row], band, href, indices[row], sizes[row], etags[row]))
+    return out
+
+
+def _band_indices(table: pa.Table, band: str) -> list[int]:
+    assets = table["assets"].combine_chunks()
+    try:
+        values = assets.field(band).field("band_index").to_pylist()
+    except (KeyError, pa.ArrowInvalid):
+        return [0] * table.num_rows
+    return [int(v or 0) for v in values]
+
+
+async def _check(assets: list[_Asset], concurrency: int) -> tuple[list[Any], list[Any]]:
+    from rasteret.fetch import ObjectInfo, default_reader
+
+    reader = default_reader()
+    by_href: dict[str, _Asset] = {}
+    for asset in assets:
+        by_href.setdefault(asset.href, asset)
+    limit = asyncio.Semaphore(concurrency)
+    changed: list[tuple[str, str]] = []
+    failed: list[tuple[str, str]] = []
+
+    async def one(href: str, asset: _Asset) -> None:
+        expected = ObjectInfo(size=asset.size, etag=asset.etag)
+        async with limit:
+            try:
+                await reader.head(href, expected=expected)
+            except StaleIndexError as exc:
+                changed.append((href, getattr(exc, "reason", str(exc))))
+            except ObjectNotFoundError:
+                failed.append((href, "object not found"))
+            except FetchError as exc:
+                failed.append((href, getattr(exc, "reason", str(exc))))
+
+    await asyncio.gather(*(one(h, a) for h, a in by_href.items()))
+    return changed, failed
+
+
+def _expand(assets: list[_Asset], found: list[tuple[str, str]]) -> tuple[AssetChange, ...]:
+    reasons = dict(found)
+    return tuple(
+        AssetChange(a.record_id, a.band, a.href, reasons[a.href])
+        for a in assets
+        if a.href in reasons
+    )
+
+
+def check_assets(
+    collection: Collection, bands: Sequence[str] | None = None, *, concurrency: int = 64
+) -> RefreshReport:
+    """HEAD every distinct asset of ``bands`` (default: all) and report the changed ones."""
+    assets = _assets(collection, bands)
+    changed, failed = run_sync(_check(assets, concurrency))
+    return RefreshReport(
+        checked=len({a.href for a in assets}),
+        changed=_expand(assets, changed),
+        failed=_expand(assets, failed),
+    )
+
+
+def refresh_with_report(
+    collection: Collection, bands: Sequence[str] | None = None, *, concurrency: int = 64
+) -> tuple[Collection, RefreshReport]:
+    """:func:`refresh`, also returning the :class:`RefreshReport`."""
+    from rasteret.index import band_metadata_from_header
+    from rasteret.ingest.headers import index_headers
+
+    report = check_assets(collection, bands, concurrency=concurrency)
+    if not report.changed:
+        return collection, report
+    hrefs = list(dict.fromkeys(c.href for c in report.changed))
+    headers = index_headers(hrefs, concurrency=concurrency, progress=False)
+    changed_keys = {(c.record_id, c.band) for c in report.changed}
+    table = collection.table
+    failed = list(report.failed)
+    reindexed = 0
+    for band in bands or collection.bands:
+        targets = [a for a in _assets(collection, [band]) if (a.record_id, a.band) in changed_keys]
+        if not targets:
+            continue
+        meta_name, error_name = metadata_column(band), error_column(band)
+        metadata = table[meta_name].to_pylist()
+        errors = (
+            table[error_name].to_pylist()
+            if error_name in table.column_names
+            else [None] * len(metadata)
+        )
+        for asset in targets:
+            result = headers[asset.href]
+            try:
+                if not result.ok:
+                    raise ValueError(result.error)
+                metadata[asset.row] = band_metadata_from_header(
+                    result.header, asset.band_index, result.info
+                )
+                errors[asset.row] = None
+                reindexed += 1
+            except Exception as exc:  # keep the record, say why
+                metadata[asset.row] = None
+                errors[asset.row] = str(exc)
+                failed.append(AssetChange(asset.record_id, band, asset.href, str(exc)))
+        table = _set(table, meta_name, pa.array(metadata, BAND_METADATA_TYPE))
+        table = _set(table, error_name, pa.array(errors, pa.string()))
+    report = RefreshReport(report.checked, report.changed, tuple(failed), reindexed)
+    return collection._view(table), report
+
+
+def refresh(
+    collection: Collection, bands: Sequence[str] | None = None, *, concurrency: int = 64
+) -> Collection:
+    """A collection whose changed assets are re-indexed (one HEAD per asset, one header
+    read per changed one); logs what changed. Unchanged collections come back as is."""
+    refreshed, report = refresh_with_report(collection, bands, concurrency=concurrency)
+    if report.stale:
+        log.warning("refresh %s: %s", collection.name or "collection", report.summary())
+    return refreshed
+
+
+def _set(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
+    if name in table.column_names:
+        index = table.column_names.index(name)
+        return table.set_column(index, pa.field(name, values.type), values)
+    return table.append_column(name, values)

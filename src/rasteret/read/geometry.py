@@ -1,0 +1,539 @@
+"""Coerce area / point inputs to Shapely geometries with a CRS, and move them between CRSs.
+
+Accepted inputs (no geopandas dependency):
+
+* a 4-tuple ``(minx, miny, maxx, maxy)`` (a *tuple*; a list of four numbers is ambiguous);
+* Shapely geometries (one, a sequence, or a NumPy object array);
+* WKB ``bytes`` (one or a sequence), WKT strings;
+* GeoJSON dicts (geometry, ``Feature``, ``FeatureCollection``; one or a sequence);
+* objects with ``__geo_interface__`` (a GeoDataFrame / GeoSeries works this way, with its
+  ``.crs``), or with ``to_arrow()`` (geopandas >= 1.0: GeoArrow with CRS metadata);
+* Arrow: a ``pa.Array`` / ``ChunkedArray`` of WKB / WKT / native GeoArrow points, or a
+  table-like object (``pa.Table``, ``RecordBatch``, ``RecordBatchReader``, anything with
+  ``__arrow_c_stream__`` such as a DuckDB relation) with ``geometry_column=`` (picked
+  automatically when exactly one column is GeoArrow-annotated or binary);
+* for points also ``(x, y)`` tuples, an ``(N, 2)`` array, and ``x_column`` / ``y_column``.
+
+``geometry_crs="auto"`` takes the CRS from GeoArrow metadata (or a ``.crs`` attribute);
+non-tabular input without one is EPSG:4326 (as in the original); tabular input without
+CRS metadata raises :class:`GeometryCRSError` unless ``geometry_crs`` is given.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from numbers import Real
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import shapely
+from pyproj import CRS, Transformer
+
+from rasteret.errors import RasteretError
+
+GeometryKind = Literal["area", "point"]
+DEFAULT_CRS = "EPSG:4326"
+#: Points per polygon edge after densification before reprojection (as transform_bounds).
+DENSIFY_POINTS = 21
+
+
+class GeometryError(RasteretError, ValueError):
+    """An AOI / point input cannot be used (invalid WKB, wrong type, empty, ...)."""
+
+
+class GeometryCRSError(GeometryError):
+    """A geometry input has no CRS where one is needed."""
+
+
+class UnsupportedGeometryError(GeometryError, TypeError):
+    """A geometry type the operation does not take (e.g. Points for area reads)."""
+
+
+@dataclass(frozen=True)
+class Geometries:
+    """Geometries (Shapely, input order), their CRS and the input's other columns."""
+
+    geometries: np.ndarray  # object array of shapely geometries
+    crs: CRS
+    attributes: pa.Table | None = None  # non-geometry columns of a tabular input
+    ids: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+
+    def __post_init__(self) -> None:
+        if len(self.ids) != len(self.geometries):
+            object.__setattr__(self, "ids", np.arange(len(self.geometries), dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.geometries)
+
+    def to_crs(self, crs: Any, *, densify: bool = True) -> np.ndarray:
+        """The geometries in ``crs`` (densified first unless points; cached per CRS)."""
+        return transform_geometries(self.geometries, self.crs, as_crs(crs), densify=densify)
+
+
+def as_crs(value: Any) -> CRS:
+    """A pyproj CRS from an EPSG int, ``"EPSG:x"``, WKT, PROJJSON or a CRS object."""
+    if isinstance(value, CRS):
+        return value
+    if hasattr(value, "to_wkt") and not isinstance(value, str):
+        return CRS.from_wkt(value.to_wkt())
+    try:
+        return _cached_crs(value if not isinstance(value, dict) else json.dumps(value))
+    except Exception as exc:
+        raise GeometryCRSError(f"cannot interpret {value!r} as a CRS: {exc}") from None
+
+
+@lru_cache(maxsize=128)
+def _cached_crs(value: Any) -> CRS:
+    return CRS.from_user_input(value)
+
+
+def crs_epsg(crs: CRS | None) -> int | None:
+    """The EPSG code of ``crs`` when it has one (exact match), else ``None``."""
+    if crs is None:
+        return None
+    code = _epsg_cached(crs.to_wkt())
+    return code
+
+
+@lru_cache(maxsize=128)
+def _epsg_cached(wkt: str) -> int | None:
+    return CRS.from_wkt(wkt).to_epsg(min_confidence=100)
+
+
+# ----------------------------------------------------------------------------- coercion
+
+
+def coerce_geometries(
+    value: Any,
+    *,
+    geometry_crs: Any = "auto",
+    geometry_column: str | None = None,
+    kind: GeometryKind = "area",
+) -> Geometries:
+    """``value`` (see module docs) as :class:`Geometries`.
+
+    ``kind="area"`` accepts Polygon / MultiPolygon (and bbox tuples); ``kind="point"``
+    accepts Point geometries. Raises :class:`GeometryError` subclasses naming the
+    problem: invalid WKB, a wrong geometry type, empty or null geometries, a tabular
+    input without CRS.
+    """
+    geoms, found_crs, attributes, tabular = _coerce(value, geometry_column, kind)
+    crs = _resolve_crs(geometry_crs, found_crs, tabular)
+    geoms = np.asarray(geoms, dtype=object)
+    if geoms.ndim != 1:
+        geoms = geoms.reshape(-1)
+    if len(geoms) == 0:
+        raise GeometryError("no geometries given")
+    _check_types(geoms, kind)
+    return Geometries(geoms, crs, attributes)
+
+
+def _resolve_crs(geometry_crs: Any, found: CRS | None, tabular: bool) -> CRS:
+    if geometry_crs is not None and not (isinstance(geometry_crs, str) and geometry_crs == "auto"):
+        return as_crs(geometry_crs)
+    if found is not None:
+        return found
+    if tabular:
+        raise GeometryCRSError(
+            "Tabular Arrow geometry input is missing GeoArrow CRS metadata: pass "
+            "geometry_crs= (e.g. geometry_crs='EPSG:4326' or the CRS of the coordinates)"
+        )
+    return as_crs(DEFAULT_CRS)
+
+
+def _coerce(
+    value: Any, geometry_column: str | None, kind: GeometryKind
+) -> tuple[Any, CRS | None, pa.Table | None, bool]:
+    """(geometries, CRS found in the input, other columns, whether the input was tabular)."""
+    if value is None:
+        raise GeometryError("geometries is None: pass a bbox tuple, Shapely geometries, WKB, ...")
+    if isinstance(value, tuple) and len(value) == 4 and all(isinstance(v, Real) for v in value):
+        return [_bbox(value)], None, None, False
+    pair = isinstance(value, tuple) and len(value) == 2
+    if kind == "point" and pair and all(isinstance(v, Real) for v in value):
+        return [shapely.Point(float(value[0]), float(value[1]))], None, None, False
+    if isinstance(value, shapely.Geometry):
+        return [value], None, None, False
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return [_from_wkb(bytes(value), 0)], None, None, False
+    if isinstance(value, str):
+        return [_from_wkt(value, 0)], None, None, False
+    if isinstance(value, Mapping):
+        return _from_geojson(value), _crs_of_mapping(value), None, False
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        return _from_coordinates(value, kind), None, None, False
+    if isinstance(value, (pa.Array, pa.ChunkedArray)):
+        field = pa.field("geometry", value.type)
+        return _from_arrow_column(value, field, "geometry"), None, None, False
+    if isinstance(value, (pa.Table, pa.RecordBatch, pa.RecordBatchReader)) or (
+        hasattr(value, "__arrow_c_stream__") and not hasattr(value, "__geo_interface__")
+    ):
+        table = _as_table(value)
+        return (*_from_table(table, geometry_column), True)
+    if hasattr(value, "to_arrow") and hasattr(value, "__geo_interface__"):
+        crs = _crs_attribute(value)
+        try:
+            table = _as_table(value.to_arrow(geometry_encoding="WKB"))
+        except TypeError:
+            table = None
+        if table is not None:
+            geoms, found, attributes = _from_table(table, geometry_column)
+            return geoms, found or crs, attributes, False
+    if hasattr(value, "__geo_interface__"):
+        return _from_geojson(value.__geo_interface__), _crs_attribute(value), None, False
+    if isinstance(value, (Sequence, np.ndarray)):
+        items = list(value)
+        if not items:
+            raise GeometryError("no geometries given (empty sequence)")
+        return [_one(item, i, kind) for i, item in enumerate(items)], None, None, False
+    raise GeometryError(
+        f"cannot use a {type(value).__name__} as geometries: pass a bbox tuple, Shapely "
+        "geometries, WKB bytes, GeoJSON dicts, a GeoArrow/Arrow array or table, or a "
+        "GeoDataFrame"
+    )
+
+
+def _one(item: Any, index: int, kind: GeometryKind) -> shapely.Geometry:
+    if isinstance(item, shapely.Geometry):
+        return item
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return _from_wkb(bytes(item), index)
+    if isinstance(item, str):
+        return _from_wkt(item, index)
+    if isinstance(item, Mapping):
+        found = _from_geojson(item)
+        if len(found) != 1:
+            raise GeometryError(f"geometry {index}: a FeatureCollection inside a list")
+        return found[0]
+    if hasattr(item, "__geo_interface__"):
+        return shapely.geometry.shape(item.__geo_interface__)
+    if isinstance(item, (tuple, list)) and all(isinstance(v, Real) for v in item):
+        if kind == "point" and len(item) == 2:
+            return shapely.Point(float(item[0]), float(item[1]))
+        if len(item) == 4 and isinstance(item, tuple):
+            return _bbox(item)
+    raise GeometryError(f"geometry {index}: cannot use a {type(item).__name__}")
+
+
+def _bbox(value: Sequence[float]) -> shapely.Geometry:
+    minx, miny, maxx, maxy = (float(v) for v in value)
+    if not (minx < maxx and miny < maxy):
+        raise GeometryError(f"invalid bbox {tuple(value)}: need minx < maxx and miny < maxy")
+    return shapely.box(minx, miny, maxx, maxy)
+
+
+def _from_wkb(data: bytes, index: int) -> shapely.Geometry:
+    try:
+        return shapely.from_wkb(data)
+    except Exception as exc:
+        raise GeometryError(f"geometry {index}: invalid WKB ({len(data)} bytes): {exc}") from None
+
+
+def _from_wkt(text: str, index: int) -> shapely.Geometry:
+    try:
+        return shapely.from_wkt(text)
+    except Exception as exc:
+        raise GeometryError(f"geometry {index}: invalid WKT {text[:40]!r}: {exc}") from None
+
+
+def _from_geojson(obj: Mapping[str, Any]) -> list[shapely.Geometry]:
+    kind = obj.get("type")
+    if kind == "FeatureCollection":
+        return [_geojson_geometry(f.get("geometry"), i) for i, f in enumerate(obj["features"])]
+    if kind == "Feature":
+        return [_geojson_geometry(obj.get("geometry"), 0)]
+    return [_geojson_geometry(obj, 0)]
+
+
+def _geojson_geometry(obj: Any, index: int) -> shapely.Geometry:
+    if obj is None:
+        raise GeometryError(f"geometry {index}: null GeoJSON geometry")
+    try:
+        return shapely.geometry.shape(obj)
+    except Exception as exc:
+        raise GeometryError(f"geometry {index}: invalid GeoJSON geometry: {exc}") from None
+
+
+def _crs_of_mapping(obj: Mapping[str, Any]) -> CRS | None:
+    crs = obj.get("crs")
+    if isinstance(crs, Mapping):  # GeoJSON 2008 named CRS
+        name = (crs.get("properties") or {}).get("name")
+        return as_crs(name) if name else None
+    return None
+
+
+def _crs_attribute(value: Any) -> CRS | None:
+    crs = getattr(value, "crs", None)
+    return None if crs is None else as_crs(crs)
+
+
+def _from_coordinates(array: np.ndarray, kind: GeometryKind) -> np.ndarray:
+    if kind != "point" or array.ndim != 2 or array.shape[1] != 2:
+        raise GeometryError(
+            f"a numeric array of shape {array.shape} is not a geometry input "
+            "(for points pass an (N, 2) array of x, y)"
+        )
+    return shapely.points(np.asarray(array, dtype=np.float64))
+
+
+# ----------------------------------------------------------------------------- Arrow
+
+
+def _as_table(value: Any) -> pa.Table:
+    if isinstance(value, pa.Table):
+        return value
+    if isinstance(value, pa.RecordBatch):
+        return pa.Table.from_batches([value])
+    if isinstance(value, pa.RecordBatchReader):
+        return value.read_all()
+    return pa.table(value)
+
+
+def _from_table(
+    table: pa.Table, geometry_column: str | None
+) -> tuple[np.ndarray, CRS | None, pa.Table]:
+    name = geometry_column or _guess_geometry_column(table)
+    if name not in table.column_names:
+        raise GeometryError(
+            f"geometry_column {name!r} is not in the table (columns: {table.column_names})"
+        )
+    field = table.schema.field(name)
+    geoms = _from_arrow_column(table[name], field, name)
+    crs = _geoarrow_crs(field)
+    return geoms, crs, table.drop_columns([name])
+
+
+def _guess_geometry_column(table: pa.Table) -> str:
+    annotated = [f.name for f in table.schema if _extension_name(f) is not None]
+    if len(annotated) == 1:
+        return annotated[0]
+    if "geometry" in table.column_names:
+        return "geometry"
+    binary = [f.name for f in table.schema if pa.types.is_binary(f.type)]
+    if len(binary) == 1 and not annotated:
+        return binary[0]
+    raise GeometryError(
+        f"cannot tell which column holds the geometries (columns: {table.column_names}): "
+        "pass geometry_column="
+    )
+
+
+def _extension_name(field: pa.Field) -> str | None:
+    if isinstance(field.type, pa.ExtensionType):
+        return field.type.extension_name
+    meta = field.metadata or {}
+    name = meta.get(b"ARROW:extension:name")
+    return name.decode() if name and name.startswith(b"geoarrow.") else None
+
+
+def _extension_metadata(field: pa.Field) -> dict[str, Any]:
+    if isinstance(field.type, pa.ExtensionType):
+        raw = field.type.__arrow_ext_serialize__()
+    else:
+        raw = (field.metadata or {}).get(b"ARROW:extension:metadata") or b""
+    try:
+        return json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+
+
+def _geoarrow_crs(field: pa.Field) -> CRS | None:
+    meta = _extension_metadata(field)
+    if meta.get("edges") not in (None, "planar"):
+        raise GeometryError(
+            f"column {field.name!r}: GeoArrow edges={meta['edges']!r} are not supported "
+            "(only planar edges)"
+        )
+    crs = meta.get("crs")
+    return None if crs in (None, "") else as_crs(crs)
+
+
+def _from_arrow_column(column: Any, field: pa.Field, name: str) -> np.ndarray:
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if isinstance(column.type, pa.ExtensionType):
+        column = column.storage
+    if column.null_count:
+        first = column.is_null().to_numpy(zero_copy_only=False).argmax()
+        raise GeometryError(f"column {name!r}: geometry {int(first)} is null")
+    kind = column.type
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        values = column.to_numpy(zero_copy_only=False)
+        try:
+            return shapely.from_wkb(values)
+        except Exception as exc:
+            for i, v in enumerate(values):  # name the first bad one
+                _from_wkb(v, i)
+            raise GeometryError(f"column {name!r}: invalid WKB: {exc}") from None
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        try:
+            return shapely.from_wkt(column.to_numpy(zero_copy_only=False))
+        except Exception as exc:
+            raise GeometryError(f"column {name!r}: invalid WKT: {exc}") from None
+    xy = _native_points(column)
+    if xy is not None:
+        return shapely.points(xy)
+    raise GeometryError(
+        f"column {name!r} of type {kind} is not a supported geometry encoding "
+        "(WKB, WKT or GeoArrow points)"
+    )
+
+
+def _native_points(column: pa.Array) -> np.ndarray | None:
+    """``(N, 2)`` coordinates of a native GeoArrow point column (struct or interleaved)."""
+    kind = column.type
+    if pa.types.is_struct(kind) and {"x", "y"} <= {f.name for f in kind}:
+        x = column.field("x").to_numpy(zero_copy_only=False)
+        y = column.field("y").to_numpy(zero_copy_only=False)
+        return np.column_stack([x, y]).astype(np.float64)
+    if pa.types.is_fixed_size_list(kind) and kind.list_size in (2, 3, 4):
+        flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+        return flat.reshape(-1, kind.list_size)[:, :2]
+    return None
+
+
+def point_coordinates(
+    value: Any,
+    *,
+    geometry_crs: Any = "auto",
+    geometry_column: str | None = None,
+    x_column: str | None = None,
+    y_column: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, CRS, pa.Table | None]:
+    """``(x, y, crs, other columns)`` of point input, vectorised (no per-point Python).
+
+    ``x_column`` / ``y_column`` read plain coordinate columns of a table; otherwise
+    the input is coerced like :func:`coerce_geometries` with ``kind="point"``.
+    """
+    if x_column is not None or y_column is not None:
+        if x_column is None or y_column is None:
+            raise GeometryError("pass both x_column and y_column")
+        table = _as_table(value)
+        for column in (x_column, y_column):
+            if column not in table.column_names:
+                raise GeometryError(
+                    f"column {column!r} is not in the points table (columns: {table.column_names})"
+                )
+        x = table[x_column].to_numpy().astype(np.float64)
+        y = table[y_column].to_numpy().astype(np.float64)
+        crs = _resolve_crs(geometry_crs, None, True)
+        return x, y, crs, table.drop_columns([x_column, y_column])
+    if isinstance(value, (pa.Table, pa.RecordBatch, pa.RecordBatchReader)) or (
+        hasattr(value, "__arrow_c_stream__") and not hasattr(value, "__geo_interface__")
+    ):
+        table = _as_table(value)
+        name = geometry_column or _guess_geometry_column(table)
+        if name in table.column_names:
+            field = table.schema.field(name)
+            column = table[name].combine_chunks()
+            storage = column.storage if isinstance(column.type, pa.ExtensionType) else column
+            xy = _native_points(storage)
+            if xy is not None:
+                crs = _resolve_crs(geometry_crs, _geoarrow_crs(field), True)
+                return xy[:, 0].copy(), xy[:, 1].copy(), crs, table.drop_columns([name])
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        xy = np.asarray(value, dtype=np.float64)
+        if xy.ndim != 2 or xy.shape[1] != 2:
+            raise GeometryError(f"point array must have shape (N, 2), got {xy.shape}")
+        crs = _resolve_crs(geometry_crs, None, False)
+        return xy[:, 0].copy(), xy[:, 1].copy(), crs, None
+    found = coerce_geometries(
+        value, geometry_crs=geometry_crs, geometry_column=geometry_column, kind="point"
+    )
+    return (
+        shapely.get_x(found.geometries),
+        shapely.get_y(found.geometries),
+        found.crs,
+        found.attributes,
+    )
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+_AREA_TYPES = {shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON}
+
+
+def _check_types(geoms: np.ndarray, kind: GeometryKind) -> None:
+    if shapely.is_missing(geoms).any():
+        raise GeometryError(f"geometry {int(np.argmax(shapely.is_missing(geoms)))} is missing")
+    types = shapely.get_type_id(geoms)
+    if kind == "area":
+        bad = ~np.isin(types, [int(t) for t in _AREA_TYPES])
+        if bad.any():
+            i = int(np.argmax(bad))
+            name = geoms[i].geom_type
+            if name in ("Point", "MultiPoint"):
+                raise UnsupportedGeometryError(
+                    f"geometry {i} is a {name}: area reads take Polygon / MultiPolygon; "
+                    "use sample_points() for values at points"
+                )
+            raise UnsupportedGeometryError(
+                f"geometry {i} is a {name}: area reads take Polygon / MultiPolygon"
+            )
+    else:
+        bad = types != int(shapely.GeometryType.POINT)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise UnsupportedGeometryError(
+                f"geometry {i} is a {geoms[i].geom_type}: sample_points takes Points"
+            )
+    empty = shapely.is_empty(geoms)
+    if empty.any():
+        raise GeometryError(f"geometry {int(np.argmax(empty))} is empty")
+
+
+# ----------------------------------------------------------------------------- reprojection
+
+
+def transformer(src: CRS, dst: CRS) -> Transformer:
+    """A cached always-xy transformer between two CRSs."""
+    return _transformer(src.to_wkt(), dst.to_wkt())
+
+
+@lru_cache(maxsize=64)
+def _transformer(src: str, dst: str) -> Transformer:
+    return Transformer.from_crs(CRS.from_wkt(src), CRS.from_wkt(dst), always_xy=True)
+
+
+def same_crs(a: CRS, b: CRS) -> bool:
+    return a == b or a.to_wkt() == b.to_wkt()
+
+
+def transform_geometries(
+    geoms: np.ndarray, src: CRS, dst: CRS, *, densify: bool = True
+) -> np.ndarray:
+    """``geoms`` from ``src`` to ``dst``; polygons are densified first (each edge split into
+    segments no longer than 1/``DENSIFY_POINTS`` of the geometry's larger extent), so
+    curved edges in ``dst`` are followed, not cut."""
+    if same_crs(src, dst):
+        return geoms
+    if densify:
+        bounds = shapely.bounds(geoms)
+        extent = np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1])
+        step = np.where(extent > 0, extent / DENSIFY_POINTS, np.inf)
+        geoms = shapely.segmentize(geoms, step)
+    project = transformer(src, dst)
+
+    def move(coords: np.ndarray) -> np.ndarray:
+        x, y = project.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    out = shapely.transform(geoms, move)
+    if not np.isfinite(shapely.bounds(out)).all():
+        raise GeometryError(
+            f"geometries cannot be projected from {src.name!r} to {dst.name!r} "
+            "(outside the target CRS's domain)"
+        )
+    return out
+
+
+def transform_points(x: np.ndarray, y: np.ndarray, src: CRS, dst: CRS) -> tuple[Any, Any]:
+    """Point coordinates from ``src`` to ``dst`` (vectorised; inf where not projectable)."""
+    if same_crs(src, dst):
+        return x, y
+    return transformer(src, dst).transform(x, y)

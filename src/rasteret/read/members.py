@@ -1,0 +1,157 @@
+"""Reading record windows (all bands, data + validity) through the store, and frames.
+
+A *frame* is a grid shared by records whose pixel grids line up (same CRS, same pixel
+size, origins a whole number of pixels apart): adjacent tiles of one UTM zone, or the
+same tile at many dates. Windows of a frame can be mosaicked without resampling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rasteret.geo.grid import GridSpec
+from rasteret.read.plan import PixelWindow
+from rasteret.read.radiometry import valid_mask
+from rasteret.read.stacks import BandSource, StoreIndex, WindowRequest, read_windows
+
+#: Origins closer than this fraction of a pixel to a whole-pixel offset count as aligned.
+ALIGN_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class MemberRead:
+    """Read ``window`` (source pixel coordinates) of every band of one record."""
+
+    sources: tuple[BandSource | None, ...]
+    window: PixelWindow
+
+
+def read_members(
+    index: StoreIndex, reads: Sequence[MemberRead], fills: Sequence[float | int]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(data [C, h, w], valid [C, h, w])`` of each read, invalid pixels set to ``fills``.
+
+    A band missing from a record reads as fill, invalid. All windows of all reads go to
+    the store in one concurrent batch.
+    """
+    requests: list[WindowRequest] = []
+    slots: list[list[tuple[int, int | None] | None]] = []
+    for read in reads:
+        w = read.window
+        per_band: list[tuple[int, int | None] | None] = []
+        for src in read.sources:
+            if src is None:
+                per_band.append(None)
+                continue
+            requests.append(WindowRequest(src.path, src.t, w.row0, w.row1, w.col0, w.col1))
+            data_at = len(requests) - 1
+            mask_at = None
+            if src.mask_array is not None:
+                requests.append(
+                    WindowRequest(
+                        f"{src.group}/{src.mask_array}", src.t, w.row0, w.row1, w.col0, w.col1
+                    )
+                )
+                mask_at = len(requests) - 1
+            per_band.append((data_at, mask_at))
+        slots.append(per_band)
+    arrays = read_windows(index.store, requests)
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    for read, per_band in zip(reads, slots, strict=True):
+        h, w = read.window.height, read.window.width
+        dtype = _common_dtype(read.sources)
+        data = np.empty((len(per_band), h, w), dtype=dtype)
+        valid = np.zeros((len(per_band), h, w), dtype=bool)
+        for c, (slot, src) in enumerate(zip(per_band, read.sources, strict=True)):
+            if slot is None or src is None:
+                data[c] = fills[c]
+                continue
+            values = arrays[slot[0]]
+            internal = arrays[slot[1]] if slot[1] is not None else None
+            ok = valid_mask(values, src.nodata, internal)
+            data[c] = np.where(ok, values, np.asarray(fills[c]).astype(dtype))
+            valid[c] = ok
+        out.append((data, valid))
+    return out
+
+
+def _common_dtype(sources: Sequence[BandSource | None]) -> np.dtype:
+    dtypes = [s.dtype for s in sources if s is not None]
+    return np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
+
+
+# ----------------------------------------------------------------------------- frames
+
+
+def source_grid(source: BandSource) -> GridSpec:
+    return GridSpec(source.crs_key, source.transform, (source.height, source.width))
+
+
+def frame_offset(frame: GridSpec, source: BandSource) -> tuple[int, int] | None:
+    """``(row, col)`` of ``source``'s origin in ``frame`` when the grids line up, else ``None``."""
+    fa, fb, fc, fd, fe, ff = frame.transform
+    a, b, c, d, e, f = source.transform
+    if source.crs_key != _frame_crs_key(frame):
+        return None
+    if not (np.isclose(a, fa, rtol=1e-9) and np.isclose(e, fe, rtol=1e-9) and b == fb == 0):
+        return None
+    if d != 0 or fd != 0:
+        return None
+    col = (c - fc) / fa
+    row = (f - ff) / fe
+    if abs(col - round(col)) > ALIGN_TOLERANCE or abs(row - round(row)) > ALIGN_TOLERANCE:
+        return None
+    return round(row), round(col)
+
+
+def _frame_crs_key(frame: GridSpec) -> str:
+    from rasteret.geo.transform import crs_key
+
+    return crs_key(frame.crs)
+
+
+def build_frames(sources: Sequence[BandSource]) -> list[tuple[GridSpec, list[int]]]:
+    """Group ``sources`` into frames: ``(frame grid covering its members, member indices)``.
+
+    The frame's origin is the top-left of its members' union; members keep their
+    input order.
+    """
+    frames: list[tuple[GridSpec, list[int], list[tuple[int, int]]]] = []
+    for i, src in enumerate(sources):
+        for frame, members, offsets in frames:
+            offset = frame_offset(frame, src)
+            if offset is not None:
+                members.append(i)
+                offsets.append(offset)
+                break
+        else:
+            frames.append((source_grid(src), [i], [(0, 0)]))
+    out: list[tuple[GridSpec, list[int]]] = []
+    for frame, members, offsets in frames:
+        r0 = min(r for r, _ in offsets)
+        c0 = min(c for _, c in offsets)
+        r1 = max(r + sources[m].height for m, (r, _) in zip(members, offsets, strict=True))
+        c1 = max(c + sources[m].width for m, (_, c) in zip(members, offsets, strict=True))
+        a, b, c, d, e, f = frame.transform
+        grid = GridSpec(frame.crs, (a, b, c + a * c0, d, e, f + e * r0), (r1 - r0, c1 - c0))
+        out.append((grid, members))
+    return out
+
+
+def member_window(
+    frame: GridSpec, out: PixelWindow, source: BandSource
+) -> tuple[PixelWindow, tuple[int, int]] | None:
+    """The part of frame window ``out`` that ``source`` covers: ``(window in source pixels,
+    (row, col) offset inside out)``, or ``None`` when it covers nothing."""
+    offset = frame_offset(frame, source)
+    if offset is None:
+        return None
+    row, col = offset
+    extent = PixelWindow(row, row + source.height, col, col + source.width)
+    part = out.intersection(extent)
+    if part.is_empty:
+        return None
+    return part.shifted(-row, -col), (part.row0 - out.row0, part.col0 - out.col0)

@@ -1,0 +1,108 @@
+"""Window arithmetic of AOI reads: rasterio's ``geometry_window`` and geometry masks.
+
+:func:`geometry_windows` reproduces ``rasterio.features.geometry_window`` exactly
+(bounds → inverse affine by ``np.linalg.solve`` as rasterio's ``AffineTransformer`` →
+floor of offsets, ceiling of ends → intersection with the raster), vectorised over
+geometries. :func:`geometry_mask` burns a geometry into a window grid with GDAL's
+rules (pixel centres inside, or every touched pixel with ``all_touched``) through
+:mod:`rasteret.geo.rasterize`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+from rasteret.geo.grid import GridSpec
+
+Affine6 = tuple[float, float, float, float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class PixelWindow:
+    """Rows ``[row0, row1)`` and columns ``[col0, col1)`` of a grid."""
+
+    row0: int
+    row1: int
+    col0: int
+    col1: int
+
+    @property
+    def height(self) -> int:
+        return self.row1 - self.row0
+
+    @property
+    def width(self) -> int:
+        return self.col1 - self.col0
+
+    @property
+    def is_empty(self) -> bool:
+        return self.height <= 0 or self.width <= 0
+
+    def intersection(self, other: PixelWindow) -> PixelWindow:
+        return PixelWindow(
+            max(self.row0, other.row0),
+            min(self.row1, other.row1),
+            max(self.col0, other.col0),
+            min(self.col1, other.col1),
+        )
+
+    def shifted(self, drow: int, dcol: int) -> PixelWindow:
+        return PixelWindow(self.row0 + drow, self.row1 + drow, self.col0 + dcol, self.col1 + dcol)
+
+
+def geometry_windows(
+    geometries: np.ndarray, transform: Affine6, shape: tuple[int, int] | None
+) -> list[PixelWindow | None]:
+    """rasterio's ``geometry_window`` of each geometry (one geometry per window).
+
+    With ``shape`` (height, width) the window is intersected with the raster and
+    ``None`` marks a geometry that does not overlap it; without, windows are unbounded.
+    """
+    bounds = shapely.bounds(geometries)  # (n, 4): minx, miny, maxx, maxy
+    left, bottom, right, top = bounds.T
+    xs = np.stack([left, right, right, left], axis=1).ravel()
+    ys = np.stack([top, top, bottom, bottom], axis=1).ravel()
+    a, b, c, d, e, f = transform
+    matrix = np.array([[a, b, c], [d, e, f], [0.0, 0.0, 1.0]])
+    points = np.vstack([xs, ys, np.ones_like(xs)])
+    cols, rows = np.linalg.solve(matrix, points)[:2]
+    cols = cols.reshape(-1, 4)
+    rows = rows.reshape(-1, 4)
+    out: list[PixelWindow | None] = []
+    for k in range(len(geometries)):
+        col_start, col_stop = cols[k].min(), cols[k].max()
+        row_start, row_stop = rows[k].min(), rows[k].max()
+        width = max(col_stop - col_start, 0.0)
+        height = max(row_stop - row_start, 0.0)
+        col0 = math.floor(col_start)
+        row0 = math.floor(row_start)
+        col1 = math.ceil(col_start + width)
+        row1 = math.ceil(row_start + height)
+        window = PixelWindow(row0, row1, col0, col1)
+        if shape is not None:
+            window = window.intersection(PixelWindow(0, shape[0], 0, shape[1]))
+            if window.is_empty:
+                out.append(None)
+                continue
+        out.append(window)
+    return out
+
+
+def window_grid(grid: GridSpec, window: PixelWindow) -> GridSpec:
+    """The grid of ``window`` of ``grid`` (the window may reach beyond the grid)."""
+    a, b, c, d, e, f = grid.transform
+    x = a * window.col0 + b * window.row0 + c
+    y = d * window.col0 + e * window.row0 + f
+    return GridSpec(grid.crs, (a, b, x, d, e, y), (window.height, window.width))
+
+
+def geometry_mask(geometry: shapely.Geometry, grid: GridSpec, *, all_touched: bool) -> np.ndarray:
+    """``True`` for the pixels of ``grid`` inside ``geometry`` (rasterio's
+    ``geometry_mask(..., invert=True)``)."""
+    from rasteret.geo.rasterize import rasterize
+
+    return rasterize([geometry], grid, all_touched=all_touched)

@@ -1,0 +1,385 @@
+"""``read_window``: a collection's pixels on one target grid (bounds + resolution + CRS).
+
+The primitive behind the TorchGeo dataset, public for users who bring their own
+sampler. The target grid follows ``rasterio.merge`` / TorchGeo: origin at
+``(left, top)``, pixel size ``res``, ``round(extent / res)`` pixels per axis (or pass
+``grid=GridSpec(...)``).
+
+For every (record, band) that overlaps the grid:
+
+* **aligned** (same CRS, same pixel size, origins a whole number of pixels apart): the
+  overlapping source pixels are copied, no resampling — identical to GDAL;
+* otherwise the source window that feeds the grid is read and warped with
+  :func:`rasteret.geo.warp.warp_array` (no GDAL). With ``overviews=True`` a target
+  coarser than the data reads the overview GDAL would pick
+  (:func:`rasteret.geo.overview.choose_overview`).
+
+Resampling defaults to ``nearest`` for integer bands (classes, masks, DN) and
+``bilinear`` for floating-point bands; pass ``resampling="..."`` (or ``{band: ...}``).
+Nodata / NaN / internal masks never bleed into valid pixels.
+
+Records are painted in time order (datetime, then id), the first valid pixel wins
+(``rasterio.merge(method="first")``). ``group_by=None`` mosaics every record into
+``[C, H, W]``; ``group_by="time"`` (alias ``"datetime"``), ``"solar_day"``, ``"id"``, a
+column name or a callable gives ``[T, C, H, W]``, one mosaic per group in first-member
+order. Every read of a call (all records, bands and groups) is issued in one concurrent
+batch through the virtual store (one event-loop pass; the fetch layer coalesces the tiles
+of one file into few requests).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rasteret._async import run_sync
+from rasteret.geo.grid import GridSpec
+from rasteret.geo.transform import crs_key
+from rasteret.index import Collection
+from rasteret.read.budget import enforce_read_budget
+from rasteret.read.plan import PixelWindow
+from rasteret.read.radiometry import fill_value_for
+from rasteret.read.result import NoDataError
+from rasteret.read.stacks import BandSource, StoreIndex
+from rasteret.read.window_io import read_sources
+from rasteret.read.window_plan import Planner, Task, overview_sources
+from rasteret.store.records import record_order
+
+GroupBy = str | Callable[[dict[str, Any]], Any] | None
+Resampling = str | Mapping[str, str] | None
+Bounds = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class WindowRead:
+    """Result of :func:`read_window_info`.
+
+    ``data``: ``[C, H, W]`` (mosaic) or ``[T, C, H, W]`` (``group_by``), native dtype
+    (the common dtype of the bands). ``valid``: same shape, ``True`` where a record
+    supplied a valid pixel (invalid pixels hold the band's fill: ``fill_value``, else
+    nodata, else 0). ``groups``: the group key of each ``T`` (``None`` for a mosaic);
+    ``record_ids``: per output (one for a mosaic), the records that overlap it, in paint
+    order; ``datetimes``: the first such record's time (NaT when none).
+    """
+
+    data: np.ndarray
+    valid: np.ndarray
+    grid: GridSpec
+    bands: tuple[str, ...]
+    groups: tuple[str, ...] | None
+    record_ids: tuple[tuple[str, ...], ...]
+    datetimes: np.ndarray
+
+
+def target_grid(bounds: Bounds, res: float | Sequence[float], crs: Any) -> GridSpec:
+    """The grid TorchGeo / ``rasterio.merge`` read for ``bounds`` at ``res``: origin at
+    ``(left, top)``, ``round((right - left) / xres)`` x ``round((top - bottom) / yres)`` px."""
+    left, bottom, right, top = (float(v) for v in bounds)
+    if isinstance(res, (int, float, np.number)):
+        xres = yres = float(res)
+    else:
+        xres, yres = (abs(float(v)) for v in res)
+    if not (xres > 0 and yres > 0):
+        raise ValueError(f"res must be positive, got {res!r}")
+    if not (right > left and top > bottom):
+        raise ValueError(f"bounds {bounds} are empty (need left < right and bottom < top)")
+    width = max(1, round((right - left) / xres))
+    height = max(1, round((top - bottom) / yres))
+    return GridSpec(crs, (xres, 0.0, left, 0.0, -yres, top), (height, width))
+
+
+def read_window(
+    collection: Collection,
+    *,
+    bands: str | Sequence[str],
+    bounds: Bounds | None = None,
+    res: float | Sequence[float] | None = None,
+    crs: Any = None,
+    grid: GridSpec | None = None,
+    records: Sequence[str] | None = None,
+    group_by: GroupBy = None,
+    resampling: Resampling = None,
+    fill_value: float | None = None,
+    overviews: bool = True,
+) -> np.ndarray:
+    """Pixels of ``bands`` on one grid: ``[C, H, W]``, or ``[T, C, H, W]`` with ``group_by``.
+
+    ``bounds`` (left, bottom, right, top) in ``crs`` at resolution ``res`` (CRS units;
+    one number or ``(xres, yres)``), or a ready ``grid``. ``crs`` defaults to the
+    records' CRS when they share one; ``res`` to the finest native resolution of the
+    bands in that CRS. ``records``: only these record ids (they are all read, and with
+    ``group_by`` each of their groups is an output even if it has no pixel there);
+    default every record that overlaps the window (:class:`NoDataError` when none).
+    See the module docs for resampling, mosaics and ``group_by``;
+    :func:`read_window_info` also returns the valid-data mask and which records fed
+    each output.
+    """
+    return read_window_info(
+        collection,
+        bands=bands,
+        bounds=bounds,
+        res=res,
+        crs=crs,
+        grid=grid,
+        records=records,
+        group_by=group_by,
+        resampling=resampling,
+        fill_value=fill_value,
+        overviews=overviews,
+    ).data
+
+
+def read_window_info(
+    collection: Collection,
+    *,
+    bands: str | Sequence[str],
+    bounds: Bounds | None = None,
+    res: float | Sequence[float] | None = None,
+    crs: Any = None,
+    grid: GridSpec | None = None,
+    records: Sequence[str] | None = None,
+    group_by: GroupBy = None,
+    resampling: Resampling = None,
+    fill_value: float | None = None,
+    overviews: bool = True,
+) -> WindowRead:
+    """:func:`read_window` with its valid-data mask and identity (:class:`WindowRead`)."""
+    band_list = [bands] if isinstance(bands, str) else list(bands)
+    reader = WindowReader.of(collection, band_list)
+    if grid is None:
+        if bounds is None:
+            raise ValueError("pass bounds= (left, bottom, right, top) and res=, or grid=")
+        crs = reader.default_crs() if crs is None else crs
+        res = reader.default_res(crs) if res is None else res
+        grid = target_grid(bounds, res, crs)
+    elif bounds is not None or res is not None or crs is not None:
+        raise ValueError("pass either grid= or bounds= / res= / crs=, not both")
+    enforce_read_budget(collection, band_list, grid.bounds, grid.crs)
+    rows = None if records is None else reader.rows_of(records)
+    return reader.read(
+        grid,
+        rows,
+        group_by=group_by,
+        resampling=resampling,
+        fill_value=fill_value,
+        overviews=overviews,
+    )
+
+
+# ----------------------------------------------------------------------------- reader
+
+
+#: Recently used readers by (id(collection), bands); the entry keeps its collection alive,
+#: so an id is never reused while cached.
+_READERS: OrderedDict[tuple[int, tuple[str, ...]], WindowReader] = OrderedDict()
+_READERS_SIZE = 8
+
+
+class WindowReader:
+    """The per-collection state of window reads: the store index of ``bands``, record
+    order and overview sources. Built once per (collection, bands) and cached."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, collection: Collection, bands: Sequence[str]) -> None:
+        if not bands:
+            raise ValueError(f"bands is empty (available bands: {collection.bands})")
+        collection._check_bands(list(bands))
+        self.collection = collection
+        self.bands = tuple(bands)
+        self.index = StoreIndex(collection, self.bands)
+        order, times, ids = record_order(collection.table)
+        self.order = order
+        self.rank = np.empty(len(order), dtype=np.int64)
+        self.rank[order] = np.arange(len(order))
+        self.times = times
+        self.ids = ids
+        self._row_of = {rid: i for i, rid in enumerate(ids)}
+        self._overviews = overview_sources(self.index)
+        self._crs_keys: dict[str, str] = {}
+
+    @classmethod
+    def of(cls, collection: Collection, bands: Sequence[str]) -> WindowReader:
+        """The cached reader of ``collection`` and ``bands`` (built on first use)."""
+        key = (id(collection), tuple(bands))
+        with cls._lock:
+            found = _READERS.get(key)
+            if found is not None and found.collection is collection:
+                _READERS.move_to_end(key)
+                return found
+        reader = cls(collection, key[1])
+        with cls._lock:
+            _READERS[key] = reader
+            while len(_READERS) > _READERS_SIZE:
+                _READERS.popitem(last=False)
+        return reader
+
+    @property
+    def store(self) -> Any:
+        return self.index.store
+
+    # -- defaults ------------------------------------------------------------------------
+    def sources(self, band: str | None = None) -> list[BandSource]:
+        """Sources of ``band`` (default: every requested band) in record time order."""
+        wanted = self.bands if band is None else (band,)
+        out = []
+        for row in self.order:
+            for b in wanted:
+                src = self.index.source(b, int(row))
+                if src is not None:
+                    out.append(src)
+        return out
+
+    def default_crs(self) -> str:
+        keys = list(dict.fromkeys(s.crs_key for s in self.sources()))
+        if len(keys) == 1:
+            return keys[0]
+        if not keys:
+            raise NoDataError(f"no record has any of the bands {list(self.bands)}")
+        names = [k if k.startswith("EPSG:") else k[:40] for k in keys]
+        raise ValueError(f"the records are in {len(keys)} CRSs ({names}); pass crs=")
+
+    def default_res(self, crs: Any) -> tuple[float, float]:
+        key = crs_key(crs)
+        same = [s for s in self.sources() if s.crs_key == key]
+        if not same:
+            raise ValueError(f"no record is in {key[:40]}: pass res= (in that CRS's units)")
+        return (min(abs(s.transform[0]) for s in same), min(abs(s.transform[4]) for s in same))
+
+    def rows_of(self, records: Sequence[str]) -> np.ndarray:
+        """Table rows of record ids, in paint (time) order; unknown ids raise ``KeyError``."""
+        ids = [records] if isinstance(records, str) else list(records)
+        missing = [r for r in ids if str(r) not in self._row_of]
+        if missing:
+            raise KeyError(f"record id(s) not in the collection: {missing[:10]}")
+        rows = np.unique(np.array([self._row_of[str(r)] for r in ids], dtype=np.int64))
+        return rows[np.argsort(self.rank[rows], kind="stable")]
+
+    def crs_key_of(self, grid: GridSpec) -> str:
+        wkt = grid.crs.srs
+        key = self._crs_keys.get(wkt)
+        if key is None:
+            key = self._crs_keys[wkt] = crs_key(grid.crs)
+        return key
+
+    # -- the read ------------------------------------------------------------------------
+    def read(
+        self,
+        grid: GridSpec,
+        rows: np.ndarray | None,
+        *,
+        group_by: GroupBy = None,
+        resampling: Resampling = None,
+        fill_value: float | None = None,
+        overviews: bool = True,
+    ) -> WindowRead:
+        """Read ``grid`` from ``rows`` (``None``: every overlapping record)."""
+        explicit = rows is not None
+        rows = self.order if rows is None else np.asarray(rows, dtype=np.int64)
+        resamplings = self._resamplings(resampling)
+        grid_key = self.crs_key_of(grid)
+        planner = Planner(self, grid, grid_key, overviews)
+        planned: list[tuple[int, list[tuple[int, BandSource, PixelWindow, Any, str]]]] = []
+        for row in rows:
+            row = int(row)
+            parts = []
+            for c, band in enumerate(self.bands):
+                src = self.index.source(band, row)
+                if src is None:
+                    continue
+                plan = planner.plan(src, resamplings[c])
+                if plan is not None:
+                    parts.append((c, *plan, resamplings[c]))
+            if parts or explicit:
+                planned.append((row, parts))
+        if not explicit and not any(parts for _, parts in planned):
+            raise NoDataError(self._no_data_message(grid))
+        keys = self._group_keys([r for r, _ in planned], group_by)
+        slots: dict[str, int] = {}
+        members: list[list[int]] = []
+        tasks: list[Task] = []
+        for (row, parts), key in zip(planned, keys, strict=True):
+            slot = slots.setdefault(key, len(slots))
+            if slot == len(members):
+                members.append([])
+            if parts:
+                members[slot].append(row)
+            for c, src, window, paste, method in parts:
+                tasks.append(Task(slot, c, src, window, paste, method))
+        if not slots:  # explicit, empty record list
+            slots[""] = 0
+            members.append([])
+        dtype, fills = self._dtype_and_fills(fill_value)
+        n = len(slots)
+        shape = (n, len(self.bands), *grid.shape)
+        data = np.empty(shape, dtype=dtype)
+        for c, fill in enumerate(fills):
+            data[:, c] = fill
+        valid = np.zeros(shape, dtype=bool)
+        results = run_sync(read_sources(self.index, [(t.source, t.window) for t in tasks]))
+        for task, (values, ok) in zip(tasks, results, strict=True):
+            out_d = data[task.slot, task.band]
+            out_v = valid[task.slot, task.band]
+            if task.paste is not None:
+                r, c = task.paste
+                h, w = values.shape[-2:]
+                out_d, out_v = out_d[r : r + h, c : c + w], out_v[r : r + h, c : c + w]
+                values, ok = values[0], ok[0]
+            else:
+                values, ok = planner.warp(task, values[0], ok[0], dtype)
+            take = ok & ~out_v
+            np.copyto(out_d, values, where=take, casting="unsafe")
+            out_v |= take
+        times = np.array(
+            [self.times[m[0]] if m else np.datetime64("NaT", "us") for m in members],
+            dtype="datetime64[us]",
+        )
+        record_ids = tuple(tuple(self.ids[r] for r in m) for m in members)
+        if group_by is None:
+            return WindowRead(data[0], valid[0], grid, self.bands, None, record_ids, times)
+        return WindowRead(data, valid, grid, self.bands, tuple(slots), record_ids, times)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _group_keys(self, rows: list[int], group_by: GroupBy) -> list[str]:
+        if group_by is None or not rows:
+            return [""] * len(rows)
+        from rasteret.read.mosaic import group_keys
+
+        kind = "time" if group_by == "datetime" else group_by
+        return group_keys(self.collection, np.asarray(rows, dtype=np.int64), kind)
+
+    def _resamplings(self, resampling: Resampling) -> list[str]:
+        from rasteret.geo.resampling import check_resampling
+
+        out = []
+        for band in self.bands:
+            chosen = resampling.get(band) if isinstance(resampling, Mapping) else resampling
+            if chosen is None:
+                chosen = "bilinear" if self._dtype_of(band).kind in "fc" else "nearest"
+            out.append(check_resampling(chosen))
+        return out
+
+    def _dtype_of(self, band: str) -> np.dtype:
+        src = next((s for s in self.sources(band)), None)
+        return np.dtype(np.uint8) if src is None else src.dtype
+
+    def _dtype_and_fills(self, fill_value: float | None) -> tuple[np.dtype, list[Any]]:
+        firsts = [next(iter(self.sources(b)), None) for b in self.bands]
+        dtypes = [s.dtype for s in firsts if s is not None]
+        dtype = np.result_type(*dtypes) if dtypes else np.dtype(np.uint8)
+        fills = [fill_value_for(dtype, None if s is None else s.nodata, fill_value) for s in firsts]
+        return dtype, fills
+
+    def _no_data_message(self, grid: GridSpec) -> str:
+        left, bottom, right, top = grid.bounds
+        crss = sorted({s.crs_key[:40] for s in self.sources()})
+        return (
+            f"no record of the collection ({len(self.collection)} records, bands "
+            f"{list(self.bands)}, CRSs {crss}) overlaps the window ({left:g}, {bottom:g}, "
+            f"{right:g}, {top:g}) in {self.crs_key_of(grid)[:40]}; check bounds= and crs="
+        )

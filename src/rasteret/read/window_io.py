@@ -1,0 +1,33 @@
+"""I/O of :func:`rasteret.read.window.read_window`: one batch of windows through the
+store (run with :func:`rasteret._async.run_sync` on the persistent read loop)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from rasteret.read.plan import PixelWindow
+from rasteret.read.radiometry import valid_mask
+from rasteret.read.stacks import BandSource, StoreIndex, WindowRequest, read_windows_async
+
+
+async def read_sources(
+    index: StoreIndex, reads: Sequence[tuple[BandSource, PixelWindow]]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(data [1, h, w], valid [1, h, w])`` of each (source, window), all in one batch
+    through the store (data and internal-mask windows together)."""
+    requests: list[WindowRequest] = []
+    for src, w in reads:
+        requests.append(WindowRequest(src.path, src.t, w.row0, w.row1, w.col0, w.col1))
+        if src.mask_array is not None:
+            path = f"{src.group}/{src.mask_array}"
+            requests.append(WindowRequest(path, src.t, w.row0, w.row1, w.col0, w.col1))
+    arrays = await read_windows_async(index.store, requests) if requests else []
+    out, at = [], 0
+    for src, _ in reads:
+        values = arrays[at]
+        internal = arrays[at + 1] if src.mask_array is not None else None
+        at += 1 if internal is None else 2
+        out.append((values[None], valid_mask(values, src.nodata, internal)[None]))
+    return out

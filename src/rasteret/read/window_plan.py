@@ -1,0 +1,197 @@
+"""Planning of :func:`rasteret.read.window.read_window`: which source window of each
+(record, band) feeds the target grid, copied (aligned) or warped, from which overview."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rasteret.geo.grid import GridSpec
+from rasteret.geo.transform import to_crs, transform_bounds
+from rasteret.read.members import member_window, source_grid
+from rasteret.read.plan import PixelWindow
+from rasteret.read.stacks import BandSource, StoreIndex
+
+Bounds = tuple[float, float, float, float]
+
+#: Resamplings whose output is one of the source values (integers stay exact).
+_VALUE_PRESERVING = frozenset({"nearest", "mode", "min", "max", "median"})
+_POINT_KERNELS = frozenset({"nearest", "bilinear", "cubic"})
+
+
+@dataclass(frozen=True)
+class Task:
+    """Read `window` of `source` into output `slot`, channel `band` (copy or warp)."""
+
+    slot: int
+    band: int
+    source: BandSource
+    window: PixelWindow  # in source pixels
+    paste: tuple[int, int] | None  # (row, col) in the target for copies; None: warp
+    resampling: str
+
+
+class Planner:
+    """Plans the source window of each (record, band) for one target grid, and warps."""
+
+    def __init__(self, reader: Any, grid: GridSpec, grid_key: str, overviews: bool):
+        self.reader = reader
+        self.grid = grid
+        self.grid_key = grid_key
+        self.overviews = overviews
+        self.full = PixelWindow(0, grid.height, 0, grid.width)
+        self._bounds_in: dict[str, Bounds | None] = {}
+        self._coords: dict[tuple[Any, ...], Any] = {}
+
+    def _target_bounds_in(self, key: str) -> Bounds | None:
+        if key not in self._bounds_in:
+            try:
+                found = transform_bounds(self.grid.bounds, self.grid.crs, to_crs(key))
+            except Exception:
+                found = None
+            self._bounds_in[key] = found
+        return self._bounds_in[key]
+
+    def plan(
+        self, src: BandSource, resampling: str
+    ) -> tuple[BandSource, PixelWindow, tuple[int, int] | None] | None:
+        """``(source, window, paste offset or None to warp)`` or ``None`` (no overlap)."""
+        if src.crs_key == self.grid_key:
+            placed = member_window(self.grid, self.full, src)
+            if placed is not None:
+                return src, placed[0], placed[1]
+            if _aligned(src, self.grid):
+                return None  # aligned but outside the window
+        if not self._overlaps(src):
+            return None
+        src = self._level(src, resampling)
+        if src.crs_key == self.grid_key:
+            placed = member_window(self.grid, self.full, src)
+            if placed is not None:
+                return src, placed[0], placed[1]
+        from rasteret.geo.warp import source_window
+
+        found = source_window(source_grid(src), self.grid, resampling=resampling)
+        if found is None:
+            return None
+        window = PixelWindow(
+            found.row_off, found.row_off + found.height, found.col_off, found.col_off + found.width
+        )
+        return src, window, None
+
+    def _overlaps(self, src: BandSource) -> bool:
+        bounds = self._target_bounds_in(src.crs_key)
+        if bounds is None:
+            return True  # cannot tell cheaply: let source_window decide
+        left, bottom, right, top = source_grid(src).bounds
+        tl, tb, tr, tt = bounds
+        return tl < right and tr > left and tb < top and tt > bottom
+
+    def _level(self, src: BandSource, resampling: str) -> BandSource:
+        """The overview of ``src`` GDAL would read for this grid (or ``src``)."""
+        levels = self.reader._overviews.get((src.band, src.row))
+        if not self.overviews or not levels:
+            return src
+        from rasteret.geo.overview import choose_overview
+        from rasteret.geo.warp import kernel_scale
+
+        xs, ys = kernel_scale(source_grid(src), self.grid)  # target px per source px
+        factor = 1.0 / max(min(xs, ys), 1e-12)  # source px per target px
+        if factor < 2:
+            return src
+        decimations = [src.width / lvl.width for lvl in levels]
+        level = choose_overview(1.0, decimations, factor, resampling=resampling)
+        return src if level is None else levels[level]
+
+    def warp(
+        self, task: Task, data: np.ndarray, valid: np.ndarray, dtype: np.dtype
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``data`` (a window of the task's source) on the target grid: (values, valid)."""
+        from rasteret.geo.warp import kernel_scale, source_coordinates, warp_array
+
+        src, method = task.source, task.resampling
+        sgrid = source_grid(src)
+        coordinates = scale = None
+        if method in _POINT_KERNELS:
+            key = (src.crs_key, src.transform, src.height, src.width, method)
+            cached = self._coords.get(key)
+            if cached is None:
+                coords = source_coordinates(sgrid, self.grid)
+                sc = kernel_scale(sgrid, self.grid) if method != "nearest" else (1.0, 1.0)
+                cached = self._coords[key] = (coords, sc)
+            coordinates, scale = cached
+        values = warp_array(
+            data.astype(np.float64),
+            sgrid,
+            self.grid,
+            resampling=method,
+            valid=valid,
+            nodata=np.nan,
+            dtype=np.float64,
+            source_offset=(task.window.row0, task.window.col0),
+            coordinates=coordinates,
+            scale=scale,
+        )
+        ok = ~np.isnan(values)
+        if dtype.kind in "iu":
+            if method not in _VALUE_PRESERVING:
+                info = np.iinfo(dtype)
+                values = np.clip(np.floor(values + 0.5), info.min, info.max)
+            values = np.where(ok, values, 0)
+        return values.astype(dtype), ok
+
+
+def _aligned(src: BandSource, grid: GridSpec) -> bool:
+    a, b, c, d, e, f = src.transform
+    ga, gb, gc, gd, ge, gf = grid.transform
+    if b or d or gb or gd:
+        return False
+    if not (math.isclose(a, ga, rel_tol=1e-9) and math.isclose(e, ge, rel_tol=1e-9)):
+        return False
+    col, row = (gc - c) / a, (gf - f) / e
+    return abs(col - round(col)) <= 1e-6 and abs(row - round(row)) <= 1e-6
+
+
+def overview_sources(index: StoreIndex) -> dict[tuple[str, int], list[BandSource]]:
+    """``(band, row) -> [overview level 0, 1, ...]`` sources from the store's overview groups."""
+    out: dict[tuple[str, int], dict[int, BandSource]] = {}
+    for name, group in index.store.layout.groups.items():
+        if group.overview is None or group.grid.transform is None:
+            continue
+        grid = group.grid
+        key = f"EPSG:{grid.epsg}" if grid.epsg is not None else (grid.crs_wkt or "")
+        masks = {
+            (a.band, t): a.name
+            for a in group.arrays.values()
+            if a.kind == "mask"
+            for t, s in enumerate(a.sources)
+            if s is not None
+        }
+        for array in group.arrays.values():
+            if array.kind != "data":
+                continue
+            for t, src in enumerate(array.sources):
+                if src is None:
+                    continue
+                row = int(group.rows[t])
+                out.setdefault((array.band, row), {})[group.overview] = BandSource(
+                    row=row,
+                    band=array.band,
+                    group=name,
+                    array=array.name,
+                    t=t,
+                    mask_array=masks.get((array.band, t)),
+                    transform=tuple(float(v) for v in grid.transform),  # type: ignore[arg-type]
+                    width=grid.width,
+                    height=grid.height,
+                    crs_key=key,
+                    dtype=np.dtype(array.dtype),
+                    nodata=array.nodata,
+                    scale=array.scale,
+                    offset=array.offset,
+                    block_shape=array.block_shape,
+                )
+    return {k: [v[i] for i in sorted(v)] for k, v in out.items()}

@@ -1,0 +1,146 @@
+"""``get_xarray``: AOI reads as an ``xr.Dataset`` with dims ``(time, geometry, y, x)``.
+
+One data variable per band (native dtype, nodata in ``encoding["_FillValue"]`` and
+``attrs["nodata"]``), plus ``{band}_valid`` (bool) with ``with_mask=True``. All windows
+lie on one grid — the records' common pixel frame, or the target grid — and ``y`` /
+``x`` span the union of the geometries' windows (pixel centres, ``y`` descending for
+north-up). ``time`` has one entry per record (``id`` coordinate along it; equal
+timestamps are kept apart, never merged) or per mosaic group with ``groupby``
+(``group`` and ``record_ids`` coordinates). A CF ``spatial_ref`` coordinate carries the
+CRS and ``GeoTransform``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rasteret.index import Collection
+from rasteret.read.aoi import _read
+from rasteret.read.result import AOIWindow, RaggedShapesError
+
+
+def get_xarray(
+    collection: Collection,
+    geometries: Any,
+    bands: str | Sequence[str],
+    *,
+    groupby: Any = None,
+    with_mask: bool = True,
+    **kwargs: Any,
+) -> Any:
+    """AOI reads of ``bands`` as an ``xr.Dataset`` (see module docs). Keyword arguments
+    are those of :func:`rasteret.read.get_numpy` (``geometry_crs``, ``all_touched``,
+    ``fuse``, ``apply_scale``, ``fill_value``, ``grid`` / ``target_crs`` / ``resolution``,
+    subset filters)."""
+    import xarray as xr
+
+    filters = {
+        k: kwargs.pop(k)
+        for k in list(kwargs)
+        if k in ("cloud_cover_lt", "date_range", "bbox", "split", "split_column")
+    }
+    windows, _, fill = _read(
+        collection,
+        geometries,
+        bands,
+        groupby=groupby if groupby is not None else "id",
+        filters=filters,
+        **kwargs,
+    )
+    grid = _union_grid(windows)
+    keys = list(dict.fromkeys((w.group, str(w.datetime)) for w in windows))
+    gids = sorted({w.geometry_id for w in windows})
+    t_of = {k: i for i, k in enumerate(keys)}
+    g_of = {g: i for i, g in enumerate(gids)}
+    first = windows[0]
+    n_bands = len(first.bands)
+    shape = (len(keys), len(gids), grid.height, grid.width)
+    data = [
+        np.full(shape, _band_fill(windows, c, fill), dtype=first.data.dtype) for c in range(n_bands)
+    ]
+    valid = [np.zeros(shape, dtype=bool) for _ in range(n_bands)]
+    a, _, c0, _, e, f0 = grid.transform
+    for w in windows:
+        row = round((w.grid.transform[5] - f0) / e)
+        col = round((w.grid.transform[2] - c0) / a)
+        t, g = t_of[(w.group, str(w.datetime))], g_of[w.geometry_id]
+        rows = slice(row, row + w.grid.height)
+        cols = slice(col, col + w.grid.width)
+        for c in range(n_bands):
+            data[c][t, g, rows, cols] = w.data[c]
+            valid[c][t, g, rows, cols] = w.mask[c]
+    times = np.array([_time_of(windows, k) for k in keys], dtype="datetime64[ns]")
+    coords: dict[str, Any] = {
+        "time": times,
+        "geometry": np.asarray(gids, dtype=np.int64),
+        **{k: v for k, v in grid.coords.items()},
+        "spatial_ref": xr.DataArray(0, attrs=_spatial_ref(grid)),
+    }
+    group_of = {k: w for w in windows for k in [(w.group, str(w.datetime))]}
+    if groupby is None:
+        coords["id"] = ("time", [group_of[k].record_ids[0] for k in keys])
+    else:
+        coords["group"] = ("time", [k[0] for k in keys])
+        coords["record_ids"] = ("time", [", ".join(group_of[k].record_ids) for k in keys])
+    variables: dict[str, Any] = {}
+    for c, band in enumerate(first.bands):
+        var = xr.DataArray(data[c], dims=("time", "geometry", "y", "x"))
+        var.attrs["grid_mapping"] = "spatial_ref"
+        variables[band] = var
+        if with_mask:
+            variables[f"{band}_valid"] = xr.DataArray(valid[c], dims=("time", "geometry", "y", "x"))
+    ds = xr.Dataset(variables, coords=coords)
+    for band in first.bands:
+        fv = _band_fill(windows, first.bands.index(band), fill)
+        ds[band].encoding["_FillValue"] = fv
+        ds[band].attrs["nodata"] = fv
+    return ds
+
+
+def _band_fill(windows: Sequence[AOIWindow], c: int, fill: Any) -> Any:
+    data = windows[0].data[c]
+    outside = ~windows[0].mask[c]
+    if outside.any():
+        return data[outside].flat[0]
+    return fill
+
+
+def _time_of(windows: Sequence[AOIWindow], key: tuple[Any, str]) -> np.datetime64:
+    return next(w.datetime for w in windows if (w.group, str(w.datetime)) == key)
+
+
+def _union_grid(windows: Sequence[AOIWindow]) -> Any:
+    from rasteret.geo.grid import GridSpec
+    from rasteret.geo.transform import crs_key
+
+    ref = windows[0].grid
+    key = crs_key(ref.crs)
+    a, _, _, _, e, _ = ref.transform
+    lefts, tops, rights, bottoms = [], [], [], []
+    for w in windows:
+        t = w.grid.transform
+        if crs_key(w.grid.crs) != key or not (np.isclose(t[0], a) and np.isclose(t[4], e)):
+            raise RaggedShapesError(
+                "the windows are not on one grid: pass target_crs= and resolution= "
+                "(or grid=GridSpec(...))"
+            )
+        lefts.append(t[2])
+        tops.append(t[5])
+        rights.append(t[2] + a * w.grid.width)
+        bottoms.append(t[5] + e * w.grid.height)
+    left, top = min(lefts), max(tops)
+    width = round((max(rights) - left) / a)
+    height = round((min(bottoms) - top) / e)
+    return GridSpec(ref.crs, (a, 0.0, left, 0.0, e, top), (height, width))
+
+
+def _spatial_ref(grid: Any) -> dict[str, Any]:
+    attrs = dict(grid.crs.to_cf())
+    attrs["crs_wkt"] = grid.crs.to_wkt()
+    attrs["spatial_ref"] = attrs["crs_wkt"]
+    a, b, c, d, e, f = grid.transform
+    attrs["GeoTransform"] = f"{c!r} {a!r} {b!r} {f!r} {d!r} {e!r}"
+    return attrs

@@ -1,0 +1,121 @@
+"""``xr.open_dataset(coll, engine="rasteret", crs=, resolution=, bbox=)``: every grid of a
+collection (two UTM zones) on one aligned ``(time, y, x)`` grid, read over HTTP from the
+object server; coarse targets read the overview (bytes counted by the server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask
+import numpy as np
+import pytest
+import rasterio
+import xarray as xr
+from affine import Affine
+from rasterio.warp import Resampling, reproject
+
+from rasteret.geo import GridSpec, transform_bounds
+from rasteret.ingest import build_from_files
+from rasteret.samples import make_sentinel2_like
+from rasteret.testing.objserver import ObjectServer
+
+# an AOI on the 32N / 33N boundary (12 deg E) around the samples' centre (12.0, 47.0)
+AOI_LONLAT = (11.985, 46.988, 12.015, 47.012)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("cube")
+    data = root / "data"
+    records = make_sentinel2_like(
+        data, scenes=4, size=512, bands=("B04", "SCL"), zones=(32632, 32633), tile=256
+    )
+    with ObjectServer(data) as server:
+        urls = [
+            server.url_for(str(Path(href).relative_to(data.resolve())))
+            for record in records
+            for href in record["hrefs"].values()
+        ]
+        collection = build_from_files(
+            urls,
+            name="cube",
+            workspace_dir=root / "workspace",
+            group_by=lambda url: (url.rsplit("/", 2)[-2], url.rsplit("/", 1)[-1].split(".")[0]),
+        )
+        yield server, collection, records
+
+
+def _open(collection, **kwargs) -> xr.Dataset:  # type: ignore[no-untyped-def]
+    return xr.open_dataset(collection, engine="rasteret", chunks={}, **kwargs)
+
+
+def test_two_zones_become_one_aligned_cube(served) -> None:  # type: ignore[no-untyped-def]
+    server, collection, records = served
+    assert sorted(set(collection.epsg)) == [32632, 32633]
+    ds = _open(collection, crs="EPSG:32633", resolution=10, bbox=AOI_LONLAT, bbox_crs="EPSG:4326")
+    expected = GridSpec.from_bbox(
+        transform_bounds(AOI_LONLAT, "EPSG:4326", "EPSG:32633"), "EPSG:32633", 10
+    )
+    assert GridSpec.from_xarray(ds["B04"]) == expected
+    assert ds["B04"].dims == ("time", "y", "x") and ds["B04"].dtype == np.uint16
+    assert ds["SCL"].dtype == np.uint8 and ds["SCL"].attrs["resampling"] == "nearest"
+    assert list(ds["id"].values) == [r["id"] for r in sorted(records, key=lambda r: r["datetime"])]
+    assert np.all(np.diff(ds["time"].values).astype(np.int64) > 0)
+    assert float(ds.x[0]) % 10 == 5.0  # pixel edges on multiples of 10 m (aligned)
+    server.reset()
+    with dask.config.set(scheduler="threads"):
+        cube = ds["B04"].values
+    assert server.requests > 0
+    # every record, from either zone, covers the whole AOI
+    assert (cube != 0).mean(axis=(1, 2)).min() > 0.95
+
+    # each time step equals GDAL's nearest reprojection of that record's file
+    for k, record in enumerate(sorted(records, key=lambda r: r["datetime"])):
+        with rasterio.open(record["hrefs"]["B04"]) as src:
+            gdal = np.zeros(expected.shape, np.uint16)
+            reproject(
+                src.read(1),
+                gdal,
+                src_transform=src.transform,
+                src_crs=src.crs,
+                dst_transform=Affine(*expected.transform),
+                dst_crs="EPSG:32633",
+                resampling=Resampling.nearest,
+                src_nodata=0,
+                dst_nodata=0,
+            )
+        identical = float((cube[k] == gdal).mean())
+        assert identical >= 0.999, f"{record['id']}: nearest identical on {identical:.5f}"
+
+
+def test_coarse_target_reads_the_overview(served) -> None:  # type: ignore[no-untyped-def]
+    server, collection, _ = served
+    full = _open(collection, crs="EPSG:32633", resolution=10)
+    coarse = _open(collection, crs="EPSG:32633", resolution=40, resampling="average")
+    assert "overview_1" in coarse.attrs["rasteret_sources"]  # factor 4 = second overview
+    assert "overview" not in full.attrs["rasteret_sources"]
+    server.reset()
+    with dask.config.set(scheduler="threads"):
+        coarse["B04"].load()
+    coarse_bytes = server.bytes_sent
+    # what the factor-4 overview IFDs of B04 hold, over all records
+    overview_bytes = sum(
+        int(levels.overviews[1].byte_counts.sum()) for levels in collection.band_levels("B04")
+    )
+    full_bytes = sum(int(levels.full.byte_counts.sum()) for levels in collection.band_levels("B04"))
+    assert coarse_bytes <= overview_bytes * 1.1 + 4096
+    assert coarse_bytes < full_bytes / 8
+    server.reset()
+    with dask.config.set(scheduler="threads"):
+        full["B04"].load()
+    assert server.bytes_sent > 4 * coarse_bytes
+
+
+def test_bad_target_parameters_are_clear_errors(served) -> None:  # type: ignore[no-untyped-def]
+    _, collection, _ = served
+    with pytest.raises(ValueError, match="different CRSs; pass crs="):
+        _open(collection, resolution=20)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        _open(collection, crs="EPSG:32633", group="epsg32633_10m")
+    with pytest.raises(ValueError, match="unknown resampling"):
+        _open(collection, crs="EPSG:32633", resampling="lanczos")

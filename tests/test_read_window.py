@@ -1,0 +1,177 @@
+"""``read_window``: mosaics and time series on one grid, against GDAL (rasterio.merge /
+rasterio.warp.reproject) over the same files, and read economy over the object server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import rasterio.merge
+from rasterio.transform import Affine
+from rasterio.warp import Resampling, reproject
+
+from _testcollections import make_collection, record
+from _windowscenes import BANDS, write_scenes
+from rasteret.fetch import track
+from rasteret.read.result import NoDataError
+from rasteret.read.window import read_window, read_window_info, target_grid
+
+# A window in EPSG:32633 over A, B (aligned) and C (EPSG:32632), crossing A's nodata hole.
+WINDOW = (500_000.0, 5_198_000.0, 502_560.0, 5_199_500.0)
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("window")
+    records = write_scenes(root)
+    return {"root": root, "records": records, "collection": make_collection(records, BANDS)}
+
+
+def _files(root: Path, ids: str, band: str) -> list[Path]:
+    return sorted(p for p in root.glob(f"[{ids}]_*_{band}.tif"))
+
+
+def _merge(paths: list[Path], bounds, res) -> np.ndarray:  # type: ignore[no-untyped-def]
+    sources = [rasterio.open(p) for p in paths]
+    try:
+        return rasterio.merge.merge(sources, bounds=bounds, res=res, method="first")[0]
+    finally:
+        for src in sources:
+            src.close()
+
+
+def _warp(path: Path, grid, method: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+    with rasterio.open(path) as src:
+        out = np.full(grid.shape, src.nodata, dtype=src.dtypes[0])
+        reproject(
+            rasterio.band(src, 1),
+            out,
+            dst_transform=Affine(*grid.transform),
+            dst_crs="EPSG:32633",
+            resampling=Resampling[method],
+            dst_nodata=src.nodata,
+        )
+    return out
+
+
+def test_aligned_mosaic_equals_rasterio_merge(scenes: dict) -> None:
+    c, root = scenes["collection"], scenes["root"]
+    got = read_window_info(
+        c, bands=["B1", "B2", "SCL"], bounds=WINDOW, res=10, crs=32633, records=["B", "A"]
+    )
+    assert got.data.shape == (3, 150, 256) and got.data.dtype == np.float32
+    assert got.record_ids == (("A", "B"),)  # painted in time order, whatever the order given
+    assert got.grid == target_grid(WINDOW, 10, "EPSG:32633")
+    for c_index, band in enumerate(["B1", "B2", "SCL"]):
+        expected = _merge(_files(root, "AB", band), WINDOW, 10)[0]
+        np.testing.assert_array_equal(got.data[c_index], expected.astype(np.float32))
+    # the hole in A is filled from B, pixels no scene covers stay nodata and invalid
+    b1 = read_window_info(c, bands="B1", bounds=WINDOW, res=10, crs=32633, records=["A", "B"])
+    assert b1.data.dtype == np.uint16
+    np.testing.assert_array_equal(b1.valid[0], b1.data[0] != 0)
+    assert 0 < b1.valid.mean() < 1
+
+
+def test_time_series_is_one_merge_per_scene(scenes: dict) -> None:
+    c, root = scenes["collection"], scenes["root"]
+    got = read_window_info(
+        c, bands=["B1", "SCL"], bounds=WINDOW, res=10, crs=32633, group_by="datetime"
+    )
+    assert got.data.shape == (3, 2, 150, 256)
+    assert [ids for ids in got.record_ids] == [("A",), ("B",), ("C",)]
+    assert list(got.datetimes.astype("datetime64[D]").astype(str)) == [
+        "2024-01-01",
+        "2024-02-01",
+        "2024-03-01",
+    ]
+    for t, scene in enumerate("AB"):
+        for c_index, band in enumerate(["B1", "SCL"]):
+            expected = _merge(_files(root, scene, band), WINDOW, 10)[0]
+            np.testing.assert_array_equal(got.data[t, c_index], expected)
+    # an explicit record that does not reach the window still gets its (empty) time step
+    far = read_window_info(
+        c, bands="B1", bounds=(503_000, 5_198_000, 503_100, 5_198_100), res=10, crs=32633,
+        records=["A", "B"], group_by="id",
+    )  # fmt: skip
+    assert far.groups == ("A", "B") and far.record_ids == ((), ("B",))
+    assert not far.valid[0].any() and far.valid[1].all()
+
+
+def test_cross_crs_matches_gdal_warp(scenes: dict) -> None:
+    """Scene C (EPSG:32632) on an EPSG:32633 grid: nearest is exact, bilinear within 1 DN."""
+    c, root = scenes["collection"], scenes["root"]
+    grid = target_grid(WINDOW, 10, "EPSG:32633")
+    for band, method, atol, exact_share in (
+        ("SCL", None, 0, 1.0),  # integer classes: nearest by default
+        ("B1", "bilinear", 1, 0.95),
+        ("B2", None, 1e-3, 0.0),  # float32: bilinear by default
+    ):
+        got = read_window_info(
+            c, bands=band, grid=grid, records=["C"], resampling=method, overviews=False
+        )
+        expected = _warp(
+            _files(root, "C", band)[0], grid, method or ("nearest" if band == "SCL" else "bilinear")
+        )
+        ok = got.valid[0]
+        assert ok.mean() > 0.95
+        diff = np.abs(got.data[0][ok].astype(np.float64) - expected[ok].astype(np.float64))
+        assert diff.max() <= atol, (band, diff.max())
+        assert (diff == 0).mean() >= exact_share, (band, (diff == 0).mean())
+
+
+def test_coarse_window_reads_the_overview(scenes: dict) -> None:
+    c = scenes["collection"]
+    kwargs = {"bands": "B1", "bounds": WINDOW, "res": 40, "crs": 32633, "records": ["A"]}
+    with track() as full:
+        from_full = read_window(c, overviews=False, **kwargs)
+    with track() as overview:
+        from_overview = read_window(c, **kwargs)
+    assert from_full.shape == from_overview.shape == (1, 38, 64)
+    assert overview.bytes < full.bytes / 4  # the 4x overview holds 1/16 of the pixels
+    # the overview is a nearest decimation: values stay close to the bilinear full read
+    both = (from_full > 0) & (from_overview > 0)
+    assert np.median(np.abs(from_full[both].astype(int) - from_overview[both])) < 20
+
+
+def test_defaults_and_errors(scenes: dict) -> None:
+    c = scenes["collection"]
+    with pytest.raises(ValueError, match="2 CRSs"):
+        read_window(c, bands="B1", bounds=WINDOW, res=10)
+    ab = c.select_records(["A", "B"])
+    np.testing.assert_array_equal(
+        read_window(ab, bands="B1", bounds=WINDOW),  # crs and res from the records
+        read_window(ab, bands="B1", bounds=WINDOW, res=10, crs="EPSG:32633"),
+    )
+    with pytest.raises(NoDataError, match="overlaps the window"):
+        read_window(c, bands="B1", bounds=(0, 0, 100, 100), res=10, crs=32633)
+    with pytest.raises(KeyError, match="nope"):
+        read_window(c, bands="B1", bounds=WINDOW, res=10, crs=32633, records=["nope"])
+    with pytest.raises(ValueError, match="unknown resampling"):
+        read_window(c, bands="B1", bounds=WINDOW, res=10, crs=32633, resampling="lanczos9")
+
+
+def test_all_reads_of_a_time_series_are_in_flight_together(tmp_path: Path, object_server) -> None:  # type: ignore[no-untyped-def]
+    records = write_scenes(tmp_path / "data")
+    http = [
+        record(
+            r["id"],
+            r["datetime"],
+            {b: Path(r["assets"][b]["href"]) for b in ("B1", "SCL")},
+            href_of=lambda p: object_server.url_for(Path(p).relative_to(tmp_path)),
+        )
+        for r in records
+    ]
+    collection = make_collection(http, ("B1", "SCL"))
+    object_server.latency = 0.05
+    object_server.reset()
+    got = read_window_info(
+        collection, bands=["B1", "SCL"], bounds=WINDOW, res=10, crs=32633, group_by="time"
+    )
+    assert got.data.shape[:2] == (3, 2)
+    files = {r.path for r in object_server.log}
+    assert len(files) == 6  # 3 scenes x 2 bands
+    assert object_server.max_in_flight >= 6  # every file's request was in flight at once
+    assert all(r.start != 0 for r in object_server.log)  # no header reads
+    assert object_server.requests <= 12  # tiles of one file coalesce into few requests

@@ -1,0 +1,100 @@
+"""A replaced object raises StaleIndexError (from the headers of the range request made
+anyway: no extra request); ``refresh`` re-indexes exactly the changed assets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from _cloudscenes import NAMES, assert_pixels, oracle, write_scenes
+from _testcollections import smooth_image, write_cog
+from rasteret.errors import StaleIndexError
+from rasteret.ingest import build_from_files
+from rasteret.ingest.refresh import check_assets, refresh, refresh_with_report
+from rasteret.testing.objserver import ObjectServer
+
+
+def replace_scene(path: Path, seed: int, same_size: bool = False) -> None:
+    """Overwrite ``path`` with a different COG (new content, new mtime → new ETag)."""
+    tmp = path.parent / "replacement"
+    tmp.mkdir(exist_ok=True)
+    new = write_cog(tmp / path.name, smooth_image((1, 1024, 1024), seed=seed), blocksize=256)
+    if same_size:  # same byte count, different bytes: only the ETag can tell
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 0xFF
+        new.write_bytes(bytes(data))
+    os.replace(new, path)
+    shutil.rmtree(tmp)
+
+
+@pytest.fixture
+def served(object_server: ObjectServer, tmp_path: Path):
+    paths = write_scenes(tmp_path)
+    collection = build_from_files([object_server.url_for(n) for n in NAMES])
+    object_server.reset()
+    return collection, [paths[n] for n in NAMES]
+
+
+@pytest.mark.parametrize("same_size", [False, True])
+def test_replaced_object_raises_without_extra_requests(
+    object_server: ObjectServer, served, same_size: bool
+) -> None:
+    collection, paths = served
+    replace_scene(paths[1], seed=99, same_size=same_size)
+    ds = xr.open_dataset(collection, engine="rasteret")
+    np.testing.assert_array_equal(ds["b1"].isel(time=0).values, oracle(paths[0]))
+    with pytest.raises(StaleIndexError) as info:
+        ds["b1"].isel(time=1).values  # noqa: B018
+    url = object_server.url_for(NAMES[1])
+    assert info.value.url == url and url in str(info.value)
+    assert ("ETag" if same_size else "bytes but the index recorded") in str(info.value)
+    assert {r.method for r in object_server.log} == {"GET"}  # the check costs no request
+    assert object_server.requests == 2  # one per scene: no HEAD, no retry
+
+
+def test_local_files_are_checked_by_size(tmp_path: Path) -> None:
+    paths = write_scenes(tmp_path / "scenes")
+    collection = build_from_files([str(paths[n]) for n in NAMES])
+    copy = tmp_path / "copy.tif"  # a plain copy keeps the size: still valid
+    shutil.copyfile(paths[NAMES[0]], copy)
+    os.replace(copy, paths[NAMES[0]])
+    replace_scene(paths[NAMES[1]], seed=42)
+    ds = xr.open_dataset(collection, engine="rasteret")
+    np.testing.assert_array_equal(ds["b1"].isel(time=0).values, oracle(paths[NAMES[0]]))
+    with pytest.raises(StaleIndexError, match=NAMES[1]):
+        ds["b1"].isel(time=1).values  # noqa: B018
+
+
+def test_refresh_reindexes_only_changed_assets(object_server: ObjectServer, served) -> None:
+    collection, paths = served
+    assert not check_assets(collection).stale
+    assert object_server.requests == 2 and {r.method for r in object_server.log} == {"HEAD"}
+    replace_scene(paths[1], seed=7)
+    object_server.reset()
+    report = check_assets(collection)
+    assert report.checked == 2 and [c.href for c in report.changed] == [
+        object_server.url_for(NAMES[1])
+    ]
+    object_server.reset()
+    refreshed, report = refresh_with_report(collection)
+    assert report.reindexed == 1 and not report.failed and "1 changed" in report.summary()
+    heads = object_server.records(method="HEAD")
+    gets = object_server.records(method="GET")
+    assert len(heads) == 2 and [(r.path, r.start) for r in gets] == [(NAMES[1], 0)]
+    assert_pixels(xr.open_dataset(refreshed, engine="rasteret"), paths)  # the new pixels
+    assert refresh(refreshed) is refreshed  # nothing changed any more
+
+
+def test_refresh_reports_missing_objects(object_server: ObjectServer, served) -> None:
+    collection, paths = served
+    paths[0].unlink()
+    refreshed, report = refresh_with_report(collection)
+    assert refreshed is collection and not report.changed
+    assert [(c.href, c.reason) for c in report.failed] == [
+        (object_server.url_for(NAMES[0]), "object not found")
+    ]
