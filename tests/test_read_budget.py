@@ -17,9 +17,7 @@ AOI = (11.995, 46.995, 12.005, 47.005)  # lon/lat, on the 32N/33N boundary
 def two_zones(tmp_path_factory: pytest.TempPathFactory) -> rasteret.Collection:
     root = tmp_path_factory.mktemp("zones")
     make_sentinel2_like(root, scenes=2, size=1024, bands=("B04",), zones=(32632, 32633))
-    return rasteret.build_from_files(
-        root, group_by=lambda p: (Path(p).parent.name, Path(p).stem)
-    )
+    return rasteret.build_from_files(root, group_by=lambda p: (Path(p).parent.name, Path(p).stem))
 
 
 def test_explain_with_bbox_crs_plans_every_zone(two_zones: rasteret.Collection) -> None:
