@@ -86,21 +86,20 @@ class TiffTileCodec(ArrayBytesCodec):
         from rasteret.tiff.decode import decode_block
 
         data = chunk_bytes.as_numpy_array()
-        block = decode_block(
-            memoryview(data), self.decoding, source="zarr chunk", rows=self.min_rows
-        )
+        origin = getattr(chunk_bytes, "rasteret_origin", "zarr chunk")  # set by VirtualStore.get
+        block = decode_block(memoryview(data), self.decoding, source=origin, rows=self.min_rows)
         if block.ndim == 2:
             block = block[:, :, np.newaxis]
         if not 0 <= self.sample < block.shape[2]:
             raise UnsupportedTiffError(
-                "zarr chunk", "sample", f"sample {self.sample} of a {block.shape[2]}-sample block"
+                origin, "sample", f"sample {self.sample} of a {block.shape[2]}-sample block"
             )
         plane = block[:, :, self.sample]
         shape = chunk_spec.shape
         dtype = chunk_spec.dtype.to_native_dtype()
         if plane.shape != tuple(shape[-2:]):
             raise CorruptTiffError(
-                "zarr chunk",
+                origin,
                 f"decoded block of {plane.shape} does not match the chunk shape {shape[-2:]}",
             )
         if plane.dtype != dtype:

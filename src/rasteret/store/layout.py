@@ -50,6 +50,7 @@ class TileSource:
     jpeg_tables: bytes | None = None
     size: int | None = None  # object size at index time (checked on read when known)
     etag: str | None = None  # object ETag at index time (checked on read when known)
+    origin: str = ""  # "record <id>, band <band>": named in decode errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +239,13 @@ class _Builder:
             group.stacks[key] = stack
         tables = level.jpeg_tables if level.compression in (7, 34892) else None
         stack.sources[row] = TileSource(
-            href, level.offsets, level.byte_counts, tables or None, levels.file_size, levels.etag
+            href,
+            level.offsets,
+            level.byte_counts,
+            tables or None,
+            levels.file_size,
+            levels.etag,
+            origin=f"record {self.ids[row]!r}, band {band!r}",
         )
         group.rows.add(row)
 

@@ -167,7 +167,12 @@ class VirtualStore(Store):
         )
         if source.jpeg_tables:
             data = b"".join((source.jpeg_tables[:-2], memoryview(data)[2:]))
-        return prototype.buffer.from_bytes(_byte_slice(data, byte_range))
+        buffer = prototype.buffer.from_bytes(_byte_slice(data, byte_range))
+        # the codec sees no chunk coordinates: tell its errors which file, record and band
+        buffer.rasteret_origin = (  # type: ignore[attr-defined]
+            f"{source.href} ({source.origin}, bytes {offset}-{offset + length - 1})"
+        )
+        return buffer
 
     async def get_partial_values(
         self,
