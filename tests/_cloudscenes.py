@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 import xarray as xr
 
 from _testcollections import rasterio_read, smooth_image, write_cog
@@ -39,6 +40,17 @@ def assert_pixels(ds: xr.Dataset, paths: Sequence[Path], band: str = "b1") -> No
     values = ds[band].values
     for t, path in enumerate(paths):
         np.testing.assert_array_equal(values[t], oracle(path), err_msg=str(path))
+
+
+def open_ds(collection: object) -> xr.Dataset:
+    """``collection`` through the rasteret xarray engine."""
+    return xr.open_dataset(collection, engine="rasteret")
+
+
+def clear_env(monkeypatch: pytest.MonkeyPatch, names: Sequence[str]) -> None:
+    """Unset ``names`` for one test: the host's credentials and endpoints must not leak in."""
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
 
 
 @contextmanager

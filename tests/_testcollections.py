@@ -13,11 +13,15 @@ import pyarrow as pa
 import rasterio
 import rasterio.shutil
 import shapely
-from rasterio.transform import Affine
+from rasterio.crs import CRS as RioCRS
+from rasterio.transform import Affine, from_origin
+from rasterio.warp import transform_bounds
 
 from rasteret.index import BAND_METADATA_TYPE, Collection, as_collection, band_metadata_from_header
 from rasteret.index.schema import BBOX_TYPE
 from rasteret.tiff.header import parse_header
+
+CRS84 = RioCRS.from_string("OGC:CRS84")
 
 # ----------------------------------------------------------------------------- writing
 
@@ -77,6 +81,40 @@ def write_cog(
     creation.update(options)
     rasterio.shutil.copy(tmp, path, driver="COG", **creation)
     tmp.unlink()
+    return path
+
+
+def write_ramp_cog(
+    path: Path,
+    *,
+    count: int = 1,
+    crs: str = "EPSG:32633",
+    origin: tuple[float, float] = (400000.0, 5000000.0),
+    res: float = 10.0,
+    size: tuple[int, int] = (600, 500),
+    dtype: str = "uint16",
+    modulus: int = 997,
+) -> Path:
+    """A COG of ``count`` bands of ``arange % modulus`` written directly by GDAL's COG driver
+    (256-px tiles, deflate, overviews), ``size`` = (width, height) px of ``res`` at
+    ``origin`` (top left)."""
+    width, height = size
+    data = (np.arange(count * width * height) % modulus).reshape(count, height, width).astype(dtype)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(
+        path,
+        "w",
+        driver="COG",
+        width=width,
+        height=height,
+        count=count,
+        dtype=dtype,
+        crs=crs,
+        transform=from_origin(*origin, res, res),
+        blocksize=256,
+        compress="deflate",
+    ) as dst:
+        dst.write(data)
     return path
 
 
@@ -200,6 +238,12 @@ def _footprint(r: Mapping[str, Any]) -> shapely.Geometry:
                 return shapely.box(0, 0, 1, 1)
         return shapely.box(min(xs), min(ys), max(xs), max(ys))
     return shapely.box(0, 0, 1, 1)
+
+
+def gdal_bbox(path: Path) -> tuple[float, float, float, float]:
+    """GDAL's CRS84 bounds of a file (edges densified with 21 points)."""
+    with rasterio.open(path) as src:
+        return transform_bounds(src.crs, CRS84, *src.bounds, densify_pts=21)
 
 
 def rasterio_read(path: Path, *, overview_level: int | None = None, **kwargs: Any) -> np.ndarray:

@@ -31,6 +31,15 @@ def corpus_manifest(corpus_dir: Path) -> dict:
     return json.loads((corpus_dir / "manifest.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def objects(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """An object server shared by the tests of one module (serving a fresh temp folder)."""
+    from rasteret.testing.objserver import ObjectServer
+
+    with ObjectServer(tmp_path_factory.mktemp("objects")) as server:
+        yield server
+
+
 @pytest.fixture
 def object_server(tmp_path: Path) -> Iterator[object]:
     """A range-capable HTTP object server on 127.0.0.1 serving ``tmp_path``.

@@ -20,14 +20,13 @@ import http.server
 import json
 import math
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ import numpy as np
 import pytest
 
 from rasteret.samples import write_cog
+from rasteret.testing._serving import free_port, serve_in_thread, stop_process, stop_thread_server
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 STAC_CORPUS = SHARED / "corpus" / "stac"
@@ -131,12 +131,6 @@ def serve_assets(
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class _Proxy(http.server.ThreadingHTTPServer):
     daemon_threads = True
     api: StacApi
@@ -219,7 +213,7 @@ class StacApi:
         self.proxy = _Proxy(("127.0.0.1", 0), _Handler)
         self.proxy.api = self
         self.url = f"http://127.0.0.1:{self.proxy.server_address[1]}"
-        self.backend_port = _free_port()
+        self.backend_port = free_port("127.0.0.1")
         self.process = subprocess.Popen(
             [
                 self.binary,
@@ -234,7 +228,7 @@ class StacApi:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        threading.Thread(target=self.proxy.serve_forever, daemon=True).start()
+        self._proxy_thread = serve_in_thread(self.proxy, "stac-proxy")
         self._wait_ready()
         return self
 
@@ -253,15 +247,9 @@ class StacApi:
         raise RuntimeError("rustac serve did not start within 20 s")
 
     def __exit__(self, *exc: object) -> None:
-        self.proxy.shutdown()
-        self.proxy.server_close()
+        stop_thread_server(self.proxy, self._proxy_thread)
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process, timeout=5)
 
     def fail(self, times: int, status: int = 503) -> None:
         with self._lock:
@@ -278,3 +266,17 @@ class StacApi:
     @property
     def searches(self) -> list[tuple[str, str, bytes | None, Any]]:
         return [entry for entry in self.log if entry[1].startswith("/search")]
+
+
+@contextlib.contextmanager
+def earth_search_api(
+    objects: Any, workdir: Path, assets: Sequence[str], *, drop_other_tiffs: bool = False
+) -> Iterator[StacApi]:
+    """A :class:`StacApi` of the corpus' Earth Search sentinel-2-l2a items, their ``assets``
+    generated under ``es/`` and served by the object server ``objects``."""
+    items = corpus_items("earth-search-v1/sentinel-2-l2a.ndjson")
+    items = serve_assets(
+        items, assets, objects.root / "es", objects, drop_other_tiffs=drop_other_tiffs
+    )
+    with StacApi(items, workdir) as server:
+        yield server

@@ -26,7 +26,6 @@ from rasteret.catalog import (
     unregister_local,
 )
 from rasteret.ingest.stac_args import StacInputError
-from rasteret.testing.objserver import ObjectServer
 from stac_server import StacApi, corpus_items, serve_assets
 
 ORIGINAL_IDS = {
@@ -64,12 +63,6 @@ def private_registry(tmp_path, monkeypatch):
     DatasetRegistry.reload()
     yield
     DatasetRegistry.reload()
-
-
-@pytest.fixture(scope="module")
-def objects(tmp_path_factory: pytest.TempPathFactory):
-    with ObjectServer(tmp_path_factory.mktemp("objects")) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

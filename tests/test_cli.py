@@ -11,25 +11,15 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from rasteret.testing.objserver import ObjectServer
-from stac_server import StacApi, corpus_items, serve_assets
+from stac_server import earth_search_api
 
 BAND_MAP = '{"B04": "red", "B08": "nir", "SCL": "scl"}'
 
 
 @pytest.fixture(scope="module")
-def objects(tmp_path_factory: pytest.TempPathFactory):
-    with ObjectServer(tmp_path_factory.mktemp("objects")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def api(objects, tmp_path_factory):
-    items = corpus_items("earth-search-v1/sentinel-2-l2a.ndjson")
-    items = serve_assets(
-        items, ["red", "nir", "scl"], objects.root / "es", objects, drop_other_tiffs=True
-    )
-    with StacApi(items, tmp_path_factory.mktemp("api")) as server:
+    workdir = tmp_path_factory.mktemp("api")
+    with earth_search_api(objects, workdir, ["red", "nir", "scl"], drop_other_tiffs=True) as server:
         yield server
 
 

@@ -12,9 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import xarray as xr
 
-from _cloudscenes import NAMES, assert_pixels, fetch_settings, write_scenes
+from _cloudscenes import (
+    NAMES,
+    assert_pixels,
+    clear_env,
+    fetch_settings,
+    open_ds,
+    write_scenes,
+)
 from rasteret._async import run_sync
 from rasteret.errors import FetchError
 from rasteret.fetch import default_reader, track
@@ -63,18 +69,13 @@ def azurite(scenes: dict[str, Path]) -> Iterator[AzuriteServer]:
 
 @pytest.fixture
 def az(azurite: AzuriteServer, monkeypatch: pytest.MonkeyPatch) -> AzuriteServer:
-    for name in _AZURE_ENV:
-        monkeypatch.delenv(name, raising=False)
+    clear_env(monkeypatch, _AZURE_ENV)
     return azurite
 
 
 def hrefs(container: str) -> list[str]:
     """Planetary-Computer-style hrefs (percent-encoded path, a 'v002/' prefix kept)."""
     return [f"{HOST}/{container}/v002/sentinel%202/{name}" for name in NAMES]
-
-
-def open_ds(collection: object) -> xr.Dataset:
-    return xr.open_dataset(collection, engine="rasteret")
 
 
 def test_public_container_is_read_anonymously(az: AzuriteServer, scenes) -> None:

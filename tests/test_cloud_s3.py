@@ -13,9 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import xarray as xr
 
-from _cloudscenes import NAMES, assert_pixels, fetch_settings, write_scenes
+from _cloudscenes import (
+    NAMES,
+    assert_pixels,
+    clear_env,
+    fetch_settings,
+    open_ds,
+    write_scenes,
+)
 from rasteret._async import run_sync
 from rasteret.errors import FetchError
 from rasteret.fetch import default_reader, route, track
@@ -61,8 +67,7 @@ def s3(scenes: dict[str, Path]) -> Iterator[moto_server.MotoS3Server]:
 @pytest.fixture
 def aws(s3: moto_server.MotoS3Server, monkeypatch: pytest.MonkeyPatch) -> moto_server.MotoS3Server:
     """No AWS settings from the environment; the server log starts empty."""
-    for name in _AWS_ENV:
-        monkeypatch.delenv(name, raising=False)
+    clear_env(monkeypatch, _AWS_ENV)
     s3.reset()
     return s3
 
@@ -73,10 +78,6 @@ def endpoint_stores(s3: moto_server.MotoS3Server, **more: dict) -> dict[str, dic
 
 def urls(bucket: str) -> list[str]:
     return [f"s3://{bucket}/cogs/{name}" for name in NAMES]
-
-
-def open_ds(collection: object) -> xr.Dataset:
-    return xr.open_dataset(collection, engine="rasteret")
 
 
 def test_public_bucket_is_read_anonymously(aws, scenes: dict[str, Path]) -> None:

@@ -12,60 +12,21 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 import pytest
-import rasterio
-from rasterio.crs import CRS as RioCRS
-from rasterio.transform import from_origin
-from rasterio.warp import transform_bounds
 
+from _testcollections import gdal_bbox, write_ramp_cog
 from rasteret.ingest import NothingIndexedError, build_from_files, build_report
-
-CRS84 = RioCRS.from_string("OGC:CRS84")
-
-
-def write_cog(
-    path: Path,
-    *,
-    count: int = 1,
-    crs: str = "EPSG:32633",
-    origin: tuple[float, float] = (400000.0, 5000000.0),
-    res: float = 10.0,
-    size: tuple[int, int] = (600, 500),
-    dtype: str = "uint16",
-) -> Path:
-    """A COG written by GDAL's COG driver (256-px tiles, deflate, overviews)."""
-    width, height = size
-    data = (np.arange(count * width * height) % 997).reshape(count, height, width).astype(dtype)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(
-        path,
-        "w",
-        driver="COG",
-        width=width,
-        height=height,
-        count=count,
-        dtype=dtype,
-        crs=crs,
-        transform=from_origin(*origin, res, res),
-        blocksize=256,
-        compress="deflate",
-    ) as dst:
-        dst.write(data)
-    return path
 
 
 @pytest.fixture
 def cog_dir(tmp_path: Path) -> Path:
     data = tmp_path / "data"
-    write_cog(data / "a_20240105.tif")
-    write_cog(data / "b_2024-02-10.tif", count=3, crs="EPSG:32632", origin=(600000.0, 5200000.0))
-    write_cog(data / "sub" / "c_20240301.tif", crs="EPSG:4326", origin=(10.0, 50.0), res=0.001)
+    write_ramp_cog(data / "a_20240105.tif")
+    write_ramp_cog(
+        data / "b_2024-02-10.tif", count=3, crs="EPSG:32632", origin=(600000.0, 5200000.0)
+    )
+    write_ramp_cog(data / "sub" / "c_20240301.tif", crs="EPSG:4326", origin=(10.0, 50.0), res=0.001)
     (data / "a_20240105.tif.aux.xml").write_text("<PAMDataset/>")  # a GDAL sidecar: skipped
     return data
-
-
-def gdal_bbox(path: Path) -> tuple[float, float, float, float]:
-    with rasterio.open(path) as src:
-        return transform_bounds(src.crs, CRS84, *src.bounds, densify_pts=21)
 
 
 def rows_by_id(collection) -> dict[str, dict]:
@@ -133,7 +94,7 @@ def _truncate_in_ifd(good: Path, bad: Path) -> None:
 @pytest.fixture
 def mixed_dir(tmp_path: Path) -> tuple[Path, dict[str, Path]]:
     data = tmp_path / "mixed"
-    good = write_cog(data / "good_20240105.tif")
+    good = write_ramp_cog(data / "good_20240105.tif")
     truncated = data / "truncated.tif"
     _truncate_in_ifd(good, truncated)
     junk = data / "junk.tif"
@@ -191,8 +152,8 @@ def test_nothing_indexed_is_an_error(mixed_dir):
 def test_group_per_band_files(tmp_path: Path):
     data = tmp_path / "s2"
     for scene in ("T33_20240105", "T33_20240110"):
-        write_cog(data / f"{scene}_B04.tif", size=(300, 300))
-    write_cog(data / "T33_20240105_B08.tif", size=(300, 300))
+        write_ramp_cog(data / f"{scene}_B04.tif", size=(300, 300))
+    write_ramp_cog(data / "T33_20240105_B08.tif", size=(300, 300))
 
     def group(path: str) -> tuple[str, str]:
         scene, band = Path(path).stem.rsplit("_", 1)
@@ -209,9 +170,9 @@ def test_group_per_band_files(tmp_path: Path):
 
 
 def test_band_names_datetime_callable_and_duplicate_stems(tmp_path: Path, caplog):
-    write_cog(tmp_path / "x" / "scene.tif", count=3, size=(64, 64))
-    write_cog(tmp_path / "y" / "scene.tif", count=3, size=(64, 64))
-    write_cog(tmp_path / "nodate.tif", count=3, size=(64, 64))
+    write_ramp_cog(tmp_path / "x" / "scene.tif", count=3, size=(64, 64))
+    write_ramp_cog(tmp_path / "y" / "scene.tif", count=3, size=(64, 64))
+    write_ramp_cog(tmp_path / "nodate.tif", count=3, size=(64, 64))
     when = {"x": dt.datetime(2020, 5, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=2)))}
     collection = build_from_files(
         [tmp_path / "x", tmp_path / "y" / "scene.tif"],

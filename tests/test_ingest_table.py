@@ -11,43 +11,27 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-import rasterio
 import shapely
-from rasterio.crs import CRS as RioCRS
-from rasterio.transform import from_origin
-from rasterio.warp import transform_bounds
 
+from _testcollections import gdal_bbox, write_ramp_cog
 from rasteret.errors import BandNotFoundError, CollectionSchemaError
 from rasteret.ingest import build_from_table, build_report
 
-CRS84 = RioCRS.from_string("OGC:CRS84")
 ASSET = pa.struct([("href", pa.string()), ("band_index", pa.int64())])
 
 
 def write_cog(path: Path, *, count: int = 1, crs: str = "EPSG:32633", size: int = 300) -> Path:
-    """A COG written by GDAL's COG driver (256-px tiles, deflate, overviews)."""
-    data = (np.arange(count * size * size) % 251).reshape(count, size, size).astype("uint8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(
+    """A uint8 COG written by GDAL's COG driver on a 20 m grid."""
+    return write_ramp_cog(
         path,
-        "w",
-        driver="COG",
-        width=size,
-        height=size,
         count=count,
-        dtype="uint8",
         crs=crs,
-        transform=from_origin(500000.0, 4000000.0, 20.0, 20.0),
-        blocksize=256,
-        compress="deflate",
-    ) as dst:
-        dst.write(data)
-    return path
-
-
-def gdal_bbox(path: Path) -> tuple[float, float, float, float]:
-    with rasterio.open(path) as src:
-        return transform_bounds(src.crs, CRS84, *src.bounds, densify_pts=21)
+        origin=(500000.0, 4000000.0),
+        res=20.0,
+        size=(size, size),
+        dtype="uint8",
+        modulus=251,
+    )
 
 
 @pytest.fixture

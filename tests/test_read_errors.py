@@ -32,6 +32,6 @@ def test_corrupt_tile_error_names_file_record_and_band(tmp_path: Path) -> None:
     ds = xr.open_dataset(collection, engine="rasteret", bands=["B04"])
     np.testing.assert_array_equal(ds["B04"][0, :256, :256].values, pixels[:256, :256])
     with pytest.raises(TiffError) as failed:
-        ds["B04"][0, 256:, 256:].values
+        ds["B04"][0, 256:, 256:].load()
     message = str(failed.value)
     assert str(path) in message and "'scene_20240105'" in message and "'B04'" in message

@@ -28,13 +28,6 @@ ALL_DATES = ("2015-01-01", "2026-12-31")
 
 
 @pytest.fixture(scope="module")
-def objects(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("objects")
-    with ObjectServer(root) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def es_items(objects) -> list[dict]:
     items = corpus_items("earth-search-v1/sentinel-2-l2a.ndjson")
     return serve_assets(items, list(ES_MAP.values()), objects.root / "es", objects)

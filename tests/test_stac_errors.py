@@ -9,23 +9,14 @@ from rasteret.ingest.stac import build_from_stac
 from rasteret.ingest.stac_args import StacInputError
 from rasteret.ingest.stac_bands import BandMapError
 from rasteret.ingest.stac_search import StacSearchError
-from rasteret.testing.objserver import ObjectServer
-from stac_server import StacApi, corpus_items, serve_assets
+from stac_server import earth_search_api
 
 ES_MAP = {"B04": "red", "B08": "nir"}
 
 
 @pytest.fixture(scope="module")
-def objects(tmp_path_factory: pytest.TempPathFactory):
-    with ObjectServer(tmp_path_factory.mktemp("objects")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def api(objects, tmp_path_factory):
-    items = corpus_items("earth-search-v1/sentinel-2-l2a.ndjson")
-    items = serve_assets(items, ["red", "nir"], objects.root / "es", objects)
-    with StacApi(items, tmp_path_factory.mktemp("api")) as server:
+    with earth_search_api(objects, tmp_path_factory.mktemp("api"), ["red", "nir"]) as server:
         yield server
 
 

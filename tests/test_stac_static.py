@@ -24,12 +24,6 @@ BAND_MAP = {"B04": "red", "B08": "nir"}
 
 
 @pytest.fixture(scope="module")
-def objects(tmp_path_factory: pytest.TempPathFactory):
-    with ObjectServer(tmp_path_factory.mktemp("objects")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def items(objects) -> list[dict]:
     raw = corpus_items("earth-search-v1/sentinel-2-l2a.ndjson")
     return serve_assets(raw, ASSETS, objects.root / "static", objects)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 POINTS = 1_000_000
+SIZE = 2048
 BANDS = ("B04", "B08")
 
 
@@ -30,7 +31,7 @@ def write_collection(root: Path) -> str:
     records = make_sentinel2_like(
         root / "scenes",
         scenes=4,
-        size=2048,
+        size=SIZE,
         bands=BANDS,
         tile=512,
         zones=(32632, 32633),
@@ -48,8 +49,9 @@ def write_collection(root: Path) -> str:
     return str(path)
 
 
-def random_points(n: int = POINTS, seed: int = 0) -> np.ndarray:
-    """Lon/lat points over the scenes' common area (around 12°E 47°N)."""
+def random_points(n: int | None = None, seed: int = 0) -> np.ndarray:
+    """Lon/lat points over the scenes' common area (around 12°E 47°N); ``POINTS`` of them."""
+    n = POINTS if n is None else n
     rng = np.random.default_rng(seed)
     return np.column_stack([11.88 + rng.random(n) * 0.24, 46.92 + rng.random(n) * 0.16])
 

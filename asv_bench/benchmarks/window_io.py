@@ -54,6 +54,7 @@ def _serve_and_build(paths: dict[str, str]) -> tuple[Any, Any]:
     urls = [server.url_for(Path(p).relative_to(root)) for p in paths["cogs"].split("\n")]
     collection = build_from_files(urls, bands=[BAND])
     server.reset()
+    server.urls = urls  # type: ignore[attr-defined]
     return server, collection
 
 
@@ -63,6 +64,36 @@ def read_window(collection: Any, window: tuple[tuple[int, int], tuple[int, int]]
     (r0, r1), (c0, c1) = window
     ds = xr.open_dataset(collection, engine="rasteret", bands=[BAND])
     return ds[BAND].isel(y=slice(r0, r1), x=slice(c0, c1)).values
+
+
+GDAL_ENV = {
+    "GDAL_NUM_THREADS": "ALL_CPUS",
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "GDAL_HTTP_MULTIRANGE": "YES",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif",
+}
+
+
+def read_window_gdal(urls: list[str], window: tuple[tuple[int, int], tuple[int, int]]) -> Any:
+    """The same window of every scene through GDAL ``/vsicurl/`` (one thread per file,
+    caching off so every call opens the files again, as ``read_window`` reads the index)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    import rasterio
+    from rasterio.windows import Window
+
+    (r0, r1), (c0, c1) = window
+    origin = "/".join(urls[0].split("/")[:3])
+
+    def one(url: str) -> Any:
+        with rasterio.open("/vsicurl/" + url) as src:
+            return src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
+
+    env = {**GDAL_ENV, "CPL_VSIL_CURL_NON_CACHED": f"/vsicurl/{origin}"}
+    with rasterio.Env(**env), ThreadPoolExecutor(16) as pool:
+        return np.stack(list(pool.map(one, urls)))
 
 
 def measure(paths: dict[str, str], latency: float) -> list[dict[str, Any]]:
@@ -116,6 +147,33 @@ class WindowIO:
 
     def time_window_read(self, paths: dict[str, str], window: str, latency: str) -> None:
         read_window(self.collection, WINDOWS[window])
+
+    def time_gdal_window_read(self, paths: dict[str, str], window: str, latency: str) -> None:
+        read_window_gdal(self.server.urls, WINDOWS[window])
+
+    def track_rasteret_over_gdal_time(
+        self, paths: dict[str, str], window: str, latency: str
+    ) -> float:
+        """rasteret's window read time as a multiple of GDAL's (best of 3 each, same run);
+        also checks both return the same pixels."""
+        import numpy as np
+
+        ours = read_window(self.collection, WINDOWS[window])
+        theirs = read_window_gdal(self.server.urls, WINDOWS[window])
+        if not np.array_equal(ours, theirs):
+            raise RuntimeError(f"window {window}: rasteret and GDAL read different pixels")
+        best = {"ours": float("inf"), "theirs": float("inf")}
+        for _ in range(3):
+            for name, func in (
+                ("ours", lambda: read_window(self.collection, WINDOWS[window])),
+                ("theirs", lambda: read_window_gdal(self.server.urls, WINDOWS[window])),
+            ):
+                start = time.perf_counter()
+                func()
+                best[name] = min(best[name], time.perf_counter() - start)
+        return best["ours"] / best["theirs"]
+
+    track_rasteret_over_gdal_time.unit = "ratio"
 
     def track_requests(self, paths: dict[str, str], window: str, latency: str) -> float:
         self.server.reset()

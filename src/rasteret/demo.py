@@ -54,17 +54,6 @@ class DemoSummary:
         return "\n".join(lines)
 
 
-def _ndvi_colours(ndvi: np.ndarray) -> np.ndarray:
-    """Map NDVI in [-0.2, 0.9] to a brown → yellow → green RGB ramp; NaN → grey."""
-    stops = np.array([[140, 81, 10], [246, 232, 195], [90, 180, 172], [1, 102, 94]], np.float64)
-    scaled = np.clip((np.nan_to_num(ndvi, nan=-0.2) + 0.2) / 1.1, 0, 1) * (len(stops) - 1)
-    low = np.floor(scaled).astype(int).clip(0, len(stops) - 2)
-    frac = (scaled - low)[..., None]
-    rgb = stops[low] * (1 - frac) + stops[low + 1] * frac
-    rgb[np.isnan(ndvi)] = (128, 128, 128)
-    return rgb.round().astype(np.uint8)
-
-
 def _tiles(variable) -> int:
     """Number of COG tiles (Zarr chunks) behind a variable."""
     return int(
@@ -72,12 +61,6 @@ def _tiles(variable) -> int:
             [-(-n // c) for n, c in zip(variable.shape, variable.encoding["chunks"], strict=True)]
         )
     )
-
-
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    import imagecodecs
-
-    path.write_bytes(imagecodecs.png_encode(rgb))
 
 
 def run_demo(
@@ -88,10 +71,12 @@ def run_demo(
     latency: float = 0.0,
 ) -> DemoSummary:
     """Run the demo in ``out`` (replaced if it holds a previous demo) and return its summary."""
+    import dask
     import xarray as xr
 
     from rasteret.fetch import track
     from rasteret.ingest import build_from_files
+    from rasteret.read.quicklook import write_quicklook
     from rasteret.samples import make_sentinel2_like
     from rasteret.testing.objserver import ObjectServer
 
@@ -128,14 +113,13 @@ def run_demo(
             nir = ds["B08"].astype("float32")
             valid = (ds["B04"] != 0) & ~ds["SCL"].isin(SCL_INVALID)
             ndvi = (nir - red) / (nir + red).where(valid)
-            series = ndvi.mean(dim=("y", "x")).compute()
-            last = ndvi.isel(time=-1).compute()
+            # one compute: the series and the quick-look share their tile reads
+            series, last = dask.compute(ndvi.mean(dim=("y", "x")), ndvi.isel(time=-1))
         read_seconds = time.perf_counter() - started
         tiles = sum(_tiles(ds[band]) for band in ("B04", "B08", "SCL"))
 
         quicklook = out / "ndvi_quicklook.png"
-        stride = max(1, last.shape[-1] // 512)
-        _write_png(quicklook, _ndvi_colours(last.values[::stride, ::stride]))
+        write_quicklook(quicklook, last, vmin=-0.2, vmax=0.9, max_size=512)
         return DemoSummary(
             files=len(urls),
             records=len(collection),

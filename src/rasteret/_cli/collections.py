@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from rasteret._cli.output import collection_summary, emit, fail, summary_text, table
+from rasteret._cli.output import emit, emit_collection, fail, table
 
 
 def json_arg(text: str) -> Any:
@@ -43,6 +43,21 @@ def add_search_options(parser: argparse.ArgumentParser) -> None:
 
 def split_pair(text: str | None) -> list[str] | None:
     return None if text is None else [p.strip() for p in text.replace("/", ",").split(",")]
+
+
+def search_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The build keyword arguments of the options :func:`add_search_options` added."""
+    return {
+        "bbox": split_pair(args.bbox),
+        "date_range": split_pair(args.date_range),
+        "workspace_dir": args.workspace_dir,
+        "force": args.force,
+        "append": args.append,
+        "max_concurrent": args.max_concurrent,
+        "query": args.query,
+        "filter": args.filter,
+        "max_items": args.max_items,
+    }
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -113,19 +128,10 @@ def _build(args: argparse.Namespace) -> int:
         collection=args.collection,
         band_map=args.band_map,
         band_index_map=args.band_index_map,
-        bbox=split_pair(args.bbox),
-        date_range=split_pair(args.date_range),
-        workspace_dir=args.workspace_dir,
-        force=args.force,
-        append=args.append,
-        max_concurrent=args.max_concurrent,
-        query=args.query,
-        filter=args.filter,
-        max_items=args.max_items,
         static_catalog=args.static_catalog,
+        **search_arguments(args),
     )
-    emit(collection_summary(collection), args.json, summary_text)
-    return 0
+    return emit_collection(collection, args.json)
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -143,8 +149,7 @@ def _import(args: argparse.Namespace) -> int:
         enrich_cog=not args.no_enrich,
         force=args.force,
     )
-    emit(collection_summary(collection), args.json, summary_text)
-    return 0
+    return emit_collection(collection, args.json)
 
 
 def _update(args: argparse.Namespace) -> int:
@@ -153,8 +158,7 @@ def _update(args: argparse.Namespace) -> int:
     collection = update_collection(
         args.name, workspace_dir=args.workspace_dir, date_range=split_pair(args.date_range)
     )
-    emit(collection_summary(collection), args.json, summary_text)
-    return 0
+    return emit_collection(collection, args.json)
 
 
 def _list(args: argparse.Namespace) -> int:

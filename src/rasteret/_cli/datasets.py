@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from rasteret._cli.collections import add_search_options, split_pair
-from rasteret._cli.output import collection_summary, emit, summary_text, table
+from rasteret._cli.collections import add_search_options, search_arguments
+from rasteret._cli.output import emit, emit_collection, table
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -125,19 +125,10 @@ def _build(args: argparse.Namespace) -> int:
     collection = build(
         args.dataset_id,
         name=args.name,
-        bbox=split_pair(args.bbox),
-        date_range=split_pair(args.date_range),
-        workspace_dir=args.workspace_dir,
-        force=args.force,
-        append=args.append,
-        max_concurrent=args.max_concurrent,
-        query=args.query,
-        filter=args.filter,
-        max_items=args.max_items,
         stac_api=args.stac_api,
+        **search_arguments(args),
     )
-    emit(collection_summary(collection), args.json, summary_text)
-    return 0
+    return emit_collection(collection, args.json)
 
 
 def _register_local(args: argparse.Namespace) -> int:

@@ -56,6 +56,12 @@ def collection_summary(collection: Any) -> dict[str, Any]:
     }
 
 
+def emit_collection(collection: Any, as_json: bool) -> int:
+    """Print what a build made (:func:`collection_summary`); the command's exit code (0)."""
+    emit(collection_summary(collection), as_json, summary_text)
+    return 0
+
+
 def summary_text(data: dict[str, Any]) -> str:
     dates = data["date_range"] or ["-", "-"]
     lines = [

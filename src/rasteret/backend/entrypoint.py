@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -87,6 +88,16 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
         grid: Any = None,
     ) -> xr.Dataset:
         store = _store(filename_or_obj, bands)
+        options = GroupOptions(
+            drop_variables=drop_variables,
+            mask_and_scale=mask_and_scale,
+            decode_times=decode_times,
+            decode_coords=decode_coords,
+            use_cftime=use_cftime,
+            decode_timedelta=decode_timedelta,
+            concat_characters=concat_characters,
+            chunk_bytes=chunk_bytes,
+        )
         wants_grid = any(v is not None for v in (crs, resolution, bbox, shape, grid))
         if wants_grid:
             if group is not None or overview_level is not None:
@@ -105,62 +116,25 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
                 align=align,
                 resampling=resampling,
                 open_group=lambda path: open_group_dataset(
-                    store,
-                    path,
-                    drop_variables=drop_variables,
-                    mask_and_scale=False,
-                    decode_times=decode_times,
-                    decode_coords=decode_coords,
-                    use_cftime=use_cftime,
-                    decode_timedelta=decode_timedelta,
-                    concat_characters=concat_characters,
-                    chunk_bytes=chunk_bytes,
+                    store, path, options, mask_and_scale=False
                 ),
             )
-        path = resolve_group(store, group, overview_level)
-        return open_group_dataset(
-            store,
-            path,
-            drop_variables=drop_variables,
-            mask_and_scale=mask_and_scale,
-            decode_times=decode_times,
-            decode_coords=decode_coords,
-            use_cftime=use_cftime,
-            decode_timedelta=decode_timedelta,
-            concat_characters=concat_characters,
-            chunk_bytes=chunk_bytes,
-        )
+        return open_group_dataset(store, resolve_group(store, group, overview_level), options)
 
     def open_groups_as_dict(  # type: ignore[override]
         self,
         filename_or_obj: Any,
         *,
-        drop_variables: str | Iterable[str] | None = None,
         bands: str | Sequence[str] | None = None,
-        mask_and_scale: bool = False,
-        decode_times: bool = True,
-        decode_coords: bool | str = True,
-        use_cftime: bool | None = None,
-        decode_timedelta: bool | None = None,
-        concat_characters: bool = True,
-        chunk_bytes: int = DEFAULT_TARGET_BYTES,
+        **options: Any,
     ) -> dict[str, xr.Dataset]:
+        """The root and every group of the store; ``options``: :class:`GroupOptions` fields."""
+        group_options = GroupOptions(**options)
         store = _store(filename_or_obj, bands)
         root = xr.Dataset(attrs=_root_attributes(store))
         groups: dict[str, xr.Dataset] = {"/": root}
         for name in store.groups:
-            groups[f"/{name}"] = open_group_dataset(
-                store,
-                name,
-                drop_variables=drop_variables,
-                mask_and_scale=mask_and_scale,
-                decode_times=decode_times,
-                decode_coords=decode_coords,
-                use_cftime=use_cftime,
-                decode_timedelta=decode_timedelta,
-                concat_characters=concat_characters,
-                chunk_bytes=chunk_bytes,
-            )
+            groups[f"/{name}"] = open_group_dataset(store, name, group_options)
         return groups
 
     def open_datatree(  # type: ignore[override]
@@ -169,41 +143,43 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
         return xr.DataTree.from_dict(self.open_groups_as_dict(filename_or_obj, **kwargs))
 
 
+@dataclass(frozen=True)
+class GroupOptions:
+    """How :func:`open_group_dataset` decodes a group (xarray's decoding arguments) and the
+    byte size its preferred chunks aim at."""
+
+    drop_variables: str | Iterable[str] | None = None
+    mask_and_scale: bool = False
+    decode_times: bool = True
+    decode_coords: bool | str = True
+    use_cftime: bool | None = None
+    decode_timedelta: bool | None = None
+    concat_characters: bool = True
+    chunk_bytes: int = DEFAULT_TARGET_BYTES
+
+    def decoding(self) -> dict[str, Any]:
+        """The arguments for xarray's Zarr backend (all but ``chunk_bytes``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "chunk_bytes"}
+
+
 def open_group_dataset(
-    store: VirtualStore,
-    path: str,
-    *,
-    drop_variables: str | Iterable[str] | None = None,
-    mask_and_scale: bool = False,
-    decode_times: bool = True,
-    decode_coords: bool | str = True,
-    use_cftime: bool | None = None,
-    decode_timedelta: bool | None = None,
-    concat_characters: bool = True,
-    chunk_bytes: int = DEFAULT_TARGET_BYTES,
+    store: VirtualStore, path: str, options: GroupOptions | None = None, **overrides: Any
 ) -> xr.Dataset:
-    """One group of ``store`` as a lazily loaded Dataset (coordinates in memory)."""
+    """One group of ``store`` as a lazily loaded Dataset (coordinates in memory).
+
+    ``options`` (default :class:`GroupOptions`) with ``overrides`` (its fields by keyword)
+    applied."""
     from xarray.backends.zarr import ZarrBackendEntrypoint
 
+    options = replace(options or GroupOptions(), **overrides)
     ds = ZarrBackendEntrypoint().open_dataset(
-        store,
-        group=path,
-        mode="r",
-        consolidated=True,
-        zarr_format=3,
-        drop_variables=drop_variables,
-        mask_and_scale=mask_and_scale,
-        decode_times=decode_times,
-        decode_coords=decode_coords,
-        use_cftime=use_cftime,
-        decode_timedelta=decode_timedelta,
-        concat_characters=concat_characters,
+        store, group=path, mode="r", consolidated=True, zarr_format=3, **options.decoding()
     )
     layout = store.layout.groups[path]
     for name, variable in ds.variables.items():
         array = layout.arrays.get(str(name))
         if array is not None:
-            variable.encoding["preferred_chunks"] = preferred_chunks(array, chunk_bytes)
+            variable.encoding["preferred_chunks"] = preferred_chunks(array, options.chunk_bytes)
     if "id" in ds.variables:  # small: load now, as plain strings
         ids = [str(v) for v in np.asarray(ds["id"].values).tolist()]
         ds = ds.assign_coords(id=("time", np.asarray(ids, dtype=str)))

@@ -71,9 +71,7 @@ def warp(
     cy, cx = _target_chunks(chunks, target)
     row_chunks = _split(target.height, cy)
     col_chunks = _split(target.width, cx)
-    scale = (
-        kernel_scale(grid, target) if resampling not in ("nearest", *AREA_KERNELS) else (1.0, 1.0)
-    )
+    scale = kernel_scale(grid, target) if resampling != "nearest" else (1.0, 1.0)
     token = _token(
         array.name, grid, target, resampling, src_nodata, fill, out_dtype, error_threshold
     )

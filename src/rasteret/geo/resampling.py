@@ -5,7 +5,8 @@ Two families, both with GDAL's semantics:
 * **point kernels** (``nearest``, ``bilinear``, ``cubic``) evaluate the source at the
   target pixel centre mapped into source pixel coordinates ``(sx, sy)``;
 * **area kernels** (``average``, ``mode``, ``min``, ``max``, ``median``) reduce the source
-  pixels covered by the target pixel's footprint ``[x0, x1) x [y0, y1)`` (source pixels).
+  pixels covered by the target pixel's footprint (its two mapped corners), a port of
+  GDAL's ``GWKAverageOrModeThread`` (bit-identical to ``rasterio.warp.reproject``).
 
 Nodata never bleeds: invalid source pixels (nodata, NaN, masked) take no part in a
 kernel and the weights of the valid ones are renormalised; a target pixel whose centre
@@ -148,59 +149,91 @@ def area_kernel(
     x1: np.ndarray,
     y0: np.ndarray,
     y1: np.ndarray,
+    *,
+    source_shape: tuple[int, int] | None = None,
+    origin: tuple[int, int] = (0, 0),
+    scale: tuple[float, float] = (1.0, 1.0),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Reduce the source pixels under each target footprint ``[x0, x1) x [y0, y1)``.
+    """Reduce the source pixels under each target footprint, as GDAL's
+    ``GWKAverageOrModeThread`` does.
 
-    ``average`` weights each pixel by its covered fraction (exact means on aligned
-    integer factors); ``mode``/``min``/``max``/``median`` use every pixel the footprint
-    overlaps. ``median`` takes the lower middle value of an even count (as GDAL);
-    ``mode`` breaks ties in favour of the value whose count reached the maximum first in
-    row-major order (as GDAL). Returns ``(values, ok)`` with values ``(n, h, w)``.
+    ``(x0, y0)`` / ``(x1, y1)`` are the source pixel coordinates of each target pixel's
+    top-left and bottom-right corners (GDAL maps exactly these two), in the pixel space
+    of the full source of ``source_shape`` (height, width; default ``data``'s);
+    ``data`` may be a crop of it starting at ``origin`` (row, col). ``scale`` is the
+    target/source size ratio (GDAL's ``XSCALE``/``YSCALE``) that sets the margin
+    beyond which a footprint is skipped.
+
+    GDAL's rules: the corners are swapped into order; the source rows / columns
+    ``floor(min + 1e-10) .. ceil(max - 1e-10)`` (clipped, at least one) take part;
+    ``average`` weights the first / last row and column by their covered fraction
+    (a single row or column weighs 1) and accumulates the *weighted incremental mean*
+    ``m += (w / W) * (v - m)`` in row-major order (so exact .5 ties round as GDAL's);
+    ``mode`` breaks ties in favour of the value whose count reached the maximum first
+    (``uint8``/``uint16``/``int16`` by value, other dtypes compared as float32);
+    ``median`` takes the lower middle value of an even count. Returns ``(values, ok)``,
+    float64 values ``(n, h, w)``.
     """
-    n, height, width = data.shape
+    n = data.shape[0]
+    height, width = source_shape or data.shape[1:]
+    row0, col0 = origin
+    eps = INDEX_EPSILON
     finite = np.isfinite(x0) & np.isfinite(x1) & np.isfinite(y0) & np.isfinite(y1)
-    x0 = np.clip(np.where(finite, x0, 0.0), 0, width)
-    x1 = np.clip(np.where(finite, x1, 0.0), 0, width)
-    y0 = np.clip(np.where(finite, y0, 0.0), 0, height)
-    y1 = np.clip(np.where(finite, y1, 0.0), 0, height)
-    c0 = np.floor(x0 + INDEX_EPSILON).astype(np.intp)
-    c1 = np.ceil(x1 - INDEX_EPSILON).astype(np.intp)
-    r0 = np.floor(y0 + INDEX_EPSILON).astype(np.intp)
-    r1 = np.ceil(y1 - INDEX_EPSILON).astype(np.intp)
-    has = finite & (c1 > c0) & (r1 > r0)
+    x0, x1, y0, y1 = (np.where(finite, v, 0.0) for v in (x0, x1, y0, y1))
+    mx = 2 * max(1, math.ceil(1.0 / scale[0])) if scale[0] > 0 else 2
+    my = 2 * max(1, math.ceil(1.0 / scale[1])) if scale[1] > 0 else 2
+    inside = finite.copy()
+    for v, size, margin in ((x0, width, mx), (x1, width, mx), (y0, height, my), (y1, height, my)):
+        inside &= (v >= -margin) & (v - size <= margin)
+    xmin, xmax = np.minimum(x0, x1), np.maximum(x0, x1)
+    ymin, ymax = np.minimum(y0, y1), np.maximum(y0, y1)
+    inside &= (xmax > -eps) & (xmin < width + eps) & (ymax > -eps) & (ymin < height + eps)
+    c0, c1 = _index_range(xmin, xmax, width)
+    r0, r1 = _index_range(ymin, ymax, height)
+    has = inside & (c1 > c0) & (r1 > r0)
     kx = int(np.max(np.where(has, c1 - c0, 0), initial=0))
     ky = int(np.max(np.where(has, r1 - r0, 0), initial=0))
     shape = (n, *x0.shape)
     if kx == 0 or ky == 0:
         return np.zeros(shape), np.zeros(shape, bool)
+    crop_h, crop_w = data.shape[1:]
+    if name == "average":
+        mean = np.zeros(shape)
+        total = np.zeros(shape)
     stack_values, stack_good, stack_weight = [], [], []
     for dy in range(ky):
         row = r0 + dy
         row_in = has & (row < r1)
-        row_c = np.minimum(row, height - 1)
-        wy = np.clip(np.minimum(y1, row + 1) - np.maximum(y0, row), 0.0, 1.0)
+        wy = _edge_weight(row, r0, r1, ymin, ymax)
+        local_row = row - row0
+        row_ok = row_in & (local_row >= 0) & (local_row < crop_h)
+        row_c = np.clip(local_row, 0, crop_h - 1)
         for dx in range(kx):
             col = c0 + dx
-            use = row_in & (col < c1)
-            col_c = np.minimum(col, width - 1)
+            local_col = col - col0
+            use = row_ok & (col < c1) & (local_col >= 0) & (local_col < crop_w)
+            col_c = np.clip(local_col, 0, crop_w - 1)
             values = data[:, row_c, col_c]
             good = np.broadcast_to(use, values.shape)
             if valid is not None:
                 good = good & valid[:, row_c, col_c]
-            stack_values.append(values)
-            stack_good.append(good)
-            if name == "average":
-                wx = np.clip(np.minimum(x1, col + 1) - np.maximum(x0, col), 0.0, 1.0)
-                stack_weight.append(wx * wy)
+            # COMPUTE_WEIGHT: wy times the column's covered fraction at the edges
+            weight = _edge_weight(col, c0, c1, xmin, xmax, wy)
+            if name != "average":
+                stack_values.append(values)
+                stack_good.append(good)
+                if name == "mode":
+                    stack_weight.append(weight)
+                continue
+            step = good & (weight > 0)
+            total = np.where(step, total + weight, total)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.where(step, mean + (weight / total) * (values - mean), mean)
+    if name == "average":
+        return mean, total > 0
     values = np.stack(stack_values)  # (k, n, h, w), row-major scan order
     good = np.stack(stack_good)
     ok = good.any(axis=0)
-    if name == "average":
-        w = np.where(good, np.stack(stack_weight)[:, None], 0.0)
-        sums = (w * np.where(good, values, 0)).sum(axis=0)
-        wsum = w.sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return sums / wsum, ok & (wsum > 0)
     if name in ("min", "max"):
         as_float = values.astype(np.float64)
         fill = np.inf if name == "min" else -np.inf
@@ -209,8 +242,36 @@ def area_kernel(
     if name == "median":
         return _lower_median(values, good), ok
     if name == "mode":
-        return _first_mode(values, good), ok
+        weights = np.broadcast_to(np.stack(stack_weight)[:, None], values.shape)
+        return _weighted_mode(values, good, weights), ok
     raise ValueError(f"not an area resampling: {name!r}")
+
+
+def _index_range(low: np.ndarray, high: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """GDAL's ``iSrcXMin``/``iSrcXMax``: at least one pixel when inside the source."""
+    start = np.maximum(np.floor(low + INDEX_EPSILON), 0.0)
+    stop = np.minimum(np.ceil(high - INDEX_EPSILON), float(size))
+    stop = np.where((start == stop) & (stop < size), stop + 1, stop)
+    big = np.iinfo(np.intp).max // 4
+    return (
+        np.clip(start, -big, big).astype(np.intp),
+        np.clip(stop, -big, big).astype(np.intp),
+    )
+
+
+def _edge_weight(
+    index: np.ndarray,
+    start: np.ndarray,
+    stop: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    base: np.ndarray | float = 1.0,
+) -> np.ndarray:
+    """GDAL's ``COMPUTE_WEIGHT(_Y)`` factor of pixel ``index`` in ``[start, stop)``."""
+    single = start + 1 == stop
+    first = np.where(single, base, base * (1 - (low - start)))
+    last = base * (1 - (stop - high))
+    return np.where(index == start, first, np.where(index + 1 == stop, last, base))
 
 
 def _lower_median(values: np.ndarray, good: np.ndarray) -> np.ndarray:
@@ -221,23 +282,46 @@ def _lower_median(values: np.ndarray, good: np.ndarray) -> np.ndarray:
     return np.take_along_axis(ordered, index[None], axis=0)[0]
 
 
-def _first_mode(values: np.ndarray, good: np.ndarray) -> np.ndarray:
-    """Most frequent valid value; ties go to the value whose count peaked first."""
+def _weighted_mode(values: np.ndarray, good: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """GDAL's weighted mode: per value, the float32 sum of its pixels' weights, in
+    row-major scan order. 8/16-bit integers (GDAL's histogram path): the value whose
+    count first exceeds every count so far wins. Other dtypes (``GWKModeRealType``):
+    the first value seen, replaced only when a value seen before grows past it."""
     k = values.shape[0]
-    as_float = np.where(good, values.astype(np.float64), np.inf)
-    order = np.argsort(as_float, axis=0, kind="stable")
-    ordered = np.take_along_axis(as_float, order, axis=0)
+    histogram = values.dtype in (np.uint8, np.int8, np.uint16, np.int16)
+    w32 = np.where(good, weights, 0.0).astype(np.float32)
+    order = np.argsort(values, axis=0, kind="stable")
+    ordered = np.take_along_axis(values, order, axis=0)
+    w_sorted = np.take_along_axis(w32, order, axis=0)
     new_run = np.ones(ordered.shape, bool)
     new_run[1:] = ordered[1:] != ordered[:-1]
-    position = np.arange(k).reshape((k,) + (1,) * (values.ndim - 1))
-    run_start = np.maximum.accumulate(np.where(new_run, position, 0), axis=0)
-    rank = position - run_start + 1  # occurrences so far (stable: scan order)
-    occurrences = np.empty_like(rank)
-    np.put_along_axis(occurrences, order, rank, axis=0)
-    occurrences = np.where(good, occurrences, 0)
-    peak = occurrences.max(axis=0)
-    first = np.argmax(occurrences == peak[None], axis=0)
-    return np.take_along_axis(values.astype(np.float64), first[None], axis=0)[0]
+    counts_sorted = np.empty_like(w_sorted)
+    seen_sorted = np.zeros(ordered.shape, bool)  # a valid pixel of the value came before
+    good_sorted = np.take_along_axis(good, order, axis=0)
+    counts_sorted[0] = w_sorted[0]
+    for j in range(1, k):  # float32 running sums per run, in scan order (stable sort)
+        counts_sorted[j] = np.where(new_run[j], w_sorted[j], counts_sorted[j - 1] + w_sorted[j])
+        before = seen_sorted[j - 1] | good_sorted[j - 1]
+        seen_sorted[j] = np.where(new_run[j], False, before)
+    counts = np.empty_like(counts_sorted)
+    np.put_along_axis(counts, order, counts_sorted, axis=0)
+    seen = np.empty_like(seen_sorted)
+    np.put_along_axis(seen, order, seen_sorted, axis=0)
+    mode = np.zeros(values.shape[1:], values.dtype)
+    best = np.zeros(values.shape[1:], np.float32)
+    found = np.zeros(values.shape[1:], bool)
+    for p in range(k):
+        step = good[p]
+        if histogram:
+            take = step & (counts[p] > best)
+        else:
+            same = found & (values[p] == mode)
+            take = step & (~found | (seen[p] & ~same & (counts[p] > best)))
+            best = np.where(step & same, counts[p], best)
+        mode = np.where(take, values[p], mode)
+        best = np.where(take, counts[p], best)
+        found |= step
+    return mode.astype(np.float64)
 
 
 def cast_output(values: np.ndarray, ok: np.ndarray, dtype: np.dtype, nodata: float) -> np.ndarray:

@@ -142,13 +142,14 @@ def source_coordinates(
 def _footprints(
     source: GridSpec, target: GridSpec, window: Window, error_threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per target pixel, the source-pixel bbox ``x0, x1, y0, y1`` of its four corners."""
-    cols = window.col_off + np.arange(window.width + 1, dtype=np.float64)
-    rows = window.row_off + np.arange(window.height + 1, dtype=np.float64)
-    ex, ey = map_positions(source, target, cols, rows, error_threshold=error_threshold)
-    corners_x = np.stack([ex[:-1, :-1], ex[:-1, 1:], ex[1:, :-1], ex[1:, 1:]])
-    corners_y = np.stack([ey[:-1, :-1], ey[:-1, 1:], ey[1:, :-1], ey[1:, 1:]])
-    return corners_x.min(0), corners_x.max(0), corners_y.min(0), corners_y.max(0)
+    """Per target pixel, the source pixel coordinates ``x0, x1, y0, y1`` of its top-left
+    and bottom-right corners, each mapped as its own row of points (as GDAL's
+    ``GWKAverageOrModeThread`` transforms ``(iDstX, iDstY)`` and ``(iDstX+1, iDstY+1)``)."""
+    cols = window.col_off + np.arange(window.width, dtype=np.float64)
+    rows = window.row_off + np.arange(window.height, dtype=np.float64)
+    x0, y0 = map_positions(source, target, cols, rows, error_threshold=error_threshold)
+    x1, y1 = map_positions(source, target, cols + 1.0, rows + 1.0, error_threshold=error_threshold)
+    return x0, x1, y0, y1
 
 
 def kernel_scale(source: GridSpec, target: GridSpec) -> tuple[float, float]:
@@ -260,7 +261,12 @@ def warp_array(
     row0, col0 = source_offset
     if resampling in AREA_KERNELS:
         x0, x1, y0, y1 = coordinates or _footprints(source, target, window, error_threshold)
-        values, ok = area_kernel(resampling, flat, mask, x0 - col0, x1 - col0, y0 - row0, y1 - row0)
+        if scale is None:
+            scale = kernel_scale(source, target)
+        values, ok = area_kernel(
+            resampling, flat, mask, x0, x1, y0, y1,
+            source_shape=source.shape, origin=(row0, col0), scale=scale,
+        )  # fmt: skip
     else:
         sx, sy = coordinates or source_coordinates(
             source, target, window, error_threshold=error_threshold

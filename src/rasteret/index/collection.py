@@ -195,6 +195,22 @@ class Collection(CollectionSurfaces):
             parts.append(f"{dates[0].date().isoformat()}..{dates[1].date().isoformat()}")
         return f"Collection({', '.join(parts)})"
 
+    def _repr_html_(self) -> str:
+        """Notebook view: summary table and a footprint sketch (:mod:`rasteret.index.display`)."""
+        from rasteret.index.display import collection_html
+
+        return collection_html(self)
+
+    def plot(self, ax: Any = None, *, column: str | None = None, **style: Any) -> Any:
+        """Plot record footprints (lon/lat) with matplotlib; returns the ``Axes``.
+
+        ``column`` colours them by a numeric or datetime column (``"datetime"``,
+        ``"eo:cloud_cover"``); see :func:`rasteret.index.display.plot_footprints`.
+        """
+        from rasteret.index.display import plot_footprints
+
+        return plot_footprints(self, ax, column=column, **style)
+
     def describe(self) -> DescribeResult:
         """A summary: ``name, records, bands, bounds, crs (EPSG ints), dates, source``.
 

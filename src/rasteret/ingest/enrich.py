@@ -177,21 +177,15 @@ def _fill_geometry(
 
 def log_notes(notes: EnrichNotes, label: str) -> None:
     """Warn about records without footprint, mixed-CRS bands and antimeridian footprints."""
-    if notes.no_footprint:
-        log.warning(
-            "%s: %d record(s) have no footprint (geometry and bbox are null), e.g. %s",
-            label,
-            len(notes.no_footprint),
-            "; ".join(notes.no_footprint[:3]),
-        )
-    if notes.crs_conflicts:
-        log.warning(
-            "%s: %d band(s) are in a different CRS from their record's first band "
-            "(the record's crs is the first band's), e.g. %s",
-            label,
-            len(notes.crs_conflicts),
-            "; ".join(notes.crs_conflicts[:3]),
-        )
+    _warn_examples(
+        label, "record(s) have no footprint (geometry and bbox are null)", notes.no_footprint
+    )
+    _warn_examples(
+        label,
+        "band(s) are in a different CRS from their record's first band "
+        "(the record's crs is the first band's)",
+        notes.crs_conflicts,
+    )
     if notes.antimeridian:
         log.warning(
             "%s: %d footprint(s) cross the antimeridian: geometry is split at ±180° and the "
@@ -199,6 +193,12 @@ def log_notes(notes: EnrichNotes, label: str) -> None:
             label,
             notes.antimeridian,
         )
+
+
+def _warn_examples(label: str, what: str, examples: Sequence[str]) -> None:
+    """``"<label>: <n> <what>, e.g. <first three examples>"`` when there are any."""
+    if examples:
+        log.warning("%s: %d %s, e.g. %s", label, len(examples), what, "; ".join(examples[:3]))
 
 
 def sample_bands(count: int) -> list[str]:

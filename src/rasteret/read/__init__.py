@@ -17,6 +17,7 @@ from rasteret.read.geometry import (
     coerce_geometries,
 )
 from rasteret.read.points import POINT_SAMPLES_SCHEMA, sample_points
+from rasteret.read.quicklook import plot_quicklook, quicklook_rgb, write_quicklook
 from rasteret.read.result import AOIStack, AOIWindow, NoDataError, RaggedShapesError
 from rasteret.read.xarray import get_xarray
 
@@ -32,6 +33,9 @@ __all__ = [
     "coerce_geometries",
     "get_numpy",
     "get_xarray",
+    "plot_quicklook",
+    "quicklook_rgb",
     "read_aoi_windows",
     "sample_points",
+    "write_quicklook",
 ]

@@ -48,6 +48,7 @@ def get_numpy(
     target_crs: Any = None,
     resolution: Any = None,
     resampling: str | None = None,
+    overviews: bool = True,
     **filters: Any,
 ) -> AOIStack:
     """Pixels of ``bands`` inside ``geometries`` for every record, stacked with identity.
@@ -58,7 +59,9 @@ def get_numpy(
     Windows of different shapes or CRSs raise :class:`RaggedShapesError` saying what to
     pass. ``groupby`` mosaics records per group (see :mod:`rasteret.read.mosaic`),
     ``apply_scale`` returns ``value * scale + offset`` as float with NaN for invalid
-    pixels; ``**filters`` go to ``collection.subset``.
+    pixels; ``**filters`` go to ``collection.subset``. On a target grid (``grid=`` or
+    ``target_crs=`` / ``resolution=``) coarser than the data, the overview GDAL would
+    choose is read (``overviews=False``: always full resolution).
     """
     windows, single, fill = _read(
         collection,
@@ -75,6 +78,7 @@ def get_numpy(
         target_crs=target_crs,
         resolution=resolution,
         resampling=resampling,
+        overviews=overviews,
         filters=filters,
     )
     return stack_windows(windows, single_band=single, with_mask=with_mask, fill_value=fill)
@@ -85,9 +89,14 @@ def read_aoi_windows(
 ) -> list[AOIWindow]:
     """Like :func:`get_numpy` but one :class:`AOIWindow` per (record, geometry), unstacked
     (windows may differ in shape and CRS)."""
-    filters = {k: kwargs.pop(k) for k in list(kwargs) if k in _SUBSET_KEYS}
+    filters = pop_filters(kwargs)
     windows, _, _ = _read(collection, geometries, bands, filters=filters, **kwargs)
     return windows
+
+
+def pop_filters(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Remove the ``collection.subset`` filters from ``kwargs`` and return them."""
+    return {k: kwargs.pop(k) for k in list(kwargs) if k in _SUBSET_KEYS}
 
 
 #: Options of the original API accepted and ignored (the fetch layer owns I/O settings).
@@ -113,6 +122,7 @@ def _read(
     target_crs: Any = None,
     resolution: Any = None,
     resampling: str | None = None,
+    overviews: bool = True,
     filters: dict[str, Any] | None = None,
 ) -> tuple[list[AOIWindow], bool, Any]:
     collection = filtered(collection, filters)
@@ -142,6 +152,7 @@ def _read(
             groupby=groupby,
             fuse=fuse,
             fill_value=fill_value,
+            overviews=overviews,
         )
     elif groupby is not None:
         from rasteret.read.mosaic import read_mosaic

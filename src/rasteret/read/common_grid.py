@@ -2,10 +2,13 @@
 
 For each geometry a window grid of the target is built (rasterio's ``geometry_window``
 on ``grid``; or, without ``grid``, the geometry's bounds in ``target_crs`` snapped
-outward to multiples of ``resolution``, as ``gdalwarp -tap``). Every record is read
-through the store on the source window that feeds it
-(:func:`rasteret.geo.warp.source_window`) and warped with
-:func:`rasteret.geo.warp.warp_array` (no GDAL); nodata and the internal mask never bleed
+outward to multiples of ``resolution``, as ``gdalwarp -tap``). Each (record, band) is
+planned exactly as :func:`rasteret.read.window.read_window` plans it (its
+:class:`~rasteret.read.window_plan.Planner`): an aligned source is copied; otherwise
+the level GDAL would read (full resolution, or the overview
+:func:`rasteret.geo.overview.choose_overview` picks when the target is coarser) is read
+through the store on the source window that feeds the target and warped with
+:func:`rasteret.geo.warp.warp_array` (no GDAL). Nodata and the internal mask never bleed
 into valid pixels. All windows of one geometry share one shape, so records in different
 UTM zones stack into one aligned cube. ``groupby`` fuses records per group.
 """
@@ -18,17 +21,17 @@ from typing import Any
 
 import numpy as np
 
+from rasteret._async import run_sync
 from rasteret.geo.grid import GridSpec
+from rasteret.geo.resampling import check_resampling
 from rasteret.geo.transform import crs_key, to_crs
 from rasteret.index import Collection
 from rasteret.read.geometry import Geometries
-from rasteret.read.members import MemberRead, read_members, source_grid
-from rasteret.read.plan import PixelWindow, geometry_mask, geometry_windows, window_grid
+from rasteret.read.plan import geometry_mask, geometry_windows, window_grid
 from rasteret.read.result import AOIWindow
 from rasteret.read.stacks import BandSource, StoreIndex
-
-#: Resamplings that return source values unchanged (integer data stays exact).
-VALUE_PRESERVING = ("nearest", "mode", "min", "max", "median")
+from rasteret.read.window_io import read_sources
+from rasteret.read.window_plan import Planner, Task, overview_sources
 
 
 def read_on_grid(
@@ -46,13 +49,19 @@ def read_on_grid(
     groupby: Any,
     fuse: str,
     fill_value: float | None,
+    overviews: bool = True,
 ) -> list[AOIWindow]:
+    """One :class:`AOIWindow` per (record or group, geometry) on the target grid.
+
+    ``overviews=False`` always reads full resolution (by default a coarser target reads
+    the overview GDAL would choose, as :func:`rasteret.read.window.read_window` does).
+    """
     from rasteret.read.aoi import _fills
     from rasteret.read.mosaic import FUSERS, fuse_arrays, group_keys, ordered_groups
 
     if fuse not in FUSERS:
         raise ValueError(f"fuse={fuse!r}: use one of {FUSERS}")
-    resampling = resampling or "nearest"
+    resampling = check_resampling(resampling or "nearest")
     ids = collection.table["id"].cast("string").to_pylist()
     times = collection.datetimes
     fills = _fills(index, bands, rows, fill_value)
@@ -64,32 +73,42 @@ def read_on_grid(
         else [ids[r] for r in present]
     )
     groups = ordered_groups(keys, np.asarray(present))
-    # one read per (record, geometry, band) that feeds the target window
-    tasks: list[tuple[int, int, int, BandSource, PixelWindow]] = []
+    levels = _Levels(overview_sources(index) if overviews else {})
+    # one read per (record, geometry, band) that feeds the target window, from the level
+    # (full resolution or overview) read_window would read
+    tasks: list[tuple[int, int, Task]] = []
+    planners: dict[int, Planner] = {}
     for gid, wgrid in enumerate(windows):
         if wgrid is None:
             continue
+        planner = planners[gid] = Planner(levels, wgrid, crs_key(wgrid.crs), overviews)
         for row in present:
             for c, band in enumerate(bands):
                 src = index.source(band, row)
                 if src is None:
                     continue
-                found = _source_window(src, wgrid, resampling)
-                if found is not None:
-                    tasks.append((gid, row, c, src, found))
-    results = read_members(index, [MemberRead((t[3],), t[4]) for t in tasks], [0] * len(tasks))
+                plan = planner.plan(src, resampling)
+                if plan is not None:
+                    tasks.append((gid, row, Task(0, c, *plan, resampling)))
+    results = run_sync(read_sources(index, [(t.source, t.window) for _, _, t in tasks]))
     warped: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-    for (gid, row, c, src, window), (data, valid) in zip(tasks, results, strict=True):
+    for (gid, row, task), (data, valid) in zip(tasks, results, strict=True):
         wgrid = windows[gid]
         assert wgrid is not None
-        data_c, ok_c = _warp(src, window, data[0], valid[0], wgrid, resampling)
         slot = warped.get((gid, row))
         if slot is None:
             dtype = np.result_type(*[s.dtype for s in _sources(index, bands, row)])
             shape = (len(bands), *wgrid.shape)
             slot = warped[(gid, row)] = (np.zeros(shape, dtype), np.zeros(shape, bool))
-        slot[0][c] = data_c
-        slot[1][c] = ok_c
+        if task.paste is None:
+            data_c, ok_c = planners[gid].warp(task, data[0], valid[0], slot[0].dtype)
+            slot[0][task.band] = data_c
+            slot[1][task.band] = ok_c
+        else:  # aligned: a copy of the source pixels
+            r, c = task.paste
+            h, w = data.shape[-2:]
+            slot[0][task.band, r : r + h, c : c + w] = np.where(valid[0], data[0], 0)
+            slot[1][task.band, r : r + h, c : c + w] = valid[0]
     out: list[AOIWindow] = []
     local_geoms: dict[str, np.ndarray] = {}
     for key, members in groups:
@@ -162,46 +181,8 @@ def _target_windows(
     return out
 
 
-def _source_window(src: BandSource, target: GridSpec, resampling: str) -> PixelWindow | None:
-    from rasteret.geo.warp import source_window
+class _Levels:
+    """The overview sources a :class:`Planner` consults (``read_window``'s reader has them)."""
 
-    found = source_window(source_grid(src), target, resampling=resampling)
-    if found is None:
-        return None
-    return PixelWindow(
-        found.row_off, found.row_off + found.height, found.col_off, found.col_off + found.width
-    )
-
-
-def _warp(
-    src: BandSource,
-    window: PixelWindow,
-    data: np.ndarray,
-    valid: np.ndarray,
-    target: GridSpec,
-    resampling: str,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``data`` (a window of ``src``) warped onto ``target``: (values, valid)."""
-    from rasteret.geo.warp import warp_array
-
-    values = warp_array(
-        data.astype(np.float64),
-        source_grid(src),
-        target,
-        resampling=resampling,
-        valid=valid,
-        nodata=np.nan,
-        dtype=np.float64,
-        source_offset=(window.row0, window.col0),
-    )
-    ok = ~np.isnan(values)
-    dtype = src.dtype
-    if dtype.kind in "iu":
-        if resampling not in VALUE_PRESERVING:
-            values = np.floor(values + 0.5)
-            info = np.iinfo(dtype)
-            values = np.clip(values, info.min, info.max)
-        values = np.where(ok, values, 0).astype(dtype)
-    else:
-        values = values.astype(dtype)
-    return values, ok
+    def __init__(self, overviews: dict[tuple[str, int], list[BandSource]]) -> None:
+        self._overviews = overviews

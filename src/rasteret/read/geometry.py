@@ -33,24 +33,26 @@ import pyarrow as pa
 import shapely
 from pyproj import CRS, Transformer
 
-from rasteret.errors import RasteretError
+from rasteret.read.geoarrow import (
+    as_table,
+    crs_metadata,
+    from_arrow_column,
+    from_table,
+    from_wkb,
+    guess_geometry_column,
+    is_tabular,
+    native_points,
+)
+from rasteret.read.geometry_errors import (
+    GeometryCRSError,
+    GeometryError,
+    UnsupportedGeometryError,
+)
 
 GeometryKind = Literal["area", "point"]
 DEFAULT_CRS = "EPSG:4326"
 #: Points per polygon edge after densification before reprojection (as transform_bounds).
 DENSIFY_POINTS = 21
-
-
-class GeometryError(RasteretError, ValueError):
-    """An AOI / point input cannot be used (invalid WKB, wrong type, empty, ...)."""
-
-
-class GeometryCRSError(GeometryError):
-    """A geometry input has no CRS where one is needed."""
-
-
-class UnsupportedGeometryError(GeometryError, TypeError):
-    """A geometry type the operation does not take (e.g. Points for area reads)."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,7 @@ def _coerce(
     if isinstance(value, shapely.Geometry):
         return [value], None, None, False
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return [_from_wkb(bytes(value), 0)], None, None, False
+        return [from_wkb(bytes(value), 0)], None, None, False
     if isinstance(value, str):
         return [_from_wkt(value, 0)], None, None, False
     if isinstance(value, Mapping):
@@ -168,20 +170,17 @@ def _coerce(
         return _from_coordinates(value, kind), None, None, False
     if isinstance(value, (pa.Array, pa.ChunkedArray)):
         field = pa.field("geometry", value.type)
-        return _from_arrow_column(value, field, "geometry"), None, None, False
-    if isinstance(value, (pa.Table, pa.RecordBatch, pa.RecordBatchReader)) or (
-        hasattr(value, "__arrow_c_stream__") and not hasattr(value, "__geo_interface__")
-    ):
-        table = _as_table(value)
-        return (*_from_table(table, geometry_column), True)
+        return from_arrow_column(value, field, "geometry"), None, None, False
+    if is_tabular(value):
+        return (*_table_geometries(as_table(value), geometry_column), True)
     if hasattr(value, "to_arrow") and hasattr(value, "__geo_interface__"):
         crs = _crs_attribute(value)
         try:
-            table = _as_table(value.to_arrow(geometry_encoding="WKB"))
+            table = as_table(value.to_arrow(geometry_encoding="WKB"))
         except TypeError:
             table = None
         if table is not None:
-            geoms, found, attributes = _from_table(table, geometry_column)
+            geoms, found, attributes = _table_geometries(table, geometry_column)
             return geoms, found or crs, attributes, False
     if hasattr(value, "__geo_interface__"):
         return _from_geojson(value.__geo_interface__), _crs_attribute(value), None, False
@@ -201,7 +200,7 @@ def _one(item: Any, index: int, kind: GeometryKind) -> shapely.Geometry:
     if isinstance(item, shapely.Geometry):
         return item
     if isinstance(item, (bytes, bytearray, memoryview)):
-        return _from_wkb(bytes(item), index)
+        return from_wkb(bytes(item), index)
     if isinstance(item, str):
         return _from_wkt(item, index)
     if isinstance(item, Mapping):
@@ -224,13 +223,6 @@ def _bbox(value: Sequence[float]) -> shapely.Geometry:
     if not (minx < maxx and miny < maxy):
         raise GeometryError(f"invalid bbox {tuple(value)}: need minx < maxx and miny < maxy")
     return shapely.box(minx, miny, maxx, maxy)
-
-
-def _from_wkb(data: bytes, index: int) -> shapely.Geometry:
-    try:
-        return shapely.from_wkb(data)
-    except Exception as exc:
-        raise GeometryError(f"geometry {index}: invalid WKB ({len(data)} bytes): {exc}") from None
 
 
 def _from_wkt(text: str, index: int) -> shapely.Geometry:
@@ -266,6 +258,17 @@ def _crs_of_mapping(obj: Mapping[str, Any]) -> CRS | None:
     return None
 
 
+def _table_geometries(
+    table: pa.Table, geometry_column: str | None
+) -> tuple[np.ndarray, CRS | None, pa.Table]:
+    geoms, crs, attributes = from_table(table, geometry_column)
+    return geoms, _optional_crs(crs), attributes
+
+
+def _optional_crs(value: Any) -> CRS | None:
+    return None if value is None else as_crs(value)
+
+
 def _crs_attribute(value: Any) -> CRS | None:
     crs = getattr(value, "crs", None)
     return None if crs is None else as_crs(crs)
@@ -278,122 +281,6 @@ def _from_coordinates(array: np.ndarray, kind: GeometryKind) -> np.ndarray:
             "(for points pass an (N, 2) array of x, y)"
         )
     return shapely.points(np.asarray(array, dtype=np.float64))
-
-
-# ----------------------------------------------------------------------------- Arrow
-
-
-def _as_table(value: Any) -> pa.Table:
-    if isinstance(value, pa.Table):
-        return value
-    if isinstance(value, pa.RecordBatch):
-        return pa.Table.from_batches([value])
-    if isinstance(value, pa.RecordBatchReader):
-        return value.read_all()
-    return pa.table(value)
-
-
-def _from_table(
-    table: pa.Table, geometry_column: str | None
-) -> tuple[np.ndarray, CRS | None, pa.Table]:
-    name = geometry_column or _guess_geometry_column(table)
-    if name not in table.column_names:
-        raise GeometryError(
-            f"geometry_column {name!r} is not in the table (columns: {table.column_names})"
-        )
-    field = table.schema.field(name)
-    geoms = _from_arrow_column(table[name], field, name)
-    crs = _geoarrow_crs(field)
-    return geoms, crs, table.drop_columns([name])
-
-
-def _guess_geometry_column(table: pa.Table) -> str:
-    annotated = [f.name for f in table.schema if _extension_name(f) is not None]
-    if len(annotated) == 1:
-        return annotated[0]
-    if "geometry" in table.column_names:
-        return "geometry"
-    binary = [f.name for f in table.schema if pa.types.is_binary(f.type)]
-    if len(binary) == 1 and not annotated:
-        return binary[0]
-    raise GeometryError(
-        f"cannot tell which column holds the geometries (columns: {table.column_names}): "
-        "pass geometry_column="
-    )
-
-
-def _extension_name(field: pa.Field) -> str | None:
-    if isinstance(field.type, pa.ExtensionType):
-        return field.type.extension_name
-    meta = field.metadata or {}
-    name = meta.get(b"ARROW:extension:name")
-    return name.decode() if name and name.startswith(b"geoarrow.") else None
-
-
-def _extension_metadata(field: pa.Field) -> dict[str, Any]:
-    if isinstance(field.type, pa.ExtensionType):
-        raw = field.type.__arrow_ext_serialize__()
-    else:
-        raw = (field.metadata or {}).get(b"ARROW:extension:metadata") or b""
-    try:
-        return json.loads(raw) if raw else {}
-    except ValueError:
-        return {}
-
-
-def _geoarrow_crs(field: pa.Field) -> CRS | None:
-    meta = _extension_metadata(field)
-    if meta.get("edges") not in (None, "planar"):
-        raise GeometryError(
-            f"column {field.name!r}: GeoArrow edges={meta['edges']!r} are not supported "
-            "(only planar edges)"
-        )
-    crs = meta.get("crs")
-    return None if crs in (None, "") else as_crs(crs)
-
-
-def _from_arrow_column(column: Any, field: pa.Field, name: str) -> np.ndarray:
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    if isinstance(column.type, pa.ExtensionType):
-        column = column.storage
-    if column.null_count:
-        first = column.is_null().to_numpy(zero_copy_only=False).argmax()
-        raise GeometryError(f"column {name!r}: geometry {int(first)} is null")
-    kind = column.type
-    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
-        values = column.to_numpy(zero_copy_only=False)
-        try:
-            return shapely.from_wkb(values)
-        except Exception as exc:
-            for i, v in enumerate(values):  # name the first bad one
-                _from_wkb(v, i)
-            raise GeometryError(f"column {name!r}: invalid WKB: {exc}") from None
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        try:
-            return shapely.from_wkt(column.to_numpy(zero_copy_only=False))
-        except Exception as exc:
-            raise GeometryError(f"column {name!r}: invalid WKT: {exc}") from None
-    xy = _native_points(column)
-    if xy is not None:
-        return shapely.points(xy)
-    raise GeometryError(
-        f"column {name!r} of type {kind} is not a supported geometry encoding "
-        "(WKB, WKT or GeoArrow points)"
-    )
-
-
-def _native_points(column: pa.Array) -> np.ndarray | None:
-    """``(N, 2)`` coordinates of a native GeoArrow point column (struct or interleaved)."""
-    kind = column.type
-    if pa.types.is_struct(kind) and {"x", "y"} <= {f.name for f in kind}:
-        x = column.field("x").to_numpy(zero_copy_only=False)
-        y = column.field("y").to_numpy(zero_copy_only=False)
-        return np.column_stack([x, y]).astype(np.float64)
-    if pa.types.is_fixed_size_list(kind) and kind.list_size in (2, 3, 4):
-        flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
-        return flat.reshape(-1, kind.list_size)[:, :2]
-    return None
 
 
 def point_coordinates(
@@ -412,7 +299,7 @@ def point_coordinates(
     if x_column is not None or y_column is not None:
         if x_column is None or y_column is None:
             raise GeometryError("pass both x_column and y_column")
-        table = _as_table(value)
+        table = as_table(value)
         for column in (x_column, y_column):
             if column not in table.column_names:
                 raise GeometryError(
@@ -422,18 +309,16 @@ def point_coordinates(
         y = table[y_column].to_numpy().astype(np.float64)
         crs = _resolve_crs(geometry_crs, None, True)
         return x, y, crs, table.drop_columns([x_column, y_column])
-    if isinstance(value, (pa.Table, pa.RecordBatch, pa.RecordBatchReader)) or (
-        hasattr(value, "__arrow_c_stream__") and not hasattr(value, "__geo_interface__")
-    ):
-        table = _as_table(value)
-        name = geometry_column or _guess_geometry_column(table)
+    if is_tabular(value):
+        table = as_table(value)
+        name = geometry_column or guess_geometry_column(table)
         if name in table.column_names:
             field = table.schema.field(name)
             column = table[name].combine_chunks()
             storage = column.storage if isinstance(column.type, pa.ExtensionType) else column
-            xy = _native_points(storage)
+            xy = native_points(storage)
             if xy is not None:
-                crs = _resolve_crs(geometry_crs, _geoarrow_crs(field), True)
+                crs = _resolve_crs(geometry_crs, _optional_crs(crs_metadata(field)), True)
                 return xy[:, 0].copy(), xy[:, 1].copy(), crs, table.drop_columns([name])
     if isinstance(value, np.ndarray) and value.dtype != object:
         xy = np.asarray(value, dtype=np.float64)

@@ -9,7 +9,7 @@ and the fetch layer coalesces the reads of one file into few requests.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from pyproj import CRS
 
 from rasteret.index import Collection
 from rasteret.store import VirtualStore, open_store
-from rasteret.store.layout import ArrayLayout, GroupLayout
+from rasteret.store.layout import GroupLayout
 
 Affine6 = tuple[float, float, float, float, float, float]
 
@@ -62,26 +62,8 @@ class StoreIndex:
                 self._add_group(name, group)
 
     def _add_group(self, name: str, group: GroupLayout) -> None:
-        grid = group.grid
-        if grid.transform is None:
-            return
-        crs_key = f"EPSG:{grid.epsg}" if grid.epsg is not None else (grid.crs_wkt or "")
-        masks: dict[tuple[str, int], str] = {}
-        for array in group.arrays.values():
-            if array.kind == "mask":
-                for t, src in enumerate(array.sources):
-                    if src is not None:
-                        masks[(array.band, t)] = array.name
-        for array in group.arrays.values():
-            if array.kind != "data":
-                continue
-            for t, src in enumerate(array.sources):
-                if src is None:
-                    continue
-                row = int(group.rows[t])
-                self._sources[(array.band, row)] = _source(
-                    array, name, t, row, masks.get((array.band, t)), grid, crs_key
-                )
+        for source in group_sources(name, group):
+            self._sources[(source.band, source.row)] = source
 
     def source(self, band: str, row: int) -> BandSource | None:
         """The band of the record at table ``row`` (``None``: band missing in that record)."""
@@ -94,26 +76,45 @@ class StoreIndex:
         return found
 
 
-def _source(
-    array: ArrayLayout, group: str, t: int, row: int, mask: str | None, grid: Any, crs_key: str
-) -> BandSource:
-    return BandSource(
-        row=row,
-        band=array.band,
-        group=group,
-        array=array.name,
-        t=t,
-        mask_array=mask,
-        transform=tuple(float(v) for v in grid.transform),  # type: ignore[arg-type]
-        width=grid.width,
-        height=grid.height,
-        crs_key=crs_key,
-        dtype=np.dtype(array.dtype),
-        nodata=array.nodata,
-        scale=array.scale,
-        offset=array.offset,
-        block_shape=array.block_shape,
-    )
+def group_sources(name: str, group: GroupLayout) -> Iterator[BandSource]:
+    """Every (record, band) of the store group ``name``: one source per data array and time
+    index that has a file, with the band's internal mask array when there is one. Nothing
+    for a group without a transform."""
+    grid = group.grid
+    if grid.transform is None:
+        return
+    crs_key = f"EPSG:{grid.epsg}" if grid.epsg is not None else (grid.crs_wkt or "")
+    transform = tuple(float(v) for v in grid.transform)
+    masks = {
+        (a.band, t): a.name
+        for a in group.arrays.values()
+        if a.kind == "mask"
+        for t, s in enumerate(a.sources)
+        if s is not None
+    }
+    for array in group.arrays.values():
+        if array.kind != "data":
+            continue
+        for t, src in enumerate(array.sources):
+            if src is None:
+                continue
+            yield BandSource(
+                row=int(group.rows[t]),
+                band=array.band,
+                group=name,
+                array=array.name,
+                t=t,
+                mask_array=masks.get((array.band, t)),
+                transform=transform,  # type: ignore[arg-type]
+                width=grid.width,
+                height=grid.height,
+                crs_key=crs_key,
+                dtype=np.dtype(array.dtype),
+                nodata=array.nodata,
+                scale=array.scale,
+                offset=array.offset,
+                block_shape=array.block_shape,
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from rasteret.geo.grid import GridSpec
 from rasteret.geo.transform import to_crs, transform_bounds
 from rasteret.read.members import member_window, source_grid
 from rasteret.read.plan import PixelWindow
-from rasteret.read.stacks import BandSource, StoreIndex
+from rasteret.read.stacks import BandSource, StoreIndex, group_sources
 
 Bounds = tuple[float, float, float, float]
 
@@ -124,7 +124,7 @@ class Planner:
                 cached = self._coords[key] = (coords, sc)
             coordinates, scale = cached
         values = warp_array(
-            data.astype(np.float64),
+            data,  # native dtype: mode picks GDAL's histogram path for 8/16-bit ints
             sgrid,
             self.grid,
             resampling=method,
@@ -159,39 +159,8 @@ def overview_sources(index: StoreIndex) -> dict[tuple[str, int], list[BandSource
     """``(band, row) -> [overview level 0, 1, ...]`` sources from the store's overview groups."""
     out: dict[tuple[str, int], dict[int, BandSource]] = {}
     for name, group in index.store.layout.groups.items():
-        if group.overview is None or group.grid.transform is None:
+        if group.overview is None:
             continue
-        grid = group.grid
-        key = f"EPSG:{grid.epsg}" if grid.epsg is not None else (grid.crs_wkt or "")
-        masks = {
-            (a.band, t): a.name
-            for a in group.arrays.values()
-            if a.kind == "mask"
-            for t, s in enumerate(a.sources)
-            if s is not None
-        }
-        for array in group.arrays.values():
-            if array.kind != "data":
-                continue
-            for t, src in enumerate(array.sources):
-                if src is None:
-                    continue
-                row = int(group.rows[t])
-                out.setdefault((array.band, row), {})[group.overview] = BandSource(
-                    row=row,
-                    band=array.band,
-                    group=name,
-                    array=array.name,
-                    t=t,
-                    mask_array=masks.get((array.band, t)),
-                    transform=tuple(float(v) for v in grid.transform),  # type: ignore[arg-type]
-                    width=grid.width,
-                    height=grid.height,
-                    crs_key=key,
-                    dtype=np.dtype(array.dtype),
-                    nodata=array.nodata,
-                    scale=array.scale,
-                    offset=array.offset,
-                    block_shape=array.block_shape,
-                )
+        for source in group_sources(name, group):
+            out.setdefault((source.band, source.row), {})[group.overview] = source
     return {k: [v[i] for i in sorted(v)] for k, v in out.items()}

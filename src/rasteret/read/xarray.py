@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from rasteret.index import Collection
-from rasteret.read.aoi import _read
+from rasteret.read.aoi import _read, pop_filters
 from rasteret.read.result import AOIWindow, RaggedShapesError
 
 
@@ -37,11 +37,7 @@ def get_xarray(
     subset filters)."""
     import xarray as xr
 
-    filters = {
-        k: kwargs.pop(k)
-        for k in list(kwargs)
-        if k in ("cloud_cover_lt", "date_range", "bbox", "split", "split_column")
-    }
+    filters = pop_filters(kwargs)
     windows, _, fill = _read(
         collection,
         geometries,

@@ -20,14 +20,13 @@ import hmac
 import http.client
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 import urllib.parse
 from email.utils import formatdate
 from pathlib import Path
-from types import TracebackType
+
+from rasteret.testing._serving import ServerContext, free_port, stop_process, wait_for_port
 
 ACCOUNT = "devstoreaccount1"
 ACCOUNT_KEY = (
@@ -72,12 +71,6 @@ def find_azurite(*, install: bool = False) -> str | None:
     return found
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def _sign(string_to_sign: str, key: str = ACCOUNT_KEY) -> str:
     digest = hmac.new(base64.b64decode(key), string_to_sign.encode(), hashlib.sha256).digest()
     return base64.b64encode(digest).decode()
@@ -102,7 +95,7 @@ def account_sas(
     return urllib.parse.urlencode(params)
 
 
-class AzuriteServer:
+class AzuriteServer(ServerContext):
     """``azurite-blob`` on ``127.0.0.1:<free port>`` (in memory), started and stopped here."""
 
     def __init__(self, executable: str, host: str = "127.0.0.1") -> None:
@@ -118,7 +111,7 @@ class AzuriteServer:
         return f"http://{self.host}:{self.port}/{ACCOUNT}"
 
     def start(self, timeout: float = 30.0) -> AzuriteServer:
-        self.port = _free_port(self.host)
+        self.port = free_port(self.host)
         self._workdir = tempfile.TemporaryDirectory(prefix="azurite-")
         self._process = subprocess.Popen(
             [
@@ -136,44 +129,20 @@ class AzuriteServer:
             stderr=subprocess.PIPE,
             cwd=self._workdir.name,  # azurite writes its debug / config files here
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                err = self._process.stderr.read().decode() if self._process.stderr else ""
-                raise RuntimeError(f"azurite-blob exited with {self._process.returncode}: {err}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"azurite-blob did not listen on {self.host}:{self.port}")
+        try:
+            wait_for_port(self._process, self.host, self.port, "azurite-blob", timeout)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         process, self._process = self._process, None
         if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-            if process.stderr is not None:
-                process.stderr.close()
+            stop_process(process)
         if self._workdir is not None:
             self._workdir.cleanup()
             self._workdir = None
-
-    def __enter__(self) -> AzuriteServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- Blob REST (Shared Key) ----------------------------------------------------------
     def _request(

@@ -28,8 +28,9 @@ import threading
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
+
+from rasteret.testing._serving import ServerContext, serve_in_thread, stop_thread_server
 
 ACCESS_KEY = "AKIARASTERETTEST0001"
 SECRET_KEY = "rasteret-test-secret"
@@ -128,7 +129,7 @@ class _Recorder:
         return chunks
 
 
-class MotoS3Server:
+class MotoS3Server(ServerContext):
     """moto's S3 on ``127.0.0.1:<free port>`` with a server-side request log."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, region: str = "us-east-1") -> None:
@@ -159,30 +160,13 @@ class MotoS3Server:
             self.host, self.port, app, threaded=True, request_handler=QuietHandler
         )
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, daemon=True, name=f"moto-s3:{self.port}"
-        )
-        self._thread.start()
+        self._thread = serve_in_thread(self._server, f"moto-s3:{self.port}")
         return self
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> MotoS3Server:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+            stop_thread_server(server, self._thread)
 
     @property
     def endpoint(self) -> str:

@@ -29,8 +29,9 @@ import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
+
+from rasteret.testing._serving import ServerContext, serve_in_thread, stop_thread_server
 
 FaultKind = Literal["status", "slow", "reset", "truncate", "bad_range"]
 FAULT_KINDS: tuple[str, ...] = ("status", "slow", "reset", "truncate", "bad_range")
@@ -294,7 +295,7 @@ class _Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
-class ObjectServer:
+class ObjectServer(ServerContext):
     """Serve files under ``root`` over HTTP/1.1 with byte ranges, counters and faults."""
 
     def __init__(
@@ -324,13 +325,7 @@ class ObjectServer:
         server.owner = self
         self.port = server.server_address[1]
         self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            daemon=True,
-            name=f"objserver:{self.port}",
-        )
-        self._thread.start()
+        self._thread = serve_in_thread(server, f"objserver:{self.port}", poll_interval=0.05)
         return self
 
     def stop(self) -> None:
@@ -338,27 +333,13 @@ class ObjectServer:
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()
-        server.server_close()
+        stop_thread_server(server, self._thread)
         with self._lock:
             sockets = list(self._sockets)
             self._sockets.clear()
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> ObjectServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- addresses ---------------------------------------------------------------------------
     @property

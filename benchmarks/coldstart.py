@@ -1,0 +1,265 @@
+"""Cold-start comparison: rasteret vs rasterio/GDAL, odc-stac and rioxarray over HTTP.
+
+Reproduces the original system's scenarios ("single AOI, 15 scenes", "multi-AOI, 30
+scenes", "cross-CRS boundary, 12 scenes", "NDVI time series of one field over all
+scenes") on generated Sentinel-2-like scenes (4 bands, 1024-px tiles, deflate +
+predictor 2, overviews, two UTM zones) served by rasteret's loopback object server with
+injected first-byte latency. Every measurement runs in a fresh process; the server counts
+its requests and bytes. rasteret reads through an index built beforehand (the one-time
+header reads are measured separately, also in a fresh process).
+
+    python benchmarks/coldstart.py                      # 30 scenes of 5490², 0 and 30 ms, 3 repeats
+    python benchmarks/coldstart.py --quick              # CI smoke: small scenes, one repeat
+    python benchmarks/coldstart.py --json out.json --update-docs docs/benchmarks.md
+
+Exit status 1 when a tool returns different pixels than GDAL beyond the stated
+tolerance (cross-CRS nearest resampling: GDAL's approximate transformer may pick the
+neighbouring source pixel where a target pixel centre falls within 1/8 px of an edge).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_data import machine_info  # noqa: E402
+from coldstart_data import decode_seconds_per_tile, make_scenes, scenarios, stac_items  # noqa: E402
+from coldstart_report import compare, load_outputs, machine_line, markdown, scenario_floor, verdict  # noqa: E402
+
+from rasteret.testing.objserver import ObjectServer  # noqa: E402
+
+WORKER = HERE / "coldstart_tools.py"
+ALL_TOOLS = ("rasteret", "gdal", "odc-stac", "rioxarray")
+TOOL_MODULES = {"odc-stac": "odc.stac", "rioxarray": "rioxarray", "gdal": "rasterio"}
+#: cross-CRS pixels may differ where GDAL's warper picks the neighbouring source pixel
+CROSS_CRS_TOLERANCE = 0.01
+
+
+class BenchmarkError(RuntimeError):
+    """A worker process failed."""
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, help="scene width = height in pixels (5490)")
+    parser.add_argument("--tile", type=int, help="tile size in pixels (1024)")
+    parser.add_argument("--scenes", type=int, help="scenes written (30)")
+    parser.add_argument("--repeat", type=int, help="fresh processes per case (3)")
+    parser.add_argument("--latency-ms", default="0,30", help="server latencies, comma separated")
+    parser.add_argument("--tools", help=f"subset of {','.join(ALL_TOOLS)}")
+    parser.add_argument("--scenarios", help="subset of single,multi,crosscrs,ndvi")
+    parser.add_argument("--threads", type=int, default=16, help="GDAL/rioxarray file pool size")
+    parser.add_argument("--quick", action="store_true", help="CI smoke: 512² scenes, 128-px tiles")
+    parser.add_argument(
+        "--no-warmup", action="store_true", help="skip the unmeasured first run per tool"
+    )
+    parser.add_argument("--workdir", type=Path, help="keep (and reuse) the scenes here")
+    parser.add_argument("--json", type=Path, help="write every measurement to this file")
+    parser.add_argument("--update-docs", type=Path, help="rewrite the cold-start table in this page")
+    parser.add_argument("--profile", type=Path, help="one extra cProfile'd rasteret run per case")
+    args = parser.parse_args(argv)
+    args.size = args.size or (512 if args.quick else 5490)
+    args.tile = args.tile or (128 if args.quick else 1024)
+    args.scenes = args.scenes or 30
+    args.repeat = args.repeat or (1 if args.quick else 3)
+    args.latencies = [float(v) for v in args.latency_ms.split(",") if v.strip()]
+    wanted = args.tools.split(",") if args.tools else list(ALL_TOOLS)
+    args.tool_list, args.skipped = [], {}
+    for tool in wanted:
+        module = TOOL_MODULES.get(tool)
+        if tool not in ALL_TOOLS:
+            parser.error(f"unknown tool {tool!r}; choose from {ALL_TOOLS}")
+        try:
+            if module:
+                __import__(module)
+            args.tool_list.append(tool)
+        except ImportError as exc:
+            args.skipped[tool] = f"not installed ({exc}); install the 'bench' extra"
+    return args
+
+
+def worker_env(pycache: Path) -> dict[str, str]:
+    """The workers' environment: loopback without proxy, and compiled bytecode cached in
+    ``pycache`` (outside the source tree) even where ``PYTHONDONTWRITEBYTECODE`` is set,
+    so a fresh process imports like on a normal installation instead of compiling every
+    module from source."""
+    env = dict(os.environ, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
+
+
+WORKER_ENV: dict[str, str] = {}
+
+
+def run_worker(spec: dict[str, Any], server: ObjectServer) -> dict[str, Any]:
+    """Run one measurement in a fresh process; add the server's counters."""
+    env = WORKER_ENV or dict(os.environ)
+    server.reset()
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(WORKER), json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
+    )
+    if done.returncode != 0 or not done.stdout.strip():
+        raise BenchmarkError(
+            f"{spec['tool']} on {spec.get('scenario', {}).get('name', 'index')} failed "
+            f"(exit {done.returncode}):\n{done.stderr[-4000:]}"
+        )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["process"] = time.perf_counter() - start
+    result["http_requests"] = server.requests
+    result["http_bytes"] = server.bytes_sent
+    result["http_max_in_flight"] = server.max_in_flight
+    result["http_full_gets"] = sum(1 for r in server.log if r.status == 200)
+    return result
+
+
+def _load() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="rasteret-coldstart-"))
+    data_root = workdir / f"data-{args.size}-{args.tile}-{args.scenes}"
+    print(f"scenes: {args.scenes} × {args.size}² px, {args.tile}-px tiles in {data_root}", flush=True)
+    records = make_scenes(data_root, size=args.size, tile=args.tile, scenes=args.scenes)
+    by_id = {r["id"]: r for r in records}
+    chosen = scenarios(records, args.size)
+    if args.scenarios:
+        chosen = {k: v for k, v in chosen.items() if k in args.scenarios.split(",")}
+    machine = machine_info()
+    for dist in ("odc-stac", "rioxarray", "pystac"):
+        try:
+            machine[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            machine[dist] = "-"
+    first_file = data_root / records[0]["hrefs"]["B04"]
+    report: dict[str, Any] = {
+        "size": args.size,
+        "tile": args.tile,
+        "scenes": args.scenes,
+        "repeat": args.repeat,
+        "threads": args.threads,
+        "latencies_ms": [v for v in args.latencies],
+        "machine": machine,
+        "load_before": _load(),
+        "tile_decode_s": decode_seconds_per_tile(first_file),
+        "titles": {k: s.title for k, s in chosen.items()},
+        "skipped": args.skipped,
+        "cases": [],
+        "index_build": {},
+        "floors": {},
+        "agreement": {},
+    }
+    scratch = workdir / "runs"
+    scratch.mkdir(parents=True, exist_ok=True)
+    WORKER_ENV.update(worker_env(Path(tempfile.gettempdir()) / "rasteret-bench-pycache"))
+    warmed: set[str] = set()
+    for latency_ms in args.latencies:
+        with ObjectServer(data_root, latency=latency_ms / 1e3) as server:
+            base = {"records": records, "base_url": server.url, "threads": args.threads}
+            collection = scratch / f"index-{latency_ms:.0f}ms.parquet"
+            build = run_worker({**base, "tool": "index", "collection": str(collection)}, server)
+            report["index_build"][str(latency_ms)] = build
+            print(f"[{latency_ms:.0f} ms] index build: {build['wall']:.2f} s, "
+                  f"{build['http_requests']} requests", flush=True)
+            items_path = scratch / "items.json"
+            items_path.write_text(json.dumps(stac_items(records, server.url)))
+            for name, scenario in chosen.items():
+                spec0 = {**base, "scenario": scenario.__dict__ | {"aois": list(scenario.aois)},
+                         "collection": str(collection), "items_path": str(items_path)}
+                outputs: dict[str, Any] = {}
+                for tool in args.tool_list:  # once per tool: fill the bytecode cache
+                    if tool not in warmed and not args.no_warmup:
+                        run_worker({**spec0, "tool": tool, "out": ""}, server)
+                        warmed.add(tool)
+                for repeat in range(args.repeat):
+                    for tool in args.tool_list:
+                        out = scratch / f"{name}-{tool}.npz"
+                        spec = {**spec0, "tool": tool, "out": str(out) if repeat == 0 else ""}
+                        result = run_worker(spec, server)
+                        result |= {"tool": tool, "scenario": name, "title": scenario.title,
+                                   "latency_ms": latency_ms, "repeat": repeat}
+                        if repeat == 0:
+                            outputs[tool] = load_outputs(out, result["outputs"])
+                        result.pop("outputs")
+                        report["cases"].append(result)
+                        print(f"[{latency_ms:.0f} ms] {name:<9}{tool:<10} {result['wall']:7.3f} s "
+                              f"{result['http_requests']:5d} req {result['http_bytes'] / 1e6:7.1f} MB",
+                              flush=True)
+                if args.profile and "rasteret" in args.tool_list:
+                    args.profile.mkdir(parents=True, exist_ok=True)
+                    prof = args.profile / f"{name}-{latency_ms:.0f}ms.prof"
+                    run_worker({**spec0, "tool": "rasteret", "out": "", "profile": str(prof)}, server)
+                _check(report, name, spec0["scenario"], outputs, by_id, data_root, latency_ms)
+    report["load_after"] = _load()
+    return report
+
+
+def _check(report, name, scenario, outputs, by_id, data_root, latency_ms) -> None:
+    """Compare every tool's pixels with GDAL's (or rasteret's when GDAL did not run)."""
+    ref_tool = "gdal" if "gdal" in outputs else "rasteret"
+    reference = outputs[ref_tool]
+    if name not in report["floors"]:
+        report["floors"][name] = scenario_floor(data_root, scenario, by_id, reference)
+    for tool, out in outputs.items():
+        stats = None if tool == ref_tool else compare(reference, out, scenario, by_id)
+        report["agreement"][f"{latency_ms:.0f}|{name}|{tool}"] = stats
+        for case in report["cases"]:
+            if (case["scenario"], case["tool"], case["latency_ms"]) == (name, tool, latency_ms):
+                case["pixels"] = verdict(stats)
+
+
+def failures(report: dict[str, Any]) -> list[str]:
+    bad = []
+    for key, stats in report["agreement"].items():
+        if stats is None:
+            continue
+        _, name, tool = key.split("|")
+        limit = CROSS_CRS_TOLERANCE if name == "crosscrs" else 0.0
+        share = stats["different"] / max(1, stats["compared"])
+        if tool == "rasteret" and (share > limit or stats["missing"] or stats["extra"] or stats["uncovered"]):
+            bad.append(f"{key}: {verdict(stats)}")
+    return bad
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    for tool, why in args.skipped.items():
+        print(f"skipping {tool}: {why}", flush=True)
+    report = run(args)
+    table = markdown(report)
+    print()
+    print(table)
+    print()
+    print(machine_line(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=str))
+    if args.update_docs:
+        from make_table import update_page
+
+        update_page(args.update_docs, report)
+    bad = failures(report)
+    for line in bad:
+        print(f"PIXELS DIFFER: {line}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
