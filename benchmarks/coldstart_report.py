@@ -9,22 +9,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from coldstart_data import CONCURRENCY, ranges_for
 
 TOOL_ORDER = ("rasteret", "gdal", "odc-stac", "rioxarray")
 
 
-# -- pixel agreement ---------------------------------------------------------------------------------
+# -- pixel agreement --------------------------------------------------------------------------
 def load_outputs(npz: Path, outputs: list[list[Any]]) -> dict[str, tuple[np.ndarray, tuple]]:
     with np.load(npz) as arrays:
         return {key: (arrays[f"a{i}"], tuple(t)) for i, (key, t) in enumerate(outputs)}
 
 
 def _inside(scenario: dict[str, Any], key: str, records: dict[str, Any], shape, transform):
-    """Pixels of ``key``'s window inside its AOI polygon (all of them on the target grid)."""
+    """(pixels of ``key``'s window inside its AOI polygon, pixels its edge touches); on the
+    target grid every pixel is inside and none is an edge pixel."""
     if scenario["grid"] == "target":
-        return np.ones(shape, bool)
+        return np.ones(shape, bool), np.zeros(shape, bool)
     import rasterio.features
     import rasterio.warp
     from rasterio import Affine
@@ -35,7 +35,11 @@ def _inside(scenario: dict[str, Any], key: str, records: dict[str, Any], shape, 
     geom = rasterio.warp.transform_geom(
         "EPSG:4326", f"EPSG:{records[scene]['epsg']}", {"type": "Polygon", "coordinates": [ring]}
     )
-    return rasterio.features.geometry_mask([geom], shape, Affine(*transform), invert=True)
+    affine = Affine(*transform)
+    inside = rasterio.features.geometry_mask([geom], shape, affine, invert=True)
+    line = {"type": "LineString", "coordinates": geom["coordinates"][0]}
+    edge = rasterio.features.geometry_mask([line], shape, affine, invert=True, all_touched=True)
+    return inside, edge
 
 
 def compare(reference: dict, other: dict, scenario: dict[str, Any], records: dict) -> dict:
@@ -43,7 +47,7 @@ def compare(reference: dict, other: dict, scenario: dict[str, Any], records: dic
     the overlap of the two windows (tools that clip to the AOI's bounding box return
     larger or shifted windows; only whole-pixel shifts are accepted)."""
     stats = {"outputs": len(reference), "missing": 0, "extra": 0, "compared": 0}
-    stats |= {"uncovered": 0, "different": 0, "max_abs_diff": 0}
+    stats |= {"uncovered": 0, "different": 0, "different_off_edge": 0, "max_abs_diff": 0}
     stats["extra"] = len(set(other) - set(reference))
     for key, (ref, rt) in reference.items():
         if key not in other:
@@ -55,7 +59,7 @@ def compare(reference: dict, other: dict, scenario: dict[str, Any], records: dic
             stats["different"] += int(ref.size)
             continue
         dx, dy = round(dx), round(dy)
-        inside = _inside(scenario, key, records, ref.shape[-2:], rt)
+        inside, edge = _inside(scenario, key, records, ref.shape[-2:], rt)
         covered = np.zeros_like(inside)
         r0, r1 = max(0, dy), min(ref.shape[-2], dy + arr.shape[-2])
         c0, c1 = max(0, dx), min(ref.shape[-1], dx + arr.shape[-1])
@@ -66,6 +70,7 @@ def compare(reference: dict, other: dict, scenario: dict[str, Any], records: dic
             sel = inside[r0:r1, c0:c1]
             diff = (a != b) & sel
             stats["different"] += int(diff.sum())
+            stats["different_off_edge"] += int((diff & ~edge[r0:r1, c0:c1]).sum())
             stats["compared"] += int(sel.sum()) * ref.shape[0]
             if diff.any():
                 stats["max_abs_diff"] = max(
@@ -83,7 +88,10 @@ def verdict(stats: dict[str, Any] | None) -> str:
         return "identical"
     share = stats["different"] / max(1, stats["compared"])
     parts = (
-        [f"{stats['different']} px ({share:.3%}) differ, max {stats['max_abs_diff']:g} DN"]
+        [
+            f"{stats['different']} px ({share:.3%}) differ, max {stats['max_abs_diff']:g} DN"
+            + ("" if stats["different_off_edge"] else ", all on the AOI edge")
+        ]
         if stats["different"]
         else []
     )
@@ -94,7 +102,7 @@ def verdict(stats: dict[str, Any] | None) -> str:
     return "; ".join(parts)
 
 
-# -- lower bounds ------------------------------------------------------------------------------------
+# -- lower bounds -----------------------------------------------------------------------------
 def scenario_floor(
     root: Path, scenario: dict[str, Any], records: dict, reference: dict
 ) -> dict[str, Any]:
@@ -106,7 +114,9 @@ def scenario_floor(
         for scene in scenario["scenes"]:
             r = records[scene]
             t = Transformer.from_crs(32632, r["epsg"], always_xy=True)
-            left, bottom, right, top = t.transform_bounds(*scenario["target_bounds"], densify_pts=21)
+            left, bottom, right, top = t.transform_bounds(
+                *scenario["target_bounds"], densify_pts=21
+            )
             a, _, c, _, e, f = r["transform"]
             col0, col1 = math.floor((left - c) / a), math.ceil((right - c) / a)
             row0, row1 = math.floor((top - f) / e), math.ceil((bottom - f) / e)
@@ -133,13 +143,17 @@ def floors(floor: dict[str, Any], latency: float, tile_seconds: float, cores: in
     return {"latency_floor": latency_floor, "decode_floor": decode_floor}
 
 
-# -- tables -------------------------------------------------------------------------------------------
+# -- tables -----------------------------------------------------------------------------------
 def summarise(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (latency, scenario, tool): medians over the repeats, ratios to GDAL."""
     rows = []
     keys = sorted({(c["latency_ms"], c["scenario"], c["tool"]) for c in cases}, key=_order)
     for latency, scenario, tool in keys:
-        runs = [c for c in cases if (c["latency_ms"], c["scenario"], c["tool"]) == (latency, scenario, tool)]
+        runs = [
+            c
+            for c in cases
+            if (c["latency_ms"], c["scenario"], c["tool"]) == (latency, scenario, tool)
+        ]
         rows.append(
             {
                 "latency_ms": latency,
@@ -156,8 +170,13 @@ def summarise(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     for row in rows:
-        gdal = [r for r in rows if r["tool"] == "gdal" and r["scenario"] == row["scenario"]
-                and r["latency_ms"] == row["latency_ms"]]
+        gdal = [
+            r
+            for r in rows
+            if r["tool"] == "gdal"
+            and r["scenario"] == row["scenario"]
+            and r["latency_ms"] == row["latency_ms"]
+        ]
         row["x_gdal"] = row["median"] / gdal[0]["median"] if gdal else None
         row["x_gdal_best"] = row["best"] / gdal[0]["best"] if gdal else None
     return rows
@@ -166,8 +185,11 @@ def summarise(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _order(key: tuple[float, str, str]) -> tuple:
     latency, scenario, tool = key
     scen = ("single", "multi", "crosscrs", "ndvi")
-    return (latency, scen.index(scenario) if scenario in scen else 9,
-            TOOL_ORDER.index(tool) if tool in TOOL_ORDER else 9)
+    return (
+        latency,
+        scen.index(scenario) if scenario in scen else 9,
+        TOOL_ORDER.index(tool) if tool in TOOL_ORDER else 9,
+    )
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -49,7 +49,11 @@ def _boxes(scenario: dict[str, Any]) -> list[Any]:
 
 def _target_grid(scenario: dict[str, Any]) -> tuple[tuple[float, ...], int, int]:
     left, bottom, right, top = scenario["target_bounds"]
-    return (10.0, 0.0, left, 0.0, -10.0, top), round((top - bottom) / 10), round((right - left) / 10)
+    return (
+        (10.0, 0.0, left, 0.0, -10.0, top),
+        round((top - bottom) / 10),
+        round((right - left) / 10),
+    )
 
 
 def _url(spec: dict[str, Any], record: dict[str, Any], band: str) -> str:
@@ -63,7 +67,7 @@ def _selected(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 # -- rasteret -----------------------------------------------------------------------------------
 def prepare_rasteret() -> Callable[[dict[str, Any]], Output]:
-    import pyarrow.dataset  # noqa: F401  (pq.read_table imports it on first use)
+    import pyarrow.dataset
     import pyarrow.parquet  # noqa: F401
     import pyproj  # noqa: F401
     import shapely  # noqa: F401
@@ -91,7 +95,9 @@ def prepare_rasteret() -> Callable[[dict[str, Any]], Output]:
             affine = tuple(read.grid.transform)
             return {f"{g}|target": (read.data[i], affine) for i, g in enumerate(read.groups)}
         windows = read_aoi_windows(collection, _boxes(scenario), bands, geometry_crs="EPSG:4326")
-        return {f"{w.record_id}|{w.geometry_id}": (w.data, tuple(w.grid.transform)) for w in windows}
+        return {
+            f"{w.record_id}|{w.geometry_id}": (w.data, tuple(w.grid.transform)) for w in windows
+        }
 
     return run
 
@@ -220,7 +226,9 @@ def prepare_odc() -> Callable[[dict[str, Any]], Output]:
         with rasterio.Env(**GDAL_REMOTE_ENV):
             if scenario["grid"] == "target":
                 affine, height, width = _target_grid(scenario)
-                box = GeoBox((height, width), rasterio.Affine(*affine), f"EPSG:{scenario_target_epsg()}")
+                box = GeoBox(
+                    (height, width), rasterio.Affine(*affine), f"EPSG:{scenario_target_epsg()}"
+                )
                 ds = load(items, bands, box)
                 for t, item_id in enumerate(_ids_of(ds, items)):
                     data = np.stack([ds[b].values[t] for b in bands])
@@ -233,7 +241,11 @@ def prepare_odc() -> Callable[[dict[str, Any]], Output]:
                 by_zone.setdefault(int(epsg), []).append(item)
             for epsg, zone_items in sorted(by_zone.items()):
                 props = zone_items[0].properties
-                native = GeoBox(tuple(props["proj:shape"]), rasterio.Affine(*props["proj:transform"][:6]), f"EPSG:{epsg}")
+                native = GeoBox(
+                    tuple(props["proj:shape"]),
+                    rasterio.Affine(*props["proj:transform"][:6]),
+                    f"EPSG:{epsg}",
+                )
                 for i, aoi in enumerate(scenario["aois"]):
                     window = _native_window(native, aoi)
                     ds = load(zone_items, bands, window)
@@ -307,13 +319,18 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     run = TOOLS[spec["tool"]]()
     imported = time.perf_counter() - started
     if spec["tool"] == "odc-stac":
-        spec["items"] = json.loads(open(spec["items_path"]).read())
+        with open(spec["items_path"]) as handle:
+            spec["items"] = json.load(handle)
     profiler = cProfile.Profile() if spec.get("profile") else None
     cpu0, wall0 = time.process_time(), time.perf_counter()
     if profiler:
         profiler.enable()
     outputs = run(spec)
-    ndvi = ndvi_means(outputs, list(spec["scenario"]["bands"])) if spec["scenario"]["name"] == "ndvi" else {}
+    ndvi = (
+        ndvi_means(outputs, list(spec["scenario"]["bands"]))
+        if spec["scenario"]["name"] == "ndvi"
+        else {}
+    )
     if profiler:
         profiler.disable()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0

@@ -18,7 +18,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from coldstart_report import machine_line, markdown  # noqa: E402
+from coldstart_report import machine_line, markdown
 
 BEGIN, END = "<!-- coldstart:begin -->", "<!-- coldstart:end -->"
 

@@ -105,7 +105,9 @@ def _benchmark_classes(module: Any) -> list[type]:
 
 
 @pytest.mark.parametrize("name", sorted(SHRINK))
-def test_asv_benchmark_runs_once(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_asv_benchmark_runs_once(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if name == "torchgeo_samples":
         pytest.importorskip("torchgeo", reason="torchgeo extra not installed")
     monkeypatch.syspath_prepend(str(ASV))
@@ -141,8 +143,9 @@ def _check(name: str, results: dict[str, Any], module: Any) -> None:
             assert value is not None and value >= 0, f"{name}.{method} = {value}"
     if name == "decode":
         assert results["track_requests_per_header"] == 1
-        assert results["track_rasteret_requests_whole_scene_http"] <= (
-            results["track_rasterio_requests_whole_scene_http"]
+        assert (
+            results["track_rasteret_requests_whole_scene_http"]
+            <= (results["track_rasterio_requests_whole_scene_http"])
         )
     if name == "index_build":
         assert results["track_rasteret_requests_per_file"] == 1

@@ -57,7 +57,10 @@ def _table(state: dict[str, Any], server: Any) -> Any:
             "id": [r["id"] for r in rows],
             "datetime": [dt.datetime.fromisoformat(r["datetime"]) for r in rows],
             "assets": [
-                {b: {"href": server.url_for(Path(h).relative_to(root))} for b, h in r["hrefs"].items()}
+                {
+                    b: {"href": server.url_for(Path(h).relative_to(root))}
+                    for b, h in r["hrefs"].items()
+                }
                 for r in rows
             ],
         }

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rasteret._async import run_sync
+from rasteret._progress import ProgressLine
 from rasteret.errors import FetchError, TiffError
-from rasteret.ingest.progress import ProgressLine
 from rasteret.tiff.model import TiffHeader
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ import numpy as np
 
 from rasteret.geo.grid import GridSpec
 from rasteret.read.plan import PixelWindow
-from rasteret.read.radiometry import valid_mask
+from rasteret.read.radiometry import _cast_nodata
 from rasteret.read.stacks import BandSource, StoreIndex, WindowRequest, read_windows
 
 #: Origins closer than this fraction of a pixel to a whole-pixel offset count as aligned.
@@ -69,13 +69,62 @@ def read_members(
             if slot is None or src is None:
                 data[c] = fills[c]
                 continue
-            values = arrays[slot[0]]
             internal = arrays[slot[1]] if slot[1] is not None else None
-            ok = valid_mask(values, src.nodata, internal)
-            data[c] = np.where(ok, values, np.asarray(fills[c]).astype(dtype))
-            valid[c] = ok
+            fill_band(data[c], valid[c], arrays[slot[0]], src.nodata, internal, fills[c])
         out.append((data, valid))
     return out
+
+
+def fill_band(
+    out: np.ndarray,
+    out_valid: np.ndarray,
+    values: np.ndarray,
+    nodata: float | None,
+    internal: np.ndarray | None,
+    fill: float | int,
+) -> None:
+    """Write ``values`` into ``out`` (``fill`` where invalid) and their validity (as
+    :func:`~rasteret.read.radiometry.valid_mask`) into ``out_valid``, in place and without
+    full-size temporaries when the invalid pixels already hold ``fill``."""
+    _valid_into(out_valid, values, nodata)
+    if internal is not None:
+        out_valid &= internal > 0
+    if internal is None and _invalid_holds_fill(values.dtype, nodata, fill, out.dtype):
+        np.copyto(out, values, casting="unsafe")
+        return
+    out[...] = fill
+    np.copyto(out, values, where=out_valid, casting="unsafe")
+
+
+def _valid_into(out: np.ndarray, data: np.ndarray, nodata: float | None) -> None:
+    if nodata is None:
+        out[...] = True
+    elif np.isnan(nodata):
+        if data.dtype.kind == "f":
+            np.isnan(data, out=out)
+            np.logical_not(out, out=out)
+        else:
+            out[...] = True
+    else:
+        np.not_equal(data, _cast_nodata(nodata, data.dtype), out=out)
+
+
+def _invalid_holds_fill(
+    dtype: np.dtype, nodata: float | None, fill: float | int, out_dtype: np.dtype
+) -> bool:
+    """Whether every invalid pixel of a band (no internal mask) already equals ``fill``
+    in ``out_dtype``, bit for bit (so a straight copy is exact)."""
+    if nodata is None:
+        return True  # nothing is invalid
+    target = np.asarray(fill).astype(out_dtype)
+    if np.isnan(nodata):
+        return dtype.kind != "f" or bool(np.isnan(target))
+    cast = _cast_nodata(nodata, dtype)
+    if isinstance(cast, float) and np.isnan(cast):
+        return True  # an integer band whose nodata no value can equal
+    if dtype.kind == "f" and cast == 0:
+        return False  # -0.0 pixels are nodata too, but not the same bits as the fill
+    return bool(np.asarray(cast, dtype=dtype).astype(out_dtype) == target)
 
 
 def _common_dtype(sources: Sequence[BandSource | None]) -> np.dtype:

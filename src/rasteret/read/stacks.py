@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from pyproj import CRS
 
+from rasteret._progress import ProgressLine
 from rasteret.index import Collection
 from rasteret.store import VirtualStore, open_store
 from rasteret.store.layout import GroupLayout
@@ -148,8 +149,15 @@ async def read_windows_async(
     for path in {r.path for r in requests}:
         arrays[path] = await root.getitem(path)
 
+    # a progress line on a terminal for reads of many windows (silent otherwise)
+    bar = ProgressLine(len(requests), desc="reading windows", enabled=len(requests) >= 64)
+
     async def one(r: WindowRequest) -> np.ndarray:
         out = await arrays[r.path].getitem((r.t, slice(r.row0, r.row1), slice(r.col0, r.col1)))
+        bar.update()
         return np.asarray(out)
 
-    return list(await asyncio.gather(*(one(r) for r in requests)))
+    try:
+        return list(await asyncio.gather(*(one(r) for r in requests)))
+    finally:
+        bar.close()

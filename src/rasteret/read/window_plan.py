@@ -45,6 +45,7 @@ class Planner:
         self.full = PixelWindow(0, grid.height, 0, grid.width)
         self._bounds_in: dict[str, Bounds | None] = {}
         self._coords: dict[tuple[Any, ...], Any] = {}
+        self._index: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
 
     def _target_bounds_in(self, key: str) -> Bounds | None:
         if key not in self._bounds_in:
@@ -72,15 +73,23 @@ class Planner:
             placed = member_window(self.grid, self.full, src)
             if placed is not None:
                 return src, placed[0], placed[1]
-        from rasteret.geo.warp import source_window
-
-        found = source_window(source_grid(src), self.grid, resampling=resampling)
+        found = self._source_window(src, resampling)
         if found is None:
             return None
         window = PixelWindow(
             found.row_off, found.row_off + found.height, found.col_off, found.col_off + found.width
         )
         return src, window, None
+
+    def _source_window(self, src: BandSource, resampling: str) -> Any:
+        """:func:`~rasteret.geo.warp.source_window` of ``src``, once per (source grid,
+        resampling) of this read."""
+        from rasteret.geo.warp import source_window
+
+        key = ("window", src.crs_key, src.transform, src.height, src.width, resampling)
+        if key not in self._coords:
+            self._coords[key] = source_window(source_grid(src), self.grid, resampling=resampling)
+        return self._coords[key]
 
     def _overlaps(self, src: BandSource) -> bool:
         bounds = self._target_bounds_in(src.crs_key)
@@ -98,7 +107,10 @@ class Planner:
         from rasteret.geo.overview import choose_overview
         from rasteret.geo.warp import kernel_scale
 
-        xs, ys = kernel_scale(source_grid(src), self.grid)  # target px per source px
+        key = ("scale", src.crs_key, src.transform, src.height, src.width)
+        if key not in self._coords:
+            self._coords[key] = kernel_scale(source_grid(src), self.grid)
+        xs, ys = self._coords[key]  # target px per source px
         factor = 1.0 / max(min(xs, ys), 1e-12)  # source px per target px
         if factor < 2:
             return src
@@ -110,19 +122,15 @@ class Planner:
         self, task: Task, data: np.ndarray, valid: np.ndarray, dtype: np.dtype
     ) -> tuple[np.ndarray, np.ndarray]:
         """``data`` (a window of the task's source) on the target grid: (values, valid)."""
-        from rasteret.geo.warp import kernel_scale, source_coordinates, warp_array
+        from rasteret.geo.warp import warp_array
 
         src, method = task.source, task.resampling
+        if method == "nearest" and data.ndim == 2 and dtype.kind in "iuf":
+            return self._nearest(task, data, valid, dtype)
         sgrid = source_grid(src)
         coordinates = scale = None
         if method in _POINT_KERNELS:
-            key = (src.crs_key, src.transform, src.height, src.width, method)
-            cached = self._coords.get(key)
-            if cached is None:
-                coords = source_coordinates(sgrid, self.grid)
-                sc = kernel_scale(sgrid, self.grid) if method != "nearest" else (1.0, 1.0)
-                cached = self._coords[key] = (coords, sc)
-            coordinates, scale = cached
+            coordinates, scale = self._coordinates(src, method)
         values = warp_array(
             data,  # native dtype: mode picks GDAL's histogram path for 8/16-bit ints
             sgrid,
@@ -142,6 +150,53 @@ class Planner:
                 values = np.clip(np.floor(values + 0.5), info.min, info.max)
             values = np.where(ok, values, 0)
         return values.astype(dtype), ok
+
+    def _coordinates(
+        self, src: BandSource, method: str
+    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[float, float]]:
+        """Source pixel coordinates of the target pixel centres and the kernel scale, once
+        per (source grid, kernel) of this read."""
+        from rasteret.geo.warp import kernel_scale, source_coordinates
+
+        key = (src.crs_key, src.transform, src.height, src.width, method)
+        cached = self._coords.get(key)
+        if cached is None:
+            sgrid = source_grid(src)
+            coords = source_coordinates(sgrid, self.grid)
+            sc = kernel_scale(sgrid, self.grid) if method != "nearest" else (1.0, 1.0)
+            cached = self._coords[key] = (coords, sc)
+        return cached
+
+    def _nearest_index(self, src: BandSource, window: PixelWindow) -> tuple[np.ndarray, np.ndarray]:
+        """``(flat index into the window, inside)`` of each target pixel's nearest source
+        pixel, once per (source grid, source window) of this read: every record of a
+        source grid reuses it (``warp_array``'s ``centre_pixel`` on the same coordinates)."""
+        from rasteret.geo.resampling import centre_pixel
+
+        key = (src.crs_key, src.transform, src.height, src.width, window)
+        cached = self._index.get(key)
+        if cached is None:
+            (sx, sy), _ = self._coordinates(src, "nearest")
+            h, w = window.height, window.width
+            iy, ix, inside = centre_pixel(sx - window.col0, sy - window.row0, h, w)
+            flat = iy * w + ix
+            cached = self._index[key] = (flat, inside)
+        return cached
+
+    def _nearest(
+        self, task: Task, data: np.ndarray, valid: np.ndarray, dtype: np.dtype
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest-neighbour warp as a gather through the cached index map; equal to the
+        ``warp_array`` path (invalid pixels 0 for integers, NaN for floats)."""
+        flat, inside = self._nearest_index(task.source, task.window)
+        values = np.take(np.ascontiguousarray(data).reshape(-1), flat)
+        ok = np.take(np.ascontiguousarray(valid).reshape(-1), flat)
+        ok &= inside
+        if values.dtype.kind == "f":
+            ok &= ~np.isnan(values)
+        values = values.astype(dtype, copy=False)
+        np.putmask(values, ~ok, np.nan if dtype.kind == "f" else 0)
+        return values, ok
 
 
 def _aligned(src: BandSource, grid: GridSpec) -> bool:

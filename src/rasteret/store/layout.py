@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from rasteret.errors import BandNotFoundError, CollectionSchemaError
+from rasteret.index.level_columns import BandLevelColumns, Slot, band_level_columns
 from rasteret.index.levels import BandLevel, BandLevels, band_levels
 from rasteret.index.schema import bands_of, metadata_column
 from rasteret.store.records import asset_hrefs, record_order
@@ -147,21 +148,80 @@ def build_layout(table: pa.Table, bands: Sequence[str] | None = None) -> StoreLa
     builder = _Builder(order, times, ids)
     for band in selected:
         hrefs = asset_hrefs(table, band)
-        try:
-            levels = band_levels(table[metadata_column(band)])
-        except ValueError as exc:
-            raise CollectionSchemaError(f"band {band!r}: {exc}") from exc
-        for row in order:
-            band_levels_row = levels[row]
-            if band_levels_row is None:
-                continue
-            href = hrefs[row]
-            if not href:
-                raise CollectionSchemaError(
-                    f"record {ids[row]!r}: band {band!r} has metadata but no asset href"
-                )
-            builder.add(int(row), band, href, band_levels_row)
+        column = table[metadata_column(band)]
+        if not _add_band_by_signature(builder, band, column, hrefs, order):
+            _add_band_by_row(builder, band, column, hrefs, order)
     return StoreLayout(groups=builder.finish(), bands=selected)
+
+
+def _add_band_by_row(
+    builder: _Builder,
+    band: str,
+    column: pa.ChunkedArray,
+    hrefs: list[str | None],
+    order: np.ndarray,
+) -> None:
+    """Add one band record by record (one :class:`BandLevels` per row)."""
+    try:
+        levels = band_levels(column)
+    except ValueError as exc:
+        raise CollectionSchemaError(f"band {band!r}: {exc}") from exc
+    for row in order:
+        band_levels_row = levels[row]
+        if band_levels_row is None:
+            continue
+        href = hrefs[row]
+        if not href:
+            _raise_no_href(builder, int(row), band)
+        builder.add(int(row), band, href, band_levels_row)
+
+
+def _add_band_by_signature(
+    builder: _Builder,
+    band: str,
+    column: pa.ChunkedArray,
+    hrefs: list[str | None],
+    order: np.ndarray,
+) -> bool:
+    """Add one band from whole columns: one :class:`BandLevels` per structure signature.
+
+    Rows sharing a signature land in the same groups and arrays as the first of them
+    (in time order), so only that row goes through :meth:`_Builder.add`; the others
+    get their sources from zero-copy slices of the column's block tables. Returns
+    ``False`` (nothing added) when the column needs the row-by-row path, which also
+    raises the row-by-row path's errors.
+    """
+    columns = band_level_columns(column)
+    if columns is None:
+        return False
+    rows = order[columns.valid[order]]
+    signature = columns.signature[rows]
+    _, first, counts = np.unique(signature, return_index=True, return_counts=True)
+    try:
+        levels = [BandLevels.from_struct(column[int(rows[p])]) for p in first.tolist()]
+    except Exception:
+        return False  # an invalid row: the row-by-row path names the first one
+    missing = [p for p, row in enumerate(rows.tolist()) if not hrefs[row]]
+    no_href = missing[0] if missing else len(rows)
+    members = np.split(rows[np.argsort(signature, kind="stable")], np.cumsum(counts)[:-1])
+    for k in np.argsort(first).tolist():  # signatures in order of first appearance
+        p = int(first[k])
+        if no_href <= p:
+            break
+        row = int(rows[p])
+        targets = builder.add(row, band, hrefs[row], levels[k])  # type: ignore[arg-type]
+        others = members[k].tolist()[1:]  # stable sort: the first member is ``row``
+        if others:
+            builder.add_like(targets, others, band, hrefs, columns)
+    if no_href < len(rows):
+        _raise_no_href(builder, int(rows[no_href]), band)
+    return True
+
+
+def _raise_no_href(builder: _Builder, row: int, band: str) -> None:
+    raise CollectionSchemaError(
+        f"record {builder.ids[row]!r}: band {band!r} has metadata but no asset href"
+    )
 
 
 # ----------------------------------------------------------------------------- builder
@@ -178,22 +238,56 @@ class _Builder:
         self.groups: dict[tuple[Any, ...], _GroupAcc] = {}
         self.codecs: dict[tuple[Any, ...], tuple[dict[str, Any], tuple[int, int], str]] = {}
 
-    def add(self, row: int, band: str, href: str, levels: BandLevels) -> None:
+    def add(self, row: int, band: str, href: str, levels: BandLevels) -> list[_Target]:
+        """Add one record's band; returns where each of its levels went."""
         full = levels.full
         grid = Grid(levels.crs_wkt, levels.epsg, full.transform, full.width, full.height)
         parent = self._group(grid, None, None)
-        self._add_level(parent, row, band, href, levels, full, "data")
+        targets = [self._add_level(parent, row, band, href, levels, full, "data", ("full", 0))]
         if levels.mask is not None and levels.mask.shape == full.shape:
-            self._add_level(parent, row, band, href, levels, levels.mask, "mask")
+            targets.append(
+                self._add_level(parent, row, band, href, levels, levels.mask, "mask", ("mask", 0))
+            )
         for i, overview in enumerate(levels.overviews):
             ogrid = Grid(
                 levels.crs_wkt, levels.epsg, overview.transform, overview.width, overview.height
             )
             group = self._group(ogrid, i, parent)
-            self._add_level(group, row, band, href, levels, overview, "data")
+            targets.append(
+                self._add_level(group, row, band, href, levels, overview, "data", ("overview", i))
+            )
             mask = levels.mask_for(overview)
             if mask is not None and levels.mask is not None and mask is not levels.mask:
-                self._add_level(group, row, band, href, levels, mask, "mask")
+                slot = ("mask", next(j for j, m in enumerate(levels.mask_levels) if m is mask))
+                targets.append(self._add_level(group, row, band, href, levels, mask, "mask", slot))
+        return targets
+
+    def add_like(
+        self,
+        targets: list[_Target],
+        rows: list[int],
+        band: str,
+        hrefs: list[str | None],
+        columns: BandLevelColumns,
+    ) -> None:
+        """Add ``rows`` of ``band`` where ``targets`` (another row's :meth:`add`) went.
+
+        The rows must share that row's structure signature, so only their block
+        tables, JPEG tables and object identity differ.
+        """
+        origins = [f"record {self.ids[row]!r}, band {band!r}" for row in rows]
+        sizes = [columns.file_size[row] for row in rows]
+        etags = [columns.etag[row] for row in rows]
+        for group, stack, slot, level in targets:
+            jpeg = level.compression in (7, 34892)
+            sources = stack.sources
+            for row, origin, size, etag in zip(rows, origins, sizes, etags, strict=True):
+                offsets, counts = columns.blocks(slot, row)
+                tables = columns.jpeg_tables(slot, row) if jpeg else None
+                sources[row] = TileSource(
+                    hrefs[row], offsets, counts, tables or None, size, etag, origin=origin
+                )
+            group.rows.update(rows)
 
     def _group(self, grid: Grid, overview: int | None, parent: _GroupAcc | None) -> _GroupAcc:
         key = (grid.key, overview, None if parent is None else parent.grid.key)
@@ -211,7 +305,8 @@ class _Builder:
         levels: BandLevels,
         level: BandLevel,
         kind: ArrayKind,
-    ) -> None:
+        slot: Slot,
+    ) -> _Target:
         codec, block_shape, codec_key = self._codec(levels, level)
         dtype = codec["dtype"]
         if kind == "data":
@@ -248,6 +343,7 @@ class _Builder:
             origin=f"record {self.ids[row]!r}, band {band!r}",
         )
         group.rows.add(row)
+        return (group, stack, slot, level)
 
     def _codec(
         self, levels: BandLevels, level: BandLevel
@@ -336,6 +432,9 @@ class _Builder:
 class _Stack:
     array: ArrayLayout
     sources: dict[int, TileSource] = field(default_factory=dict)
+
+
+_Target = tuple["_GroupAcc", "_Stack", Slot, BandLevel]  # where one level of a record went
 
 
 @dataclass(eq=False)

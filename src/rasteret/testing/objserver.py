@@ -278,6 +278,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    # socketserver's default backlog of 5 overflows with 64 requests in flight: the
+    # kernel drops connection attempts and clients stall for seconds in TCP retries
+    request_queue_size = 1024
     owner: ObjectServer
 
     def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
