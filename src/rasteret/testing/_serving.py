@@ -8,6 +8,7 @@ class ``with Server(...) as server:`` from its ``start`` / ``stop``.
 
 from __future__ import annotations
 
+import abc
 import socket
 import subprocess
 import threading
@@ -16,14 +17,16 @@ from types import TracebackType
 from typing import Any, Self
 
 
-class ServerContext:
+class ServerContext(abc.ABC):
     """``with server:`` calls ``start()`` (which returns the server) and, on exit, ``stop()``."""
 
+    @abc.abstractmethod
     def start(self) -> Self:
-        raise NotImplementedError
+        """Start serving; return ``self``."""
 
+    @abc.abstractmethod
     def stop(self) -> None:
-        raise NotImplementedError
+        """Stop serving and release every resource (idempotent)."""
 
     def __enter__(self) -> Self:
         return self.start()
