@@ -136,7 +136,18 @@ def prepare_gdal() -> Callable[[dict[str, Any]], Output]:
                 out[f"{record['id']}|{i}|{band}"] = (data[0], tuple(transform)[:6])
         return out
 
+    return _file_pool_runner(read_file)
+
+
+def _file_pool_runner(
+    read_file: Callable[[dict[str, Any], dict[str, Any], str], Output],
+) -> Callable[[dict[str, Any]], Output]:
+    """Run ``read_file(spec, record, band)`` for every selected (record, band) on a thread
+    pool of ``spec["threads"]`` inside GDAL's remote-COG environment; stack the bands."""
+
     def run(spec: dict[str, Any]) -> Output:
+        import rasterio
+
         jobs = [(r, b) for r in _selected(spec) for b in spec["scenario"]["bands"]]
         with (
             rasterio.Env(**GDAL_REMOTE_ENV),
@@ -193,16 +204,7 @@ def prepare_rioxarray() -> Callable[[dict[str, Any]], Output]:
             )
         return out
 
-    def run(spec: dict[str, Any]) -> Output:
-        jobs = [(r, b) for r in _selected(spec) for b in spec["scenario"]["bands"]]
-        with (
-            rasterio.Env(**GDAL_REMOTE_ENV),
-            ThreadPoolExecutor(spec.get("threads", 16)) as pool,
-        ):
-            parts = list(pool.map(lambda job: read_file(spec, *job), jobs))
-        return _stack_bands(parts, spec["scenario"]["bands"])
-
-    return run
+    return _file_pool_runner(read_file)
 
 
 # -- odc-stac -----------------------------------------------------------------------------------

@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import CORPUS  # ../shared/corpus, or $RASTERET_SHARED/corpus
 from rasteret.samples import write_cog
 from rasteret.testing._serving import free_port, serve_in_thread, stop_process, stop_thread_server
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-STAC_CORPUS = SHARED / "corpus" / "stac"
+STAC_CORPUS = CORPUS / "stac"
 DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "int16": np.int16, "float32": np.float32}
 
 

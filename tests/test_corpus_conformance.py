@@ -24,20 +24,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import CORPUS  # ../shared/corpus, or $RASTERET_SHARED/corpus
 from rasteret.errors import TiffError, UnsupportedTiffError
 from rasteret.tiff.header import parse_header
 from rasteret.tiff.image import read_image
 from rasteret.tiff.model import TiffHeader
 
-SHARED = Path(os.environ.get("RASTERET_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-CORPUS = SHARED / "corpus"
 LOSSY = {"jpeg", "webp"}
 LOSSY_MEAN_DN = 3.0
 MAX_COMPARED_BYTES = 64 * 2**20  # hash-compare overview levels up to this size

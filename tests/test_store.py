@@ -6,7 +6,6 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
-import os
 import pickle
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from _testcollections import (
     write_cog,
     write_gtiff,
 )
+from conftest import CORPUS  # ../shared/corpus, or $RASTERET_SHARED/corpus
 from rasteret.errors import BandNotFoundError
 from rasteret.index import load
 from rasteret.store import TiffTileCodec, VirtualStore, open_store
@@ -364,12 +364,11 @@ def test_listing_matches_the_chunks_that_exist(files: dict[str, Path]) -> None:
 
 # ----------------------------------------------------------------------------- corpus
 
-_SHARED = Path(os.environ.get("RASTERET_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 _UNSUPPORTED_BY_DECODER = {"sgilog", "thunderscan", "ojpeg"}
 
 
 def _corpus_entries() -> list[dict]:
-    manifest = _SHARED / "corpus" / "manifest.json"
+    manifest = CORPUS / "manifest.json"
     if not manifest.is_file():
         return [{"path": "corpus-missing"}]
     files = json.loads(manifest.read_text())["files"]

@@ -76,7 +76,12 @@ class Collection(CollectionSurfaces):
 
     @property
     def uri(self) -> str | None:
-        """Path this collection was loaded from or exported to, else ``None``."""
+        """Path this collection was loaded from or exported to, else ``None``.
+
+        A view (``subset``, ``where``, ...) keeps the path of the collection it came from:
+        opening that path reads every record, so pass the view itself to
+        ``xr.open_dataset(view, engine="rasteret")`` to read only its records.
+        """
         return self._uri
 
     @property
