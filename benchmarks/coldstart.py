@@ -1,4 +1,5 @@
-"""Cold-start comparison: rasteret vs rasterio/GDAL, odc-stac and rioxarray over HTTP.
+"""Cold-start comparison: rasteret vs rasterio/GDAL, odc-stac, rioxarray, the upstream
+rasteret release and lazycogs over HTTP.
 
 Reproduces the original system's scenarios ("single AOI, 15 scenes", "multi-AOI, 30
 scenes", "cross-CRS boundary, 12 scenes", "NDVI time series of one field over all
@@ -6,7 +7,10 @@ scenes") on generated Sentinel-2-like scenes (4 bands, 1024-px tiles, deflate +
 predictor 2, overviews, two UTM zones) served by rasteret's loopback object server with
 injected first-byte latency. Every measurement runs in a fresh process; the server counts
 its requests and bytes. rasteret reads through an index built beforehand (the one-time
-header reads are measured separately, also in a fresh process).
+header reads are measured separately, also in a fresh process). The upstream release
+(``rasteret-upstream``) and ``lazycogs`` run in their own virtual environments
+(``python benchmarks/competitor_envs.py --setup``) through ``coldstart_peers.py``; a tool
+whose environment is missing is skipped with a note.
 
     python benchmarks/coldstart.py                      # 30 scenes of 5490², 0 and 30 ms, 3 repeats
     python benchmarks/coldstart.py --quick              # CI smoke: small scenes, one repeat
@@ -34,6 +38,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import competitor_envs  # noqa: E402
 from bench_data import machine_info  # noqa: E402
 from coldstart_data import decode_seconds_per_tile, make_scenes, scenarios, stac_items  # noqa: E402
 from coldstart_report import compare, load_outputs, machine_line, markdown, scenario_floor, verdict  # noqa: E402
@@ -41,7 +46,10 @@ from coldstart_report import compare, load_outputs, machine_line, markdown, scen
 from rasteret.testing.objserver import ObjectServer  # noqa: E402
 
 WORKER = HERE / "coldstart_tools.py"
-ALL_TOOLS = ("rasteret", "gdal", "odc-stac", "rioxarray")
+PEER_WORKER = HERE / "coldstart_peers.py"
+#: tools run by their own environment's interpreter (competitor_envs.py)
+PEER_TOOLS = ("rasteret-upstream", "lazycogs")
+ALL_TOOLS = ("rasteret", "gdal", "odc-stac", "rioxarray", *PEER_TOOLS)
 TOOL_MODULES = {"odc-stac": "odc.stac", "rioxarray": "rioxarray", "gdal": "rasterio"}
 #: cross-CRS pixels may differ where GDAL's warper picks the neighbouring source pixel
 CROSS_CRS_TOLERANCE = 0.01
@@ -83,6 +91,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         module = TOOL_MODULES.get(tool)
         if tool not in ALL_TOOLS:
             parser.error(f"unknown tool {tool!r}; choose from {ALL_TOOLS}")
+        if tool in PEER_TOOLS:
+            why = competitor_envs.missing(tool)
+            if why:
+                args.skipped[tool] = (
+                    f"{why}; create it with `python benchmarks/competitor_envs.py --setup`"
+                )
+            else:
+                args.tool_list.append(tool)
+            continue
         try:
             if module:
                 __import__(module)
@@ -106,13 +123,28 @@ def worker_env(pycache: Path) -> dict[str, str]:
 WORKER_ENV: dict[str, str] = {}
 
 
+def _command(tool: str) -> tuple[list[str], dict[str, str]]:
+    """Interpreter + worker script and environment of ``tool``'s worker process: peers
+    run under their own environment's Python, without ``PYTHONPATH`` (which could make
+    this project's ``rasteret`` importable there)."""
+    env = WORKER_ENV or dict(os.environ)
+    peer = tool.split(":")[0]
+    if peer in PEER_TOOLS:
+        python = competitor_envs.interpreter(peer)
+        if python is None:
+            raise BenchmarkError(f"{peer}: {competitor_envs.missing(peer)}")
+        env = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        return [str(python), str(PEER_WORKER)], env
+    return [sys.executable, str(WORKER)], env
+
+
 def run_worker(spec: dict[str, Any], server: ObjectServer) -> dict[str, Any]:
     """Run one measurement in a fresh process; add the server's counters."""
-    env = WORKER_ENV or dict(os.environ)
+    command, env = _command(spec["tool"])
     server.reset()
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, str(WORKER), json.dumps(spec)],
+        [*command, json.dumps(spec)],
         capture_output=True,
         text=True,
         env=env,
@@ -153,6 +185,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             machine[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             machine[dist] = "-"
+    for tool in PEER_TOOLS:
+        machine[tool] = competitor_envs.version(tool) if tool in args.tool_list else "-"
     first_file = data_root / records[0]["hrefs"]["B04"]
     report: dict[str, Any] = {
         "size": args.size,
@@ -168,6 +202,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "skipped": args.skipped,
         "cases": [],
         "index_build": {},
+        "peer_index_build": {},
+        "notes": {},
         "floors": {},
         "agreement": {},
     }
@@ -188,12 +224,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             items_path = scratch / "items.json"
             items_path.write_text(json.dumps(stac_items(records, server.url)))
+            peer_inputs = {
+                "rasteret-upstream": str(scratch / f"upstream-{latency_ms:.0f}ms_records"),
+                "lazycogs": str(scratch / f"items-{latency_ms:.0f}ms.parquet"),
+            }
+            for tool in (t for t in args.tool_list if t in PEER_TOOLS):
+                spec = {**base, "tool": f"{tool}:index", "items_path": str(items_path)}
+                build = run_worker({**spec, "peer_inputs": peer_inputs}, server)
+                report["peer_index_build"][f"{latency_ms:.0f}|{tool}"] = build
+                print(
+                    f"[{latency_ms:.0f} ms] {tool} one-time input: {build['wall']:.2f} s, "
+                    f"{build['http_requests']} requests",
+                    flush=True,
+                )
             for name, scenario in chosen.items():
                 spec0 = {
                     **base,
                     "scenario": scenario.__dict__ | {"aois": list(scenario.aois)},
                     "collection": str(collection),
                     "items_path": str(items_path),
+                    "peer_inputs": peer_inputs,
                 }
                 outputs: dict[str, Any] = {}
                 for tool in args.tool_list:  # once per tool: fill the bytecode cache
@@ -215,9 +265,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         if repeat == 0:
                             outputs[tool] = load_outputs(out, result["outputs"])
                         result.pop("outputs")
+                        if result.get("note"):
+                            report["notes"][f"{name}|{tool}"] = result["note"]
                         report["cases"].append(result)
                         print(
-                            f"[{latency_ms:.0f} ms] {name:<9}{tool:<10} {result['wall']:7.3f} s "
+                            f"[{latency_ms:.0f} ms] {name:<9}{tool:<18} {result['wall']:7.3f} s "
                             f"{result['http_requests']:5d} req "
                             f"{result['http_bytes'] / 1e6:7.1f} MB",
                             flush=True,
@@ -235,16 +287,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _check(report, name, scenario, outputs, by_id, data_root, latency_ms) -> None:
     """Compare every tool's pixels with GDAL's (or rasteret's when GDAL did not run)."""
-    ref_tool = "gdal" if "gdal" in outputs else "rasteret"
+    ref_tool = next((t for t in ("gdal", "rasteret") if t in outputs), next(iter(outputs)))
     reference = outputs[ref_tool]
     if name not in report["floors"]:
         report["floors"][name] = scenario_floor(data_root, scenario, by_id, reference)
     for tool, out in outputs.items():
         stats = None if tool == ref_tool else compare(reference, out, scenario, by_id)
         report["agreement"][f"{latency_ms:.0f}|{name}|{tool}"] = stats
+        note = report["notes"].get(f"{name}|{tool}")
         for case in report["cases"]:
             if (case["scenario"], case["tool"], case["latency_ms"]) == (name, tool, latency_ms):
-                case["pixels"] = verdict(stats)
+                case["pixels"] = verdict(stats) + (f" ({note})" if note else "")
 
 
 def failures(report: dict[str, Any]) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from coldstart_data import CONCURRENCY, ranges_for
 
-TOOL_ORDER = ("rasteret", "gdal", "odc-stac", "rioxarray")
+TOOL_ORDER = ("rasteret", "gdal", "odc-stac", "rioxarray", "rasteret-upstream", "lazycogs")
 
 
 # -- pixel agreement --------------------------------------------------------------------------
@@ -231,7 +231,35 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{floor['tiles']} | {floor['runs']} | {floor['bytes'] / 1e6:.1f} | "
                 f"{f['latency_floor']:.2f} | {f['decode_floor']:.2f} | – | – | {built} |"
             )
+    peers = report.get("peer_index_build") or {}
+    if peers:
+        lines += [
+            "",
+            "| latency | tool | one-time input s | CPU s | requests | what |",
+            "|---:|---|---:|---:|---:|---|",
+        ]
+        for latency in report["latencies_ms"]:
+            build = report["index_build"].get(str(latency)) or report["index_build"].get(latency)
+            if build:
+                lines.append(_build_row(latency, "rasteret", build))
+            for key, build in peers.items():
+                if key.split("|")[0] == f"{latency:.0f}":
+                    lines.append(_build_row(latency, key.split("|", 1)[1], build))
     return "\n".join(lines)
+
+
+_BUILD_WHAT = {
+    "rasteret": "index: every header read over HTTP, written as Parquet",
+    "rasteret-upstream": "`build_from_table(enrich_cog=True)`: every header, Parquet collection",
+    "lazycogs": "STAC items written as stac-geoparquet (`rustac`; no HTTP)",
+}
+
+
+def _build_row(latency: float, tool: str, build: dict[str, Any]) -> str:
+    return (
+        f"| {latency:.0f} ms | {tool} | {build['wall']:.2f} | {build['cpu']:.2f} | "
+        f"{build['http_requests']} | {_BUILD_WHAT.get(tool, '')} |"
+    )
 
 
 def machine_line(report: dict[str, Any]) -> str:
@@ -240,8 +268,15 @@ def machine_line(report: dict[str, Any]) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['os']}, Python {m['python']}, "
         f"numpy {m['numpy']}, imagecodecs {m['imagecodecs']}, rasterio {m['rasterio']} / "
         f"GDAL {m['gdal']}, zarr {m['zarr']}, xarray {m['xarray']}, odc-stac "
-        f"{m.get('odc-stac', '-')}, rioxarray {m.get('rioxarray', '-')}; rasteret "
+        f"{m.get('odc-stac', '-')}, rioxarray {m.get('rioxarray', '-')}"
+        f"{_peer_versions(m)}; rasteret "
         f"{m['rasteret']} ({m['rasteret_commit']}). Scenes: {report['scenes']} × "
         f"{report['size']}² px, {report['tile']}-px tiles; {report['repeat']} fresh process(es) "
         f"per case; load average {report['load_before']} before, {report['load_after']} after."
     )
+
+
+def _peer_versions(machine: dict[str, Any]) -> str:
+    """``, rasteret-upstream 0.4.1, lazycogs 0.7.0`` (tools from competitor_envs.py)."""
+    names = ("rasteret-upstream", "lazycogs")
+    return "".join(f", {n} {machine[n]} (own venv)" for n in names if machine.get(n, "-") != "-")

@@ -74,7 +74,7 @@ def prepare_rasteret() -> Callable[[dict[str, Any]], Output]:
     import zarr  # noqa: F401
 
     import rasteret.store  # noqa: F401
-    from rasteret.index import load
+    from rasteret import load
     from rasteret.read import read_aoi_windows
     from rasteret.read.window import read_window_info
 
@@ -314,11 +314,16 @@ def build_index(spec: dict[str, Any]) -> dict[str, Any]:
     return {"wall": time.perf_counter() - wall0, "cpu": time.process_time() - cpu0, "import": 0.0}
 
 
-def measure(spec: dict[str, Any]) -> dict[str, Any]:
+def measure(
+    spec: dict[str, Any],
+    tools: dict[str, Callable[[], Callable[[dict[str, Any]], Output]]] | None = None,
+) -> dict[str, Any]:
+    """Prepare ``spec["tool"]`` (from ``tools``, default :data:`TOOLS`), then time one
+    read of ``spec["scenario"]``. ``coldstart_peers.py`` passes its own tools."""
     if spec["tool"] == "index":
         return build_index(spec)
     started = time.perf_counter()
-    run = TOOLS[spec["tool"]]()
+    run = (TOOLS if tools is None else tools)[spec["tool"]]()
     imported = time.perf_counter() - started
     if spec["tool"] == "odc-stac":
         with open(spec["items_path"]) as handle:

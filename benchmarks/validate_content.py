@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rasteret.index import load
+from rasteret import load
 from rasteret.index.content import content_problems
 from rasteret.index.validate import validate_table
 from rasteret.ingest import build_from_files

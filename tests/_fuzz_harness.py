@@ -363,7 +363,7 @@ def run_header_case(data: bytes, *, prefetch: int = 64, decode: bool = True) -> 
 def header_budget(outcome: Outcome) -> int:
     """Allowed peak of a header case: the base budget, plus 3x the largest block it decoded
     when the decoder's block limit admits it (ZSTD / LZMA payloads have no ratio bound)."""
-    from rasteret.tiff.codec_plans import MAX_DECODED_BLOCK_BYTES
+    from rasteret.tiff.block_decoders import MAX_DECODED_BLOCK_BYTES
 
     extra = outcome.declared if outcome.declared <= MAX_DECODED_BLOCK_BYTES else 0
     return HEADER_MEMORY_BUDGET + 3 * extra
@@ -467,7 +467,7 @@ def run_codec_case(payload: bytes, decoding: BlockDecoding, rows: int | None) ->
 def codec_budget(decoding: BlockDecoding) -> int:
     """Allowed peak: the base budget plus 3x the declared block, when the decoder's block
     limit admits it (a strip may legitimately decode to a whole padded block)."""
-    from rasteret.tiff.codec_plans import MAX_DECODED_BLOCK_BYTES as MAX_BLOCK_BYTES
+    from rasteret.tiff.block_decoders import MAX_DECODED_BLOCK_BYTES as MAX_BLOCK_BYTES
 
     declared = declared_block_bytes(decoding)
     return CODEC_MEMORY_BUDGET + (3 * declared if 0 < declared <= MAX_BLOCK_BYTES else 0)

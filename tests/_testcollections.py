@@ -17,7 +17,8 @@ from rasterio.crs import CRS as RioCRS
 from rasterio.transform import Affine, from_origin
 from rasterio.warp import transform_bounds
 
-from rasteret.index import BAND_METADATA_TYPE, Collection, as_collection, band_metadata_from_header
+from rasteret import Collection, as_collection
+from rasteret.index import BAND_METADATA_TYPE, band_metadata_from_header
 from rasteret.index.schema import BBOX_TYPE
 from rasteret.tiff.header import parse_header
 

@@ -16,8 +16,8 @@ from rasterio.transform import from_origin
 from rasterio.windows import from_bounds
 
 from _testcollections import make_collection, rasterio_read, record, smooth_image, write_cog
+from rasteret import load
 from rasteret.backend import RasteretBackendEntrypoint, preferred_chunks
-from rasteret.index import load
 from rasteret.store import open_store
 
 T0 = dt.datetime(2024, 6, 1, 10, 30)

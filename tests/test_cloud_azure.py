@@ -21,10 +21,10 @@ from _cloudscenes import (
     open_ds,
     write_scenes,
 )
+from rasteret import load
 from rasteret._async import run_sync
 from rasteret.errors import FetchError
 from rasteret.fetch import default_reader, track
-from rasteret.index import load
 from rasteret.ingest import build_from_files
 from rasteret.testing.azurite import (
     ACCOUNT,

@@ -1,5 +1,6 @@
 """dask.distributed: the xarray engine's arrays compute on a ``LocalCluster`` of worker
-processes, workers read no headers, fetch settings reach workers without plumbing, and
+processes, workers read no headers, a store's fetch settings travel with it (never
+changing a worker's default reader), and
 the graph of a 1,000-scene collection stays small (the store travels by reference)."""
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import xarray as xr
 distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed")
 
 from _testcollections import make_table, record  # noqa: E402
-from rasteret.fetch import FetchConfig, configure, default_reader  # noqa: E402
-from rasteret.index import as_collection  # noqa: E402
+from rasteret import as_collection  # noqa: E402
+from rasteret.fetch import FetchConfig, RangeReader, configure, default_reader  # noqa: E402
 from rasteret.samples import make_sentinel2_like  # noqa: E402
 from rasteret.testing.objserver import ObjectServer  # noqa: E402
 
@@ -70,9 +71,11 @@ def test_cluster_compute_equals_local_without_header_reads(served, client) -> No
 
 
 def worker_settings(store, url: str) -> tuple:  # type: ignore[no-untyped-def]
-    """Runs on a worker after it unpickled ``store``: the settings it now reads with."""
-    config = default_reader().config
-    return (config.max_in_flight, config.coalesce_gap, config.store_options(url))
+    """Runs on a worker after it unpickled ``store``: the settings the store reads with,
+    and whether the worker's own default reader still has its environment's settings."""
+    config = store.reader.config
+    own_default = default_reader().config == FetchConfig.from_env()
+    return (config.max_in_flight, config.coalesce_gap, config.store_options(url), own_default)
 
 
 def configure_worker(config: FetchConfig) -> None:
@@ -83,29 +86,40 @@ def test_fetch_settings_reach_workers(served, client) -> None:  # type: ignore[n
     server, stored, _ = served
     from rasteret.store import open_store
 
-    store = open_store(stored, ["B04"])
     settings = FetchConfig.from_env().with_(
         max_in_flight=7,
         coalesce_gap=123_456,
         stores={server.url: {"client_options": {"timeout": "20s"}}},
     )
-
-    configure(settings)
-    try:
-        found = client.submit(worker_settings, store, server.url, pure=False).result()
-    finally:
-        configure(FetchConfig.from_env())
-    assert found == (7, 123_456, settings.store_options(server.url))
-    # a worker that configured itself keeps its own settings
+    store = open_store(stored, ["B04"], reader=RangeReader(settings))
+    found = client.submit(worker_settings, store, server.url, pure=False).result()
+    # the store's settings travel with it; the worker's default reader is left alone
+    assert found == (7, 123_456, settings.store_options(server.url), True)
+    # a store with the default settings reads with the worker's own default reader
+    plain = open_store(stored, ["B04"])
     own = FetchConfig.from_env().with_(max_in_flight=3)
     client.run(configure_worker, own)
-    configure(settings)
     try:
+        found_plain = client.submit(worker_settings, plain, server.url, pure=False).result()
         found = client.submit(worker_settings, store, server.url, pure=False).result()
     finally:
-        configure(FetchConfig.from_env())
         client.run(configure_worker, FetchConfig.from_env())
-    assert found[0] == 3
+    assert found_plain[0] == 3
+    assert found[:2] == (7, 123_456)  # explicit settings win over the worker's default
+
+
+def test_settings_configured_before_opening_travel(served, client) -> None:  # type: ignore[no-untyped-def]
+    server, stored, _ = served
+    from rasteret.store import open_store
+
+    configure(FetchConfig.from_env().with_(max_in_flight=5))
+    try:
+        store = open_store(stored, ["SCL"])  # takes the default reader once, now
+    finally:
+        configure(FetchConfig.from_env())
+    assert store.reader.config.max_in_flight == 5
+    found = client.submit(worker_settings, store, server.url, pure=False).result()
+    assert found[0] == 5 and found[3] is True
 
 
 def test_graph_of_1000_scenes_is_small(served, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -536,15 +536,37 @@ def test_cancelled_waiters_do_not_leak_request_slots(
 def test_registered_store_serves_its_prefix(tmp_path: Path, data: bytes) -> None:
     from obstore.store import LocalStore
 
+    reader = RangeReader(FAST)
     register_store("test://files", LocalStore(prefix=str(tmp_path)))
     try:
-        r = route("test://files/obj.bin")
-        assert (r.kind, r.path) == ("custom", "obj.bin")
-        assert run_sync(RangeReader(FAST).read_range("test://files/obj.bin", 5, 9)) == data[5:9]
+        r = reader.route("test://files/obj.bin")  # registration is seen through a reader
+        assert (r.kind, r.key, r.path) == ("custom", "test://files", "obj.bin")
+        assert run_sync(reader.read_range("test://files/obj.bin", 5, 9)) == data[5:9]
+        assert run_sync(RangeReader(FAST).read_range("test://files/obj.bin", 0, 3)) == data[:3]
     finally:
         unregister_store("test://files")
     with pytest.raises(ValueError, match="unsupported URL scheme"):
-        route("test://files/obj.bin")
+        reader.route("test://files/obj.bin")
+
+
+def test_route_is_pure() -> None:
+    from obstore.store import MemoryStore
+
+    url = "https://example.com/data/x.tif"
+    before = route(url)
+    assert route(url, custom_prefixes=("https://example.com/data",)).kind == "custom"
+    register_store("https://example.com", MemoryStore())
+    try:
+        assert route(url) == before  # the registry is not module state route() reads
+        assert route(url, custom_prefixes=("https://example.com/data",)) == route(
+            url, custom_prefixes=("https://example.com/data/",)
+        )
+        nested = route(url, custom_prefixes=("https://example.com", "https://example.com/data"))
+        assert (nested.key, nested.path) == ("https://example.com/data", "x.tif")
+        assert RangeReader(FAST).route(url).key == "https://example.com"
+    finally:
+        unregister_store("https://example.com")
+    assert route(url) == before and RangeReader(FAST).route(url) == before
 
 
 def test_cloud_routes_build_anonymous_stores_without_network() -> None:
@@ -619,6 +641,90 @@ def test_spawned_worker_reads_a_pickled_store_without_header_requests(
     assert child.exitcode == 0
     assert object_server.requests == 2  # one coalesced request per scene
     assert not any(r.start == 0 for r in object_server.log)  # no header read in the child
+
+
+def _spawn_read_with_settings(pickled_store: bytes, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    import pickle
+
+    import xarray as xr
+
+    import rasteret.fetch
+    import rasteret.fetch.reader
+    from rasteret.fetch import FetchConfig, default_reader
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("configure() was called")
+
+    rasteret.fetch.configure = rasteret.fetch.reader.configure = forbidden  # type: ignore[assignment]
+    try:
+        store = pickle.loads(pickled_store)
+        again = pickle.loads(pickled_store)
+        values = xr.open_dataset(store, engine="rasteret")["b1"].values
+        queue.put(
+            (
+                values,
+                store.reader.config,
+                again.reader is store.reader,
+                default_reader().config == FetchConfig.from_env(),
+            )
+        )
+    except BaseException as exc:
+        queue.put(repr(exc))
+
+
+def test_spawned_worker_reads_with_the_pickled_stores_settings(
+    object_server: ObjectServer, served_scenes
+) -> None:
+    import pickle
+
+    from _cloudscenes import BLOCK, SIZE, oracle
+    from rasteret.store import open_store
+
+    collection, paths = served_scenes
+    settings = FetchConfig(coalesce_gap=0)
+    store = open_store(collection, reader=RangeReader(settings))
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_spawn_read_with_settings, args=(pickle.dumps(store), queue))
+    child.start()
+    try:
+        found = queue.get(timeout=60)
+    finally:
+        child.join(30)
+        if child.is_alive():
+            child.kill()
+    assert not isinstance(found, str), found
+    values, config, shared, default_untouched = found
+    for t, path in enumerate(paths):
+        assert (values[t] == oracle(path)).all()
+    assert config == settings and shared and default_untouched
+    assert child.exitcode == 0
+    # no coalescing across the tiles' 4-byte leaders: one request per tile
+    assert object_server.requests == len(paths) * (SIZE // BLOCK) ** 2
+    assert not any(r.start == 0 for r in object_server.log)
+
+
+def test_reader_pickles_by_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    import rasteret.fetch.reader as fetch_reader
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("configure() was called")
+
+    monkeypatch.setattr(fetch_reader, "configure", forbidden)
+    default = default_reader()
+    assert pickle.loads(pickle.dumps(RangeReader())) is default  # "the default reader there"
+    custom = RangeReader(FAST.with_(coalesce_gap=0), transport="python")
+    first = pickle.loads(pickle.dumps(custom))
+    assert (first.config, first.transport) == (custom.config, "python")
+    assert pickle.loads(pickle.dumps(custom)) is first  # one shared reader per settings
+    assert first.settings_key() == custom.settings_key() != RangeReader().settings_key()
+    assert default_reader() is default and default.config == FetchConfig.from_env()
+    unpicklable = RangeReader(FAST.with_(signer=lambda url: url))
+    with pytest.warns(RuntimeWarning, match="cannot be pickled"):
+        payload = pickle.dumps(unpicklable)
+    assert pickle.loads(payload) is default_reader()
 
 
 @pytest.mark.filterwarnings("ignore:The specified chunks separate:UserWarning")

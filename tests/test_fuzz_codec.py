@@ -35,7 +35,7 @@ from _fuzz_harness import (
 )
 from rasteret.errors import CorruptTiffError, TiffError, UnsupportedTiffError
 from rasteret.tiff import BlockDecoding, decode_block
-from rasteret.tiff.codec_plans import MAX_DECODED_BLOCK_BYTES
+from rasteret.tiff.block_decoders import MAX_DECODED_BLOCK_BYTES
 
 FUZZ = settings(
     max_examples=600,

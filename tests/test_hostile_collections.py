@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from rasteret import as_collection, load
 from rasteret.errors import CollectionSchemaError, RasteretError
-from rasteret.index import as_collection, load
 from rasteret.index.content import content_problems
 from rasteret.ingest import build_from_files
 from rasteret.samples import write_cog

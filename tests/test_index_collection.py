@@ -12,8 +12,8 @@ import pytest
 import shapely
 
 from index_tables import make_table, sample_records
+from rasteret import Collection, as_collection
 from rasteret.errors import BandNotFoundError
-from rasteret.index import Collection, as_collection
 
 
 @pytest.fixture

@@ -228,7 +228,7 @@ def test_real_headers_round_trip_through_geoparquet(cogs: dict[str, Path], tmp_p
     import datetime as dt
 
     from index_tables import make_table, sample_records
-    from rasteret.index import as_collection, load
+    from rasteret import as_collection, load
 
     structs = {
         "B1": band_metadata_from_header(_header(cogs["planar"]), 1),

@@ -13,8 +13,9 @@ import pytest
 import shapely
 
 from index_tables import make_table, sample_records
+from rasteret import Collection, as_collection, load
 from rasteret.errors import CollectionSchemaError
-from rasteret.index import COLLECTION_VERSION, Collection, as_collection, load
+from rasteret.index import COLLECTION_VERSION
 
 
 def _collection() -> Collection:

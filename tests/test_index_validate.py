@@ -10,8 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from index_tables import band_struct, make_table, sample_records
+from rasteret import as_collection, load
 from rasteret.errors import CollectionSchemaError
-from rasteret.index import BandLevels, as_collection, load
+from rasteret.index import BandLevels
 from rasteret.index.schema import ORIGINAL_BAND_FIELDS
 
 

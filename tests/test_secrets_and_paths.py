@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from rasteret import load
 from rasteret.errors import FetchError
-from rasteret.index import load
 from rasteret.ingest import build_from_files, build_from_table
 from rasteret.ingest.safe_names import UnsafeNameError, safe_collection_name
 from rasteret.samples import write_cog

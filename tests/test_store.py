@@ -27,8 +27,8 @@ from _testcollections import (
     write_gtiff,
 )
 from conftest import CORPUS  # ../shared/corpus, or $RASTERET_SHARED/corpus
+from rasteret import load
 from rasteret.errors import BandNotFoundError
-from rasteret.index import load
 from rasteret.store import TiffTileCodec, VirtualStore, open_store
 from rasteret.store.reference import rebuild_store
 
@@ -319,6 +319,40 @@ def test_whole_scene_over_http_coalesces(object_server, tmp_path: Path) -> None:
     np.testing.assert_array_equal(ds.B1.values[0], rasterio_read(path)[0])
     requests = [r for r in object_server.log if r.method == "GET"]
     assert 1 <= len(requests) <= 3, [(r.start, r.end) for r in requests]
+
+
+def test_store_reads_through_the_reader_it_was_built_with(object_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from dask.base import tokenize
+
+    from rasteret.fetch import FetchConfig, RangeReader, configure, default_reader, track
+
+    path, collection = _served_collection(object_server, tmp_path, "r.tif", blocksize=256)
+    oracle = rasterio_read(path)[0]
+    plain = open_store(collection)
+    assert plain.reader is default_reader()
+    exact = RangeReader(FetchConfig(coalesce_gap=0))
+    store = open_store(collection, reader=exact)
+    assert store.reader is exact and store.token == plain.token
+    assert store != plain and tokenize(store) != tokenize(plain)
+    assert open_store(collection, reader=RangeReader(FetchConfig(coalesce_gap=0))) is store
+    assert open_store(collection) is plain
+    object_server.reset()
+    with track() as t:
+        np.testing.assert_array_equal(_read(store, plain.groups[0])[0], oracle)
+    assert t.requests == object_server.requests == 30  # gap 0: one request per tile
+    # configure() after opening changes neither store; stores opened afterwards take it
+    configure(FetchConfig.from_env().with_(coalesce_gap=0))
+    try:
+        object_server.reset()
+        np.testing.assert_array_equal(_read(plain, plain.groups[0])[0], oracle)
+        assert object_server.requests <= 3
+        later = open_store(collection)
+        assert later is store  # the same content read with the same settings
+    finally:
+        configure(FetchConfig.from_env())
+    assert open_store(collection) is plain
+    again = pickle.loads(pickle.dumps(store))
+    assert again == store and tokenize(again) == tokenize(store)
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from torchgeo.samplers import GridGeoSampler, RandomGeoSampler  # noqa: E402
 
 from _testcollections import make_collection, make_table, record  # noqa: E402
 from _windowscenes import BANDS, write_scenes  # noqa: E402
-from rasteret.index import as_collection  # noqa: E402
+from rasteret import as_collection  # noqa: E402
 from rasteret.integrations.torchgeo import RasteretGeoDataset, to_torchgeo_dataset  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -57,7 +57,7 @@ def random_points(n: int | None = None, seed: int = 0) -> np.ndarray:
 
 
 def sample(collection_path: str, points: np.ndarray):  # type: ignore[no-untyped-def]
-    from rasteret.index import load
+    from rasteret import load
     from rasteret.read import sample_points
 
     return sample_points(load(collection_path), points, list(BANDS), geometry_crs="EPSG:4326")

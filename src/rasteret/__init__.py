@@ -15,37 +15,37 @@ from typing import TYPE_CHECKING, Any
 from rasteret._version import __version__
 
 if TYPE_CHECKING:
-    from rasteret.catalog import (
-        DatasetDescriptor,
-        DatasetRegistry,
+    from rasteret.builders import (
         build,
-        register,
-        register_local,
-    )
-    from rasteret.fetch import configure
-    from rasteret.index import Collection, as_collection, load
-    from rasteret.ingest import (
         build_from_files,
         build_from_stac,
         build_from_table,
         update_collection,
     )
+    from rasteret.catalog import (
+        DatasetDescriptor,
+        DatasetRegistry,
+        register,
+        register_local,
+    )
+    from rasteret.collection import Collection, as_collection, load
+    from rasteret.fetch import configure
     from rasteret.store import open_store
 
 _LAZY: dict[str, str] = {
     "DatasetDescriptor": "rasteret.catalog",
     "DatasetRegistry": "rasteret.catalog",
-    "build": "rasteret.catalog",
+    "build": "rasteret.builders",
     "register": "rasteret.catalog",
     "register_local": "rasteret.catalog",
     "configure": "rasteret.fetch",
-    "build_from_stac": "rasteret.ingest",
-    "update_collection": "rasteret.ingest",
-    "Collection": "rasteret.index",
-    "as_collection": "rasteret.index",
-    "load": "rasteret.index",
-    "build_from_table": "rasteret.ingest",
-    "build_from_files": "rasteret.ingest",
+    "build_from_stac": "rasteret.builders",
+    "update_collection": "rasteret.builders",
+    "Collection": "rasteret.collection",
+    "as_collection": "rasteret.collection",
+    "load": "rasteret.collection",
+    "build_from_table": "rasteret.builders",
+    "build_from_files": "rasteret.builders",
     "open_store": "rasteret.store",
 }
 

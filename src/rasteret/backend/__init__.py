@@ -1,14 +1,33 @@
-"""The ``rasteret`` xarray engine (``xr.open_dataset(..., engine="rasteret")``)."""
+"""The ``rasteret`` xarray engine (``xr.open_dataset(..., engine="rasteret")``).
+
+xarray imports this package when it lists its engines, for every user of xarray: names
+are therefore imported lazily, and :mod:`rasteret.backend.entrypoint` itself imports
+the store (zarr, pyarrow) only when a dataset is opened.
+"""
 
 from __future__ import annotations
 
-from rasteret.backend.chunks import DEFAULT_TARGET_BYTES, preferred_chunks
-from rasteret.backend.entrypoint import (
-    GroupOptions,
-    RasteretBackendEntrypoint,
-    open_group_dataset,
-)
-from rasteret.backend.resolve import looks_like_collection, resolve_group
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rasteret.backend.chunks import DEFAULT_TARGET_BYTES, preferred_chunks
+    from rasteret.backend.entrypoint import (
+        GroupOptions,
+        RasteretBackendEntrypoint,
+        open_group_dataset,
+    )
+    from rasteret.backend.resolve import looks_like_collection, resolve_group
+
+_LAZY: dict[str, str] = {
+    "DEFAULT_TARGET_BYTES": "rasteret.backend.chunks",
+    "preferred_chunks": "rasteret.backend.chunks",
+    "GroupOptions": "rasteret.backend.entrypoint",
+    "RasteretBackendEntrypoint": "rasteret.backend.entrypoint",
+    "open_group_dataset": "rasteret.backend.entrypoint",
+    "looks_like_collection": "rasteret.backend.resolve",
+    "resolve_group": "rasteret.backend.resolve",
+}
 
 __all__ = [
     "DEFAULT_TARGET_BYTES",
@@ -19,3 +38,16 @@ __all__ = [
     "preferred_chunks",
     "resolve_group",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rasteret.backend' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

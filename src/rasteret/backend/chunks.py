@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rasteret.store.layout import ArrayLayout
+if TYPE_CHECKING:
+    from rasteret.store.layout import ArrayLayout
 
 #: Target bytes of one dask chunk (decoded): a 5490² uint16 scene (60 MB) stays one chunk.
 DEFAULT_TARGET_BYTES = 128 * 2**20

@@ -6,14 +6,16 @@ virtual store; overview level ``i`` (0 = first overview, as in rasterio) is the 
 ``{grid}_overview_{i}``. Data stay in their native dtype (``mask_and_scale=False`` by
 default: nodata is in ``_FillValue``). Variables are lazy; pass ``chunks={}`` for dask
 chunks that are whole-tile multiples of about 128 MiB (``encoding["preferred_chunks"]``),
-or ``chunks="auto"`` for dask's size aligned to them.
+or ``chunks="auto"`` for dask's size aligned to them. ``reader=`` (a
+:class:`rasteret.fetch.RangeReader`) sets the fetch settings of the reads (default: the
+process's reader); it travels with the store to dask workers.
 
 Target grid: ``crs=``, ``resolution=``, ``bbox=`` (``bbox_crs=``, ``shape=``, ``align=``,
 ``resampling=``) or ``grid=`` (a :class:`rasteret.geo.GridSpec`) put every record of
 every grid (e.g. two UTM zones) on ONE aligned ``(time, y, x)`` grid, lazily (dask),
 reading the overview level GDAL would choose when the target is coarser. That path
-lives in :mod:`rasteret.geo.cube` (imported on use: the warp is a ``geo`` service the
-engine calls, not a dependency of the native path).
+lives in :mod:`rasteret.backend.target_grid` (imported on use: it calls the ``geo``
+warp, which the native path does not need).
 """
 
 from __future__ import annotations
@@ -21,15 +23,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import xarray as xr
 from xarray.backends import BackendEntrypoint
 
-from rasteret.backend.chunks import DEFAULT_TARGET_BYTES, preferred_chunks
-from rasteret.backend.resolve import looks_like_collection, resolve_group
-from rasteret.store import VirtualStore, open_store
+from rasteret.backend.chunks import DEFAULT_TARGET_BYTES
+from rasteret.backend.resolve import looks_like_collection
+
+if TYPE_CHECKING:
+    from rasteret.fetch import RangeReader
+    from rasteret.store import VirtualStore
 
 
 class RasteretBackendEntrypoint(BackendEntrypoint):
@@ -58,6 +63,7 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
         "align",
         "resampling",
         "grid",
+        "reader",
     )
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
@@ -86,8 +92,9 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
         align: Any = None,
         resampling: Any = None,
         grid: Any = None,
+        reader: RangeReader | None = None,
     ) -> xr.Dataset:
-        store = _store(filename_or_obj, bands)
+        store = _store(filename_or_obj, bands, reader)
         options = GroupOptions(
             drop_variables=drop_variables,
             mask_and_scale=mask_and_scale,
@@ -119,6 +126,8 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
                     store, path, options, mask_and_scale=False
                 ),
             )
+        from rasteret.backend.resolve import resolve_group
+
         return open_group_dataset(store, resolve_group(store, group, overview_level), options)
 
     def open_groups_as_dict(  # type: ignore[override]
@@ -126,11 +135,12 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
         filename_or_obj: Any,
         *,
         bands: str | Sequence[str] | None = None,
+        reader: RangeReader | None = None,
         **options: Any,
     ) -> dict[str, xr.Dataset]:
         """The root and every group of the store; ``options``: :class:`GroupOptions` fields."""
         group_options = GroupOptions(**options)
-        store = _store(filename_or_obj, bands)
+        store = _store(filename_or_obj, bands, reader)
         root = xr.Dataset(attrs=_root_attributes(store))
         groups: dict[str, xr.Dataset] = {"/": root}
         for name in store.groups:
@@ -171,6 +181,8 @@ def open_group_dataset(
     applied."""
     from xarray.backends.zarr import ZarrBackendEntrypoint
 
+    from rasteret.backend.chunks import preferred_chunks
+
     options = replace(options or GroupOptions(), **overrides)
     ds = ZarrBackendEntrypoint().open_dataset(
         store, group=path, mode="r", consolidated=True, zarr_format=3, **options.decoding()
@@ -190,7 +202,7 @@ def open_group_dataset(
 def _open_on_target_grid(
     store: VirtualStore, *, grid: Any, open_group: Any, resampling: Any, **grid_parameters: Any
 ) -> xr.Dataset:
-    from rasteret.geo.cube import open_on_grid, target_grid
+    from rasteret.backend.target_grid import open_on_grid, target_grid
     from rasteret.geo.grid import GridSpec
 
     if grid is not None:
@@ -204,14 +216,18 @@ def _open_on_target_grid(
     return open_on_grid(store, target, resampling=resampling, open_group=open_group)
 
 
-def _store(filename_or_obj: Any, bands: str | Sequence[str] | None) -> VirtualStore:
+def _store(
+    filename_or_obj: Any, bands: str | Sequence[str] | None, reader: RangeReader | None
+) -> VirtualStore:
+    from rasteret.store import VirtualStore, open_store
+
     if isinstance(filename_or_obj, VirtualStore):
-        if bands is not None:
-            raise ValueError("bands= cannot be applied to an existing VirtualStore")
+        if bands is not None or reader is not None:
+            raise ValueError("bands= / reader= cannot be applied to an existing VirtualStore")
         return filename_or_obj
     if isinstance(filename_or_obj, os.PathLike):
         filename_or_obj = os.fspath(filename_or_obj)
-    return open_store(filename_or_obj, bands)
+    return open_store(filename_or_obj, bands, reader=reader)
 
 
 def _root_attributes(store: VirtualStore) -> dict[str, Any]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rasteret.store import VirtualStore
+if TYPE_CHECKING:
+    from rasteret.store import VirtualStore
 
 
 def resolve_group(store: VirtualStore, group: str | None, overview_level: int | None) -> str:
@@ -54,10 +56,17 @@ def resolve_group(store: VirtualStore, group: str | None, overview_level: int | 
 
 def looks_like_collection(value: Any) -> bool:
     """True for a Collection, a VirtualStore, or a Parquet file / directory whose schema
-    has an ``assets`` column and ``{band}_metadata`` struct columns."""
-    from rasteret.index import Collection
+    has an ``assets`` column and ``{band}_metadata`` struct columns.
 
-    if isinstance(value, (Collection, VirtualStore)):
+    xarray asks every installed engine this for every file it opens without ``engine=``,
+    so it imports nothing heavy: an object can only be a collection or a store when
+    their modules are already loaded.
+    """
+    table_module = sys.modules.get("rasteret.index.table")
+    store_module = sys.modules.get("rasteret.store.virtual")
+    if table_module is not None and isinstance(value, table_module.CollectionTable):
+        return True
+    if store_module is not None and isinstance(value, store_module.VirtualStore):
         return True
     if not isinstance(value, (str, os.PathLike)):
         return False

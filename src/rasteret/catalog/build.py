@@ -9,6 +9,11 @@ logged); a record-table descriptor → :func:`~rasteret.ingest.build_from_table`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rasteret.index import CollectionTable
+
 import datetime as dt
 import json
 from collections.abc import Callable, Mapping
@@ -44,7 +49,7 @@ def build(
     append: bool = False,
     sign: Callable[[str], str] | None = None,
     progress: bool | None = None,
-) -> Any:
+) -> CollectionTable:
     """Build (or reuse) a collection of a catalog dataset, e.g. ``"earthsearch/sentinel-2-l2a"``.
 
     ``bbox`` ``(west, south, east, north)`` and ``date_range`` ``(start, end)`` are
@@ -116,7 +121,7 @@ def _build_table(
     workspace_dir,
     force: bool,
     max_concurrent: int,
-) -> Any:
+) -> CollectionTable:
     from rasteret.ingest import build_from_table
 
     return build_from_table(

@@ -2,7 +2,7 @@
 
 Every byte rasteret reads goes through :class:`RangeReader` (usually
 :func:`default_reader`). Nothing here touches obstore at import time, and a forked child
-gets fresh state (see :mod:`rasteret.fetch.routing` for why obstore itself is avoided
+gets fresh state (see :mod:`rasteret.fetch.stores` for why obstore itself is avoided
 there).
 
     reader = default_reader()
@@ -13,8 +13,11 @@ there).
     t.requests, t.bytes
 
 Settings (coalescing gap, requests in flight, retries, timeouts, and per-bucket store
-options: credentials, requester-pays, region, endpoint, signing) live in one place:
-:func:`configure` / :class:`FetchConfig` (see ``docs/cloud.md``).
+options: credentials, requester-pays, region, endpoint, signing) live in one place, a
+:class:`FetchConfig`: pass ``RangeReader(config)`` to what reads (e.g.
+``open_store(..., reader=...)``), or set the fallback with :func:`configure` (see
+``docs/cloud.md``). A reader pickles as its settings, never as a change to the
+unpickling process's defaults.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from rasteret.fetch.reader import (
     default_reader,
     merge_ranges,
 )
-from rasteret.fetch.routing import Route, register_store, route, unregister_store
+from rasteret.fetch.routing import Route, route
 from rasteret.fetch.secrets import redact, strip_credentials
 from rasteret.fetch.stats import STATS, Counts, Tracker, snapshot, track
+from rasteret.fetch.stores import register_store, unregister_store
 
 stats = STATS
 

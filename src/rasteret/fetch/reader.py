@@ -6,17 +6,28 @@ coalesces one object's ranges (gap from the config) into as few requests as poss
 micro-batcher. Requests in flight are bounded per event loop, transient failures are
 retried, short bodies are retried and never returned, and every request is counted in
 :mod:`rasteret.fetch.stats`.
+
+A reader is passed explicitly to whatever reads; :func:`default_reader` is only the
+fallback when none is given. A reader pickles by reference to the unpickling process:
+as "that process's default reader" when its settings are the environment's defaults
+(``FetchConfig.from_env()``), else as its settings, which unpickle to that process's
+shared reader for them (cached per process, rebuilt after a fork). Unpickling never
+changes the default reader or any other setting of the process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import pickle
 import threading
+import warnings
 import weakref
+from collections import OrderedDict
 from collections.abc import Buffer, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from rasteret.errors import FetchError, StaleIndexError
 from rasteret.fetch.batcher import BlockBatcher
@@ -33,7 +44,7 @@ from rasteret.fetch.model import (
 from rasteret.fetch.retry import TransportFailure, with_retries
 from rasteret.fetch.routing import Route, route, s3_endpoints
 from rasteret.fetch.stats import STATS
-from rasteret.fetch.stores import obstore_usable
+from rasteret.fetch.stores import obstore_usable, registered_prefixes
 from rasteret.fetch.transport import ObstoreTransport, Transport
 
 TransportChoice = Literal["auto", "obstore", "python"]
@@ -83,9 +94,51 @@ class RangeReader:
             weakref.WeakKeyDictionary()
         )
         self._lock = threading.Lock()
+        self._digest: tuple[FetchConfig, str, str] | None = None  # (config, transport, key)
 
     def __repr__(self) -> str:
         return f"RangeReader({self.config})"
+
+    # -- settings identity and pickling ----------------------------------------------------------
+    def is_default(self) -> bool:
+        """Whether this reader has the environment's default settings (``FetchConfig.from_env()``
+        and the ``"auto"`` transport)."""
+        return self.transport == "auto" and self.config == FetchConfig.from_env()
+
+    def settings_key(self) -> str:
+        """Identity of this reader's settings: ``"default"`` for the environment's defaults,
+        else a digest of the pickled settings (equal for equal settings, across processes)."""
+        if self.is_default():
+            return "default"
+        try:
+            return self._settings_digest()
+        except Exception:
+            return f"unpicklable-{id(self.config):x}"
+
+    def _settings_digest(self) -> str:
+        """A digest of ``(config, transport)`` pickled (once per config; raises if it cannot)."""
+        cached = self._digest
+        if cached is None or cached[0] is not self.config or cached[1] != self.transport:
+            payload = pickle.dumps((self.config, self.transport), pickle.HIGHEST_PROTOCOL)
+            key = hashlib.blake2b(payload, digest_size=16).hexdigest()
+            cached = self._digest = (self.config, self.transport, key)
+        return cached[2]
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        if self.is_default():
+            return (_unpickle_reader, ())
+        try:
+            key = self._settings_digest()
+        except Exception as exc:
+            warnings.warn(
+                f"the fetch settings of {self!r} cannot be pickled ({exc}); the unpickling "
+                "process reads with its own default reader instead. Define signers / "
+                "credential providers at module level so they pickle",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return (_unpickle_reader, ())
+        return (_unpickle_reader, (self.config, self.transport, key))
 
     # -- public API ----------------------------------------------------------------------------
     async def read_prefix(
@@ -178,8 +231,9 @@ class RangeReader:
     header_fetcher = header_fetch
 
     def route(self, url: str) -> Route:
-        """Where ``url`` lives for this reader (its configured S3 endpoints included)."""
-        return route(url, self._endpoints)
+        """Where ``url`` lives for this reader (its configured S3 endpoints and the stores
+        registered with :func:`rasteret.fetch.register_store` included)."""
+        return route(url, self._endpoints, registered_prefixes())
 
     def coalesce_gap(self, url: str) -> int:
         """The coalescing gap used for ``url`` (local files and remote objects differ)."""
@@ -357,9 +411,9 @@ def configure(config: FetchConfig | None = None, **changes: object) -> RangeRead
     Every setting of :class:`FetchConfig` can be changed, e.g.
     ``configure(coalesce_gap=2**20, max_retries=6, stores={"s3://b": {"requester_pays":
     True}}, signer=sign)``. Each call replaces the previous settings (start from
-    ``default_reader().config`` to change one). Settings made here live in this process
-    only: worker processes read ``RASTERET_FETCH_*`` and provider variables
-    (``AWS_*``...) from their environment, or call ``configure`` themselves.
+    ``default_reader().config`` to change one). Only what takes its reader afterwards
+    sees the change: a store keeps the reader it was opened with, and carries those
+    settings when pickled. Other processes' default readers never change.
     """
     global _default, _default_pid
     base = config if config is not None else FetchConfig.from_env()
@@ -369,9 +423,43 @@ def configure(config: FetchConfig | None = None, **changes: object) -> RangeRead
     return reader
 
 
+# -- readers unpickled in this process ----------------------------------------------------------
+_SHARED_MAX = 8
+_shared: OrderedDict[str, RangeReader] = OrderedDict()  # by settings key
+_shared_pid = os.getpid()
+_shared_lock = threading.Lock()
+
+
+def _unpickle_reader(
+    config: FetchConfig | None = None, transport: TransportChoice = "auto", key: str = ""
+) -> RangeReader:
+    """This process's reader for pickled settings: its default reader when there are none,
+    else one shared reader per settings key (a small LRU, emptied after a fork)."""
+    global _shared_pid
+    if config is None:
+        return default_reader()
+    with _shared_lock:
+        if _shared_pid != os.getpid():
+            _shared.clear()
+            _shared_pid = os.getpid()
+        reader = _shared.get(key)
+        if reader is not None:
+            _shared.move_to_end(key)
+            return reader
+    reader = RangeReader(config, transport=transport)
+    reader._digest = (reader.config, reader.transport, key)
+    with _shared_lock:
+        reader = _shared.setdefault(key, reader)
+        _shared.move_to_end(key)
+        while len(_shared) > _SHARED_MAX:
+            _shared.popitem(last=False)
+    return reader
+
+
 def _after_fork_in_child() -> None:
-    global _default_lock
+    global _default_lock, _shared_lock
     _default_lock = threading.Lock()
+    _shared_lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

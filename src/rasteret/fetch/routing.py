@@ -1,6 +1,8 @@
 """URL → :class:`Route`: which store (bucket / container / origin) an object lives in.
 
-Pure parsing, no I/O. Understood spellings:
+Pure parsing: no I/O, and :func:`route` reads no module state (registered store prefixes
+are an argument; :meth:`RangeReader.route <rasteret.fetch.RangeReader.route>` passes the
+registry's). Understood spellings:
 
 * S3: ``s3://bucket/key`` (``s3a://``), virtual-host ``https://bucket.s3[.region].amazonaws.com/key``
   (also ``s3-region``, ``s3.dualstack.region``), path-style
@@ -14,6 +16,7 @@ Pure parsing, no I/O. Understood spellings:
   ``az://container/path`` / ``azure://`` (account from the store options / environment),
   ``abfs[s]://container@account.dfs.core.windows.net/path``.
 * Anything else ``http(s)://`` (one store per origin), ``file://`` and plain paths.
+* A URL under a prefix in ``custom_prefixes`` (the longest wins): kind ``"custom"``.
 
 The store (obstore) for a route is built in :mod:`rasteret.fetch.stores`.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -49,10 +53,8 @@ __all__ = [
     "get_store",
     "mark_obstore_used",
     "obstore_usable",
-    "register_store",
     "route",
     "s3_endpoints",
-    "unregister_store",
 ]
 
 
@@ -84,13 +86,17 @@ class Route:
         return f"{self.key}/{self.path}"
 
 
-def route(url: str, endpoints: tuple[str, ...] | None = None) -> Route:
+def route(
+    url: str, endpoints: tuple[str, ...] | None = None, custom_prefixes: Iterable[str] = ()
+) -> Route:
     """Parse a URL or a local path into a :class:`Route` (no I/O, no store).
 
     ``endpoints``: S3-compatible endpoints whose path-style URLs are read as S3
-    (default: ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``).
+    (default: ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``). ``custom_prefixes``: URL
+    prefixes served by registered stores (``registered_prefixes()`` of
+    :mod:`rasteret.fetch.stores`); a URL under one routes to it.
     """
-    custom = _registered_prefix(url)
+    custom = _custom_prefix(url, custom_prefixes)
     if custom is not None:
         return Route(url, "custom", custom, url[len(custom) :].lstrip("/"), "custom")
     if endpoints is None:
@@ -195,30 +201,11 @@ def _local_path(path: str) -> str:
     return str(Path(path).expanduser().absolute()).lstrip("/")
 
 
-# -- user-registered stores (any obstore store, served for a URL prefix) -----------------------
-_custom: dict[str, Any] = {}
-
-
-def register_store(prefix: str, store: Any) -> None:
-    """Serve every URL starting with ``prefix`` (e.g. ``"s3://my-bucket"``) from ``store``."""
-    from rasteret.fetch import stores
-
-    _custom[prefix.rstrip("/")] = store
-    stores.set_custom(_custom)
-
-
-def unregister_store(prefix: str) -> None:
-    from rasteret.fetch import stores
-
-    _custom.pop(prefix.rstrip("/"), None)
-    stores.set_custom(_custom)
-
-
-def _registered_prefix(url: str) -> str | None:
-    if not _custom:
-        return None
+def _custom_prefix(url: str, prefixes: Iterable[str]) -> str | None:
+    """The longest of ``prefixes`` that ``url`` is (or lies under), else ``None``."""
     best = None
-    for prefix in _custom:
+    for prefix in prefixes:
+        prefix = prefix.rstrip("/")
         if (url == prefix or url.startswith(prefix + "/")) and (
             best is None or len(prefix) > len(best)
         ):

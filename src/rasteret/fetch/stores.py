@@ -8,6 +8,9 @@ a process that already used it (its Tokio runtime's threads do not survive ``for
 Access is anonymous unless credentials are configured (store options) or present in the
 environment; S3 regions come from the options, the URL, ``AWS_REGION`` or one HEAD
 request per bucket (``x-amz-bucket-region``). Signers run here, at read time.
+
+The registry of user stores (:func:`register_store`) lives here, once per process:
+readers pass :func:`registered_prefixes` to the pure :func:`~rasteret.fetch.routing.route`.
 """
 
 from __future__ import annotations
@@ -63,13 +66,33 @@ _query_stores: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _regions: dict[tuple[str, str | None], str | None] = {}
 _graveyard: list[Any] = []  # stores inherited over fork: never used, never dropped
 _obstore_pid: int | None = None  # the process that first used obstore through us
+
+
+# -- user-registered stores: the one registry (any obstore store, served for a URL prefix) ------
 _custom: dict[str, Any] = {}
+_custom_prefixes: tuple[str, ...] = ()
 
 
-def set_custom(stores: dict[str, Any]) -> None:
-    """Called by :func:`rasteret.fetch.register_store`."""
-    global _custom
-    _custom = dict(stores)
+def register_store(prefix: str, store: Any) -> None:
+    """Serve every URL starting with ``prefix`` (e.g. ``"s3://my-bucket"``) from ``store``
+    (any obstore store), for every reader of this process."""
+    global _custom_prefixes
+    with _lock:
+        _custom[prefix.rstrip("/")] = store
+        _custom_prefixes = tuple(_custom)
+
+
+def unregister_store(prefix: str) -> None:
+    """Stop serving ``prefix`` from a registered store (no error when it is not registered)."""
+    global _custom_prefixes
+    with _lock:
+        _custom.pop(prefix.rstrip("/"), None)
+        _custom_prefixes = tuple(_custom)
+
+
+def registered_prefixes() -> tuple[str, ...]:
+    """The URL prefixes served by registered stores (what readers pass to ``route``)."""
+    return _custom_prefixes
 
 
 def obstore_usable() -> bool:
@@ -92,8 +115,11 @@ def store_options(r: Route, config: FetchConfig) -> StoreOptions:
 def get_store(r: Route, config: FetchConfig) -> Any:
     """The obstore store for a route (created on first use, one per store key and settings)."""
     if r.kind == "custom":
+        store = _custom.get(r.key)
+        if store is None:
+            raise ValueError(f"{r.url}: no store is registered for {r.key!r}")
         mark_obstore_used()
-        return _custom[r.key]
+        return store
     _check_pid()
     options = store_options(r, config)
     cache = _query_stores if r.kind == "http" and r.path == "" and "?" in r.key else _stores
@@ -134,7 +160,7 @@ def resolve(r: Route, config: FetchConfig) -> tuple[Any, str]:
             return _sas_store(r, config, options, parts.query), r.path
     from rasteret.fetch.routing import route
 
-    sr = route(signed, ())
+    sr = route(signed, (), registered_prefixes())
     return get_store(sr, config.with_(stores=(("", options),), signer=None)), sr.path
 
 

@@ -2,12 +2,21 @@
 resampling, overview choice and polygon masks."""
 
 from rasteret.geo.footprint import Footprint, FootprintError, grid_footprint
-from rasteret.geo.grid import GridError, GridSpec, Window
+from rasteret.geo.grid import GridError, GridSpec
+from rasteret.geo.lazy import warp
 from rasteret.geo.overview import choose_overview
 from rasteret.geo.rasterize import geometry_mask, rasterize
 from rasteret.geo.resampling import RESAMPLINGS
-from rasteret.geo.transform import CRSError, to_crs, transform_bounds, transform_points
-from rasteret.geo.warp import source_coordinates, source_window, warp, warp_array
+from rasteret.geo.transform import (
+    CRSError,
+    crs_equal,
+    crs_key,
+    to_crs,
+    transform_bounds,
+    transform_points,
+)
+from rasteret.geo.warp import source_coordinates, source_window, warp_array
+from rasteret.geo.window import Window
 
 __all__ = [
     "RESAMPLINGS",
@@ -18,6 +27,8 @@ __all__ = [
     "GridSpec",
     "Window",
     "choose_overview",
+    "crs_equal",
+    "crs_key",
     "geometry_mask",
     "grid_footprint",
     "rasterize",

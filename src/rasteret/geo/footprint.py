@@ -22,16 +22,16 @@ Special cases, handled deliberately rather than by returning a globe-spanning bo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS
 from shapely.geometry import MultiPolygon, Polygon, box
 
+from rasteret._types import Affine6
 from rasteret.errors import RasteretError
+from rasteret.geo.transform import transformer
 
-Affine6 = tuple[float, float, float, float, float, float]
 _WORLD = box(-180.0, -90.0, 180.0, 90.0)
 
 
@@ -51,19 +51,6 @@ class Footprint:
     @property
     def wkb(self) -> bytes:
         return shapely.to_wkb(self.geometry)
-
-
-@lru_cache(maxsize=256)
-def _to_crs84(crs_text: str) -> Transformer:
-    return Transformer.from_crs(CRS.from_user_input(crs_text), "OGC:CRS84", always_xy=True)
-
-
-def _crs_text(crs: CRS | str | int) -> str:
-    if isinstance(crs, CRS):
-        return crs.to_wkt()
-    if isinstance(crs, int):
-        return f"EPSG:{crs}"
-    return crs
 
 
 def _edge_pixels(width: int, height: int, densify_pts: int) -> tuple[np.ndarray, np.ndarray]:
@@ -105,8 +92,8 @@ def grid_footprint(
     xs = a * cols + b * rows + c
     ys = d * cols + e * rows + f
     try:
-        lon, lat = _to_crs84(_crs_text(crs)).transform(xs, ys, errcheck=False)
-    except Exception as exc:  # pyproj.ProjError and CRS parse errors
+        lon, lat = transformer(crs, "OGC:CRS84").transform(xs, ys, errcheck=False)
+    except Exception as exc:  # rasteret.geo.CRSError (parse) and pyproj.ProjError
         raise FootprintError(f"cannot transform the grid outline to CRS84: {exc}") from exc
     lon = np.asarray(lon, dtype=float)
     lat = np.asarray(lat, dtype=float)

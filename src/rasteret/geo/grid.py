@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Union
 
 import numpy as np
 from pyproj import CRS
 
-from rasteret.geo.transform import Bounds, CRSLike, crs_key, to_crs, transform_bounds
+from rasteret._types import Affine6, Bounds
+from rasteret.geo.transform import CRSLike, crs_key, to_crs, transform_bounds
+from rasteret.geo.window import Window
 
-Affine6 = tuple[float, float, float, float, float, float]
 #: ``None``/"edge", "center", "floating", an ``(x, y)`` anchor, or a GridSpec to align to.
 Align = Union[str, tuple[float, float], "GridSpec", None]
 
@@ -35,35 +35,6 @@ SNAP_TOLERANCE = 1e-6
 
 class GridError(ValueError):
     """A grid cannot be built from the values given (no pixels, bad resolution...)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """A pixel window ``(row_off, col_off, height, width)`` of a grid."""
-
-    row_off: int
-    col_off: int
-    height: int
-    width: int
-
-    @property
-    def slices(self) -> tuple[slice, slice]:
-        """``(rows, cols)`` slices for numpy indexing."""
-        return (
-            slice(self.row_off, self.row_off + self.height),
-            slice(self.col_off, self.col_off + self.width),
-        )
-
-    @property
-    def is_empty(self) -> bool:
-        return self.height <= 0 or self.width <= 0
-
-    def intersection(self, other: Window) -> Window:
-        """The overlap of two windows (empty windows have zero height or width)."""
-        r0, c0 = max(self.row_off, other.row_off), max(self.col_off, other.col_off)
-        r1 = min(self.row_off + self.height, other.row_off + other.height)
-        c1 = min(self.col_off + self.width, other.col_off + other.width)
-        return Window(r0, c0, max(0, r1 - r0), max(0, c1 - c0))
 
 
 def _as_affine(transform: Any) -> Affine6:

@@ -1,4 +1,10 @@
-"""The dask front end of :mod:`rasteret.geo.warp`: ``warp(source, target) -> DataArray``."""
+"""The dask front end of the warp kernels of :mod:`rasteret.geo.warp`:
+``warp(source, target) -> DataArray`` (exported as ``rasteret.geo.warp``).
+
+The dask graph holds one coordinate task and one warp task per target chunk (per chunk
+of the leading axes); a warp task depends only on the source chunks its footprint
+(plus the kernel radius) touches, so a target chunk over empty source reads nothing.
+"""
 
 from __future__ import annotations
 
@@ -12,19 +18,20 @@ import numpy as np
 if TYPE_CHECKING:
     import xarray as xr
 
-from rasteret.geo.grid import GridSpec, Window
+from rasteret.geo.grid import GridSpec
 from rasteret.geo.resampling import AREA_KERNELS, check_resampling
 from rasteret.geo.transform import crs_key
 from rasteret.geo.warp import (
     DEFAULT_CHUNK,
     ERROR_THRESHOLD,
-    _footprints,
+    corner_coordinates,
     kernel_scale,
     output_nodata,
     source_coordinates,
     source_window,
     warp_array,
 )
+from rasteret.geo.window import Window
 
 
 def warp(
@@ -118,7 +125,7 @@ def warp(
 
 def _coordinates(grid, target, window, resampling, error_threshold):
     if resampling in AREA_KERNELS:
-        return _footprints(grid, target, window, error_threshold)
+        return corner_coordinates(grid, target, window, error_threshold)
     return source_coordinates(grid, target, window, error_threshold=error_threshold)
 
 

@@ -1,4 +1,16 @@
-"""CRS handling and coordinate transforms with pyproj (no GDAL).
+"""THE CRS module of rasteret: parsing, identity, equality and cached transforms (pyproj,
+no GDAL).
+
+* :func:`to_crs` is the one parser (EPSG ints and ``"EPSG:x"`` text, WKT, PROJJSON, PROJ
+  strings, ``pyproj.CRS`` and objects with ``to_wkt()`` such as rasterio's); it raises
+  :class:`CRSError`, the one CRS exception (``rasteret.geo.CRSError``; geometry input
+  raises its subclass :class:`rasteret.read.GeometryCRSError`).
+* :func:`crs_key` is the one identity: ``"EPSG:n"`` when the CRS *is* that EPSG CRS
+  (``to_epsg(min_confidence=100)``), else its WKT2 text. :func:`crs_equal` compares keys:
+  two CRSs are the same when they are the same EPSG CRS or have identical WKT. That is
+  stricter than pyproj's ``==`` (PROJ "equivalent", which ignores names): a CRS it calls
+  different only costs an exact identity transform, never a skipped one.
+* :func:`transformer` is the one cached ``always_xy`` transformer (per pair of keys).
 
 Every transform here uses ``always_xy=True``: coordinates are (x, y) / (lon, lat) in
 that order whatever the CRS's axis order says, as rasterio does.
@@ -12,10 +24,14 @@ from typing import Any
 import numpy as np
 from pyproj import CRS, Transformer
 
+from rasteret._types import Bounds
 from rasteret.errors import RasteretError
 
-Bounds = tuple[float, float, float, float]
 CRSLike = CRS | str | int | dict[str, Any]
+
+#: crs_key per ``CRS.srs`` (the input a CRS was built from: equal inputs, equal CRSs).
+_KEYS: dict[str, str] = {}
+_KEYS_SIZE = 4096
 
 
 class CRSError(RasteretError, ValueError):
@@ -49,15 +65,34 @@ def to_crs(value: CRSLike | None, *, what: str = "crs") -> CRS:
 
 
 def crs_key(crs: CRSLike) -> str:
-    """A canonical, hashable text for ``crs`` (``EPSG:n`` when it is one, else WKT2)."""
+    """A canonical, hashable text for ``crs`` (``EPSG:n`` when it is one, else WKT2).
+
+    Cached per CRS input (``CRS.srs``): identifying an EPSG code takes PROJ milliseconds.
+    """
     crs = to_crs(crs)
-    epsg = crs.to_epsg(min_confidence=100)
-    return f"EPSG:{epsg}" if epsg is not None else crs.to_wkt()
+    srs = crs.srs
+    key = _KEYS.get(srs) if srs else None
+    if key is None:
+        epsg = crs.to_epsg(min_confidence=100)
+        key = f"EPSG:{epsg}" if epsg is not None else crs.to_wkt()
+        if srs:
+            if len(_KEYS) >= _KEYS_SIZE:
+                _KEYS.clear()
+            _KEYS[srs] = key
+    return key
 
 
 def crs_equal(a: CRSLike, b: CRSLike) -> bool:
-    """True when ``a`` and ``b`` are the same CRS (EPSG code or equal WKT)."""
+    """True when ``a`` and ``b`` are the same CRS: the same EPSG CRS, or equal WKT2."""
     return crs_key(a) == crs_key(b)
+
+
+def crs_epsg(crs: CRSLike | None) -> int | None:
+    """The EPSG code of ``crs`` when it is exactly that EPSG CRS, else ``None``."""
+    if crs is None:
+        return None
+    key = crs_key(crs)
+    return int(key[5:]) if key.startswith("EPSG:") else None
 
 
 @lru_cache(maxsize=256)

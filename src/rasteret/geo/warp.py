@@ -1,4 +1,4 @@
-"""Reprojection and resampling onto a :class:`GridSpec` without GDAL, lazily in dask.
+"""Reprojection and resampling onto a :class:`GridSpec` without GDAL: the array kernels.
 
 Target pixel centres (or edges, for area kernels) are mapped to source pixel
 coordinates with pyproj through GDAL's *approximate transformer*: along each target
@@ -7,9 +7,10 @@ interpolated when the middle point's error is at most ``error_threshold`` source
 (0.125, gdalwarp's default), else each half is treated the same way. Then the source is
 gathered with a kernel of :mod:`rasteret.geo.resampling`.
 
-The dask graph holds one coordinate task and one warp task per target chunk (per chunk
-of the leading axes); a warp task depends only on the source chunks its footprint
-(plus the kernel radius) touches, so a target chunk over empty source reads nothing.
+:func:`warp_array` warps one block eagerly; :func:`rasteret.geo.lazy.warp` (exported as
+``rasteret.geo.warp``) is the dask front end built on it: one coordinate task and one
+warp task per target chunk (per chunk of the leading axes), a warp task depending only
+on the source chunks its footprint (plus the kernel radius) touches.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rasteret.geo.grid import GridSpec, Window
+from rasteret.geo.grid import GridSpec
 from rasteret.geo.resampling import (
     AREA_KERNELS,
     VALUE_PRESERVING,
@@ -29,6 +30,7 @@ from rasteret.geo.resampling import (
     point_kernel,
 )
 from rasteret.geo.transform import crs_equal, transform_points
+from rasteret.geo.window import Window
 
 #: gdalwarp's default error threshold of the approximate transformer (source pixels).
 ERROR_THRESHOLD = 0.125
@@ -139,7 +141,7 @@ def source_coordinates(
     return map_positions(source, target, cols, rows, error_threshold=error_threshold)
 
 
-def _footprints(
+def corner_coordinates(
     source: GridSpec, target: GridSpec, window: Window, error_threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per target pixel, the source pixel coordinates ``x0, x1, y0, y1`` of its top-left
@@ -260,7 +262,7 @@ def warp_array(
     fill = output_nodata(out_dtype, nodata, src_nodata)
     row0, col0 = source_offset
     if resampling in AREA_KERNELS:
-        x0, x1, y0, y1 = coordinates or _footprints(source, target, window, error_threshold)
+        x0, x1, y0, y1 = coordinates or corner_coordinates(source, target, window, error_threshold)
         if scale is None:
             scale = kernel_scale(source, target)
         values, ok = area_kernel(
@@ -280,17 +282,15 @@ def warp_array(
     return out.reshape((*lead, window.height, window.width))
 
 
-from rasteret.geo.lazy import warp  # noqa: E402  (the dask front end)
-
 __all__ = [
     "DEFAULT_CHUNK",
     "ERROR_THRESHOLD",
+    "corner_coordinates",
     "kernel_scale",
     "map_positions",
     "output_nodata",
     "source_coordinates",
     "source_window",
     "valid_mask",
-    "warp",
     "warp_array",
 ]

@@ -1,11 +1,10 @@
 """The control plane: the collection index (Arrow / GeoParquet) and its schema.
 
-Public API: :class:`Collection`, :func:`load`, :func:`as_collection`,
+Public API: :class:`CollectionTable`, :func:`load`, :func:`as_collection`,
 :func:`band_metadata_from_header` (TIFF header → ``{band}_metadata`` struct) and the
 typed header views :class:`BandLevels` / :class:`BandLevel`.
 """
 
-from rasteret.index.collection import COLLECTION_VERSION, Collection
 from rasteret.index.convert import band_metadata_from_header, crs_string, record_crs
 from rasteret.index.describe import DescribeResult
 from rasteret.index.levels import BandLevel, BandLevels, band_levels
@@ -21,6 +20,7 @@ from rasteret.index.schema import (
     error_column,
     metadata_column,
 )
+from rasteret.index.table import COLLECTION_VERSION, CollectionTable
 from rasteret.index.validate import REQUIRED_BAND_FIELDS, schema_problems, validate_table
 
 __all__ = [
@@ -34,7 +34,7 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "BandLevel",
     "BandLevels",
-    "Collection",
+    "CollectionTable",
     "DescribeResult",
     "as_collection",
     "band_levels",

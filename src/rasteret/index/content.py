@@ -7,7 +7,7 @@ checked here, vectorised over the whole table (Arrow compute + numpy, no per-row
 Python):
 
 * sizes: image and tile sizes positive; a decoded block within the decoder's limit
-  (``rasteret.tiff.codec_plans.MAX_DECODED_BLOCK_BYTES``);
+  (``rasteret.tiff.block_decoders.MAX_DECODED_BLOCK_BYTES``);
 * block arrays: exactly one offset and one byte count per tile of the grid; offsets and
   byte counts non-negative; no block larger than ``MAX_BLOCK_PAYLOAD``; no block past the
   end of the object when its size (``file_size``) was recorded;
@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rasteret.index.schema import bands_of, metadata_column
-from rasteret.tiff.codec_plans import MAX_DECODED_BLOCK_BYTES
+from rasteret.tiff.block_decoders import MAX_DECODED_BLOCK_BYTES
 from rasteret.tiff.image import MAX_BLOCK_BYTES as MAX_BLOCK_PAYLOAD
 
 #: TIFF compressions rasteret knows (decodable, or named as unsupported on read).

@@ -16,13 +16,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 if TYPE_CHECKING:
-    from rasteret.index.collection import Collection
+    from rasteret.index.table import CollectionTable
 
 MAX_SVG_FOOTPRINTS = 500
 _SVG_SIZE = 160
 
 
-def footprint_rings(collection: Collection, limit: int | None = None) -> list[list[np.ndarray]]:
+def footprint_rings(
+    collection: CollectionTable, limit: int | None = None
+) -> list[list[np.ndarray]]:
     """Exterior rings (``[N, 2]`` lon/lat arrays) of each record's footprint.
 
     Records without a ``geometry`` fall back to their ``bbox``; records with neither
@@ -92,7 +94,7 @@ def _svg(rings: list[list[np.ndarray]]) -> str:
     )
 
 
-def collection_html(collection: Collection) -> str:
+def collection_html(collection: CollectionTable) -> str:
     """The notebook view of a collection: summary table and a footprint sketch (SVG)."""
     summary = collection.describe()
     rows = []
@@ -125,7 +127,7 @@ def collection_html(collection: Collection) -> str:
 
 
 def plot_footprints(
-    collection: Collection,
+    collection: CollectionTable,
     ax: Any = None,
     *,
     column: str | None = None,

@@ -24,9 +24,9 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from rasteret._types import Affine6
 from rasteret.tiff.model import ImageLayout
 
-Affine6 = tuple[float, float, float, float, float, float]
 LevelKind = Literal["full", "overview", "mask"]
 
 _NEW_SUBFILE_TYPE = {"full": 0, "overview": 1, "mask": 4}

@@ -10,13 +10,13 @@ from typing import Any
 import pyarrow as pa
 
 from rasteret.index import parquet
-from rasteret.index.collection import Collection
+from rasteret.index.table import CollectionTable
 from rasteret.index.validate import validate_table
 
 
 def load(
     path: str | os.PathLike[str], name: str = "", *, require_band_metadata: bool = True
-) -> Collection:
+) -> CollectionTable:
     """Load an exported collection (a Parquet file or a hive-partitioned directory).
 
     ``require_band_metadata=False`` also accepts record tables without header structs
@@ -32,7 +32,7 @@ def load(
     metadata = parquet.decode_metadata(table.schema.metadata)
     stem = Path(os.fspath(path).rstrip("/")).name.removesuffix(".parquet")
     stem = re.sub(r"_(stac|records)$", "", stem)
-    return Collection(
+    return CollectionTable(
         table,
         name=name or metadata.get("name") or stem,
         description=metadata.get("description", ""),
@@ -49,14 +49,14 @@ def as_collection(
     data_source: str = "",
     description: str = "",
     require_band_metadata: bool = True,
-) -> Collection:
+) -> CollectionTable:
     """Wrap a read-ready Arrow table (or anything ``pyarrow.table()`` accepts) as a Collection.
 
     Validates the schema (required ``id, datetime, geometry, assets, bbox`` and, with
     ``require_band_metadata``, at least one well-formed ``{band}_metadata`` struct);
     raises :class:`~rasteret.errors.CollectionSchemaError` listing every problem.
     """
-    if isinstance(table, Collection):
+    if isinstance(table, CollectionTable):
         source = table
         table = source.table
         name = name or source.name
@@ -74,7 +74,7 @@ def as_collection(
     name = name or metadata.get("name", "")
     label = f"table {name!r}" if name else "in-memory table"
     validate_table(table, source=label, require_band_metadata=require_band_metadata)
-    return Collection(
+    return CollectionTable(
         table,
         name=name,
         description=description or metadata.get("description", ""),

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rasteret.geo.footprint import Footprint, grid_footprint
+from rasteret.index.columns import asset_field, asset_hrefs
 from rasteret.index.schema import BAND_METADATA_TYPE, error_column, metadata_column
 from rasteret.ingest.headers import HeaderResult, describe_error
 
@@ -31,25 +32,12 @@ class EnrichNotes:
     antimeridian: int = 0
 
 
-def asset_hrefs(table: pa.Table, bands: Sequence[str]) -> list[str]:
-    """Distinct non-null hrefs of ``bands`` in ``assets``, in table order."""
-    assets = table["assets"].combine_chunks()
-    flat = dict(zip([f.name for f in assets.type], assets.flatten(), strict=True))
-    urls: dict[str, None] = {}
-    for band in bands:
-        for href in pc.drop_null(flat[band].flatten()[0]).to_pylist():
-            urls[href] = None
-    return list(urls)
-
-
 def enrich_table(
     table: pa.Table, headers: Mapping[str, HeaderResult], bands: Sequence[str]
 ) -> tuple[pa.Table, EnrichNotes]:
     """Append ``{band}_metadata`` / ``{band}_error`` and fill record CRS and geometry."""
     from rasteret.index import band_metadata_from_header
 
-    assets = table["assets"].combine_chunks()
-    flat = dict(zip([f.name for f in assets.type], assets.flatten(), strict=True))
     n = table.num_rows
     first_ok: list[HeaderResult | None] = [None] * n  # first indexed band of each record
     notes = EnrichNotes()
@@ -57,7 +45,8 @@ def enrich_table(
     ids = table["id"].to_pylist()
     columns: dict[str, pa.Array] = {}
     for band in bands:
-        href_col, index_col = (a.to_pylist() for a in flat[band].flatten())
+        href_col = asset_hrefs(table, band)
+        index_col = asset_field(table, band, "band_index")
         metadata: list[dict | None] = []
         errors: list[str | None] = []
         prior = (  # errors the caller recorded for assets it could not even locate

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rasteret.index import CollectionTable
+
 import datetime as dt
 import fnmatch
 import glob
@@ -166,7 +171,7 @@ def build_from_files(
     group_by: Callable[[str], GroupKey] | None = None,
     force: bool = False,
     max_concurrent: int = 64,
-) -> Any:
+) -> CollectionTable:
     """Index GeoTIFFs into a :class:`~rasteret.index.Collection`, one record per file.
 
     ``sources``: a folder (searched for ``pattern``, recursively by default), a glob, a

@@ -72,7 +72,8 @@ async def index_headers_async(
     prefetch: int = 65536,
     progress: bool | None = None,
 ) -> dict[str, HeaderResult]:
-    """Parse the TIFF header of every distinct URL, at most ``concurrency`` at a time.
+    """Parse the TIFF header of every distinct URL, at most ``concurrency`` at a time,
+    reading through ``reader`` (default: :func:`~rasteret.fetch.default_reader`, once).
 
     Returns ``{url: HeaderResult}`` in first-seen order. ``progress=None`` shows a progress
     line on stderr only when it is a terminal; ``False`` never shows it.

@@ -5,6 +5,8 @@ The index records each object's size and ETag (``{band}_metadata.file_size`` / `
 then re-reads only the changed headers (one prefix request each) and returns a new
 collection with their ``{band}_metadata`` (or ``{band}_error``) replaced. Local files are
 compared by size only (their ETag embeds inode and mtime, which a plain copy changes).
+Every request goes through the ``reader`` given (default: the default reader, taken once
+per call).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from rasteret.errors import FetchError, ObjectNotFoundError, StaleIndexError
 from rasteret.index.schema import BAND_METADATA_TYPE, error_column, metadata_column
 
 if TYPE_CHECKING:
-    from rasteret.index import Collection
+    from rasteret.fetch import RangeReader
+    from rasteret.index import CollectionTable
 
 log = logging.getLogger("rasteret.ingest")
 
@@ -76,7 +79,7 @@ class _Asset:
     etag: str | None
 
 
-def _assets(collection: Collection, bands: Sequence[str] | None) -> list[_Asset]:
+def _assets(collection: CollectionTable, bands: Sequence[str] | None) -> list[_Asset]:
     table = collection.table
     ids = [str(i) for i in table["id"].to_pylist()]
     out = []
@@ -102,10 +105,11 @@ def _band_indices(table: pa.Table, band: str) -> list[int]:
     return [int(v or 0) for v in values]
 
 
-async def _check(assets: list[_Asset], concurrency: int) -> tuple[list[Any], list[Any]]:
-    from rasteret.fetch import ObjectInfo, default_reader
+async def _check(
+    assets: list[_Asset], concurrency: int, reader: RangeReader
+) -> tuple[list[Any], list[Any]]:
+    from rasteret.fetch import ObjectInfo
 
-    reader = default_reader()
     by_href: dict[str, _Asset] = {}
     for asset in assets:
         by_href.setdefault(asset.href, asset)
@@ -138,12 +142,24 @@ def _expand(assets: list[_Asset], found: list[tuple[str, str]]) -> tuple[AssetCh
     )
 
 
+def _resolve(reader: RangeReader | None) -> RangeReader:
+    if reader is not None:
+        return reader
+    from rasteret.fetch import default_reader
+
+    return default_reader()
+
+
 def check_assets(
-    collection: Collection, bands: Sequence[str] | None = None, *, concurrency: int = 64
+    collection: CollectionTable,
+    bands: Sequence[str] | None = None,
+    *,
+    concurrency: int = 64,
+    reader: RangeReader | None = None,
 ) -> RefreshReport:
     """HEAD every distinct asset of ``bands`` (default: all) and report the changed ones."""
     assets = _assets(collection, bands)
-    changed, failed = run_sync(_check(assets, concurrency))
+    changed, failed = run_sync(_check(assets, concurrency, _resolve(reader)))
     return RefreshReport(
         checked=len({a.href for a in assets}),
         changed=_expand(assets, changed),
@@ -152,17 +168,22 @@ def check_assets(
 
 
 def refresh_with_report(
-    collection: Collection, bands: Sequence[str] | None = None, *, concurrency: int = 64
-) -> tuple[Collection, RefreshReport]:
+    collection: CollectionTable,
+    bands: Sequence[str] | None = None,
+    *,
+    concurrency: int = 64,
+    reader: RangeReader | None = None,
+) -> tuple[CollectionTable, RefreshReport]:
     """:func:`refresh`, also returning the :class:`RefreshReport`."""
     from rasteret.index import band_metadata_from_header
     from rasteret.ingest.headers import index_headers
 
-    report = check_assets(collection, bands, concurrency=concurrency)
+    reader = _resolve(reader)
+    report = check_assets(collection, bands, concurrency=concurrency, reader=reader)
     if not report.changed:
         return collection, report
     hrefs = list(dict.fromkeys(c.href for c in report.changed))
-    headers = index_headers(hrefs, concurrency=concurrency, progress=False)
+    headers = index_headers(hrefs, reader=reader, concurrency=concurrency, progress=False)
     changed_keys = {(c.record_id, c.band) for c in report.changed}
     table = collection.table
     failed = list(report.failed)
@@ -199,11 +220,17 @@ def refresh_with_report(
 
 
 def refresh(
-    collection: Collection, bands: Sequence[str] | None = None, *, concurrency: int = 64
-) -> Collection:
+    collection: CollectionTable,
+    bands: Sequence[str] | None = None,
+    *,
+    concurrency: int = 64,
+    reader: RangeReader | None = None,
+) -> CollectionTable:
     """A collection whose changed assets are re-indexed (one HEAD per asset, one header
     read per changed one); logs what changed. Unchanged collections come back as is."""
-    refreshed, report = refresh_with_report(collection, bands, concurrency=concurrency)
+    refreshed, report = refresh_with_report(
+        collection, bands, concurrency=concurrency, reader=reader
+    )
     if report.stale:
         log.warning("refresh %s: %s", collection.name or "collection", report.summary())
     return refreshed

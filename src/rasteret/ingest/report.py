@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rasteret.errors import RasteretError
+from rasteret.index.columns import asset_hrefs
 from rasteret.index.schema import bands_of, error_column, metadata_column
 
 log = logging.getLogger("rasteret.ingest")
@@ -61,8 +62,7 @@ class BuildReport:
 def report_from_table(table: pa.Table) -> BuildReport:
     """The :class:`BuildReport` of a collection table (its ``{band}_error`` columns)."""
     bands = bands_of(table.schema)
-    assets_col = table["assets"].combine_chunks() if "assets" in table.column_names else None
-    asset_names = [f.name for f in assets_col.type] if assets_col is not None else []
+    asset_names = _asset_bands(table, bands)
     ids = table["id"].to_pylist() if "id" in table.column_names else [""] * table.num_rows
     total = indexed = 0
     errors: list[AssetError] = []
@@ -71,11 +71,10 @@ def report_from_table(table: pa.Table) -> BuildReport:
         err_name = error_column(band)
         hrefs: list[Any] = [None] * table.num_rows
         if band in asset_names:
-            href_arr = assets_col.flatten()[asset_names.index(band)].flatten()[0]
-            hrefs = href_arr.to_pylist()
-            present = pc.is_valid(href_arr)
+            hrefs = asset_hrefs(table, band)
+            present = pa.array([h is not None for h in hrefs], pa.bool_())
             total += pc.sum(present).as_py() or 0
-            indexed += pc.sum(pc.and_(present, pc.is_valid(meta))).as_py() or 0
+            indexed += pc.sum(pc.and_(present, pc.is_valid(meta.combine_chunks()))).as_py() or 0
         else:
             total += len(meta) - meta.null_count
             indexed += len(meta) - meta.null_count
@@ -87,6 +86,16 @@ def report_from_table(table: pa.Table) -> BuildReport:
                 if m is not None
             ]
     return BuildReport(table.num_rows, total, indexed, len(errors), tuple(errors))
+
+
+def _asset_bands(table: pa.Table, bands: list[str]) -> set[str]:
+    """The bands that have an entry in the ``assets`` column's type."""
+    if "assets" not in table.column_names:
+        return set()
+    kind = table["assets"].type
+    if pa.types.is_struct(kind):
+        return {kind.field(i).name for i in range(kind.num_fields)}
+    return set(bands)  # a map: any band may have an entry
 
 
 def build_report(collection: Any) -> BuildReport:

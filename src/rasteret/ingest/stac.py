@@ -10,6 +10,11 @@ appending) → the shared ingest tail enriches, validates and writes
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rasteret.index import CollectionTable
+
 import dataclasses
 import datetime as dt
 import json
@@ -18,8 +23,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from rasteret.index.columns import distinct_asset_hrefs
 from rasteret.ingest.build import finish_build, load_cached
-from rasteret.ingest.enrich import asset_hrefs
 from rasteret.ingest.headers import HeaderResult, index_headers
 from rasteret.ingest.manage import STAC_PARAMS_KEY, resolve_collection, stac_params
 from rasteret.ingest.records import rewrite_urls
@@ -69,7 +74,7 @@ def build_from_stac(
     retries: int = 3,
     progress: bool | None = None,
     require_all_bands: bool = True,
-) -> Any:
+) -> CollectionTable:
     """Build a :class:`~rasteret.index.Collection` from a STAC API or a static catalog.
 
     ``stac_api`` is the API root URL, or with ``static_catalog=True`` a
@@ -165,7 +170,7 @@ def build_from_stac(
     rewrite = _rewriter(url_rewrite_patterns, originals)
     table = items_to_table(items, final_map, band_index_map, rewrite=rewrite, label=label)
     bands = list(final_map)
-    headers = _index(asset_hrefs(table, bands), originals, sign, max_concurrent, progress)
+    headers = _index(distinct_asset_hrefs(table, bands), originals, sign, max_concurrent, progress)
     stored = {**params, "band_map": final_map}
     return finish_build(
         table,
@@ -231,7 +236,7 @@ def update_collection(
     max_concurrent: int = 64,
     progress: bool | None = None,
     **overrides: Any,
-) -> Any:
+) -> CollectionTable:
     """Append newer items to a cached STAC collection, reading only the new headers.
 
     Repeats the stored search with ``date_range`` (default: from the newest record's

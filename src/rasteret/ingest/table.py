@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rasteret.index import CollectionTable
+
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -11,9 +16,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rasteret.errors import CollectionSchemaError
+from rasteret.index.columns import distinct_asset_hrefs
 from rasteret.ingest import records as rec
 from rasteret.ingest.build import finish_build, load_cached
-from rasteret.ingest.enrich import asset_hrefs, assets_per_sample
+from rasteret.ingest.enrich import assets_per_sample
 from rasteret.ingest.headers import index_headers
 from rasteret.ingest.workspace import (
     build_key,
@@ -50,7 +56,7 @@ def build_from_table(
     force: bool = False,
     max_concurrent: int = 64,
     url_rewrite_patterns: Mapping[str, str] | None = None,
-) -> Any:
+) -> CollectionTable:
     """Build a :class:`~rasteret.index.Collection` from a table of records.
 
     ``path_or_table``: a Parquet file or directory, a ``pyarrow`` Table / RecordBatch /
@@ -126,7 +132,7 @@ def build_from_table(
 
     bands = [f.name for f in table["assets"].type]
     if enrich_cog and headers is None:
-        headers = index_headers(asset_hrefs(table, bands), concurrency=max_concurrent)
+        headers = index_headers(distinct_asset_hrefs(table, bands), concurrency=max_concurrent)
     return finish_build(
         table,
         label=label,

@@ -54,8 +54,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "the TorchGeo integration needs torch and torchgeo>=0.9: pip install 'rasteret[torchgeo]'"
     ) from exc
 
+from rasteret.fetch import RangeReader
 from rasteret.geo.transform import crs_key, to_crs, transform_bounds, transform_points
-from rasteret.index import Collection
+from rasteret.index import CollectionTable
 from rasteret.read.stacks import BandSource
 from rasteret.read.window import GroupBy, Resampling, WindowReader, target_grid
 
@@ -70,7 +71,7 @@ class RasteretGeoDataset(GeoDataset):
 
     def __init__(
         self,
-        collection: Collection,
+        collection: CollectionTable,
         bands: str | Sequence[str],
         *,
         time_series: bool = False,
@@ -84,8 +85,10 @@ class RasteretGeoDataset(GeoDataset):
         fill_value: float | None = None,
         dtype: torch.dtype | None = None,
         overviews: bool = True,
+        reader: RangeReader | None = None,
     ) -> None:
-        self.collection: Collection | None = collection
+        self.collection: CollectionTable | None = collection
+        self.fetch_reader = reader  # pickles by reference (the worker's own environment)
         self.bands = (bands,) if isinstance(bands, str) else tuple(bands)
         self.time_series = time_series
         self.group_by = group_by if group_by is not None else ("time" if time_series else None)
@@ -102,7 +105,7 @@ class RasteretGeoDataset(GeoDataset):
                 f"label_field={label_field!r} is not a column of the collection "
                 f"(columns: {collection.table.column_names})"
             )
-        reader = WindowReader.of(collection, self.bands)
+        reader = WindowReader.of(collection, self.bands, reader=self.fetch_reader)
         self._reader: WindowReader | None = reader
         self._reference: Any = None
         self._token = reader.store.token
@@ -205,7 +208,7 @@ class RasteretGeoDataset(GeoDataset):
         if self._reader is None:
             if self.collection is None:
                 self.collection = self._reference.collection()
-            reader = WindowReader.of(self.collection, self.bands)
+            reader = WindowReader.of(self.collection, self.bands, reader=self.fetch_reader)
             if reader.store.token != self._token:
                 from rasteret.errors import StaleIndexError
 
@@ -239,7 +242,7 @@ def array_to_tensor(array: np.ndarray) -> torch.Tensor:
 
 
 def to_torchgeo_dataset(
-    collection: Collection,
+    collection: CollectionTable,
     *,
     bands: str | Sequence[str],
     time_series: bool = False,
@@ -261,6 +264,7 @@ def to_torchgeo_dataset(
     overviews: bool = True,
     chip_size: int | None = None,
     geometries_crs: Any = 4326,
+    reader: RangeReader | None = None,
     **legacy: Any,
 ) -> RasteretGeoDataset:
     """A :class:`RasteretGeoDataset` over ``collection`` after ``subset(split=,
@@ -310,6 +314,7 @@ def to_torchgeo_dataset(
         fill_value=fill_value,
         dtype=dtype,
         overviews=overviews,
+        reader=reader,
     )
 
 
@@ -396,7 +401,7 @@ def _build_index(reader: WindowReader, crs: CRS) -> GeoDataFrame:
 def _time_column(table: Any, name: str) -> np.ndarray | None:
     if name not in table.column_names:
         return None
-    from rasteret.store.records import datetimes
+    from rasteret.index.columns import datetimes
 
     values = datetimes(table[name])
     return None if np.isnat(values).all() else values
@@ -411,7 +416,7 @@ def _reproject_polygon(box: Any, src_crs: str, dst: CRS) -> Any:
     return shapely.Polygon(np.column_stack([xs[ok], ys[ok]]))
 
 
-def _labels(collection: Collection, label_field: str) -> dict[str, Any]:
+def _labels(collection: CollectionTable, label_field: str) -> dict[str, Any]:
     ids = [str(v) for v in collection.table["id"].to_pylist()]
     return dict(zip(ids, collection.table[label_field].to_pylist(), strict=True))
 

@@ -10,6 +10,7 @@ Every pixel is read through :func:`rasteret.store.open_store` (Zarr arrays index
 """
 
 from rasteret.read.aoi import get_numpy, read_aoi_windows
+from rasteret.read.aoi_xarray import get_xarray
 from rasteret.read.geometry import (
     GeometryCRSError,
     GeometryError,
@@ -19,7 +20,6 @@ from rasteret.read.geometry import (
 from rasteret.read.points import POINT_SAMPLES_SCHEMA, sample_points
 from rasteret.read.quicklook import plot_quicklook, quicklook_rgb, write_quicklook
 from rasteret.read.result import AOIStack, AOIWindow, NoDataError, RaggedShapesError
-from rasteret.read.xarray import get_xarray
 
 __all__ = [
     "POINT_SAMPLES_SCHEMA",

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from rasteret.errors import RasteretError
 
 if TYPE_CHECKING:
-    from rasteret.index import Collection
+    from rasteret.index import CollectionTable
     from rasteret.read.explain import ReadPlan
 
 ENV_VAR = "RASTERET_MAX_READ_BYTES"
@@ -111,7 +111,7 @@ def check_read_budget(plan: ReadPlan, budget: int | float | str | None = None) -
 
 
 def explain_within_budget(
-    collection: Collection, *args: Any, budget: int | float | str | None = None, **kwargs: Any
+    collection: CollectionTable, *args: Any, budget: int | float | str | None = None, **kwargs: Any
 ) -> ReadPlan:
     """:func:`~rasteret.read.explain.explain` followed by :func:`check_read_budget`."""
     from rasteret.read.explain import explain
@@ -120,7 +120,7 @@ def explain_within_budget(
 
 
 def enforce_read_budget(
-    collection: Collection,
+    collection: CollectionTable,
     bands: Any,
     bbox: tuple[float, float, float, float],
     bbox_crs: Any,

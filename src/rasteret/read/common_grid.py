@@ -4,7 +4,7 @@ For each geometry a window grid of the target is built (rasterio's ``geometry_wi
 on ``grid``; or, without ``grid``, the geometry's bounds in ``target_crs`` snapped
 outward to multiples of ``resolution``, as ``gdalwarp -tap``). Each (record, band) is
 planned exactly as :func:`rasteret.read.window.read_window` plans it (its
-:class:`~rasteret.read.window_plan.Planner`): an aligned source is copied; otherwise
+:class:`~rasteret.read.grid_tasks.TaskPlanner`): an aligned source is copied; otherwise
 the level GDAL would read (full resolution, or the overview
 :func:`rasteret.geo.overview.choose_overview` picks when the target is coarser) is read
 through the store on the source window that feeds the target and warped with
@@ -25,17 +25,20 @@ from rasteret._async import run_sync
 from rasteret.geo.grid import GridSpec
 from rasteret.geo.resampling import check_resampling
 from rasteret.geo.transform import crs_key, to_crs
-from rasteret.index import Collection
+from rasteret.index import CollectionTable
+from rasteret.index.columns import datetimes, record_ids
+from rasteret.read.fills import band_fills
 from rasteret.read.geometry import Geometries
-from rasteret.read.plan import geometry_mask, geometry_windows, window_grid
+from rasteret.read.geometry_windows import geometry_mask, geometry_windows, window_grid
+from rasteret.read.grid_tasks import GridTask, TaskPlanner, overview_sources
+from rasteret.read.mosaic import FUSERS, fuse_arrays, group_keys, ordered_groups
 from rasteret.read.result import AOIWindow
 from rasteret.read.stacks import BandSource, StoreIndex
 from rasteret.read.window_io import read_sources
-from rasteret.read.window_plan import Planner, Task, overview_sources
 
 
 def read_on_grid(
-    collection: Collection,
+    collection: CollectionTable,
     index: StoreIndex,
     rows: np.ndarray,
     geoms: Geometries,
@@ -56,15 +59,12 @@ def read_on_grid(
     ``overviews=False`` always reads full resolution (by default a coarser target reads
     the overview GDAL would choose, as :func:`rasteret.read.window.read_window` does).
     """
-    from rasteret.read.aoi import _fills
-    from rasteret.read.mosaic import FUSERS, fuse_arrays, group_keys, ordered_groups
-
     if fuse not in FUSERS:
         raise ValueError(f"fuse={fuse!r}: use one of {FUSERS}")
     resampling = check_resampling(resampling or "nearest")
-    ids = collection.table["id"].cast("string").to_pylist()
-    times = collection.datetimes
-    fills = _fills(index, bands, rows, fill_value)
+    ids = record_ids(collection.table)
+    times = datetimes(collection.table["datetime"])
+    fills = band_fills(index, bands, rows, fill_value)
     present = [int(r) for r in rows if any(index.source(b, int(r)) for b in bands)]
     windows = _target_windows(index, present, geoms, bands, grid, target_crs, resolution)
     keys = (
@@ -73,15 +73,15 @@ def read_on_grid(
         else [ids[r] for r in present]
     )
     groups = ordered_groups(keys, np.asarray(present))
-    levels = _Levels(overview_sources(index) if overviews else {})
+    levels = overview_sources(index) if overviews else {}
     # one read per (record, geometry, band) that feeds the target window, from the level
     # (full resolution or overview) read_window would read
-    tasks: list[tuple[int, int, Task]] = []
-    planners: dict[int, Planner] = {}
+    tasks: list[tuple[int, int, GridTask]] = []
+    planners: dict[int, TaskPlanner] = {}
     for gid, wgrid in enumerate(windows):
         if wgrid is None:
             continue
-        planner = planners[gid] = Planner(levels, wgrid, crs_key(wgrid.crs), overviews)
+        planner = planners[gid] = TaskPlanner(levels, wgrid, crs_key(wgrid.crs), overviews)
         for row in present:
             for c, band in enumerate(bands):
                 src = index.source(band, row)
@@ -89,7 +89,7 @@ def read_on_grid(
                     continue
                 plan = planner.plan(src, resampling)
                 if plan is not None:
-                    tasks.append((gid, row, Task(0, c, *plan, resampling)))
+                    tasks.append((gid, row, GridTask(0, c, *plan, resampling)))
     results = run_sync(read_sources(index, [(t.source, t.window) for _, _, t in tasks]))
     warped: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     for (gid, row, task), (data, valid) in zip(tasks, results, strict=True):
@@ -179,10 +179,3 @@ def _target_windows(
     for geometry in local:
         out.append(GridSpec.from_bbox(geometry.bounds, crs, resolution))
     return out
-
-
-class _Levels:
-    """The overview sources a :class:`Planner` consults (``read_window``'s reader has them)."""
-
-    def __init__(self, overviews: dict[tuple[str, int], list[BandSource]]) -> None:
-        self._overviews = overviews

@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rasteret.fetch import RangeReader, default_reader, merge_ranges
+from rasteret.geo.window import Window
 from rasteret.store.layout import ArrayLayout, GroupLayout, build_layout
 
 if TYPE_CHECKING:
-    from rasteret.index import Collection
+    from rasteret.index import CollectionTable
 
-Window = tuple[tuple[int, int], tuple[int, int]]  # ((row0, row1), (col0, col1)), rasterio style
+#: A pixel window as rasterio's ranges: ``((row0, row1), (col0, col1))``.
+PixelRanges = tuple[tuple[int, int], tuple[int, int]]
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,10 @@ class ReadPlan:
         return sum(o.tiles for o in self.objects)
 
     def __str__(self) -> str:
-        where = f" window rows {self.window[0]} cols {self.window[1]}" if self.window else ""
+        where = ""
+        if self.window is not None:
+            rows, cols = self.window.ranges
+            where = f" window rows {rows} cols {cols}"
         lines = [
             f"read plan{where}: {len(self.objects)} object(s), {self.requests} request(s), "
             f"{self.bytes:,} bytes ({self.tile_bytes:,} in {self.tiles} tile(s)); "
@@ -96,10 +101,10 @@ class ReadPlan:
 
 
 def explain(
-    collection: Collection,
+    collection: CollectionTable,
     bands: str | Sequence[str] | None = None,
     *,
-    window: Window | None = None,
+    window: Window | PixelRanges | None = None,
     bbox: tuple[float, float, float, float] | None = None,
     bbox_crs: Any = None,
     group: str | None = None,
@@ -111,10 +116,11 @@ def explain(
 
     Without ``window`` / ``bbox`` the read is every tile of ``bands`` (default: all) in the
     selected groups (default: every full-resolution grid, or overview ``overview_level``).
-    ``window=((row0, row1), (col0, col1))`` is a pixel window and ``bbox=(minx, miny,
-    maxx, maxy)`` a box in the grid's CRS — or in ``bbox_crs``, transformed (densified)
-    into each group's CRS — both applied to every selected group (use ``group=`` to pick
-    one grid when the collection has several).
+    ``window`` is a pixel window (a :class:`rasteret.geo.Window`, or rasterio's ranges
+    ``((row0, row1), (col0, col1))``) and ``bbox=(minx, miny, maxx, maxy)`` a box in the
+    grid's CRS — or in ``bbox_crs``, transformed (densified) into each group's CRS — both
+    applied to every selected group (use ``group=`` to pick one grid when the collection
+    has several). ``ReadPlan.window`` is the :class:`~rasteret.geo.Window` read.
     """
     selected = (bands,) if isinstance(bands, str) else (None if bands is None else tuple(bands))
     layout = build_layout(collection.table, selected)
@@ -127,12 +133,11 @@ def explain(
         group_bbox = _bbox_in_grid_crs(g, bbox, bbox_crs)
         if bbox is not None and group_bbox is None:
             continue  # the box does not reach this grid's CRS domain
-        rows, cols = _pixel_window(g, window, group_bbox)
-        used_window = ((rows[0], rows[1]), (cols[0], cols[1]))
+        used_window = _pixel_window(g, window, group_bbox)
         for array in g.arrays.values():
             if array.kind == "mask" and not include_masks:
                 continue
-            sparse += _collect(array, rows, cols, per_object)
+            sparse += _collect(array, used_window, per_object)
     objects = []
     for href, ranges in per_object.items():
         merged = merge_ranges(ranges, reader.coalesce_gap(href))
@@ -180,9 +185,12 @@ def _groups(
 
 
 def _pixel_window(
-    g: GroupLayout, window: Window | None, bbox: tuple[float, float, float, float] | None
-) -> tuple[tuple[int, int], tuple[int, int]]:
-    height, width = g.grid.height, g.grid.width
+    g: GroupLayout,
+    window: Window | PixelRanges | None,
+    bbox: tuple[float, float, float, float] | None,
+) -> Window:
+    """The window of the read in group ``g``'s pixels, cut to the grid."""
+    full = Window(0, 0, g.grid.height, g.grid.width)
     if window is not None and bbox is not None:
         raise ValueError("pass window= or bbox=, not both")
     if bbox is not None:
@@ -190,14 +198,14 @@ def _pixel_window(
             raise ValueError(f"group {g.name} has no geotransform: use window= (pixels)")
         window = _bbox_window(g.grid.transform, bbox)
     if window is None:
-        return (0, height), (0, width)
-    (row0, row1), (col0, col1) = window
-    rows = (max(0, int(row0)), min(height, int(row1)))
-    cols = (max(0, int(col0)), min(width, int(col1)))
-    return rows, cols
+        return full
+    if not isinstance(window, Window):
+        window = Window.from_ranges(*window)
+    return window.intersection(full)
 
 
 def _bbox_window(transform: Any, bbox: tuple[float, float, float, float]) -> Window:
+    """The pixels ``bbox`` touches (floor / ceil of its corners in pixel space)."""
     a, b, c, d, e, f = transform
     det = a * e - b * d
     if det == 0:
@@ -209,24 +217,21 @@ def _bbox_window(transform: Any, bbox: tuple[float, float, float, float]) -> Win
         row = (-d * (x - c) + a * (y - f)) / det
         cols.append(col)
         rows.append(row)
-    return (
+    return Window.from_ranges(
         (math.floor(min(rows)), math.ceil(max(rows))),
         (math.floor(min(cols)), math.ceil(max(cols))),
     )
 
 
 def _collect(
-    array: ArrayLayout,
-    rows: tuple[int, int],
-    cols: tuple[int, int],
-    per_object: dict[str, list[tuple[int, int]]],
+    array: ArrayLayout, window: Window, per_object: dict[str, list[tuple[int, int]]]
 ) -> int:
     """Add the byte ranges of the window's tiles per href; return the sparse tile count."""
-    if rows[1] <= rows[0] or cols[1] <= cols[0]:
+    if window.is_empty:
         return 0
     bh, bw = array.block_shape
-    i0, i1 = rows[0] // bh, min(array.tiles_down, -(-rows[1] // bh))
-    j0, j1 = cols[0] // bw, min(array.tiles_across, -(-cols[1] // bw))
+    i0, i1 = window.row_off // bh, min(array.tiles_down, -(-window.row_stop // bh))
+    j0, j1 = window.col_off // bw, min(array.tiles_across, -(-window.col_stop // bw))
     sparse = 0
     for source in array.sources:
         if source is None:

@@ -21,18 +21,17 @@ CRS metadata raises :class:`GeometryCRSError` unless ``geometry_crs`` is given.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from numbers import Real
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS
 
+from rasteret.geo.transform import CRSError, crs_equal, to_crs, transformer
 from rasteret.read.geoarrow import (
     as_table,
     crs_metadata,
@@ -73,37 +72,18 @@ class Geometries:
 
     def to_crs(self, crs: Any, *, densify: bool = True) -> np.ndarray:
         """The geometries in ``crs`` (densified first unless points; cached per CRS)."""
-        return transform_geometries(self.geometries, self.crs, as_crs(crs), densify=densify)
+        return transform_geometries(self.geometries, self.crs, to_crs(crs), densify=densify)
 
 
-def as_crs(value: Any) -> CRS:
-    """A pyproj CRS from an EPSG int, ``"EPSG:x"``, WKT, PROJJSON or a CRS object."""
-    if isinstance(value, CRS):
-        return value
-    if hasattr(value, "to_wkt") and not isinstance(value, str):
-        return CRS.from_wkt(value.to_wkt())
+def as_crs(value: Any, *, what: str = "geometry_crs") -> CRS:
+    """``value`` as a CRS through :func:`rasteret.geo.transform.to_crs` (the one parser);
+    a value that is not a CRS raises :class:`GeometryCRSError` (a ``CRSError``)."""
     try:
-        return _cached_crs(value if not isinstance(value, dict) else json.dumps(value))
-    except Exception as exc:
-        raise GeometryCRSError(f"cannot interpret {value!r} as a CRS: {exc}") from None
-
-
-@lru_cache(maxsize=128)
-def _cached_crs(value: Any) -> CRS:
-    return CRS.from_user_input(value)
-
-
-def crs_epsg(crs: CRS | None) -> int | None:
-    """The EPSG code of ``crs`` when it has one (exact match), else ``None``."""
-    if crs is None:
-        return None
-    code = _epsg_cached(crs.to_wkt())
-    return code
-
-
-@lru_cache(maxsize=128)
-def _epsg_cached(wkt: str) -> int | None:
-    return CRS.from_wkt(wkt).to_epsg(min_confidence=100)
+        return to_crs(value, what=what)
+    except GeometryCRSError:
+        raise
+    except CRSError as exc:
+        raise GeometryCRSError(str(exc)) from None
 
 
 # ----------------------------------------------------------------------------- coercion
@@ -375,27 +355,13 @@ def _check_types(geoms: np.ndarray, kind: GeometryKind) -> None:
 # ----------------------------------------------------------------------------- reprojection
 
 
-def transformer(src: CRS, dst: CRS) -> Transformer:
-    """A cached always-xy transformer between two CRSs."""
-    return _transformer(src.to_wkt(), dst.to_wkt())
-
-
-@lru_cache(maxsize=64)
-def _transformer(src: str, dst: str) -> Transformer:
-    return Transformer.from_crs(CRS.from_wkt(src), CRS.from_wkt(dst), always_xy=True)
-
-
-def same_crs(a: CRS, b: CRS) -> bool:
-    return a == b or a.to_wkt() == b.to_wkt()
-
-
 def transform_geometries(
     geoms: np.ndarray, src: CRS, dst: CRS, *, densify: bool = True
 ) -> np.ndarray:
     """``geoms`` from ``src`` to ``dst``; polygons are densified first (each edge split into
     segments no longer than 1/``DENSIFY_POINTS`` of the geometry's larger extent), so
     curved edges in ``dst`` are followed, not cut."""
-    if same_crs(src, dst):
+    if crs_equal(src, dst):
         return geoms
     if densify:
         bounds = shapely.bounds(geoms)
@@ -415,10 +381,3 @@ def transform_geometries(
             "(outside the target CRS's domain)"
         )
     return out
-
-
-def transform_points(x: np.ndarray, y: np.ndarray, src: CRS, dst: CRS) -> tuple[Any, Any]:
-    """Point coordinates from ``src`` to ``dst`` (vectorised; inf where not projectable)."""
-    if same_crs(src, dst):
-        return x, y
-    return transformer(src, dst).transform(x, y)

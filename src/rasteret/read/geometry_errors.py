@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 from rasteret.errors import RasteretError
+from rasteret.geo.transform import CRSError
 
 
 class GeometryError(RasteretError, ValueError):
     """An AOI / point input cannot be used (invalid WKB, wrong type, empty, ...)."""
 
 
-class GeometryCRSError(GeometryError):
-    """A geometry input has no CRS where one is needed."""
+class GeometryCRSError(GeometryError, CRSError):
+    """A geometry input has no CRS where one is needed, or one that cannot be parsed (a
+    :class:`rasteret.geo.CRSError` too)."""
 
 
 class UnsupportedGeometryError(GeometryError, TypeError):

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from rasteret.geo.grid import GridSpec
-from rasteret.read.plan import PixelWindow
-from rasteret.read.radiometry import _cast_nodata
+from rasteret.geo.transform import crs_key
+from rasteret.geo.window import Window
+from rasteret.read.radiometry import cast_nodata
 from rasteret.read.stacks import BandSource, StoreIndex, WindowRequest, read_windows
 
 #: Origins closer than this fraction of a pixel to a whole-pixel offset count as aligned.
@@ -26,7 +27,7 @@ class MemberRead:
     """Read ``window`` (source pixel coordinates) of every band of one record."""
 
     sources: tuple[BandSource | None, ...]
-    window: PixelWindow
+    window: Window
 
 
 def read_members(
@@ -46,19 +47,15 @@ def read_members(
             if src is None:
                 per_band.append(None)
                 continue
-            requests.append(WindowRequest(src.path, src.t, w.row0, w.row1, w.col0, w.col1))
+            requests.append(WindowRequest(src.path, src.t, w))
             data_at = len(requests) - 1
             mask_at = None
             if src.mask_array is not None:
-                requests.append(
-                    WindowRequest(
-                        f"{src.group}/{src.mask_array}", src.t, w.row0, w.row1, w.col0, w.col1
-                    )
-                )
+                requests.append(WindowRequest(f"{src.group}/{src.mask_array}", src.t, w))
                 mask_at = len(requests) - 1
             per_band.append((data_at, mask_at))
         slots.append(per_band)
-    arrays = read_windows(index.store, requests)
+    arrays = read_windows(index, requests)
     out: list[tuple[np.ndarray, np.ndarray]] = []
     for read, per_band in zip(reads, slots, strict=True):
         h, w = read.window.height, read.window.width
@@ -106,7 +103,7 @@ def _valid_into(out: np.ndarray, data: np.ndarray, nodata: float | None) -> None
         else:
             out[...] = True
     else:
-        np.not_equal(data, _cast_nodata(nodata, data.dtype), out=out)
+        np.not_equal(data, cast_nodata(nodata, data.dtype), out=out)
 
 
 def _invalid_holds_fill(
@@ -119,7 +116,7 @@ def _invalid_holds_fill(
     target = np.asarray(fill).astype(out_dtype)
     if np.isnan(nodata):
         return dtype.kind != "f" or bool(np.isnan(target))
-    cast = _cast_nodata(nodata, dtype)
+    cast = cast_nodata(nodata, dtype)
     if isinstance(cast, float) and np.isnan(cast):
         return True  # an integer band whose nodata no value can equal
     if dtype.kind == "f" and cast == 0:
@@ -143,7 +140,7 @@ def frame_offset(frame: GridSpec, source: BandSource) -> tuple[int, int] | None:
     """``(row, col)`` of ``source``'s origin in ``frame`` when the grids line up, else ``None``."""
     fa, fb, fc, fd, fe, ff = frame.transform
     a, b, c, d, e, f = source.transform
-    if source.crs_key != _frame_crs_key(frame):
+    if source.crs_key != crs_key(frame.crs):
         return None
     if not (np.isclose(a, fa, rtol=1e-9) and np.isclose(e, fe, rtol=1e-9) and b == fb == 0):
         return None
@@ -154,12 +151,6 @@ def frame_offset(frame: GridSpec, source: BandSource) -> tuple[int, int] | None:
     if abs(col - round(col)) > ALIGN_TOLERANCE or abs(row - round(row)) > ALIGN_TOLERANCE:
         return None
     return round(row), round(col)
-
-
-def _frame_crs_key(frame: GridSpec) -> str:
-    from rasteret.geo.transform import crs_key
-
-    return crs_key(frame.crs)
 
 
 def build_frames(sources: Sequence[BandSource]) -> list[tuple[GridSpec, list[int]]]:
@@ -191,16 +182,16 @@ def build_frames(sources: Sequence[BandSource]) -> list[tuple[GridSpec, list[int
 
 
 def member_window(
-    frame: GridSpec, out: PixelWindow, source: BandSource
-) -> tuple[PixelWindow, tuple[int, int]] | None:
+    frame: GridSpec, out: Window, source: BandSource
+) -> tuple[Window, tuple[int, int]] | None:
     """The part of frame window ``out`` that ``source`` covers: ``(window in source pixels,
     (row, col) offset inside out)``, or ``None`` when it covers nothing."""
     offset = frame_offset(frame, source)
     if offset is None:
         return None
     row, col = offset
-    extent = PixelWindow(row, row + source.height, col, col + source.width)
+    extent = Window(row, col, source.height, source.width)
     part = out.intersection(extent)
     if part.is_empty:
         return None
-    return part.shifted(-row, -col), (part.row0 - out.row0, part.col0 - out.col0)
+    return part.shifted(-row, -col), (part.row_off - out.row_off, part.col_off - out.col_off)

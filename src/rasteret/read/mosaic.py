@@ -26,17 +26,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rasteret.index import Collection
+from rasteret.geo.window import Window
+from rasteret.index import CollectionTable
+from rasteret.index.columns import datetimes, record_ids
+from rasteret.read.fills import band_fills
 from rasteret.read.geometry import Geometries
+from rasteret.read.geometry_windows import geometry_mask, geometry_windows, window_grid
 from rasteret.read.members import MemberRead, build_frames, member_window, read_members
-from rasteret.read.plan import PixelWindow, geometry_mask, geometry_windows, window_grid
 from rasteret.read.result import AOIWindow, RaggedShapesError
 from rasteret.read.stacks import StoreIndex
 
 FUSERS = ("first", "last", "min", "max", "mean", "median")
 
 
-def group_keys(collection: Collection, rows: np.ndarray, groupby: Any) -> list[str]:
+def group_keys(collection: CollectionTable, rows: np.ndarray, groupby: Any) -> list[str]:
     """The group key (as text) of each row in ``rows``."""
     table = collection.table
     if callable(groupby):
@@ -44,9 +47,9 @@ def group_keys(collection: Collection, rows: np.ndarray, groupby: Any) -> list[s
         records = table.select(keep).take(pa.array(rows)).to_pylist()
         return [str(groupby(r)) for r in records]
     if groupby == "id":
-        values = table["id"].cast("string").to_pylist()
+        values = record_ids(table)
         return [values[r] for r in rows]
-    times = collection.datetimes
+    times = datetimes(table["datetime"])
     if groupby == "time":
         return [str(times[r]) for r in rows]
     if groupby == "solar_day":
@@ -84,7 +87,7 @@ def ordered_groups(keys: Sequence[str], rows: np.ndarray) -> list[tuple[str, lis
 
 
 def read_mosaic(
-    collection: Collection,
+    collection: CollectionTable,
     index: StoreIndex,
     rows: np.ndarray,
     geoms: Geometries,
@@ -95,13 +98,11 @@ def read_mosaic(
     fill_value: float | None,
 ) -> list[AOIWindow]:
     """One fused window per (group, geometry) on the records' common frame."""
-    from rasteret.read.aoi import _fills
-
     if fuse not in FUSERS:
         raise ValueError(f"fuse={fuse!r}: use one of {FUSERS}")
-    ids = collection.table["id"].cast("string").to_pylist()
-    times = collection.datetimes
-    fills = _fills(index, bands, rows, fill_value)
+    ids = record_ids(collection.table)
+    times = datetimes(collection.table["datetime"])
+    fills = band_fills(index, bands, rows, fill_value)
     ref_band = bands[0]
     present = [int(r) for r in rows if index.source(ref_band, int(r)) is not None]
     sources = [index.source(ref_band, r) for r in present]
@@ -162,7 +163,7 @@ def read_mosaic(
 
 
 class _Job:
-    def __init__(self, key: str, gid: int, window: PixelWindow, grid: Any) -> None:
+    def __init__(self, key: str, gid: int, window: Window, grid: Any) -> None:
         self.key, self.gid, self.window, self.grid = key, gid, window, grid
         self.members: list[tuple[int, MemberRead, tuple[int, int]]] = []
         self.inside: np.ndarray = np.zeros(0, bool)

@@ -27,10 +27,14 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from rasteret.index import Collection
-from rasteret.read.aoi import band_names, filtered, time_ordered_rows
-from rasteret.read.geometry import crs_epsg, point_coordinates, transform_points
+from rasteret.fetch import RangeReader
+from rasteret.geo.transform import crs_epsg, transform_points
+from rasteret.geo.window import Window
+from rasteret.index import CollectionTable
+from rasteret.index.columns import datetimes, record_ids
+from rasteret.read.geometry import point_coordinates
 from rasteret.read.radiometry import valid_mask
+from rasteret.read.selection import apply_filters, band_names, time_ordered_rows
 from rasteret.read.stacks import StoreIndex, WindowRequest, read_windows
 
 POINT_SAMPLES_SCHEMA = pa.schema(
@@ -50,7 +54,7 @@ POINT_SAMPLES_SCHEMA = pa.schema(
 
 
 def sample_points(
-    collection: Collection,
+    collection: CollectionTable,
     points: Any,
     bands: str | Sequence[str],
     *,
@@ -60,6 +64,7 @@ def sample_points(
     y_column: str | None = None,
     match: Literal["all", "latest"] = "all",
     with_mask: bool = False,
+    reader: RangeReader | None = None,
     **filters: Any,
 ) -> pa.Table:
     """Values of ``bands`` at ``points`` for every record whose grid holds them.
@@ -72,7 +77,7 @@ def sample_points(
     """
     if match not in ("all", "latest"):
         raise ValueError(f"match={match!r}: use 'all' or 'latest'")
-    collection = filtered(collection, filters)
+    collection = apply_filters(collection, filters)
     band_list, _ = band_names(collection, bands)
     x, y, crs, attributes = point_coordinates(
         points,
@@ -81,9 +86,9 @@ def sample_points(
         x_column=x_column,
         y_column=y_column,
     )
-    index = StoreIndex(collection, band_list)
+    index = StoreIndex(collection, band_list, reader=reader)
     rows = time_ordered_rows(collection)
-    ids = collection.table["id"].cast("string").to_pylist()
+    ids = record_ids(collection.table)
     names = _collection_names(collection)
     projected: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -110,13 +115,11 @@ def sample_points(
             for t in tiles:
                 ti, tj = divmod(int(t), tiles_across)
                 r0, c0 = ti * th, tj * tw
-                r1, c1 = min(r0 + th, src.height), min(c0 + tw, src.width)
-                requests.append(WindowRequest(src.path, src.t, r0, r1, c0, c1))
+                tile = Window(r0, c0, min(th, src.height - r0), min(tw, src.width - c0))
+                requests.append(WindowRequest(src.path, src.t, tile))
                 if src.mask_array is not None:
-                    requests.append(
-                        WindowRequest(f"{src.group}/{src.mask_array}", src.t, r0, r1, c0, c1)
-                    )
-    arrays = read_windows(index.store, requests)
+                    requests.append(WindowRequest(f"{src.group}/{src.mask_array}", src.t, tile))
+    arrays = read_windows(index, requests)
 
     columns: dict[str, list[np.ndarray]] = {k: [] for k in ("point", "rank", "band", "value")}
     columns["valid"], columns["row"] = [], []
@@ -239,7 +242,7 @@ def _latest(cat: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: v[order] for k, v in cat.items()}
 
 
-def _collection_names(collection: Collection) -> list[str]:
+def _collection_names(collection: CollectionTable) -> list[str]:
     table = collection.table
     if "collection" in table.column_names:
         values = table["collection"].cast("string").to_pylist()
@@ -257,7 +260,7 @@ def _table(
     ids: list[str],
     names: list[str],
     bands: list[str],
-    collection: Collection,
+    collection: CollectionTable,
     attributes: pa.Table | None,
     with_mask: bool,
 ) -> pa.Table:
@@ -266,7 +269,7 @@ def _table(
     row = cat["row"]
     raster_epsg = np.array([_epsg_of(index, r, bands) for r in range(len(ids))], np.float64)
     point_epsg = crs_epsg(crs)
-    times = collection.datetimes
+    times = datetimes(collection.table["datetime"])
     row_idx = pa.array(row.astype(np.int32))
     columns = {
         "point_index": pa.array(point, pa.int64()),

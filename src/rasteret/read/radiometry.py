@@ -24,13 +24,15 @@ def valid_mask(
     elif np.isnan(nodata):
         valid = ~np.isnan(data) if data.dtype.kind == "f" else np.ones(data.shape, bool)
     else:
-        valid = data != _cast_nodata(nodata, data.dtype)
+        valid = data != cast_nodata(nodata, data.dtype)
     if internal_mask is not None:
         valid &= internal_mask > 0
     return valid
 
 
-def _cast_nodata(nodata: float, dtype: np.dtype) -> float | int:
+def cast_nodata(nodata: float, dtype: np.dtype) -> float | int:
+    """``nodata`` as a value of ``dtype`` to compare pixels with (NaN: no pixel can equal
+    it, e.g. an out-of-range or fractional nodata of an integer band)."""
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         if not (info.min <= nodata <= info.max) or nodata != int(nodata):

@@ -1,27 +1,34 @@
-"""Where each record's band lives in the virtual Zarr store, and windowed reads through it.
+"""Where each record's band lives in the store layout, and windowed reads of it.
 
-Every pixel the ``read`` layer returns comes from :func:`read_windows`: it opens the
-store's Zarr arrays (``zarr.api.asynchronous``) and indexes ``(t, y0:y1, x0:x1)`` for
-all requested windows at once, so the tiles of every window are fetched concurrently
-and the fetch layer coalesces the reads of one file into few requests.
+Every pixel the ``read`` layer returns comes from :func:`read_windows`: all requested
+windows in one batch through :func:`rasteret.store.window_read.read_array_windows`
+(the store's layout and reader, without zarr's per-chunk machinery), so the tiles of
+every window are fetched concurrently, the fetch layer coalesces the reads of one file
+into few requests, and decoding overlaps the fetches.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pyproj import CRS
 
 from rasteret._progress import ProgressLine
-from rasteret.index import Collection
-from rasteret.store import VirtualStore, open_store
-from rasteret.store.layout import GroupLayout
+from rasteret._types import Affine6
+from rasteret.fetch import RangeReader
+from rasteret.geo.transform import CRSError, to_crs
+from rasteret.geo.transform import crs_key as geo_crs_key
+from rasteret.geo.window import Window
+from rasteret.index import CollectionTable
+from rasteret.store.layout import GroupLayout, StoreLayout, build_layout
+from rasteret.store.window_read import ArrayWindow, read_array_windows
 
-Affine6 = tuple[float, float, float, float, float, float]
+if TYPE_CHECKING:
+    from rasteret.store.virtual import VirtualStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +44,7 @@ class BandSource:
     transform: Affine6
     width: int
     height: int
-    crs_key: str  # WKT (or "EPSG:x") of the grid's CRS
+    crs_key: str  # rasteret.geo.transform.crs_key of the grid's CRS ("EPSG:x" or WKT2)
     dtype: np.dtype
     nodata: float | None
     scale: float | None
@@ -52,15 +59,32 @@ class BandSource:
 class StoreIndex:
     """Band sources of every record of a collection (full-resolution groups only)."""
 
-    def __init__(self, collection: Collection, bands: Sequence[str]) -> None:
+    def __init__(
+        self,
+        collection: CollectionTable,
+        bands: Sequence[str],
+        *,
+        reader: RangeReader | None = None,
+    ) -> None:
+        from rasteret.fetch import default_reader
+
         self.collection = collection
         self.bands = tuple(bands)
-        self.store: VirtualStore = open_store(collection, list(bands))
+        self.reader: RangeReader = reader if reader is not None else default_reader()
+        self.layout: StoreLayout = build_layout(collection.table, self.bands)
         self._sources: dict[tuple[str, int], BandSource] = {}
         self._crs: dict[str, CRS] = {}
-        for name, group in self.store.layout.groups.items():
+        for name, group in self.layout.groups.items():
             if group.overview is None:
                 self._add_group(name, group)
+
+    @cached_property
+    def store(self) -> VirtualStore:
+        """The virtual Zarr store of these records and bands (built on first use: the
+        reads here do not need it)."""
+        from rasteret.store.api import build_store
+
+        return build_store(self.collection, list(self.bands), reader=self.reader)
 
     def _add_group(self, name: str, group: GroupLayout) -> None:
         for source in group_sources(name, group):
@@ -70,10 +94,14 @@ class StoreIndex:
         """The band of the record at table ``row`` (``None``: band missing in that record)."""
         return self._sources.get((band, row))
 
+    def sources(self) -> list[BandSource]:
+        """Every (record, band) source of the index."""
+        return list(self._sources.values())
+
     def crs(self, source: BandSource) -> CRS:
         found = self._crs.get(source.crs_key)
         if found is None:
-            found = self._crs[source.crs_key] = CRS.from_user_input(source.crs_key)
+            found = self._crs[source.crs_key] = to_crs(source.crs_key)
         return found
 
 
@@ -84,7 +112,8 @@ def group_sources(name: str, group: GroupLayout) -> Iterator[BandSource]:
     grid = group.grid
     if grid.transform is None:
         return
-    crs_key = f"EPSG:{grid.epsg}" if grid.epsg is not None else (grid.crs_wkt or "")
+    # the CRS identity of rasteret.geo.transform.crs_key ("EPSG:n" when exact, else WKT2)
+    crs_key = f"EPSG:{grid.epsg}" if grid.epsg is not None else _wkt_key(grid.crs_wkt)
     transform = tuple(float(v) for v in grid.transform)
     masks = {
         (a.band, t): a.name
@@ -118,46 +147,43 @@ def group_sources(name: str, group: GroupLayout) -> Iterator[BandSource]:
             )
 
 
-@dataclass(frozen=True, slots=True)
-class WindowRequest:
-    """Pixels ``[row0:row1, col0:col1]`` of array ``path`` at time index ``t``."""
-
-    path: str
-    t: int
-    row0: int
-    row1: int
-    col0: int
-    col1: int
+def _wkt_key(wkt: str | None) -> str:
+    if not wkt:
+        return ""
+    try:
+        return geo_crs_key(wkt)
+    except CRSError:
+        return wkt  # unparsable: reads that need the CRS raise then, naming it
 
 
-def read_windows(store: VirtualStore, requests: Sequence[WindowRequest]) -> list[np.ndarray]:
+#: Pixels ``window`` of array ``path`` (``"{group}/{array}"``) at time index ``t``.
+WindowRequest = ArrayWindow
+
+
+def read_windows(index: StoreIndex, requests: Sequence[WindowRequest]) -> list[np.ndarray]:
     """Read all ``requests`` concurrently through the store (one event loop, one batch)."""
     if not requests:
         return []
     from rasteret._async import run_sync
 
-    return run_sync(read_windows_async(store, requests))
+    return run_sync(read_windows_async(index, requests))
 
 
 async def read_windows_async(
-    store: VirtualStore, requests: Sequence[WindowRequest]
+    index: StoreIndex, requests: Sequence[WindowRequest]
 ) -> list[np.ndarray]:
-    import zarr.api.asynchronous as zasync
+    """:func:`read_windows` on the running event loop; a progress line on a terminal for
+    reads of many windows (silent otherwise)."""
+    bar: ProgressLine | None = None
 
-    root = await zasync.open_group(store=store, mode="r", zarr_format=3)
-    arrays: dict[str, Any] = {}
-    for path in {r.path for r in requests}:
-        arrays[path] = await root.getitem(path)
-
-    # a progress line on a terminal for reads of many windows (silent otherwise)
-    bar = ProgressLine(len(requests), desc="reading windows", enabled=len(requests) >= 64)
-
-    async def one(r: WindowRequest) -> np.ndarray:
-        out = await arrays[r.path].getitem((r.t, slice(r.row0, r.row1), slice(r.col0, r.col1)))
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = ProgressLine(total, desc="reading tiles", enabled=len(requests) >= 64)
         bar.update()
-        return np.asarray(out)
 
     try:
-        return list(await asyncio.gather(*(one(r) for r in requests)))
+        return await read_array_windows(index.layout, index.reader, requests, progress=progress)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()

@@ -38,21 +38,23 @@ from typing import Any
 import numpy as np
 
 from rasteret._async import run_sync
+from rasteret._types import Bounds
+from rasteret.fetch import RangeReader
 from rasteret.geo.grid import GridSpec
 from rasteret.geo.transform import crs_key
-from rasteret.index import Collection
+from rasteret.geo.window import Window
+from rasteret.index import CollectionTable
+from rasteret.index.columns import record_order
 from rasteret.read.budget import enforce_read_budget
-from rasteret.read.plan import PixelWindow
+from rasteret.read.grid_tasks import GridTask, TaskPlanner, overview_sources
 from rasteret.read.radiometry import fill_value_for
 from rasteret.read.result import NoDataError
+from rasteret.read.selection import band_names
 from rasteret.read.stacks import BandSource, StoreIndex
 from rasteret.read.window_io import read_sources
-from rasteret.read.window_plan import Planner, Task, overview_sources
-from rasteret.store.records import record_order
 
 GroupBy = str | Callable[[dict[str, Any]], Any] | None
 Resampling = str | Mapping[str, str] | None
-Bounds = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def target_grid(bounds: Bounds, res: float | Sequence[float], crs: Any) -> GridS
 
 
 def read_window(
-    collection: Collection,
+    collection: CollectionTable,
     *,
     bands: str | Sequence[str],
     bounds: Bounds | None = None,
@@ -106,6 +108,7 @@ def read_window(
     resampling: Resampling = None,
     fill_value: float | None = None,
     overviews: bool = True,
+    reader: RangeReader | None = None,
 ) -> np.ndarray:
     """Pixels of ``bands`` on one grid: ``[C, H, W]``, or ``[T, C, H, W]`` with ``group_by``.
 
@@ -131,11 +134,12 @@ def read_window(
         resampling=resampling,
         fill_value=fill_value,
         overviews=overviews,
+        reader=reader,
     ).data
 
 
 def read_window_info(
-    collection: Collection,
+    collection: CollectionTable,
     *,
     bands: str | Sequence[str],
     bounds: Bounds | None = None,
@@ -147,21 +151,22 @@ def read_window_info(
     resampling: Resampling = None,
     fill_value: float | None = None,
     overviews: bool = True,
+    reader: RangeReader | None = None,
 ) -> WindowRead:
     """:func:`read_window` with its valid-data mask and identity (:class:`WindowRead`)."""
     band_list = [bands] if isinstance(bands, str) else list(bands)
-    reader = WindowReader.of(collection, band_list)
+    window_reader = WindowReader.of(collection, band_list, reader=reader)
     if grid is None:
         if bounds is None:
             raise ValueError("pass bounds= (left, bottom, right, top) and res=, or grid=")
-        crs = reader.default_crs() if crs is None else crs
-        res = reader.default_res(crs) if res is None else res
+        crs = window_reader.default_crs() if crs is None else crs
+        res = window_reader.default_res(crs) if res is None else res
         grid = target_grid(bounds, res, crs)
     elif bounds is not None or res is not None or crs is not None:
         raise ValueError("pass either grid= or bounds= / res= / crs=, not both")
     enforce_read_budget(collection, band_list, grid.bounds, grid.crs)
-    rows = None if records is None else reader.rows_of(records)
-    return reader.read(
+    rows = None if records is None else window_reader.rows_of(records)
+    return window_reader.read(
         grid,
         rows,
         group_by=group_by,
@@ -174,9 +179,9 @@ def read_window_info(
 # ----------------------------------------------------------------------------- reader
 
 
-#: Recently used readers by (id(collection), bands); the entry keeps its collection alive,
-#: so an id is never reused while cached.
-_READERS: OrderedDict[tuple[int, tuple[str, ...]], WindowReader] = OrderedDict()
+#: Recently used window readers by (id(collection), bands, fetch settings); an entry keeps
+#: its collection alive, so an id is never reused while cached.
+_READERS: OrderedDict[tuple[int, tuple[str, ...], str], WindowReader] = OrderedDict()
 _READERS_SIZE = 8
 
 
@@ -186,13 +191,17 @@ class WindowReader:
 
     _lock = threading.Lock()
 
-    def __init__(self, collection: Collection, bands: Sequence[str]) -> None:
-        if not bands:
-            raise ValueError(f"bands is empty (available bands: {collection.bands})")
-        collection._check_bands(list(bands))
+    def __init__(
+        self,
+        collection: CollectionTable,
+        bands: Sequence[str],
+        *,
+        reader: RangeReader | None = None,
+    ) -> None:
+        band_names(collection, list(bands))  # validated
         self.collection = collection
         self.bands = tuple(bands)
-        self.index = StoreIndex(collection, self.bands)
+        self.index = StoreIndex(collection, self.bands, reader=reader)
         order, times, ids = record_order(collection.table)
         self.order = order
         self.rank = np.empty(len(order), dtype=np.int64)
@@ -200,24 +209,32 @@ class WindowReader:
         self.times = times
         self.ids = ids
         self._row_of = {rid: i for i, rid in enumerate(ids)}
-        self._overviews = overview_sources(self.index)
+        self.overviews = overview_sources(self.index)
         self._crs_keys: dict[str, str] = {}
 
     @classmethod
-    def of(cls, collection: Collection, bands: Sequence[str]) -> WindowReader:
-        """The cached reader of ``collection`` and ``bands`` (built on first use)."""
-        key = (id(collection), tuple(bands))
+    def of(
+        cls,
+        collection: CollectionTable,
+        bands: Sequence[str],
+        *,
+        reader: RangeReader | None = None,
+    ) -> WindowReader:
+        """The cached window reader of ``collection`` and ``bands`` (built on first use)
+        whose store reads with ``reader`` (default: the process's reader)."""
+        settings = "default" if reader is None else reader.settings_key()
+        key = (id(collection), tuple(bands), settings)
         with cls._lock:
             found = _READERS.get(key)
             if found is not None and found.collection is collection:
                 _READERS.move_to_end(key)
                 return found
-        reader = cls(collection, key[1])
+        built = cls(collection, key[1], reader=reader)
         with cls._lock:
-            _READERS[key] = reader
+            _READERS[key] = built
             while len(_READERS) > _READERS_SIZE:
                 _READERS.popitem(last=False)
-        return reader
+        return built
 
     @property
     def store(self) -> Any:
@@ -283,8 +300,8 @@ class WindowReader:
         rows = self.order if rows is None else np.asarray(rows, dtype=np.int64)
         resamplings = self._resamplings(resampling)
         grid_key = self.crs_key_of(grid)
-        planner = Planner(self, grid, grid_key, overviews)
-        planned: list[tuple[int, list[tuple[int, BandSource, PixelWindow, Any, str]]]] = []
+        planner = TaskPlanner(self.overviews, grid, grid_key, overviews)
+        planned: list[tuple[int, list[tuple[int, BandSource, Window, Any, str]]]] = []
         for row in rows:
             row = int(row)
             parts = []
@@ -302,7 +319,7 @@ class WindowReader:
         keys = self._group_keys([r for r, _ in planned], group_by)
         slots: dict[str, int] = {}
         members: list[list[int]] = []
-        tasks: list[Task] = []
+        tasks: list[GridTask] = []
         for (row, parts), key in zip(planned, keys, strict=True):
             slot = slots.setdefault(key, len(slots))
             if slot == len(members):
@@ -310,7 +327,7 @@ class WindowReader:
             if parts:
                 members[slot].append(row)
             for c, src, window, paste, method in parts:
-                tasks.append(Task(slot, c, src, window, paste, method))
+                tasks.append(GridTask(slot, c, src, window, paste, method))
         if not slots:  # explicit, empty record list
             slots[""] = 0
             members.append([])

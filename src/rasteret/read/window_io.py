@@ -7,23 +7,23 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rasteret.read.plan import PixelWindow
+from rasteret.geo.window import Window
 from rasteret.read.radiometry import valid_mask
 from rasteret.read.stacks import BandSource, StoreIndex, WindowRequest, read_windows_async
 
 
 async def read_sources(
-    index: StoreIndex, reads: Sequence[tuple[BandSource, PixelWindow]]
+    index: StoreIndex, reads: Sequence[tuple[BandSource, Window]]
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(data [1, h, w], valid [1, h, w])`` of each (source, window), all in one batch
     through the store (data and internal-mask windows together)."""
     requests: list[WindowRequest] = []
     for src, w in reads:
-        requests.append(WindowRequest(src.path, src.t, w.row0, w.row1, w.col0, w.col1))
+        requests.append(WindowRequest(src.path, src.t, w))
         if src.mask_array is not None:
             path = f"{src.group}/{src.mask_array}"
-            requests.append(WindowRequest(path, src.t, w.row0, w.row1, w.col0, w.col1))
-    arrays = await read_windows_async(index.store, requests) if requests else []
+            requests.append(WindowRequest(path, src.t, w))
+    arrays = await read_windows_async(index, requests) if requests else []
     out, at = [], 0
     for src, _ in reads:
         values = arrays[at]

@@ -1,17 +1,25 @@
-"""``open_store``: a Collection (or a collection path / table) → :class:`VirtualStore`."""
+"""``open_store``: a Collection (or a collection path / table) → :class:`VirtualStore`.
+
+The store reads through the :class:`~rasteret.fetch.RangeReader` it is given, or the
+process's :func:`~rasteret.fetch.default_reader` taken once when it is built; the
+per-process store cache tells stores apart by content and by reader settings.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from rasteret.index import Collection, as_collection, load
+from rasteret.index import CollectionTable, as_collection, load
 from rasteret.store.layout import build_layout
 from rasteret.store.reference import StoreSource, cached_store, remember
 from rasteret.store.virtual import VirtualStore
+
+if TYPE_CHECKING:
+    from rasteret.fetch import RangeReader
 
 #: zarr's ``async.concurrency`` default; raised to :data:`ZARR_CONCURRENCY` when unchanged.
 _ZARR_DEFAULT_CONCURRENCY = 10
@@ -19,36 +27,51 @@ ZARR_CONCURRENCY = 64
 
 
 def open_store(
-    collection: Collection | str | os.PathLike[str] | pa.Table,
+    collection: CollectionTable | str | os.PathLike[str] | pa.Table,
     bands: str | Sequence[str] | None = None,
+    *,
+    reader: RangeReader | None = None,
 ) -> VirtualStore:
     """A read-only Zarr v3 store over ``collection`` (a Collection, a collection Parquet
-    file/directory, or a collection table), restricted to ``bands`` (default: all).
+    file/directory, or a collection table), restricted to ``bands`` (default: all), that
+    reads through ``reader`` (default: :func:`~rasteret.fetch.default_reader` as it is now).
 
     Open it with ``zarr.open_group(store, mode="r")``, ``xr.open_zarr(store, group=...)``
     or ``xr.open_dataset(collection, engine="rasteret")``. Raises
     :class:`~rasteret.errors.BandNotFoundError` for an unknown band.
     """
-    return build_store(as_store_collection(collection), bands)
+    return build_store(as_store_collection(collection), bands, reader=reader)
 
 
-def build_store(collection: Collection, bands: str | Sequence[str] | None = None) -> VirtualStore:
-    """The store of ``collection`` (reused from the per-process cache when identical)."""
+def build_store(
+    collection: CollectionTable,
+    bands: str | Sequence[str] | None = None,
+    *,
+    reader: RangeReader | None = None,
+) -> VirtualStore:
+    """The store of ``collection`` reading through ``reader`` (default: the default reader,
+    resolved once here); reused from the per-process cache when content and reader
+    settings are identical."""
+    if reader is None:
+        from rasteret.fetch import default_reader
+
+        reader = default_reader()
     selected = (bands,) if isinstance(bands, str) else (None if bands is None else tuple(bands))
     layout = build_layout(collection.table, selected)
     source = StoreSource(collection, layout)
-    cached = cached_store(source.token)
+    settings = reader.settings_key()
+    cached = cached_store(source.token, settings)
     if cached is not None:
         return cached
     ensure_zarr_concurrency()
-    store = VirtualStore(layout, source)
+    store = VirtualStore(layout, source, reader)
     remember(store)
     return store
 
 
-def as_store_collection(value: Any) -> Collection:
+def as_store_collection(value: Any) -> CollectionTable:
     """``value`` as a Collection: itself, loaded from a path, or wrapped from a table."""
-    if isinstance(value, Collection):
+    if isinstance(value, CollectionTable):
         return value
     if isinstance(value, (str, os.PathLike)):
         return load(value)

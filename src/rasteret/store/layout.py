@@ -30,13 +30,13 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from rasteret._types import Affine6
 from rasteret.errors import BandNotFoundError, CollectionSchemaError
+from rasteret.index.columns import asset_hrefs, record_order
 from rasteret.index.level_columns import BandLevelColumns, Slot, band_level_columns
 from rasteret.index.levels import BandLevel, BandLevels, band_levels
 from rasteret.index.schema import bands_of, metadata_column
-from rasteret.store.records import asset_hrefs, record_order
 
-Affine6 = tuple[float, float, float, float, float, float]
 ArrayKind = Literal["data", "mask"]
 RESERVED_NAMES = frozenset({"x", "y", "time", "id", "spatial_ref", "zarr.json", "c"})
 

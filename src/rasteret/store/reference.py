@@ -9,6 +9,11 @@ and checks that the token matches, so a changed collection fails loudly
 
 A collection that lives only in memory (no URI, or one that no longer matches its
 file) is embedded as Arrow IPC bytes (zstd, only the columns the store needs).
+
+The store's :class:`~rasteret.fetch.RangeReader` travels next to the reference as a
+value: "the worker's default reader" when its settings are the environment's defaults,
+else its ``FetchConfig`` (see :mod:`rasteret.fetch.reader`). Unpickling never changes the
+worker's settings. The per-process store cache is keyed by token and reader settings.
 """
 
 from __future__ import annotations
@@ -25,18 +30,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rasteret.errors import StaleIndexError
-from rasteret.index import Collection, load
+from rasteret.index import CollectionTable, load
 from rasteret.index.parquet import path_stamp
 from rasteret.index.schema import metadata_column
 from rasteret.store.layout import StoreLayout
 
 if TYPE_CHECKING:
+    from rasteret.fetch import RangeReader
     from rasteret.store.virtual import VirtualStore
 
 _CACHE_SIZE = 16
 _lock = threading.Lock()
-_stores: OrderedDict[str, VirtualStore] = OrderedDict()
-_collections: OrderedDict[tuple[str, str], Collection] = OrderedDict()
+_stores: OrderedDict[tuple[str, str], VirtualStore] = OrderedDict()  # (token, settings key)
+_collections: OrderedDict[tuple[str, str], CollectionTable] = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -51,17 +57,11 @@ class StoreReference:
     ids: bytes | None = None  # zlib of "\x1f"-joined record ids (a subset of ``uri``)
     table_ipc: bytes | None = None  # embedded table (in-memory collections)
 
-    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
-        # The process's fetch settings (rasteret.fetch.configure) travel with the
-        # reference, so worker processes read with the same credentials / client options.
-        fields = (self.token, self.bands, self.uri, self.fingerprint, self.ids, self.table_ipc)
-        return (_restore_reference, (*fields, travelling_fetch_config()))
-
-    def collection(self) -> Collection:
+    def collection(self) -> CollectionTable:
         """The collection the store was built from (loaded, selected or unembedded)."""
         if self.table_ipc is not None:
             with pa.ipc.open_stream(pa.BufferReader(self.table_ipc)) as reader:
-                return Collection(reader.read_all())
+                return CollectionTable(reader.read_all())
         assert self.uri is not None
         base = _load(self.uri, self.fingerprint)
         if base.fingerprint != self.fingerprint:
@@ -79,7 +79,7 @@ class StoreReference:
 class StoreSource:
     """The collection behind a store, its token, and (lazily) its pickle reference."""
 
-    def __init__(self, collection: Collection, layout: StoreLayout) -> None:
+    def __init__(self, collection: CollectionTable, layout: StoreLayout) -> None:
         self.collection = collection
         self.bands = tuple(layout.bands)
         self.token = layout_token(layout)
@@ -107,7 +107,9 @@ class StoreSource:
         return len(pickle.dumps(self.reference()))
 
 
-def make_reference(collection: Collection, bands: tuple[str, ...], token: str) -> StoreReference:
+def make_reference(
+    collection: CollectionTable, bands: tuple[str, ...], token: str
+) -> StoreReference:
     """A by-URI reference when the collection is (a record subset of) its file, else embed."""
     uri = collection.uri
     if uri is not None:
@@ -131,17 +133,23 @@ def make_reference(collection: Collection, bands: tuple[str, ...], token: str) -
     return StoreReference(token, bands, table_ipc=_embed(collection.table, bands))
 
 
-def rebuild_store(reference: StoreReference) -> VirtualStore:
-    """Unpickle: the store for ``reference`` (cached per process by token)."""
+def rebuild_store(reference: StoreReference, reader: RangeReader | None = None) -> VirtualStore:
+    """Unpickle: the store for ``reference`` reading through ``reader`` (default: this
+    process's default reader), cached per process by token and reader settings."""
+    if reader is None:
+        from rasteret.fetch import default_reader
+
+        reader = default_reader()
+    key = (reference.token, reader.settings_key())
     with _lock:
-        store = _stores.get(reference.token)
+        store = _stores.get(key)
         if store is not None:
-            _stores.move_to_end(reference.token)
+            _stores.move_to_end(key)
             return store
     from rasteret.store.api import build_store
 
     collection = reference.collection()
-    store = build_store(collection, reference.bands)
+    store = build_store(collection, reference.bands, reader=reader)
     if store.token != reference.token:
         where = reference.uri or "embedded collection"
         raise StaleIndexError(
@@ -156,16 +164,18 @@ def rebuild_store(reference: StoreReference) -> VirtualStore:
 
 def remember(store: VirtualStore) -> None:
     """Keep ``store`` in the per-process cache (bounded LRU)."""
+    key = (store.token, store.settings_key)
     with _lock:
-        _stores[store.token] = store
-        _stores.move_to_end(store.token)
+        _stores[key] = store
+        _stores.move_to_end(key)
         while len(_stores) > _CACHE_SIZE:
             _stores.popitem(last=False)
 
 
-def cached_store(token: str) -> VirtualStore | None:
+def cached_store(token: str, settings_key: str) -> VirtualStore | None:
+    """The cached store of this content read with these reader settings, if any."""
     with _lock:
-        return _stores.get(token)
+        return _stores.get((token, settings_key))
 
 
 def layout_token(layout: StoreLayout) -> str:
@@ -190,7 +200,7 @@ def layout_token(layout: StoreLayout) -> str:
     return digest.hexdigest()
 
 
-def _load(uri: str, fingerprint: str | None) -> Collection:
+def _load(uri: str, fingerprint: str | None) -> CollectionTable:
     try:
         stamp = path_stamp(uri)
     except (OSError, NotImplementedError, ValueError):
@@ -208,7 +218,7 @@ def _load(uri: str, fingerprint: str | None) -> Collection:
     return collection
 
 
-def _token_of(collection: Collection, bands: tuple[str, ...]) -> str | None:
+def _token_of(collection: CollectionTable, bands: tuple[str, ...]) -> str | None:
     from rasteret.store.layout import build_layout
 
     try:
@@ -217,7 +227,7 @@ def _token_of(collection: Collection, bands: tuple[str, ...]) -> str | None:
         return None
 
 
-def _select_ids(base: Collection, ids: list[str]) -> Collection:
+def _select_ids(base: CollectionTable, ids: list[str]) -> CollectionTable:
     wanted = pa.array(ids, pa.string())
     mask = pc.is_in(base.table["id"].cast(pa.string()), value_set=wanted)
     return base._view(base.table.filter(mask))
@@ -231,55 +241,3 @@ def _embed(table: pa.Table, bands: tuple[str, ...]) -> bytes:
     with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
-
-
-# -- fetch settings that travel with a pickled store -------------------------------------------
-
-
-def travelling_fetch_config() -> object | None:
-    """This process's :class:`~rasteret.fetch.FetchConfig` when ``configure()`` changed it
-    (``None``: the defaults / environment, which workers read themselves)."""
-    import pickle
-    import warnings
-
-    from rasteret.fetch import FetchConfig, default_reader
-
-    config = default_reader().config
-    if config == FetchConfig.from_env():
-        return None
-    try:
-        pickle.dumps(config)
-    except Exception as exc:
-        warnings.warn(
-            f"rasteret.fetch.configure() settings cannot travel to worker processes ({exc}); "
-            "define signers / credential providers at module level so they pickle, or call "
-            "rasteret.fetch.configure() in each worker",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return None
-    return config
-
-
-def adopt_fetch_config(config: object) -> None:
-    """Use ``config`` in this process unless it configured its own fetch settings."""
-    from rasteret.fetch import FetchConfig, configure, default_reader
-
-    current = default_reader().config
-    if current == config or current != FetchConfig.from_env():
-        return
-    configure(config)  # type: ignore[arg-type]
-
-
-def _restore_reference(
-    token: str,
-    bands: tuple[str, ...],
-    uri: str | None,
-    fingerprint: str | None,
-    ids: bytes | None,
-    table_ipc: bytes | None,
-    fetch_config: object | None = None,
-) -> StoreReference:
-    if fetch_config is not None:
-        adopt_fetch_config(fetch_config)
-    return StoreReference(token, bands, uri, fingerprint, ids, table_ipc)

@@ -3,11 +3,12 @@
 Metadata (``zarr.json`` of the root, the groups and every array, with inline
 consolidated metadata) and coordinate chunks live in memory. A data chunk key
 ``{group}/{array}/c/{t}/{i}/{j}`` resolves to ``(href, offset, length)`` of block
-``(i, j)`` of the record at time step ``t`` and is read through the fetch layer's
-micro-batched ``read_block`` (concurrent reads of one file coalesce into one
-request). JPEG tables are spliced into each tile (``tables[:-2] + tile[2:]``); a
-sparse block (byte count 0) or a record without the array's band returns ``None``,
-so Zarr fills it with ``fill_value``. No header is read at read time.
+``(i, j)`` of the record at time step ``t`` and is read with the micro-batched
+``read_block`` of the store's :class:`~rasteret.fetch.RangeReader` (the one it was built
+with, held for its lifetime; concurrent reads of one file coalesce into one request).
+JPEG tables are spliced into each tile (``tables[:-2] + tile[2:]``); a sparse block
+(byte count 0) or a record without the array's band returns ``None``, so Zarr fills it
+with ``fill_value``. No header is read at read time.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from rasteret.store.metadata import (
 if TYPE_CHECKING:
     from zarr.core.buffer import Buffer, BufferPrototype
 
+    from rasteret.fetch import RangeReader
     from rasteret.store.reference import StoreSource
 
 JPEG_COMPRESSIONS = (7, 34892)
@@ -44,18 +46,22 @@ JPEG_COMPRESSIONS = (7, 34892)
 class VirtualStore(Store):
     """A read-only Zarr v3 store over the COG tiles of a collection (see module docs).
 
-    Build one with :func:`rasteret.store.open_store`. It pickles by reference
-    (collection URI + selection + fingerprint; see :mod:`rasteret.store.reference`).
+    Build one with :func:`rasteret.store.open_store`. It reads through ``reader`` and
+    pickles by reference (collection URI + selection + fingerprint, and the reader's
+    settings; see :mod:`rasteret.store.reference`). Stores are equal when their content
+    and their reader's settings are.
     """
 
     supports_writes = False
     supports_deletes = False
     supports_listing = True
 
-    def __init__(self, layout: StoreLayout, source: StoreSource) -> None:
+    def __init__(self, layout: StoreLayout, source: StoreSource, reader: RangeReader) -> None:
         super().__init__(read_only=True)
         self._layout = layout
         self._source = source
+        self._reader = reader
+        self._settings = reader.settings_key()
         self._static: dict[str, bytes] = {}
         self._dirs: dict[str, set[str]] = {"": set()}
         self._arrays: dict[str, ArrayLayout] = {}
@@ -75,8 +81,19 @@ class VirtualStore(Store):
 
     @property
     def token(self) -> str:
-        """Identity of the store's content (equal stores have equal tokens)."""
+        """Identity of the store's content (stores with equal content have equal tokens)."""
         return self._source.token
+
+    @property
+    def reader(self) -> RangeReader:
+        """The reader every data chunk is read with."""
+        return self._reader
+
+    @property
+    def settings_key(self) -> str:
+        """Identity of the reader's settings when the store was built
+        (:meth:`RangeReader.settings_key <rasteret.fetch.RangeReader.settings_key>`)."""
+        return self._settings
 
     def _build_static(self) -> None:
         all_members: dict[str, dict[str, Any]] = {}
@@ -157,12 +174,12 @@ class VirtualStore(Store):
         if block is None:
             return None
         source, offset, length = block
-        from rasteret.fetch import ObjectInfo, default_reader
+        from rasteret.fetch import ObjectInfo
 
         expected = None
         if source.size is not None or source.etag:
             expected = ObjectInfo(size=source.size, etag=source.etag)
-        data = await default_reader().read_block(
+        data = await self._reader.read_block(
             source.href, offset, offset + length, expected=expected, copy=False
         )
         if source.jpeg_tables:
@@ -276,18 +293,24 @@ class VirtualStore(Store):
     # ------------------------------------------------------------------ identity
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, VirtualStore) and other.token == self.token
+        return (
+            isinstance(other, VirtualStore)
+            and other.token == self.token
+            and other.settings_key == self.settings_key
+        )
 
     def __hash__(self) -> int:
         return hash(("rasteret.VirtualStore", self.token))
 
-    def __dask_tokenize__(self) -> tuple[str, str]:
-        return ("rasteret.VirtualStore", self.token)
+    def __dask_tokenize__(self) -> tuple[str, ...]:
+        if self._settings == "default":
+            return ("rasteret.VirtualStore", self.token)
+        return ("rasteret.VirtualStore", self.token, self._settings)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         from rasteret.store.reference import rebuild_store
 
-        return (rebuild_store, (self._source.reference(),))
+        return (rebuild_store, (self._source.reference(), self._reader))
 
     def __repr__(self) -> str:
         arrays = sum(len(g.arrays) for g in self._layout.groups.values())

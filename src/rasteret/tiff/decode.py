@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from rasteret.errors import CorruptTiffError, UnsupportedTiffError
-from rasteret.tiff.codec_plans import MAX_DECODED_BLOCK_BYTES, Plan, build_plan
+from rasteret.tiff.block_decoders import MAX_DECODED_BLOCK_BYTES, BlockDecoder, build_decoder
 from rasteret.tiff.model import ImageLayout
 from rasteret.tiff.unpack import sample_dtype
 
@@ -132,24 +132,24 @@ class BlockDecoding:
 
     def check(self, source: str = "") -> None:
         """Raise :class:`UnsupportedTiffError` now if blocks of this kind cannot be decoded."""
-        _plan_for(self, source)
+        _decoder_for(self, source)
 
     @cached_property
-    def _plan(self) -> Plan:
-        return build_plan(self)
+    def _decoder(self) -> BlockDecoder:
+        return build_decoder(self)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.pop("_plan", None)  # a compiled closure: rebuilt on first use
+        state.pop("_decoder", None)  # a compiled closure: rebuilt on first use
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
 
 
-def _plan_for(decoding: BlockDecoding, source: str) -> Plan:
+def _decoder_for(decoding: BlockDecoding, source: str) -> BlockDecoder:
     try:
-        return decoding._plan
+        return decoding._decoder
     except UnsupportedTiffError as exc:
         raise UnsupportedTiffError(source, exc.feature, getattr(exc, "detail", "")) from None
     except CorruptTiffError as exc:  # a decoding no valid file can have (hostile index)
@@ -173,7 +173,7 @@ def decode_block(
     writable, C-contiguous, native byte order. ``tables_spliced=True`` says JPEG
     payloads already carry the JPEGTables. Errors name ``source`` and ``block_index``.
     """
-    plan = _plan_for(decoding, source)
+    decoder = _decoder_for(decoding, source)
     if rows is not None and not 0 <= rows <= decoding.block_height:
         height = decoding.block_height
         raise CorruptTiffError(
@@ -182,7 +182,7 @@ def decode_block(
     if rows is None:
         rows = decoding.block_height if decoding.tiled else 0
     try:
-        return plan(data, rows, tables_spliced)
+        return decoder(data, rows, tables_spliced)
     except CorruptTiffError:
         raise
     except UnsupportedTiffError as exc:

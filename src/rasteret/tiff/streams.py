@@ -1,7 +1,7 @@
 """Image sizes declared inside JPEG and WebP streams, read before decoding them.
 
 A codec library allocates its output from the size a stream declares, so a tile of a
-few bytes could claim a 65535 x 65535 image. :mod:`rasteret.tiff.codec_plans` reads the
+few bytes could claim a 65535 x 65535 image. :mod:`rasteret.tiff.block_decoders` reads the
 declared size with these functions and refuses a stream that does not fit its block
 before any decoder runs. Both functions are tolerant: ``None`` means "not found" (the
 decoder then reports the stream's own error).

@@ -1,5 +1,8 @@
 """Every grid of a store on one target grid: the engine's ``crs=``/``resolution=``/``bbox=``.
 
+Engine-only (``xr.open_dataset(..., engine="rasteret", crs=..., resolution=...)``): it
+composes the ``geo`` services (grids, overview choice, the lazy warp) over a store.
+
 Each full-resolution group (one per native grid, e.g. two UTM zones) is read at the
 overview level GDAL would choose for the target resolution (:func:`choose_overview`),
 warped lazily onto the target :class:`GridSpec`, and the records of all groups are
@@ -16,10 +19,11 @@ import numpy as np
 import xarray as xr
 
 from rasteret.geo.grid import Align, GridSpec
+from rasteret.geo.lazy import warp
 from rasteret.geo.overview import choose_overview
 from rasteret.geo.resampling import check_resampling
 from rasteret.geo.transform import CRSLike, crs_equal, to_crs, transform_bounds
-from rasteret.geo.warp import kernel_scale, source_window, warp
+from rasteret.geo.warp import kernel_scale, source_window
 
 #: Band names treated as categorical (resampled with ``nearest`` unless named explicitly).
 CATEGORICAL_NAMES = frozenset(

@@ -17,48 +17,72 @@ from typing import Any
 
 import numpy as np
 
-from rasteret.index import Collection
-from rasteret.read.aoi import _read, pop_filters
+from rasteret.fetch import RangeReader
+from rasteret.geo.grid import GridSpec
+from rasteret.geo.transform import crs_key
+from rasteret.index import CollectionTable
+from rasteret.read.aoi_engine import read_aoi
 from rasteret.read.result import AOIWindow, RaggedShapesError
 
 
 def get_xarray(
-    collection: Collection,
+    collection: CollectionTable,
     geometries: Any,
     bands: str | Sequence[str],
     *,
+    geometry_crs: Any = "auto",
+    geometry_column: str | None = None,
+    all_touched: bool = False,
     groupby: Any = None,
+    fuse: str = "first",
     with_mask: bool = True,
-    **kwargs: Any,
+    apply_scale: bool = False,
+    fill_value: float | None = None,
+    grid: GridSpec | None = None,
+    target_crs: Any = None,
+    resolution: Any = None,
+    resampling: str | None = None,
+    overviews: bool = True,
+    reader: RangeReader | None = None,
+    **filters: Any,
 ) -> Any:
-    """AOI reads of ``bands`` as an ``xr.Dataset`` (see module docs). Keyword arguments
-    are those of :func:`rasteret.read.get_numpy` (``geometry_crs``, ``all_touched``,
-    ``fuse``, ``apply_scale``, ``fill_value``, ``grid`` / ``target_crs`` / ``resolution``,
-    subset filters)."""
+    """AOI reads of ``bands`` as an ``xr.Dataset`` (see module docs). The options are
+    those of :func:`rasteret.read.get_numpy`; ``**filters`` go to ``collection.subset``."""
     import xarray as xr
 
-    filters = pop_filters(kwargs)
-    windows, _, fill = _read(
+    found = read_aoi(
         collection,
         geometries,
         bands,
+        geometry_crs=geometry_crs,
+        geometry_column=geometry_column,
+        all_touched=all_touched,
         groupby=groupby if groupby is not None else "id",
+        fuse=fuse,
+        apply_scale=apply_scale,
+        fill_value=fill_value,
+        grid=grid,
+        target_crs=target_crs,
+        resolution=resolution,
+        resampling=resampling,
+        overviews=overviews,
+        reader=reader,
         filters=filters,
-        **kwargs,
     )
-    grid = _union_grid(windows)
+    windows, fill = found.windows, found.fill
+    union = _union_grid(windows)
     keys = list(dict.fromkeys((w.group, str(w.datetime)) for w in windows))
     gids = sorted({w.geometry_id for w in windows})
     t_of = {k: i for i, k in enumerate(keys)}
     g_of = {g: i for i, g in enumerate(gids)}
     first = windows[0]
     n_bands = len(first.bands)
-    shape = (len(keys), len(gids), grid.height, grid.width)
+    shape = (len(keys), len(gids), union.height, union.width)
     data = [
         np.full(shape, _band_fill(windows, c, fill), dtype=first.data.dtype) for c in range(n_bands)
     ]
     valid = [np.zeros(shape, dtype=bool) for _ in range(n_bands)]
-    a, _, c0, _, e, f0 = grid.transform
+    a, _, c0, _, e, f0 = union.transform
     for w in windows:
         row = round((w.grid.transform[5] - f0) / e)
         col = round((w.grid.transform[2] - c0) / a)
@@ -72,8 +96,8 @@ def get_xarray(
     coords: dict[str, Any] = {
         "time": times,
         "geometry": np.asarray(gids, dtype=np.int64),
-        **{k: v for k, v in grid.coords.items()},
-        "spatial_ref": xr.DataArray(0, attrs=_spatial_ref(grid)),
+        **{k: v for k, v in union.coords.items()},
+        "spatial_ref": xr.DataArray(0, attrs=_spatial_ref(union)),
     }
     group_of = {k: w for w in windows for k in [(w.group, str(w.datetime))]}
     if groupby is None:
@@ -108,10 +132,7 @@ def _time_of(windows: Sequence[AOIWindow], key: tuple[Any, str]) -> np.datetime6
     return next(w.datetime for w in windows if (w.group, str(w.datetime)) == key)
 
 
-def _union_grid(windows: Sequence[AOIWindow]) -> Any:
-    from rasteret.geo.grid import GridSpec
-    from rasteret.geo.transform import crs_key
-
+def _union_grid(windows: Sequence[AOIWindow]) -> GridSpec:
     ref = windows[0].grid
     key = crs_key(ref.crs)
     a, _, _, _, e, _ = ref.transform
@@ -133,7 +154,7 @@ def _union_grid(windows: Sequence[AOIWindow]) -> Any:
     return GridSpec(ref.crs, (a, 0.0, left, 0.0, e, top), (height, width))
 
 
-def _spatial_ref(grid: Any) -> dict[str, Any]:
+def _spatial_ref(grid: GridSpec) -> dict[str, Any]:
     attrs = dict(grid.crs.to_cf())
     attrs["crs_wkt"] = grid.crs.to_wkt()
     attrs["spatial_ref"] = attrs["crs_wkt"]

@@ -1,48 +1,59 @@
-"""Planning of :func:`rasteret.read.window.read_window`: which source window of each
-(record, band) feeds the target grid, copied (aligned) or warped, from which overview."""
+"""Reads onto one target grid, as tasks: which source window of each (record, band) feeds
+the grid — copied when aligned, else warped — and from which level (full resolution or
+the overview GDAL would read). Used by :func:`rasteret.read.window.read_window` and the
+AOI reads on a target grid (:mod:`rasteret.read.common_grid`).
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from rasteret._types import Bounds
 from rasteret.geo.grid import GridSpec
+from rasteret.geo.resampling import POINT_KERNELS, VALUE_PRESERVING
 from rasteret.geo.transform import to_crs, transform_bounds
+from rasteret.geo.window import Window
 from rasteret.read.members import member_window, source_grid
-from rasteret.read.plan import PixelWindow
 from rasteret.read.stacks import BandSource, StoreIndex, group_sources
 
-Bounds = tuple[float, float, float, float]
-
-#: Resamplings whose output is one of the source values (integers stay exact).
-_VALUE_PRESERVING = frozenset({"nearest", "mode", "min", "max", "median"})
-_POINT_KERNELS = frozenset({"nearest", "bilinear", "cubic"})
+#: Overview sources of a read: ``(band, row) -> [overview level 0, 1, ...]``.
+OverviewSources = Mapping[tuple[str, int], list[BandSource]]
 
 
 @dataclass(frozen=True)
-class Task:
+class GridTask:
     """Read `window` of `source` into output `slot`, channel `band` (copy or warp)."""
 
     slot: int
     band: int
     source: BandSource
-    window: PixelWindow  # in source pixels
+    window: Window  # in source pixels
     paste: tuple[int, int] | None  # (row, col) in the target for copies; None: warp
     resampling: str
 
 
-class Planner:
-    """Plans the source window of each (record, band) for one target grid, and warps."""
+class TaskPlanner:
+    """Plans the :class:`GridTask` of each (record, band) for one target grid, and warps
+    their results onto it. ``overview_levels`` are the read's overview sources
+    (:func:`overview_sources`); ``overviews=False`` always reads full resolution."""
 
-    def __init__(self, reader: Any, grid: GridSpec, grid_key: str, overviews: bool):
-        self.reader = reader
+    def __init__(
+        self,
+        overview_levels: OverviewSources,
+        grid: GridSpec,
+        grid_key: str,
+        overviews: bool,
+    ):
+        self.overview_levels = overview_levels
         self.grid = grid
         self.grid_key = grid_key
         self.overviews = overviews
-        self.full = PixelWindow(0, grid.height, 0, grid.width)
+        self.full = Window(0, 0, grid.height, grid.width)
         self._bounds_in: dict[str, Bounds | None] = {}
         self._coords: dict[tuple[Any, ...], Any] = {}
         self._index: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
@@ -58,7 +69,7 @@ class Planner:
 
     def plan(
         self, src: BandSource, resampling: str
-    ) -> tuple[BandSource, PixelWindow, tuple[int, int] | None] | None:
+    ) -> tuple[BandSource, Window, tuple[int, int] | None] | None:
         """``(source, window, paste offset or None to warp)`` or ``None`` (no overlap)."""
         if src.crs_key == self.grid_key:
             placed = member_window(self.grid, self.full, src)
@@ -76,12 +87,9 @@ class Planner:
         found = self._source_window(src, resampling)
         if found is None:
             return None
-        window = PixelWindow(
-            found.row_off, found.row_off + found.height, found.col_off, found.col_off + found.width
-        )
-        return src, window, None
+        return src, found, None
 
-    def _source_window(self, src: BandSource, resampling: str) -> Any:
+    def _source_window(self, src: BandSource, resampling: str) -> Window | None:
         """:func:`~rasteret.geo.warp.source_window` of ``src``, once per (source grid,
         resampling) of this read."""
         from rasteret.geo.warp import source_window
@@ -101,7 +109,7 @@ class Planner:
 
     def _level(self, src: BandSource, resampling: str) -> BandSource:
         """The overview of ``src`` GDAL would read for this grid (or ``src``)."""
-        levels = self.reader._overviews.get((src.band, src.row))
+        levels = self.overview_levels.get((src.band, src.row))
         if not self.overviews or not levels:
             return src
         from rasteret.geo.overview import choose_overview
@@ -119,7 +127,7 @@ class Planner:
         return src if level is None else levels[level]
 
     def warp(
-        self, task: Task, data: np.ndarray, valid: np.ndarray, dtype: np.dtype
+        self, task: GridTask, data: np.ndarray, valid: np.ndarray, dtype: np.dtype
     ) -> tuple[np.ndarray, np.ndarray]:
         """``data`` (a window of the task's source) on the target grid: (values, valid)."""
         from rasteret.geo.warp import warp_array
@@ -129,7 +137,7 @@ class Planner:
             return self._nearest(task, data, valid, dtype)
         sgrid = source_grid(src)
         coordinates = scale = None
-        if method in _POINT_KERNELS:
+        if method in POINT_KERNELS:
             coordinates, scale = self._coordinates(src, method)
         values = warp_array(
             data,  # native dtype: mode picks GDAL's histogram path for 8/16-bit ints
@@ -139,13 +147,13 @@ class Planner:
             valid=valid,
             nodata=np.nan,
             dtype=np.float64,
-            source_offset=(task.window.row0, task.window.col0),
+            source_offset=(task.window.row_off, task.window.col_off),
             coordinates=coordinates,
             scale=scale,
         )
         ok = ~np.isnan(values)
         if dtype.kind in "iu":
-            if method not in _VALUE_PRESERVING:
+            if method not in VALUE_PRESERVING:
                 info = np.iinfo(dtype)
                 values = np.clip(np.floor(values + 0.5), info.min, info.max)
             values = np.where(ok, values, 0)
@@ -167,7 +175,7 @@ class Planner:
             cached = self._coords[key] = (coords, sc)
         return cached
 
-    def _nearest_index(self, src: BandSource, window: PixelWindow) -> tuple[np.ndarray, np.ndarray]:
+    def _nearest_index(self, src: BandSource, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """``(flat index into the window, inside)`` of each target pixel's nearest source
         pixel, once per (source grid, source window) of this read: every record of a
         source grid reuses it (``warp_array``'s ``centre_pixel`` on the same coordinates)."""
@@ -178,13 +186,13 @@ class Planner:
         if cached is None:
             (sx, sy), _ = self._coordinates(src, "nearest")
             h, w = window.height, window.width
-            iy, ix, inside = centre_pixel(sx - window.col0, sy - window.row0, h, w)
+            iy, ix, inside = centre_pixel(sx - window.col_off, sy - window.row_off, h, w)
             flat = iy * w + ix
             cached = self._index[key] = (flat, inside)
         return cached
 
     def _nearest(
-        self, task: Task, data: np.ndarray, valid: np.ndarray, dtype: np.dtype
+        self, task: GridTask, data: np.ndarray, valid: np.ndarray, dtype: np.dtype
     ) -> tuple[np.ndarray, np.ndarray]:
         """Nearest-neighbour warp as a gather through the cached index map; equal to the
         ``warp_array`` path (invalid pixels 0 for integers, NaN for floats)."""
@@ -213,7 +221,7 @@ def _aligned(src: BandSource, grid: GridSpec) -> bool:
 def overview_sources(index: StoreIndex) -> dict[tuple[str, int], list[BandSource]]:
     """``(band, row) -> [overview level 0, 1, ...]`` sources from the store's overview groups."""
     out: dict[tuple[str, int], dict[int, BandSource]] = {}
-    for name, group in index.store.layout.groups.items():
+    for name, group in index.layout.groups.items():
         if group.overview is None:
             continue
         for source in group_sources(name, group):

@@ -1,8 +1,10 @@
-"""``Collection``: an immutable view of a collection table (one row per record).
+"""``CollectionTable``: an immutable view of a collection table (one row per record).
 
-Filters (:meth:`Collection.subset`, :meth:`Collection.where`) and selections return
-new Collections that share the Arrow buffers of the original. Nothing here touches
-the network; pixel access lives in the store and readers built on top.
+The control plane's own type: filters (:meth:`CollectionTable.subset`,
+:meth:`CollectionTable.where`), selections, summaries, identity and persistence. Views
+share the Arrow buffers of the original and keep their class, so a view of the
+user-facing :class:`rasteret.Collection` (which adds the pixel surfaces on top of this
+type) is again a ``rasteret.Collection``. Nothing here touches the network or pixels.
 """
 
 from __future__ import annotations
@@ -13,18 +15,17 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from rasteret.errors import BandNotFoundError
-from rasteret.index import filters, geoparquet, parquet
+from rasteret.index import columns, filters, geoparquet, parquet
 from rasteret.index.describe import DescribeResult
 from rasteret.index.levels import BandLevels, band_levels
 from rasteret.index.schema import bands_of, error_column, metadata_column
-from rasteret.index.surfaces import CollectionSurfaces
 
 #: Value of the ``rasteret_collection_version`` schema metadata key written by export.
 #: "1" is the original system's 17-field band struct; "2" adds the fields of
@@ -39,7 +40,7 @@ _GEOARROW_WKB = {
 }
 
 
-class Collection(CollectionSurfaces):
+class CollectionTable:
     """An immutable, validated table of raster records with per-band COG headers.
 
     Build one with :func:`rasteret.index.as_collection` (validates) or
@@ -108,7 +109,19 @@ class Collection(CollectionSurfaces):
             self._fingerprint = digest.hexdigest()
         return self._fingerprint
 
-    def _view(self, table: pa.Table) -> Collection:
+    @classmethod
+    def of(cls, collection: CollectionTable) -> Self:
+        """``collection`` as an instance of this class, sharing its table, name, location
+        and identity (``rasteret.Collection.of(table)`` adds the pixel surfaces)."""
+        if isinstance(collection, cls):
+            return collection
+        if not isinstance(collection, CollectionTable):
+            raise TypeError(f"expected a collection, got {type(collection).__name__}")
+        adopted = cls.__new__(cls)
+        adopted.__dict__.update(collection.__dict__)
+        return adopted
+
+    def _view(self, table: pa.Table) -> Self:
         """A new Collection over ``table`` keeping this one's name, source and location."""
         return type(self)(
             table,
@@ -257,7 +270,7 @@ class Collection(CollectionSurfaces):
         geometries: Any = None,
         split: str | Sequence[str] | None = None,
         split_column: str = "split",
-    ) -> Collection:
+    ) -> Self:
         """Records matching ALL given filters (see :mod:`rasteret.index.filters`).
 
         ``date_range`` includes the whole end day; ``bbox`` / ``geometries`` match by
@@ -275,13 +288,11 @@ class Collection(CollectionSurfaces):
         )
         return self.where(expression)
 
-    def select_split(
-        self, split: str | Sequence[str], *, split_column: str = "split"
-    ) -> Collection:
+    def select_split(self, split: str | Sequence[str], *, split_column: str = "split") -> Self:
         """Records of one or several splits (``subset(split=...)``)."""
         return self.subset(split=split, split_column=split_column)
 
-    def where(self, expression: pc.Expression) -> Collection:
+    def where(self, expression: pc.Expression) -> Self:
         """Records for which the Arrow ``expression`` is true."""
         if not isinstance(expression, pc.Expression):
             raise TypeError(
@@ -289,14 +300,14 @@ class Collection(CollectionSurfaces):
             )
         return self._view(self._table.filter(expression))
 
-    def select_bands(self, bands: str | Iterable[str]) -> Collection:
+    def select_bands(self, bands: str | Iterable[str]) -> Self:
         """Only the given bands' ``_metadata`` / ``_error`` columns (in the given order).
 
         Raises :class:`BandNotFoundError` listing unknown and available bands. The
         ``assets`` column is kept whole.
         """
         wanted = [bands] if isinstance(bands, str) else list(bands)
-        self._check_bands(wanted)
+        self.check_bands(wanted)
         band_columns = {metadata_column(b) for b in self.bands} | {
             error_column(b) for b in self.bands
         }
@@ -307,13 +318,14 @@ class Collection(CollectionSurfaces):
                 keep.append(error_column(band))
         return self._view(self._table.select(keep))
 
-    def _check_bands(self, wanted: Sequence[str]) -> None:
+    def check_bands(self, wanted: Sequence[str]) -> None:
+        """Raise :class:`BandNotFoundError` listing unknown and available bands."""
         available = self.bands
         missing = [b for b in wanted if b not in available]
         if missing:
             raise BandNotFoundError(f"Band(s) not found: {missing}. Available bands: {available}")
 
-    def select_records(self, ids: Iterable[str]) -> Collection:
+    def select_records(self, ids: Iterable[str]) -> Self:
         """The records with the given ids (table order); ``KeyError`` lists unknown ids."""
         wanted = pa.array(list(ids), pa.string())
         present = pc.is_in(wanted, value_set=self._table["id"].cast(pa.string()))
@@ -326,34 +338,30 @@ class Collection(CollectionSurfaces):
 
     @property
     def record_ids(self) -> list[str]:
-        """Record ids in table order."""
-        return self._table["id"].to_pylist()
+        """Record ids in table order (as text)."""
+        return columns.record_ids(self._table)
 
     @property
     def datetimes(self) -> np.ndarray:
         """Record datetimes as ``datetime64[us]`` (UTC, timezone-naive; NaT for nulls)."""
-        column = self._table["datetime"]
-        return column.cast(pa.timestamp("us")).to_numpy().astype("datetime64[us]")
+        return columns.datetimes(self._table["datetime"])
 
     def band_levels(self, band: str) -> list[BandLevels | None]:
         """Typed header views of ``band`` per record (``None`` where the struct is null)."""
-        self._check_bands([band])
+        self.check_bands([band])
         return band_levels(self._table[metadata_column(band)])
 
     def hrefs(self, band: str) -> list[str | None]:
         """The asset URL of ``band`` per record (from ``assets[band].href``; ``None`` if absent
         from a map-typed ``assets``)."""
-        self._check_bands([band])
+        self.check_bands([band])
         assets = self._table["assets"]
-        if pa.types.is_map(assets.type):
-            entries = pc.map_lookup(assets, pa.scalar(band, assets.type.key_type), "first")
-            return pc.struct_field(entries, "href").to_pylist()
-        if band not in {f.name for f in assets.type}:
+        if pa.types.is_struct(assets.type) and band not in {f.name for f in assets.type}:
             raise BandNotFoundError(
                 f"Band {band!r} has no entry in the assets column "
                 f"(asset keys: {[f.name for f in assets.type]})"
             )
-        return pc.struct_field(pc.struct_field(assets, band), "href").to_pylist()
+        return columns.asset_hrefs(self._table, band)
 
     # ------------------------------------------------------------ Arrow access
 
@@ -379,7 +387,7 @@ class Collection(CollectionSurfaces):
 
     # ------------------------------------------------------------ persistence
 
-    def export(self, path: str | os.PathLike[str]) -> Collection:
+    def export(self, path: str | os.PathLike[str]) -> Self:
         """Write GeoParquet 1.1 to ``path`` (see :mod:`rasteret.index.parquet`).
 
         A ``.parquet`` path gives one file, anything else a ``year=/month=``
@@ -414,18 +422,18 @@ class Collection(CollectionSurfaces):
         return metadata
 
     @classmethod
-    def from_parquet(cls, path: str | os.PathLike[str], name: str = "") -> Collection:
+    def from_parquet(cls, path: str | os.PathLike[str], name: str = "") -> Self:
         """Same as :func:`rasteret.index.load`."""
         from rasteret.index.loading import load
 
-        return load(path, name=name)
+        return cls.of(load(path, name=name))
 
     @classmethod
-    def from_arrow(cls, data: Any, **kwargs: Any) -> Collection:
+    def from_arrow(cls, data: Any, **kwargs: Any) -> Self:
         """Same as :func:`rasteret.index.as_collection`."""
         from rasteret.index.loading import as_collection
 
-        return as_collection(data, **kwargs)
+        return cls.of(as_collection(data, **kwargs))
 
 
 def _geoarrow_annotated(table: pa.Table) -> pa.Table:

@@ -1,4 +1,5 @@
-"""Window arithmetic of AOI reads: rasterio's ``geometry_window`` and geometry masks.
+"""Pixel windows and masks of AOI geometries on a grid: rasterio's ``geometry_window``
+and ``geometry_mask``.
 
 :func:`geometry_windows` reproduces ``rasterio.features.geometry_window`` exactly
 (bounds → inverse affine by ``np.linalg.solve`` as rasterio's ``AffineTransformer`` →
@@ -11,52 +12,18 @@ rules (pixel centres inside, or every touched pixel with ``all_touched``) throug
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import shapely
 
+from rasteret._types import Affine6
 from rasteret.geo.grid import GridSpec
-
-Affine6 = tuple[float, float, float, float, float, float]
-
-
-@dataclass(frozen=True, slots=True)
-class PixelWindow:
-    """Rows ``[row0, row1)`` and columns ``[col0, col1)`` of a grid."""
-
-    row0: int
-    row1: int
-    col0: int
-    col1: int
-
-    @property
-    def height(self) -> int:
-        return self.row1 - self.row0
-
-    @property
-    def width(self) -> int:
-        return self.col1 - self.col0
-
-    @property
-    def is_empty(self) -> bool:
-        return self.height <= 0 or self.width <= 0
-
-    def intersection(self, other: PixelWindow) -> PixelWindow:
-        return PixelWindow(
-            max(self.row0, other.row0),
-            min(self.row1, other.row1),
-            max(self.col0, other.col0),
-            min(self.col1, other.col1),
-        )
-
-    def shifted(self, drow: int, dcol: int) -> PixelWindow:
-        return PixelWindow(self.row0 + drow, self.row1 + drow, self.col0 + dcol, self.col1 + dcol)
+from rasteret.geo.window import Window
 
 
 def geometry_windows(
     geometries: np.ndarray, transform: Affine6, shape: tuple[int, int] | None
-) -> list[PixelWindow | None]:
+) -> list[Window | None]:
     """rasterio's ``geometry_window`` of each geometry (one geometry per window).
 
     With ``shape`` (height, width) the window is intersected with the raster and
@@ -72,7 +39,7 @@ def geometry_windows(
     cols, rows = np.linalg.solve(matrix, points)[:2]
     cols = cols.reshape(-1, 4)
     rows = rows.reshape(-1, 4)
-    out: list[PixelWindow | None] = []
+    out: list[Window | None] = []
     for k in range(len(geometries)):
         col_start, col_stop = cols[k].min(), cols[k].max()
         row_start, row_stop = rows[k].min(), rows[k].max()
@@ -82,9 +49,9 @@ def geometry_windows(
         row0 = math.floor(row_start)
         col1 = math.ceil(col_start + width)
         row1 = math.ceil(row_start + height)
-        window = PixelWindow(row0, row1, col0, col1)
+        window = Window(row0, col0, row1 - row0, col1 - col0)
         if shape is not None:
-            window = window.intersection(PixelWindow(0, shape[0], 0, shape[1]))
+            window = window.intersection(Window(0, 0, shape[0], shape[1]))
             if window.is_empty:
                 out.append(None)
                 continue
@@ -92,11 +59,11 @@ def geometry_windows(
     return out
 
 
-def window_grid(grid: GridSpec, window: PixelWindow) -> GridSpec:
+def window_grid(grid: GridSpec, window: Window) -> GridSpec:
     """The grid of ``window`` of ``grid`` (the window may reach beyond the grid)."""
     a, b, c, d, e, f = grid.transform
-    x = a * window.col0 + b * window.row0 + c
-    y = d * window.col0 + e * window.row0 + f
+    x = a * window.col_off + b * window.row_off + c
+    y = d * window.col_off + e * window.row_off + f
     return GridSpec(grid.crs, (a, b, x, d, e, y), (window.height, window.width))
 
 

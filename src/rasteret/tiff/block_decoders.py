@@ -1,11 +1,12 @@
-"""Compile a :class:`~rasteret.tiff.decode.BlockDecoding` into a per-block decode function.
+"""Block decoders: a :class:`~rasteret.tiff.decode.BlockDecoding` compiled into a
+per-block decode function.
 
 Everything that does not change from block to block (codec, sizes, byte swap,
 predictor, unpacker, colour conversion) is resolved once here, so decoding a block
 is a handful of C calls: allocate the output, decompress straight into it, swap and
-un-predict in place. A plan is ``plan(data, rows, tables_spliced) -> ndarray`` where
+un-predict in place. A block decoder is ``decoder(data, rows, tables_spliced) -> ndarray`` where
 ``rows`` is the number of rows the payload must supply (0: any whole number of rows).
-Plans raise :class:`PayloadError` (or the codec's exception) on a bad payload and
+Decoders raise :class:`PayloadError` (or the codec's exception) on a bad payload and
 :class:`Unsupported` at build time for a configuration they cannot decode.
 """
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from rasteret.tiff.decode import BlockDecoding
 
 Buffer = bytes | bytearray | memoryview
-Plan = Callable[[Buffer, int, bool], np.ndarray]
+BlockDecoder = Callable[[Buffer, int, bool], np.ndarray]
 
 NATIVE_ORDER = "<" if sys.byteorder == "little" else ">"
 
@@ -112,12 +113,12 @@ def check_bounds(d: BlockDecoding) -> np.dtype:
         raise invalid(
             f"a {d.block_height} x {d.block_width} x {d.samples} {d.dtype} block "
             f"({max(decoded, stored)} bytes) exceeds the {MAX_DECODED_BLOCK_BYTES}-byte "
-            "block limit (rasteret.tiff.codec_plans.MAX_DECODED_BLOCK_BYTES)"
+            "block limit (rasteret.tiff.block_decoders.MAX_DECODED_BLOCK_BYTES)"
         )
     return declared
 
 
-def build_plan(d: BlockDecoding) -> Plan:
+def build_decoder(d: BlockDecoding) -> BlockDecoder:
     """Compile the decode function of ``d`` (raises UnsupportedTiffError, CorruptTiffError)."""
     check_bounds(d)
     dtype = sample_dtype(d.bits_per_sample, d.sample_format)
@@ -129,19 +130,19 @@ def build_plan(d: BlockDecoding) -> Plan:
         raise unsupported("CIELab photometric interpretation", f"Photometric {d.photometric}")
     compression = d.compression
     if compression in BYTE_CODECS:
-        return _byte_plan(d, dtype)
+        return _byte_decoder(d, dtype)
     if compression in (2, 3, 4):
-        return _ccitt_plan(d)
+        return _ccitt_decoder(d)
     if compression == 7:
-        return _jpeg_plan(d, dtype)
+        return _jpeg_decoder(d, dtype)
     if compression == 50001:
-        return _webp_plan(d, dtype)
+        return _webp_decoder(d, dtype)
     if compression == 34887:
-        return _lerc_plan(d, dtype)
+        return _lerc_decoder(d, dtype)
     if compression in (50002, 52546):
         if not imagecodecs.JPEGXL.available:
             raise unsupported("JPEG-XL compression", "imagecodecs built without libjxl")
-        return _image_plan(d, dtype, "JPEG-XL", imagecodecs.jpegxl_decode)
+        return _image_decoder(d, dtype, "JPEG-XL", imagecodecs.jpegxl_decode)
     raise unsupported(UNSUPPORTED_CODECS.get(compression, f"compression {compression}"))
 
 
@@ -172,7 +173,7 @@ def _payload_check(compression: int, row_bytes: int, name: str) -> Callable[[Buf
     return check
 
 
-def _byte_plan(d: BlockDecoding, dtype: np.dtype) -> Plan:
+def _byte_decoder(d: BlockDecoding, dtype: np.dtype) -> BlockDecoder:
     name, decompress = BYTE_CODECS[d.compression]
     height, width, samples = d.block_height, d.block_width, d.samples
     bits, predictor = d.bits_per_sample, d.predictor
@@ -186,7 +187,7 @@ def _byte_plan(d: BlockDecoding, dtype: np.dtype) -> Plan:
 
     convert: Callable[[np.ndarray], np.ndarray] | None = None
     if d.photometric == 6:  # YCbCr stored without JPEG
-        return _ycbcr_plan(d, name, decompress)
+        return _ycbcr_decoder(d, name, decompress)
     if d.photometric == 5 and bits == 8:
         if not (samples == 4 and d.planar_configuration == 1):
             layout = f"{samples} samples, planar {d.planar_configuration}"
@@ -203,7 +204,7 @@ def _byte_plan(d: BlockDecoding, dtype: np.dtype) -> Plan:
 
     if unpack is None:
 
-        def plan_direct(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
+        def decode_direct(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
             check_payload(data, rows)
             # a block that may be short (a strip) starts zeroed (calloc: untouched pages
             # cost nothing), and only its decoded rows are processed
@@ -227,9 +228,9 @@ def _byte_plan(d: BlockDecoding, dtype: np.dtype) -> Plan:
             out[:have] = part
             return out
 
-        return plan_direct
+        return decode_direct
 
-    def plan_unpack(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
+    def decode_unpack(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
         check_payload(data, rows)
         stored = np.empty(full, np.uint8)
         n = decompress(data, memoryview(stored))
@@ -241,10 +242,10 @@ def _byte_plan(d: BlockDecoding, dtype: np.dtype) -> Plan:
         out[:have] = values
         return out
 
-    return plan_unpack
+    return decode_unpack
 
 
-def _ycbcr_plan(d: BlockDecoding, name: str, decompress: Decompressor) -> Plan:
+def _ycbcr_decoder(d: BlockDecoding, name: str, decompress: Decompressor) -> BlockDecoder:
     sub = d.ycbcr_subsampling or (2, 2)  # the TIFF default
     if d.bits_per_sample != 8 or d.samples != 3 or d.planar_configuration != 1:
         raise unsupported("YCbCr without JPEG", f"{d.bits_per_sample}-bit, {d.samples} samples")
@@ -258,14 +259,14 @@ def _ycbcr_plan(d: BlockDecoding, name: str, decompress: Decompressor) -> Plan:
     full = row_bytes * cell_rows
     check_payload = _payload_check(d.compression, row_bytes, name)
 
-    def plan_ycbcr(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
+    def decode_ycbcr(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
         check_payload(data, -(-rows // sub_v))
         stored = np.empty(full, np.uint8)
         n = decompress(data, memoryview(stored))
         have = _check_size(n, full, row_bytes, -(-rows // sub_v), name)
         return ycbcr_to_rgb(stored[: have * row_bytes], width, height, sub_h, sub_v)
 
-    return plan_ycbcr
+    return decode_ycbcr
 
 
 def _fit(image: np.ndarray, d: BlockDecoding, dtype: np.dtype, rows: int, name: str) -> np.ndarray:
@@ -294,16 +295,16 @@ def _check_declared(size: tuple[int, ...] | None, d: BlockDecoding, name: str) -
         )
 
 
-def _image_plan(
+def _image_decoder(
     d: BlockDecoding, dtype: np.dtype, name: str, decoder: Callable[[Buffer], np.ndarray]
-) -> Plan:
-    def plan_image(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
+) -> BlockDecoder:
+    def decode_image(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
         return _fit(decoder(data), d, dtype, rows, name)
 
-    return plan_image
+    return decode_image
 
 
-def _jpeg_plan(d: BlockDecoding, dtype: np.dtype) -> Plan:
+def _jpeg_decoder(d: BlockDecoding, dtype: np.dtype) -> BlockDecoder:
     if d.bits_per_sample not in (8, 12):
         raise unsupported("JPEG sample width", f"{d.bits_per_sample}-bit")
     if d.photometric == 5:
@@ -318,7 +319,7 @@ def _jpeg_plan(d: BlockDecoding, dtype: np.dtype) -> Plan:
         colorspace, out_colorspace = "RGB", "RGB"
     tables = d.jpeg_tables
 
-    def plan_jpeg(data: Buffer, rows: int, spliced: bool) -> np.ndarray:
+    def decode_jpeg(data: Buffer, rows: int, spliced: bool) -> np.ndarray:
         _check_declared(jpeg_frame(data), d, "JPEG")
         image = imagecodecs.jpeg8_decode(
             data,
@@ -328,20 +329,20 @@ def _jpeg_plan(d: BlockDecoding, dtype: np.dtype) -> Plan:
         )
         return _fit(image, d, dtype, rows, "JPEG")
 
-    return plan_jpeg
+    return decode_jpeg
 
 
-def _webp_plan(d: BlockDecoding, dtype: np.dtype) -> Plan:
+def _webp_decoder(d: BlockDecoding, dtype: np.dtype) -> BlockDecoder:
     alpha = d.samples == 4
 
-    def plan_webp(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
+    def decode_webp(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
         _check_declared(webp_canvas(data), d, "WebP")
         return _fit(imagecodecs.webp_decode(data, hasalpha=alpha), d, dtype, rows, "WebP")
 
-    return plan_webp
+    return decode_webp
 
 
-def _lerc_plan(d: BlockDecoding, dtype: np.dtype) -> Plan:
+def _lerc_decoder(d: BlockDecoding, dtype: np.dtype) -> BlockDecoder:
     try:
         inner = lerc_inner(d.lerc_parameters)
     except ValueError as exc:
@@ -352,7 +353,7 @@ def _lerc_plan(d: BlockDecoding, dtype: np.dtype) -> Plan:
     # a LERC blob is at most the raw block plus its mask and headers
     blob_limit = 2 * d.block_width * d.block_height * d.samples * max(dtype.itemsize, 1) + 65536
 
-    def plan_lerc(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
+    def decode_lerc(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
         blob = inner[1](data, blob_limit) if inner else data
         size = lerc_size(blob)
         if size is not None and (size[1] != d.block_width or not 0 < size[0] <= d.block_height):
@@ -374,10 +375,10 @@ def _lerc_plan(d: BlockDecoding, dtype: np.dtype) -> Plan:
                 np.copyto(out[: valid.shape[0]], np.nan, where=~valid)
         return out
 
-    return plan_lerc
+    return decode_lerc
 
 
-def _ccitt_plan(d: BlockDecoding) -> Plan:
+def _ccitt_decoder(d: BlockDecoding) -> BlockDecoder:
     if d.bits_per_sample != 1 or d.samples != 1:
         raise unsupported("CCITT compression", f"{d.bits_per_sample}-bit, {d.samples} samples")
     decoders = {
@@ -390,8 +391,8 @@ def _ccitt_plan(d: BlockDecoding) -> Plan:
     dtype = np.dtype("uint8")
     height, width = d.block_height, d.block_width
 
-    def plan_ccitt(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
+    def decode_ccitt(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
         image = decoder(data, rows or height, width)
         return _fit(np.asarray(image, dtype), d, dtype, rows, name)
 
-    return plan_ccitt
+    return decode_ccitt

@@ -1,0 +1,603 @@
+"""``rasteret.Collection``: the user-facing collection, with every pixel surface typed.
+
+The top of the layer stack (DESIGN.md, ``docs/architecture.md``). The control plane's
+own type, :class:`rasteret.index.CollectionTable`, filters, summarises and persists
+records and knows nothing of pixels; this class adds the surfaces that read them
+(store, engine, AOI reads, points, windows, TorchGeo) with their real signatures, each
+delegating to the layer that implements it. Views (``subset``, ``where``, ...) keep the
+class, and :func:`load` / :func:`as_collection` (and ``rasteret.build*``) return it.
+
+Implementations are imported when a method is first called, so ``rasteret.load`` costs
+only the index layer; nothing here touches the network at import.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+from rasteret.index.table import CollectionTable
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+    import xarray as xr
+
+    from rasteret.fetch import RangeReader
+    from rasteret.geo import GridSpec, Window
+    from rasteret.ingest.refresh import RefreshReport
+    from rasteret.integrations.torchgeo import RasteretGeoDataset
+    from rasteret.read import AOIStack, AOIWindow
+    from rasteret.read.explain import ReadPlan
+    from rasteret.store import VirtualStore
+
+__all__ = ["LEGACY_READ_OPTIONS", "Collection", "as_collection", "load"]
+
+Bounds = tuple[float, float, float, float]
+#: ``groupby`` of AOI reads: ``"solar_day"``, ``"id"``, a column name, or ``record -> key``.
+GroupBy = str | Callable[[dict[str, Any]], Any] | None
+
+#: Options of the original API's readers. I/O settings now live in ``rasteret.configure``
+#: and progress is shown on terminals by itself; these are accepted with a
+#: ``DeprecationWarning`` that says so, never silently.
+LEGACY_READ_OPTIONS: dict[str, str] = {
+    "max_concurrent": "concurrency is set by rasteret.configure(max_in_flight=...)",
+    "backend": "object-store access is set by rasteret.configure(stores=...)",
+    "cloud_config": "credentials are set by rasteret.configure(stores=...)",
+    "data_source": "the data source is part of the collection",
+    "progress": "progress is shown on a terminal automatically",
+    "xr_combine": "get_xarray always combines records along time",
+}
+
+
+class Collection(CollectionTable):
+    """A collection of raster records with per-band COG headers, and its pixel surfaces.
+
+    Get one from :func:`rasteret.build`, ``rasteret.build_from_stac`` /
+    ``build_from_table`` / ``build_from_files``, :func:`rasteret.load` or
+    :func:`rasteret.as_collection`. Filtering, summaries and export are those of
+    :class:`~rasteret.index.CollectionTable`; every method below reads pixels through
+    the virtual Zarr store of the selected records (no header is read again).
+
+    ``reader=`` (a :class:`rasteret.fetch.RangeReader`, e.g.
+    ``RangeReader(FetchConfig(max_in_flight=16))``) sets the fetch settings of one read;
+    the default is the process's reader (:func:`rasteret.configure`). Readers travel to
+    dask and DataLoader workers by reference: the worker builds its own with the same
+    settings, or uses its environment's when they are the defaults.
+    """
+
+    # ------------------------------------------------------------ data plane
+
+    def to_zarr_store(
+        self, bands: str | Sequence[str] | None = None, *, reader: RangeReader | None = None
+    ) -> VirtualStore:
+        """The virtual read-only Zarr v3 store of this collection (one chunk per COG tile).
+
+        Use it with ``zarr.open_group(store, mode="r")`` or ``xr.open_zarr(store)``.
+        ``reader`` sets the fetch settings of its reads (default: the process's reader,
+        :func:`rasteret.configure`).
+        """
+        from rasteret.store import open_store
+
+        return open_store(self, bands, **_reader_option(reader))
+
+    def to_xarray(
+        self,
+        bands: str | Sequence[str] | None = None,
+        *,
+        chunks: Any = None,
+        **engine_options: Any,
+    ) -> xr.Dataset:
+        """``xr.open_dataset(self, engine="rasteret", bands=..., chunks=...)``.
+
+        Lazy, native dtype, one grid. ``chunks={}`` gives dask arrays chunked in whole
+        tiles; ``engine_options`` are the engine's (``group=``, ``overview_level=``,
+        ``crs=`` / ``resolution=`` / ``bbox=`` / ``grid=`` target grids, ...; see
+        :mod:`rasteret.backend.entrypoint`).
+        """
+        import xarray as xr
+
+        return xr.open_dataset(
+            self, engine="rasteret", bands=bands, chunks=chunks, **engine_options
+        )
+
+    # ------------------------------------------------------------ AOI reads
+
+    def get_numpy(
+        self,
+        geometries: Any,
+        bands: str | Sequence[str],
+        *,
+        geometry_crs: Any = "auto",
+        geometry_column: str | None = None,
+        all_touched: bool = False,
+        groupby: GroupBy = None,
+        fuse: str = "first",
+        with_mask: bool = True,
+        apply_scale: bool = False,
+        fill_value: float | None = None,
+        grid: GridSpec | None = None,
+        target_crs: Any = None,
+        resolution: Any = None,
+        resampling: str | None = None,
+        overviews: bool = True,
+        cloud_cover_lt: float | None = None,
+        date_range: Sequence[Any] | None = None,
+        bbox: Sequence[float] | None = None,
+        split: str | Sequence[str] | None = None,
+        split_column: str = "split",
+        reader: RangeReader | None = None,
+        **legacy: Any,
+    ) -> AOIStack:
+        """Pixels of ``bands`` inside ``geometries`` for every record, stacked with identity.
+
+        ``geometries``: Shapely geometries, WKB / WKT, GeoJSON, ``(minx, miny, maxx,
+        maxy)`` boxes, a GeoArrow / GeoPandas table (``geometry_column``); in lon/lat
+        unless they carry a CRS or ``geometry_crs`` says otherwise. Returns an
+        :class:`~rasteret.read.AOIStack`: ``.data`` ``[N, H, W]`` (one band) or
+        ``[N, C, H, W]`` in the native dtype, ``.mask`` (valid pixels) and
+        ``.records`` (which record and geometry each of the ``N`` rows is, in record
+        time order then geometry order).
+
+        ``groupby`` mosaics records per group (``"solar_day"``, a column, a callable)
+        with ``fuse`` (``"first"``, ``"last"``, ``"mean"``, ``"median"``, ``"min"``,
+        ``"max"``); ``apply_scale`` returns ``value * scale + offset`` as float with NaN
+        where invalid. On a target grid (``grid=`` or ``target_crs=`` / ``resolution=``,
+        with ``resampling=``) every record is resampled onto one grid without GDAL,
+        reading the overview GDAL would choose when coarser (``overviews=False``: full
+        resolution). ``cloud_cover_lt`` / ``date_range`` / ``bbox`` / ``split`` select
+        records first (:meth:`subset`). Windows of different shapes or CRSs raise
+        :class:`~rasteret.read.RaggedShapesError` saying what to pass.
+        """
+        from rasteret.read import get_numpy
+
+        return get_numpy(
+            self._selected(
+                "get_numpy", cloud_cover_lt, date_range, bbox, split, split_column, legacy
+            ),
+            geometries,
+            bands,
+            geometry_crs=geometry_crs,
+            geometry_column=geometry_column,
+            all_touched=all_touched,
+            groupby=groupby,
+            fuse=fuse,
+            with_mask=with_mask,
+            apply_scale=apply_scale,
+            fill_value=fill_value,
+            grid=grid,
+            target_crs=target_crs,
+            resolution=resolution,
+            resampling=resampling,
+            overviews=overviews,
+            reader=reader,
+        )
+
+    def get_xarray(
+        self,
+        geometries: Any,
+        bands: str | Sequence[str],
+        *,
+        geometry_crs: Any = "auto",
+        geometry_column: str | None = None,
+        all_touched: bool = False,
+        groupby: GroupBy = None,
+        fuse: str = "first",
+        with_mask: bool = True,
+        apply_scale: bool = False,
+        fill_value: float | None = None,
+        grid: GridSpec | None = None,
+        target_crs: Any = None,
+        resolution: Any = None,
+        resampling: str | None = None,
+        overviews: bool = True,
+        cloud_cover_lt: float | None = None,
+        date_range: Sequence[Any] | None = None,
+        bbox: Sequence[float] | None = None,
+        split: str | Sequence[str] | None = None,
+        split_column: str = "split",
+        reader: RangeReader | None = None,
+        **legacy: Any,
+    ) -> xr.Dataset:
+        """The AOI reads of :meth:`get_numpy` as an ``xr.Dataset`` ``(time, geometry, y, x)``.
+
+        One variable per band in its native dtype (nodata in ``encoding["_FillValue"]``)
+        plus ``{band}_valid`` masks with ``with_mask=True``; ``time`` has one entry per
+        record (``id`` coordinate) or per mosaic group with ``groupby``; ``y`` / ``x``
+        span the union of the geometries' windows; a CF ``spatial_ref`` carries the CRS.
+        Options as :meth:`get_numpy`.
+        """
+        from rasteret.read import get_xarray
+
+        return get_xarray(
+            self._selected(
+                "get_xarray", cloud_cover_lt, date_range, bbox, split, split_column, legacy
+            ),
+            geometries,
+            bands,
+            geometry_crs=geometry_crs,
+            geometry_column=geometry_column,
+            all_touched=all_touched,
+            groupby=groupby,
+            fuse=fuse,
+            with_mask=with_mask,
+            apply_scale=apply_scale,
+            fill_value=fill_value,
+            grid=grid,
+            target_crs=target_crs,
+            resolution=resolution,
+            resampling=resampling,
+            overviews=overviews,
+            reader=reader,
+        )
+
+    def read_aoi_windows(
+        self,
+        geometries: Any,
+        bands: str | Sequence[str],
+        *,
+        geometry_crs: Any = "auto",
+        geometry_column: str | None = None,
+        all_touched: bool = False,
+        groupby: GroupBy = None,
+        fuse: str = "first",
+        apply_scale: bool = False,
+        fill_value: float | None = None,
+        grid: GridSpec | None = None,
+        target_crs: Any = None,
+        resolution: Any = None,
+        resampling: str | None = None,
+        overviews: bool = True,
+        reader: RangeReader | None = None,
+    ) -> list[AOIWindow]:
+        """Like :meth:`get_numpy`, one :class:`~rasteret.read.AOIWindow` per (record,
+        geometry), not stacked: windows may differ in shape and CRS."""
+        from rasteret.read import read_aoi_windows
+
+        return read_aoi_windows(
+            self,
+            geometries,
+            bands,
+            geometry_crs=geometry_crs,
+            geometry_column=geometry_column,
+            all_touched=all_touched,
+            groupby=groupby,
+            fuse=fuse,
+            apply_scale=apply_scale,
+            fill_value=fill_value,
+            grid=grid,
+            target_crs=target_crs,
+            resolution=resolution,
+            resampling=resampling,
+            overviews=overviews,
+            reader=reader,
+        )
+
+    def sample_points(
+        self,
+        points: Any,
+        bands: str | Sequence[str],
+        *,
+        geometry_crs: Any = "auto",
+        geometry_column: str | None = None,
+        x_column: str | None = None,
+        y_column: str | None = None,
+        match: Literal["all", "latest"] = "all",
+        with_mask: bool = False,
+        cloud_cover_lt: float | None = None,
+        date_range: Sequence[Any] | None = None,
+        bbox: Sequence[float] | None = None,
+        split: str | Sequence[str] | None = None,
+        split_column: str = "split",
+        reader: RangeReader | None = None,
+        **legacy: Any,
+    ) -> pa.Table:
+        """Values of ``bands`` at ``points`` as an Arrow table, one row per (point,
+        record, band) whose grid holds the point, reading only the tiles that hold points.
+
+        ``points``: Shapely points, WKB, ``(x, y)`` tuples, an ``(N, 2)`` array, GeoArrow,
+        or a table with ``x_column`` / ``y_column`` (then ``geometry_crs`` is required).
+        ``match="latest"`` keeps, per (point, band), the newest record whose pixel is
+        valid. The schema is :data:`rasteret.read.POINT_SAMPLES_SCHEMA`, then the point
+        table's other columns, then ``valid`` with ``with_mask=True``.
+        """
+        from rasteret.read import sample_points
+
+        return sample_points(
+            self._selected(
+                "sample_points", cloud_cover_lt, date_range, bbox, split, split_column, legacy
+            ),
+            points,
+            bands,
+            geometry_crs=geometry_crs,
+            geometry_column=geometry_column,
+            x_column=x_column,
+            y_column=y_column,
+            match=match,
+            with_mask=with_mask,
+        )
+
+    def read_window(
+        self,
+        *,
+        bands: str | Sequence[str],
+        bounds: Bounds | None = None,
+        res: float | Sequence[float] | None = None,
+        crs: Any = None,
+        grid: GridSpec | None = None,
+        records: Sequence[str] | None = None,
+        group_by: GroupBy = None,
+        resampling: str | None = None,
+        fill_value: float | None = None,
+        overviews: bool = True,
+        reader: RangeReader | None = None,
+    ) -> np.ndarray:
+        """Pixels of ``bands`` on one grid: ``[C, H, W]``, or ``[T, C, H, W]`` with ``group_by``.
+
+        ``bounds`` (left, bottom, right, top) in ``crs`` at resolution ``res`` (CRS
+        units; one number or ``(xres, yres)``), or a ready ``grid``. ``crs`` defaults to
+        the records' shared CRS, ``res`` to the finest native resolution. ``records``:
+        only these record ids; default every record overlapping the window
+        (:class:`~rasteret.read.NoDataError` when none). All reads of the window run in
+        one concurrent batch; see :mod:`rasteret.read.window`.
+        """
+        from rasteret.read.window import read_window
+
+        return read_window(
+            self,
+            bands=bands,
+            bounds=bounds,
+            res=res,
+            crs=crs,
+            grid=grid,
+            records=records,
+            group_by=group_by,
+            resampling=resampling,  # type: ignore[arg-type]
+            fill_value=fill_value,
+            overviews=overviews,
+            reader=reader,
+        )
+
+    def explain(
+        self,
+        bands: str | Sequence[str] | None = None,
+        *,
+        window: Window | None = None,
+        bbox: Bounds | None = None,
+        bbox_crs: Any = None,
+        group: str | None = None,
+        overview_level: int | None = None,
+        include_masks: bool = False,
+        reader: RangeReader | None = None,
+    ) -> ReadPlan:
+        """Dry run: the objects, merged byte ranges, requests and bytes a read would
+        fetch, computed from the index alone (nothing is fetched).
+
+        Without ``window`` / ``bbox`` the read is every tile of ``bands`` in the
+        selected groups (default: every full-resolution grid, or overview
+        ``overview_level``); ``window`` is a pixel window and ``bbox`` a box in the
+        grid's CRS or in ``bbox_crs``.
+        """
+        from rasteret.read.explain import explain
+
+        return explain(
+            self,
+            bands,
+            window=window,
+            bbox=bbox,
+            bbox_crs=bbox_crs,
+            group=group,
+            overview_level=overview_level,
+            include_masks=include_masks,
+            reader=reader,
+        )
+
+    # ------------------------------------------------------------ maintenance
+
+    def refresh(
+        self,
+        bands: Sequence[str] | None = None,
+        *,
+        concurrency: int = 64,
+        reader: RangeReader | None = None,
+    ) -> Self:
+        """A collection whose changed objects (size / ETag) are re-indexed: one HEAD per
+        asset, one header read per changed one; unchanged collections come back as is."""
+        from rasteret.ingest.refresh import refresh
+
+        return self.of(refresh(self, bands, concurrency=concurrency, reader=reader))
+
+    def check_assets(
+        self,
+        bands: Sequence[str] | None = None,
+        *,
+        concurrency: int = 64,
+        reader: RangeReader | None = None,
+    ) -> RefreshReport:
+        """Which assets changed since indexing (one HEAD per asset; nothing re-indexed)."""
+        from rasteret.ingest.refresh import check_assets
+
+        return check_assets(self, bands, concurrency=concurrency, reader=reader)
+
+    # ------------------------------------------------------------ machine learning
+
+    def to_torchgeo_dataset(
+        self,
+        *,
+        bands: str | Sequence[str],
+        time_series: bool = False,
+        label_field: str | None = None,
+        split: str | Sequence[str] | None = None,
+        split_column: str = "split",
+        cloud_cover_lt: float | None = None,
+        date_range: Sequence[Any] | None = None,
+        bbox: Sequence[float] | None = None,
+        geometries: Any = None,
+        target_crs: Any = None,
+        res: float | tuple[float, float] | None = None,
+        resampling: str | None = None,
+        is_image: bool = True,
+        transforms: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        group_by: GroupBy = None,
+        fill_value: float | None = None,
+        dtype: Any = None,
+        overviews: bool = True,
+        chip_size: int | None = None,
+        geometries_crs: Any = 4326,
+        reader: RangeReader | None = None,
+        **legacy: Any,
+    ) -> RasteretGeoDataset:
+        """A TorchGeo ``GeoDataset`` over the records selected by ``split`` /
+        ``cloud_cover_lt`` / ``date_range`` / ``bbox`` / ``geometries`` (needs the
+        ``torchgeo`` extra).
+
+        Samples hold ``image`` (or ``mask`` with ``is_image=False``) ``[C, H, W]``, or
+        ``[T, C, H, W]`` with ``time_series``, on the dataset grid (``target_crs`` /
+        ``res``; default the records' CRS and finest resolution), plus ``label`` from
+        ``label_field``. ``chip_size`` is not used: samplers choose the patch size. See
+        :mod:`rasteret.integrations.torchgeo`.
+        """
+        from rasteret.integrations.torchgeo import to_torchgeo_dataset
+
+        _warn_legacy("to_torchgeo_dataset", legacy, extra={"allow_resample"}, stacklevel=3)
+        return to_torchgeo_dataset(
+            self,
+            bands=bands,
+            time_series=time_series,
+            label_field=label_field,
+            split=split,
+            split_column=split_column,
+            cloud_cover_lt=cloud_cover_lt,
+            date_range=date_range,
+            bbox=bbox,
+            geometries=geometries,
+            target_crs=target_crs,
+            res=res,
+            resampling=resampling,  # type: ignore[arg-type]
+            is_image=is_image,
+            transforms=transforms,  # type: ignore[arg-type]
+            group_by=group_by,
+            fill_value=fill_value,
+            dtype=dtype,
+            overviews=overviews,
+            chip_size=chip_size,
+            geometries_crs=geometries_crs,
+            reader=reader,
+        )
+
+    # ------------------------------------------------------------ workspace (original API)
+
+    @staticmethod
+    def create_name(custom_name: str, date_range: Sequence[Any] | None, data_source: str) -> str:
+        """Workspace directory stem ``{custom}_{YYYYMM-MM|YYYYMM-YYYYMM}_{source}``."""
+        from rasteret.ingest.workspace import create_name
+
+        return create_name(custom_name, date_range, data_source)
+
+    @staticmethod
+    def parse_name(name: str) -> dict[str, str]:
+        """Split a :meth:`create_name` stem into ``custom_name`` / ``data_source`` / ``name``."""
+        from rasteret.ingest.workspace import parse_name
+
+        return parse_name(name)
+
+    @staticmethod
+    def list_collections(
+        workspace_dir: str | os.PathLike[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every ``*_stac`` / ``*_records`` collection in the workspace (name, kind, size...)."""
+        from rasteret.ingest.manage import list_collections
+
+        return list_collections(workspace_dir)
+
+    # ------------------------------------------------------------ helpers
+
+    def _selected(
+        self,
+        method: str,
+        cloud_cover_lt: float | None,
+        date_range: Sequence[Any] | None,
+        bbox: Sequence[float] | None,
+        split: str | Sequence[str] | None,
+        split_column: str,
+        legacy: dict[str, Any],
+    ) -> Self:
+        """This collection after the reader's record filters (itself when none is set)."""
+        _warn_legacy(method, legacy)
+        if cloud_cover_lt is None and date_range is None and bbox is None and split is None:
+            return self
+        return self.subset(
+            cloud_cover_lt=cloud_cover_lt,
+            date_range=date_range,
+            bbox=bbox,
+            split=split,
+            split_column=split_column,
+        )
+
+
+def load(
+    path: str | os.PathLike[str], name: str = "", *, require_band_metadata: bool = True
+) -> Collection:
+    """Load an exported collection (a GeoParquet file or a ``year=/month=`` directory).
+
+    ``require_band_metadata=False`` also accepts record tables without header structs
+    (built with ``enrich_cog=False``): they can be filtered and exported, not read.
+    Raises ``FileNotFoundError`` naming ``path`` when nothing is there and
+    :class:`~rasteret.errors.CollectionSchemaError` naming it when the table is not a
+    valid collection.
+    """
+    from rasteret.index.loading import load as load_table
+
+    return Collection.of(load_table(path, name, require_band_metadata=require_band_metadata))
+
+
+def as_collection(
+    table: Any,
+    *,
+    name: str = "",
+    data_source: str = "",
+    description: str = "",
+    require_band_metadata: bool = True,
+) -> Collection:
+    """A read-ready Arrow table (or anything ``pyarrow.table()`` accepts, or a
+    collection) as a validated :class:`Collection`.
+
+    Raises :class:`~rasteret.errors.CollectionSchemaError` listing every problem.
+    """
+    from rasteret.index.loading import as_collection as as_table
+
+    return Collection.of(
+        as_table(
+            table,
+            name=name,
+            data_source=data_source,
+            description=description,
+            require_band_metadata=require_band_metadata,
+        )
+    )
+
+
+def _reader_option(reader: RangeReader | None) -> dict[str, Any]:
+    return {} if reader is None else {"reader": reader}
+
+
+def _warn_legacy(
+    method: str,
+    legacy: dict[str, Any],
+    extra: set[str] | frozenset[str] = frozenset(),
+    stacklevel: int = 4,
+) -> None:
+    """Warn for each original-API option in ``legacy``; raise ``TypeError`` for others."""
+    unknown = sorted(k for k in legacy if k not in LEGACY_READ_OPTIONS and k not in extra)
+    if unknown:
+        raise TypeError(f"Collection.{method}() got unexpected keyword argument(s) {unknown}")
+    for key in legacy:
+        advice = LEGACY_READ_OPTIONS.get(key, "it has no effect")
+        warnings.warn(
+            f"Collection.{method}({key}=...) is an option of the original rasteret and is "
+            f"ignored: {advice}",
+            DeprecationWarning,
+            stacklevel=stacklevel,
+        )

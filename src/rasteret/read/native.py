@@ -1,0 +1,97 @@
+"""AOI reads on each record's own grid (no ``grid=`` / ``target_crs=`` / ``groupby``).
+
+One window per (record, geometry), as ``rasterio.mask.mask(src, [geometry],
+crop=True)``: the window is rasterio's ``geometry_window`` cut to the raster, pixels
+outside the geometry (GDAL's rasterisation rule, ``all_touched`` as rasterio) or
+invalid (nodata, internal mask) hold the band's fill. All bands of a record must share
+its grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rasteret.geo.grid import GridSpec
+from rasteret.geo.window import Window
+from rasteret.index import CollectionTable
+from rasteret.index.columns import datetimes, record_ids
+from rasteret.read.fills import band_fills
+from rasteret.read.geometry import Geometries
+from rasteret.read.geometry_windows import geometry_mask, geometry_windows, window_grid
+from rasteret.read.members import MemberRead, read_members, source_grid
+from rasteret.read.result import AOIWindow
+from rasteret.read.stacks import BandSource, StoreIndex
+
+
+def read_native(
+    collection: CollectionTable,
+    index: StoreIndex,
+    rows: np.ndarray,
+    geoms: Geometries,
+    bands: Sequence[str],
+    all_touched: bool,
+    fill_value: float | None,
+) -> list[AOIWindow]:
+    """One window per (record, geometry) on the record's own grid (rasterio semantics)."""
+    ids = record_ids(collection.table)
+    times = datetimes(collection.table["datetime"])
+    fills = band_fills(index, bands, rows, fill_value)
+    pending: list[tuple[int, int, GridSpec, MemberRead]] = []
+    cache: dict[tuple[Any, ...], list[Window | None]] = {}
+    for row in rows:
+        sources = tuple(index.source(b, int(row)) for b in bands)
+        ref = _reference_source(sources, bands, ids[row])
+        if ref is None:
+            continue
+        key = (ref.crs_key, ref.transform, ref.height, ref.width)
+        windows = cache.get(key)
+        if windows is None:
+            local = geoms.to_crs(index.crs(ref))
+            windows = cache[key] = geometry_windows(local, ref.transform, (ref.height, ref.width))
+        grid = source_grid(ref)
+        for gid, window in enumerate(windows):
+            if window is not None:
+                pending.append(
+                    (int(row), gid, window_grid(grid, window), MemberRead(sources, window))
+                )
+    results = read_members(index, [p[3] for p in pending], fills)
+    masks: dict[tuple[Any, ...], np.ndarray] = {}
+    out: list[AOIWindow] = []
+    for (row, gid, wgrid, _), (data, valid) in zip(pending, results, strict=True):
+        mask_key = (wgrid, gid)
+        inside = masks.get(mask_key)
+        if inside is None:
+            local = geoms.to_crs(wgrid.crs)[gid]
+            inside = masks[mask_key] = geometry_mask(local, wgrid, all_touched=all_touched)
+        valid &= inside
+        for c in range(len(bands)):
+            data[c][~inside] = fills[c]
+        out.append(
+            AOIWindow(ids[row], times[row], int(geoms.ids[gid]), wgrid, tuple(bands), data, valid)
+        )
+    return out
+
+
+def _reference_source(
+    sources: Sequence[BandSource | None], bands: Sequence[str], record_id: str
+) -> BandSource | None:
+    present = [s for s in sources if s is not None]
+    if not present:
+        return None
+    ref = present[0]
+    for src in present[1:]:
+        if (src.crs_key, src.transform, src.height, src.width) != (
+            ref.crs_key,
+            ref.transform,
+            ref.height,
+            ref.width,
+        ):
+            raise ValueError(
+                f"record {record_id!r}: bands {ref.band!r} ({ref.width}x{ref.height} px) and "
+                f"{src.band!r} ({src.width}x{src.height} px) are on different grids; read them "
+                "in separate calls or pass resolution= / grid= to put them on one grid"
+            )
+    return ref

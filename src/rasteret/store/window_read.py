@@ -1,0 +1,277 @@
+"""Windows of a store's arrays read straight into numpy: the eager read path.
+
+``read_array_windows(layout, reader, requests)`` serves every request (an array of the
+layout, a time index, a pixel :class:`~rasteret.geo.Window`) from the tiles it
+touches, looked up in the layout (no header is read). All tiles of one object are
+fetched with one :meth:`RangeReader.read_ranges` call (coalesced by the reader's gap,
+bounded by its ``max_in_flight``); a tile that several windows share is fetched and
+decoded once. Each object's tiles are decoded in a thread pool as soon as its bytes
+arrive (imagecodecs releases the GIL), so decoding overlaps the fetches still in
+flight, and copied straight into the outputs, which start as the array's Zarr
+``fill_value`` (sparse tiles and records without the band read as fill, exactly as
+through Zarr). JPEG tables are spliced into each tile and decode errors name the file,
+record, band and byte range, as :class:`~rasteret.store.virtual.VirtualStore` does.
+
+This path does not import zarr: the store's Zarr metadata, its codec and zarr's
+per-chunk machinery (and its process-wide ``async.concurrency``) are left to Zarr users
+(the xarray engine, ``zarr.open_group``). Pixels are those a Zarr read of the same
+store returns (tested).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from rasteret.errors import CorruptTiffError, UnsupportedTiffError
+from rasteret.fetch import ObjectInfo, RangeReader
+from rasteret.geo.window import Window
+from rasteret.store.layout import ArrayLayout, StoreLayout, TileSource
+from rasteret.store.metadata import fill_value
+from rasteret.tiff.decode import BlockDecoding, decode_block
+
+#: Codec-configuration keys that are not part of :class:`BlockDecoding`.
+_CODEC_EXTRAS = ("sample", "jpeg_tables_present", "min_rows")
+
+
+@dataclass(frozen=True, slots=True)
+class ArrayWindow:
+    """Pixels ``window`` of the array at ``path`` (``"{group}/{array}"``), time index ``t``."""
+
+    path: str
+    t: int
+    window: Window
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoding:
+    block: BlockDecoding
+    sample: int
+    min_rows: int | None
+    dtype: np.dtype
+    fill: Any
+
+
+@dataclass(slots=True)
+class _Tile:
+    """One tile to fetch and decode, and where its pixels go."""
+
+    source: TileSource
+    decoding: _Decoding
+    offset: int
+    length: int
+    uses: list[tuple[int, slice, slice, slice, slice]]  # (output, dst rows/cols, src rows/cols)
+
+
+def read_array_windows_sync(
+    layout: StoreLayout,
+    reader: RangeReader,
+    requests: Sequence[ArrayWindow],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[np.ndarray]:
+    """:func:`read_array_windows` from synchronous code."""
+    from rasteret._async import run_sync
+
+    return run_sync(read_array_windows(layout, reader, requests, progress=progress))
+
+
+async def read_array_windows(
+    layout: StoreLayout,
+    reader: RangeReader,
+    requests: Sequence[ArrayWindow],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[np.ndarray]:
+    """One ``(height, width)`` array per request, in the array's dtype (see module docs).
+
+    ``progress(done, total)`` is called after each tile is decoded (from a decode
+    thread; ``total`` counts the distinct tiles to read). Raises ``KeyError`` for
+    an unknown array path, ``IndexError`` for a time index or window outside the array.
+    """
+    outputs: list[np.ndarray] = []
+    tiles: dict[tuple[str, int, int, int], _Tile] = {}
+    by_object: dict[str, list[_Tile]] = {}
+    arrays: dict[str, tuple[ArrayLayout, _Decoding]] = {}
+    for index, request in enumerate(requests):
+        found = arrays.get(request.path)
+        if found is None:
+            array = _array(layout, request.path)
+            found = arrays[request.path] = (array, _decoding_of(array))
+        array, decoding = found
+        window = request.window
+        _check(request, array)
+        outputs.append(np.full(window.shape, decoding.fill, dtype=decoding.dtype))
+        source = array.sources[request.t]
+        if source is None or window.height == 0 or window.width == 0:
+            continue
+        block_h, block_w = array.block_shape
+        row0, col0 = window.row_off, window.col_off
+        row1, col1 = row0 + window.height, col0 + window.width
+        for i in range(row0 // block_h, (row1 - 1) // block_h + 1):
+            top = i * block_h
+            r0, r1 = max(row0, top), min(row1, top + block_h)
+            for j in range(col0 // block_w, (col1 - 1) // block_w + 1):
+                n = i * array.tiles_across + j
+                length = int(source.byte_counts[n])
+                if length <= 0:
+                    continue  # sparse: stays fill
+                left = j * block_w
+                c0, c1 = max(col0, left), min(col1, left + block_w)
+                use = (
+                    index,
+                    slice(r0 - row0, r1 - row0),
+                    slice(c0 - col0, c1 - col0),
+                    slice(r0 - top, r1 - top),
+                    slice(c0 - left, c1 - left),
+                )
+                key = (request.path, request.t, i, j)
+                tile = tiles.get(key)
+                if tile is None:
+                    offset = int(source.offsets[n])
+                    tile = tiles[key] = _Tile(source, decoding, offset, length, [])
+                    by_object.setdefault(source.href, []).append(tile)
+                tile.uses.append(use)
+    if by_object:
+        loop = asyncio.get_running_loop()
+        pool = _pool()
+        counter = _TileCounter(len(tiles), progress)
+
+        async def one_object(href: str, members: list[_Tile]) -> None:
+            source = members[0].source
+            expected = None
+            if source.size is not None or source.etag:
+                expected = ObjectInfo(size=source.size, etag=source.etag)
+            buffers = await reader.read_ranges(
+                href,
+                [t.offset for t in members],
+                [t.offset + t.length for t in members],
+                expected=expected,
+                copy=False,
+            )
+            await loop.run_in_executor(pool, _decode_into, members, buffers, outputs, counter)
+
+        await asyncio.gather(*(one_object(h, m) for h, m in by_object.items()))
+    return outputs
+
+
+class _TileCounter:
+    """Counts decoded tiles across decode threads and reports ``(done, total)``."""
+
+    def __init__(self, total: int, progress: Callable[[int, int], None] | None) -> None:
+        self.total = total
+        self.done = 0
+        self.progress = progress
+        self.lock = threading.Lock()
+
+    def tile_done(self) -> None:
+        if self.progress is None:
+            return
+        with self.lock:
+            self.done += 1
+            self.progress(self.done, self.total)
+
+
+def _decode_into(
+    members: list[_Tile],
+    buffers: Sequence[Any],
+    outputs: list[np.ndarray],
+    counter: _TileCounter,
+) -> None:
+    for tile, data in zip(members, buffers, strict=True):
+        plane = _decode_tile(tile, data)
+        for index, dst_rows, dst_cols, src_rows, src_cols in tile.uses:
+            outputs[index][dst_rows, dst_cols] = plane[src_rows, src_cols]
+        counter.tile_done()
+
+
+def _decode_tile(tile: _Tile, data: Any) -> np.ndarray:
+    source, decoding = tile.source, tile.decoding
+    origin = f"{source.href} ({source.origin}, bytes {tile.offset}-{tile.offset + tile.length - 1})"
+    if source.jpeg_tables:
+        data = b"".join((source.jpeg_tables[:-2], memoryview(data)[2:]))
+    block = decode_block(memoryview(data), decoding.block, source=origin, rows=decoding.min_rows)
+    if block.ndim == 2:
+        block = block[:, :, np.newaxis]
+    if not 0 <= decoding.sample < block.shape[2]:
+        raise UnsupportedTiffError(
+            origin, "sample", f"sample {decoding.sample} of a {block.shape[2]}-sample block"
+        )
+    plane = block[:, :, decoding.sample]
+    expected = (decoding.block.block_height, decoding.block.block_width)
+    if plane.shape != expected:
+        raise CorruptTiffError(
+            origin, f"decoded block of {plane.shape} does not match the chunk shape {expected}"
+        )
+    return plane
+
+
+def _array(layout: StoreLayout, path: str) -> ArrayLayout:
+    group, _, name = path.rpartition("/")
+    found = layout.groups.get(group)
+    array = None if found is None else found.arrays.get(name)
+    if array is None:
+        raise KeyError(f"no array {path!r} in the store layout")
+    return array
+
+
+def _check(request: ArrayWindow, array: ArrayLayout) -> None:
+    _, height, width = array.shape
+    window = request.window
+    if not 0 <= request.t < len(array.sources):
+        raise IndexError(f"{request.path}: time index {request.t} of {len(array.sources)}")
+    if (
+        window.row_off < 0
+        or window.col_off < 0
+        or window.row_off + window.height > height
+        or window.col_off + window.width > width
+    ):
+        raise IndexError(f"{request.path}: window {window} outside the {height}x{width} array")
+
+
+def _decoding_of(array: ArrayLayout) -> _Decoding:
+    return _decoding(_freeze(array.codec), array.dtype, array.nodata)
+
+
+@lru_cache(maxsize=256)
+def _decoding(codec: tuple[tuple[str, Any], ...], dtype: str, nodata: float | None) -> _Decoding:
+    config = dict(codec)
+    block = BlockDecoding.from_dict({k: v for k, v in config.items() if k not in _CODEC_EXTRAS})
+    native = np.dtype(dtype)
+    min_rows = config.get("min_rows")
+    fill, _ = fill_value(nodata, native)
+    return _Decoding(
+        block, int(config.get("sample", 0)), None if min_rows is None else int(min_rows), native, fill
+    )
+
+
+def _freeze(codec: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in codec.items()))
+
+
+_pool_lock = threading.Lock()
+_pool_state: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The process's decode pool (one thread per core; rebuilt after a fork)."""
+    global _pool_state
+    state = _pool_state
+    if state is not None and state[0] == os.getpid():
+        return state[1]
+    with _pool_lock:
+        if _pool_state is None or _pool_state[0] != os.getpid():
+            workers = max(2, os.cpu_count() or 2)
+            _pool_state = (
+                os.getpid(),
+                ThreadPoolExecutor(workers, thread_name_prefix="rasteret-decode"),
+            )
+        return _pool_state[1]
