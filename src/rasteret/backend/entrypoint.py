@@ -178,21 +178,36 @@ def open_group_dataset(
     """One group of ``store`` as a lazily loaded Dataset (coordinates in memory).
 
     ``options`` (default :class:`GroupOptions`) with ``overrides`` (its fields by keyword)
-    applied."""
-    from xarray.backends.zarr import ZarrBackendEntrypoint
+    applied. Variables read through :mod:`rasteret.store.window_read`
+    (:mod:`rasteret.backend.variables`); xarray's CF decoding is applied as its own
+    backends do."""
+    from xarray import conventions
 
     from rasteret.backend.chunks import preferred_chunks
+    from rasteret.backend.variables import group_variables
 
     options = replace(options or GroupOptions(), **overrides)
-    ds = ZarrBackendEntrypoint().open_dataset(
-        store, group=path, mode="r", consolidated=True, zarr_format=3, **options.decoding()
-    )
     layout = store.layout.groups[path]
+    raw, attributes = group_variables(store, path, layout)
+    decoding = options.decoding()
+    variables, attributes, coord_names = conventions.decode_cf_variables(
+        raw,
+        attributes,
+        concat_characters=decoding["concat_characters"],
+        mask_and_scale=decoding["mask_and_scale"],
+        decode_times=decoding["decode_times"],
+        decode_coords=decoding["decode_coords"],
+        drop_variables=decoding["drop_variables"],
+        use_cftime=decoding["use_cftime"],
+        decode_timedelta=decoding["decode_timedelta"],
+    )
+    ds = xr.Dataset(variables, attrs=attributes)
+    ds = ds.set_coords(coord_names.intersection(variables))
     for name, variable in ds.variables.items():
         array = layout.arrays.get(str(name))
         if array is not None:
             variable.encoding["preferred_chunks"] = preferred_chunks(array, options.chunk_bytes)
-    if "id" in ds.variables:  # small: load now, as plain strings
+    if "id" in ds.variables:  # small: plain strings
         ids = [str(v) for v in np.asarray(ds["id"].values).tolist()]
         ds = ds.assign_coords(id=("time", np.asarray(ids, dtype=str)))
     ds.attrs["rasteret_group"] = path

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from rasteret.backend.variables import TileSteps
 from rasteret.geo.grid import Align, GridSpec
 from rasteret.geo.lazy import warp
 from rasteret.geo.overview import choose_overview
@@ -134,17 +135,25 @@ def open_on_grid(
             steps = [t for t, s in enumerate(array.sources) if s is not None]
             if not steps:
                 continue
-            variable = ds[array_name]
-            variable = variable.chunk(variable.encoding.get("preferred_chunks") or {})
+            variable = ds[array_name].isel(time=steps)  # lazy: coordinates and attributes
             fill = fills.setdefault(array.band, _fill_of(variable))
+            # each warp task reads only the source window under its target chunk
+            source = TileSteps(store, f"{path}/{array_name}", array, steps)
             warped = warp(
-                variable.isel(time=steps),
+                source,
                 target,
                 source_grid=grid,
                 resampling=band_resampling(array.band, resampling),
+                src_nodata=fill,
                 nodata=fill,
                 chunks=chunks,
+                dims=("time", "y", "x"),
             )
+            warped = warped.assign_coords(
+                {k: v.variable for k, v in variable.coords.items() if v.dims == ("time",)}
+            )
+            kept = {k: v for k, v in variable.attrs.items() if k not in ("missing_value", "nodata")}
+            warped.attrs = {**kept, **warped.attrs}
             pieces.setdefault(array.band, []).append(warped)
     order = sorted(records, key=lambda rid: (records[rid], rid))
     variables = {band: _merge(parts, order, fills[band]) for band, parts in pieces.items()}

@@ -4,6 +4,11 @@
 The dask graph holds one coordinate task and one warp task per target chunk (per chunk
 of the leading axes); a warp task depends only on the source chunks its footprint
 (plus the kernel radius) touches, so a target chunk over empty source reads nothing.
+
+A source that is neither dask nor numpy but a *lazy array* (``shape``, ``dtype`` and
+basic ``[lead..., rows, cols]`` slicing, e.g. the xarray engine's tile arrays) is not
+chunked at all: each warp task slices exactly the source window its footprint needs,
+one leading index at a time, so a read fetches only the tiles under the target.
 """
 
 from __future__ import annotations
@@ -73,6 +78,11 @@ def warp(
         src_nodata = _attr_nodata(attrs)
     out_dtype = np.dtype(dtype) if dtype is not None else np.dtype(array.dtype)
     fill = output_nodata(out_dtype, nodata, src_nodata)
+    if not isinstance(array, (da.Array, np.ndarray)) and hasattr(array, "__getitem__"):
+        result = _warp_sliced(
+            array, grid, target, chunks, resampling, src_nodata, fill, out_dtype, error_threshold
+        )
+        return _as_dataarray(result, target, lead_dims, lead_coords, attrs, fill, resampling)
     if not isinstance(array, da.Array):
         array = da.from_array(np.asarray(array), chunks=array.shape)
     cy, cx = _target_chunks(chunks, target)
@@ -121,6 +131,74 @@ def warp(
     out_chunks = (*lead_chunks, tuple(row_chunks), tuple(col_chunks))
     result = da.Array(graph, name, out_chunks, dtype=out_dtype)
     return _as_dataarray(result, target, lead_dims, lead_coords, attrs, fill, resampling)
+
+
+def _warp_sliced(
+    source: Any,
+    grid: GridSpec,
+    target: GridSpec,
+    chunks: Any,
+    resampling: str,
+    src_nodata: float | None,
+    fill: Any,
+    out_dtype: np.dtype,
+    error_threshold: float,
+) -> Any:
+    """The dask array of a lazy-array source: per target chunk and leading index, one task
+    that slices the needed source window and warps it (no source chunks in the graph)."""
+    import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    lead_shape = tuple(int(n) for n in source.shape[:-2])
+    cy, cx = _target_chunks(chunks, target)
+    row_chunks, col_chunks = _split(target.height, cy), _split(target.width, cx)
+    scale = kernel_scale(grid, target) if resampling != "nearest" else (1.0, 1.0)
+    token = tokenize(
+        _token(grid, target, resampling, src_nodata, fill, out_dtype, error_threshold),
+        source,
+    )
+    name, coords_name = f"warp-{token}", f"warp-coords-{token}"
+    row_offsets = np.cumsum((0, *row_chunks))
+    col_offsets = np.cumsum((0, *col_chunks))
+    dsk: dict[Any, Any] = {}
+    for i, j in itertools.product(range(len(row_chunks)), range(len(col_chunks))):
+        window = Window(int(row_offsets[i]), int(col_offsets[j]), row_chunks[i], col_chunks[j])
+        needed = source_window(
+            grid, target, window, resampling=resampling, error_threshold=error_threshold
+        )
+        if needed is not None:
+            dsk[(coords_name, i, j)] = (
+                _coordinates, grid, target, window, resampling, error_threshold,
+            )  # fmt: skip
+        for lead in itertools.product(*(range(n) for n in lead_shape)):
+            shape = (*(1 for _ in lead), window.height, window.width)
+            key = (name, *lead, i, j)
+            if needed is None:
+                dsk[key] = (np.full, shape, fill, out_dtype)
+                continue
+            dsk[key] = (
+                _warp_slice, source, lead, needed, (coords_name, i, j), grid, target, window,
+                resampling, src_nodata, fill, out_dtype, scale,
+            )  # fmt: skip
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[])
+    out_chunks = (*((1,) * n for n in lead_shape), tuple(row_chunks), tuple(col_chunks))
+    return da.Array(graph, name, out_chunks, dtype=out_dtype)
+
+
+def _warp_slice(
+    source, lead, needed, coordinates, grid, target, window, resampling, src_nodata, fill,
+    dtype, scale,
+):  # fmt: skip
+    rows = slice(needed.row_off, needed.row_off + needed.height)
+    cols = slice(needed.col_off, needed.col_off + needed.width)
+    data = np.asarray(source[(*lead, rows, cols)])
+    warped = warp_array(
+        data, grid, target, resampling=resampling, src_nodata=src_nodata, nodata=fill,
+        dtype=dtype, window=window, source_offset=(needed.row_off, needed.col_off),
+        scale=scale, coordinates=coordinates,
+    )  # fmt: skip
+    return warped.reshape((*(1 for _ in lead), window.height, window.width))
 
 
 def _coordinates(grid, target, window, resampling, error_threshold):

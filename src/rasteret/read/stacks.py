@@ -22,7 +22,6 @@ from rasteret._types import Affine6
 from rasteret.fetch import RangeReader
 from rasteret.geo.transform import CRSError, to_crs
 from rasteret.geo.transform import crs_key as geo_crs_key
-from rasteret.geo.window import Window
 from rasteret.index import CollectionTable
 from rasteret.store.layout import GroupLayout, StoreLayout, build_layout
 from rasteret.store.window_read import ArrayWindow, read_array_windows

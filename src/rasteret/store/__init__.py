@@ -1,23 +1,42 @@
 """The data plane: a virtual, read-only Zarr v3 store over a collection's COG tiles.
 
-* :func:`open_store` — Collection → :class:`VirtualStore` (one chunk = one COG tile).
+* :func:`open_store` — Collection → :class:`VirtualStore` (one chunk = one COG tile),
+  reading with the :class:`~rasteret.fetch.RangeReader` it is given.
+* :mod:`rasteret.store.window_read` — windows of the store's arrays read straight into
+  numpy (the eager read path of every ``read`` surface; zarr is not imported).
 * :class:`TiffTileCodec` — the ``rasteret.tiff`` array→bytes codec (registered with zarr
-  on import and through the ``zarr.codecs`` entry point).
+  when :mod:`rasteret.store.codec` is imported and through the ``zarr.codecs`` entry
+  point).
 * :mod:`rasteret.store.layout` — how records become groups (grids, overview levels) and
   arrays (stacks of one band with identical decoding).
+
+Names are imported lazily: ``rasteret.store.layout`` / ``window_read`` do not pay for
+zarr.
 """
 
 from __future__ import annotations
 
-from zarr.registry import register_codec
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from rasteret.store.api import ensure_zarr_concurrency, open_store
-from rasteret.store.codec import CODEC_NAME, TiffTileCodec
-from rasteret.store.layout import ArrayLayout, GroupLayout, StoreLayout, build_layout
-from rasteret.store.reference import StoreReference
-from rasteret.store.virtual import VirtualStore
+if TYPE_CHECKING:
+    from rasteret.store.api import open_store
+    from rasteret.store.codec import CODEC_NAME, TiffTileCodec
+    from rasteret.store.layout import ArrayLayout, GroupLayout, StoreLayout, build_layout
+    from rasteret.store.reference import StoreReference
+    from rasteret.store.virtual import VirtualStore
 
-register_codec(CODEC_NAME, TiffTileCodec)
+_LAZY: dict[str, str] = {
+    "CODEC_NAME": "rasteret.store.codec",
+    "ArrayLayout": "rasteret.store.layout",
+    "GroupLayout": "rasteret.store.layout",
+    "StoreLayout": "rasteret.store.layout",
+    "StoreReference": "rasteret.store.reference",
+    "TiffTileCodec": "rasteret.store.codec",
+    "VirtualStore": "rasteret.store.virtual",
+    "build_layout": "rasteret.store.layout",
+    "open_store": "rasteret.store.api",
+}
 
 __all__ = [
     "CODEC_NAME",
@@ -28,6 +47,18 @@ __all__ = [
     "TiffTileCodec",
     "VirtualStore",
     "build_layout",
-    "ensure_zarr_concurrency",
     "open_store",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rasteret.store' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -21,10 +21,6 @@ from rasteret.store.virtual import VirtualStore
 if TYPE_CHECKING:
     from rasteret.fetch import RangeReader
 
-#: zarr's ``async.concurrency`` default; raised to :data:`ZARR_CONCURRENCY` when unchanged.
-_ZARR_DEFAULT_CONCURRENCY = 10
-ZARR_CONCURRENCY = 64
-
 
 def open_store(
     collection: CollectionTable | str | os.PathLike[str] | pa.Table,
@@ -63,7 +59,6 @@ def build_store(
     cached = cached_store(source.token, settings)
     if cached is not None:
         return cached
-    ensure_zarr_concurrency()
     store = VirtualStore(layout, source, reader)
     remember(store)
     return store
@@ -81,12 +76,3 @@ def as_store_collection(value: Any) -> CollectionTable:
         f"expected a Collection, a collection Parquet path or a pyarrow Table, "
         f"got {type(value).__name__}"
     )
-
-
-def ensure_zarr_concurrency(concurrency: int = ZARR_CONCURRENCY) -> None:
-    """Raise zarr's ``async.concurrency`` from its default (10) so one dask chunk's tiles
-    are fetched together (DESIGN decision 7); a value the user set is left alone."""
-    import zarr
-
-    if zarr.config.get("async.concurrency") == _ZARR_DEFAULT_CONCURRENCY:
-        zarr.config.set({"async.concurrency": concurrency})

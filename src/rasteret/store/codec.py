@@ -118,3 +118,12 @@ class TiffTileCodec(ArrayBytesCodec):
 
     def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
         raise NotImplementedError("rasteret.tiff chunks have no fixed encoded size")
+
+
+def _register() -> None:
+    from zarr.registry import register_codec
+
+    register_codec(CODEC_NAME, TiffTileCodec)
+
+
+_register()

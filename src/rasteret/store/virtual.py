@@ -25,6 +25,7 @@ from zarr.abc.store import (
     SuffixByteRequest,
 )
 
+import rasteret.store.codec  # noqa: F401  (registers the rasteret.tiff codec with zarr)
 from rasteret.store.coords import coordinate_nodes
 from rasteret.store.layout import ArrayLayout, StoreLayout, TileSource
 from rasteret.store.metadata import (

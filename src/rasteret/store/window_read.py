@@ -249,7 +249,11 @@ def _decoding(codec: tuple[tuple[str, Any], ...], dtype: str, nodata: float | No
     min_rows = config.get("min_rows")
     fill, _ = fill_value(nodata, native)
     return _Decoding(
-        block, int(config.get("sample", 0)), None if min_rows is None else int(min_rows), native, fill
+        block,
+        int(config.get("sample", 0)),
+        None if min_rows is None else int(min_rows),
+        native,
+        fill,
     )
 
 
