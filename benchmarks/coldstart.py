@@ -49,7 +49,7 @@ WORKER = HERE / "coldstart_tools.py"
 PEER_WORKER = HERE / "coldstart_peers.py"
 #: tools run by their own environment's interpreter (competitor_envs.py)
 PEER_TOOLS = ("rasteret-upstream", "lazycogs")
-ALL_TOOLS = ("rasteret", "gdal", "odc-stac", "rioxarray", *PEER_TOOLS)
+ALL_TOOLS = ("rasteret", "rasteret-xarray", "gdal", "odc-stac", "rioxarray", *PEER_TOOLS)
 TOOL_MODULES = {"odc-stac": "odc.stac", "rioxarray": "rioxarray", "gdal": "rasterio"}
 #: cross-CRS pixels may differ where GDAL's warper picks the neighbouring source pixel
 CROSS_CRS_TOLERANCE = 0.01

@@ -11,7 +11,15 @@ from typing import Any
 import numpy as np
 from coldstart_data import CONCURRENCY, ranges_for
 
-TOOL_ORDER = ("rasteret", "gdal", "odc-stac", "rioxarray", "rasteret-upstream", "lazycogs")
+TOOL_ORDER = (
+    "rasteret",
+    "rasteret-xarray",
+    "gdal",
+    "odc-stac",
+    "rioxarray",
+    "rasteret-upstream",
+    "lazycogs",
+)
 
 
 # -- pixel agreement --------------------------------------------------------------------------
