@@ -78,7 +78,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--update-docs", type=Path, help="rewrite the cold-start table in this page"
     )
-    parser.add_argument("--profile", type=Path, help="one extra cProfile'd rasteret run per case")
+    parser.add_argument("--profile", type=Path, help="one extra cProfile run per rasteret tool and case")
     args = parser.parse_args(argv)
     args.size = args.size or (512 if args.quick else 5490)
     args.tile = args.tile or (128 if args.quick else 1024)
@@ -274,12 +274,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             f"{result['http_bytes'] / 1e6:7.1f} MB",
                             flush=True,
                         )
-                if args.profile and "rasteret" in args.tool_list:
-                    args.profile.mkdir(parents=True, exist_ok=True)
-                    prof = args.profile / f"{name}-{latency_ms:.0f}ms.prof"
-                    run_worker(
-                        {**spec0, "tool": "rasteret", "out": "", "profile": str(prof)}, server
-                    )
+                for tool in ("rasteret", "rasteret-xarray"):
+                    if args.profile and tool in args.tool_list:
+                        args.profile.mkdir(parents=True, exist_ok=True)
+                        prof = args.profile / f"{name}-{tool}-{latency_ms:.0f}ms.prof"
+                        run_worker({**spec0, "tool": tool, "out": "", "profile": str(prof)}, server)
                 _check(report, name, spec0["scenario"], outputs, by_id, data_root, latency_ms)
     report["load_after"] = _load()
     return report

@@ -34,7 +34,7 @@ from rasteret.backend.resolve import looks_like_collection
 
 if TYPE_CHECKING:
     from rasteret.fetch import RangeReader
-    from rasteret.store import VirtualStore
+    from rasteret.store.tiles import TileStore
 
 
 class RasteretBackendEntrypoint(BackendEntrypoint):
@@ -173,7 +173,7 @@ class GroupOptions:
 
 
 def open_group_dataset(
-    store: VirtualStore, path: str, options: GroupOptions | None = None, **overrides: Any
+    store: TileStore, path: str, options: GroupOptions | None = None, **overrides: Any
 ) -> xr.Dataset:
     """One group of ``store`` as a lazily loaded Dataset (coordinates in memory).
 
@@ -215,7 +215,7 @@ def open_group_dataset(
 
 
 def _open_on_target_grid(
-    store: VirtualStore, *, grid: Any, open_group: Any, resampling: Any, **grid_parameters: Any
+    store: TileStore, *, grid: Any, open_group: Any, resampling: Any, **grid_parameters: Any
 ) -> xr.Dataset:
     from rasteret.backend.target_grid import open_on_grid, target_grid
     from rasteret.geo.grid import GridSpec
@@ -233,19 +233,22 @@ def _open_on_target_grid(
 
 def _store(
     filename_or_obj: Any, bands: str | Sequence[str] | None, reader: RangeReader | None
-) -> VirtualStore:
-    from rasteret.store import VirtualStore, open_store
+) -> TileStore:
+    """The tile store to read: a given store's (Zarr or not), else one opened here."""
+    from rasteret.store.api import open_tiles
+    from rasteret.store.tiles import TileStore
 
-    if isinstance(filename_or_obj, VirtualStore):
+    given = getattr(filename_or_obj, "tiles", filename_or_obj)  # a VirtualStore's tiles
+    if isinstance(given, TileStore):
         if bands is not None or reader is not None:
-            raise ValueError("bands= / reader= cannot be applied to an existing VirtualStore")
-        return filename_or_obj
+            raise ValueError("bands= / reader= cannot be applied to an existing store")
+        return given
     if isinstance(filename_or_obj, os.PathLike):
         filename_or_obj = os.fspath(filename_or_obj)
-    return open_store(filename_or_obj, bands, reader=reader)
+    return open_tiles(filename_or_obj, bands, reader=reader)
 
 
-def _root_attributes(store: VirtualStore) -> dict[str, Any]:
+def _root_attributes(store: TileStore) -> dict[str, Any]:
     return {
         "rasteret_groups": ", ".join(store.groups),
         "rasteret_bands": ", ".join(store.layout.bands),

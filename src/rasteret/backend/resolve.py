@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rasteret.store import VirtualStore
+    from rasteret.store.tiles import TileStore
 
 
-def resolve_group(store: VirtualStore, group: str | None, overview_level: int | None) -> str:
+def resolve_group(store: TileStore, group: str | None, overview_level: int | None) -> str:
     """The store group for ``group`` (a grid or overview group name) and ``overview_level``.
 
     Without ``group`` the collection must have exactly one grid; otherwise the error
@@ -63,10 +63,13 @@ def looks_like_collection(value: Any) -> bool:
     their modules are already loaded.
     """
     table_module = sys.modules.get("rasteret.index.table")
+    tiles_module = sys.modules.get("rasteret.store.tiles")
     store_module = sys.modules.get("rasteret.store.virtual")
     if table_module is not None and isinstance(value, table_module.CollectionTable):
         return True
     if store_module is not None and isinstance(value, store_module.VirtualStore):
+        return True
+    if tiles_module is not None and isinstance(value, tiles_module.TileStore):
         return True
     if not isinstance(value, (str, os.PathLike)):
         return False

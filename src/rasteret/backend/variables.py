@@ -28,13 +28,13 @@ from rasteret.store.window_read import ArrayWindow, read_array_windows_sync
 
 if TYPE_CHECKING:
     from rasteret.store.layout import ArrayLayout, GroupLayout
-    from rasteret.store.virtual import VirtualStore
+    from rasteret.store.tiles import TileStore
 
 
 class TileBackendArray(BackendArray):
     """One store array ``(time, y, x)``; indexing reads the tiles it touches."""
 
-    def __init__(self, store: VirtualStore, path: str, array: ArrayLayout) -> None:
+    def __init__(self, store: TileStore, path: str, array: ArrayLayout) -> None:
         self.store = store
         self.path = path
         self.shape = tuple(array.shape)
@@ -53,9 +53,7 @@ class TileSteps:
     """Time steps ``steps`` of a store array as a lazy array ``(len(steps), y, x)``: the
     source the target-grid warp slices per task (only the window it needs)."""
 
-    def __init__(
-        self, store: VirtualStore, path: str, array: ArrayLayout, steps: list[int]
-    ) -> None:
+    def __init__(self, store: TileStore, path: str, array: ArrayLayout, steps: list[int]) -> None:
         self.store = store
         self.path = path
         self.steps = list(steps)
@@ -71,7 +69,7 @@ class TileSteps:
 
 
 def read_stack(
-    store: VirtualStore, path: str, steps: list[int], key: tuple[Any, ...], dtype: np.dtype
+    store: TileStore, path: str, steps: list[int], key: tuple[Any, ...], dtype: np.dtype
 ) -> np.ndarray:
     """``[t, rows, cols]`` (ints or forward slices) of array ``path`` whose time index ``k``
     is the store's time step ``steps[k]``: every tile of every step in one batch."""
@@ -107,7 +105,7 @@ def _span(key: Any, size: int) -> tuple[int, int, int]:
 
 
 def group_variables(
-    store: VirtualStore, path: str, group: GroupLayout
+    store: TileStore, path: str, group: GroupLayout
 ) -> tuple[dict[str, xr.Variable], dict[str, Any]]:
     """Raw variables and attributes of group ``path`` (decode them with xarray's
     ``decode_cf_variables``)."""

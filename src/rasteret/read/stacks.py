@@ -27,6 +27,7 @@ from rasteret.store.layout import GroupLayout, StoreLayout, build_layout
 from rasteret.store.window_read import ArrayWindow, read_array_windows
 
 if TYPE_CHECKING:
+    from rasteret.store.tiles import TileStore
     from rasteret.store.virtual import VirtualStore
 
 
@@ -78,12 +79,20 @@ class StoreIndex:
                 self._add_group(name, group)
 
     @cached_property
-    def store(self) -> VirtualStore:
-        """The virtual Zarr store of these records and bands (built on first use: the
-        reads here do not need it)."""
-        from rasteret.store.api import build_store
+    def tiles(self) -> TileStore:
+        """The tile store of these records and bands (its identity and pickle reference)."""
+        from rasteret.store.reference import StoreSource
+        from rasteret.store.tiles import TileStore
 
-        return build_store(self.collection, list(self.bands), reader=self.reader)
+        return TileStore(self.layout, StoreSource(self.collection, self.layout), self.reader)
+
+    @cached_property
+    def store(self) -> VirtualStore:
+        """The same tiles as a Zarr v3 store (built on first use: the reads here do not
+        need it)."""
+        from rasteret.store.virtual import VirtualStore
+
+        return VirtualStore(self.tiles)
 
     def _add_group(self, name: str, group: GroupLayout) -> None:
         for source in group_sources(name, group):

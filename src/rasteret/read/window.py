@@ -238,7 +238,8 @@ class WindowReader:
 
     @property
     def store(self) -> Any:
-        return self.index.store
+        """The tile store of these records and bands (``token``: its identity)."""
+        return self.index.tiles
 
     # -- defaults ------------------------------------------------------------------------
     def sources(self, band: str | None = None) -> list[BandSource]:

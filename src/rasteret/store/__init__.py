@@ -1,7 +1,10 @@
 """The data plane: a virtual, read-only Zarr v3 store over a collection's COG tiles.
 
+* :func:`open_tiles` — Collection → :class:`TileStore`: the layout, the
+  :class:`~rasteret.fetch.RangeReader` its tiles are read with, and its identity
+  (zarr-free; what the read surfaces and the xarray engine use).
 * :func:`open_store` — Collection → :class:`VirtualStore` (one chunk = one COG tile),
-  reading with the :class:`~rasteret.fetch.RangeReader` it is given.
+  the same tiles as a Zarr v3 store.
 * :mod:`rasteret.store.window_read` — windows of the store's arrays read straight into
   numpy (the eager read path of every ``read`` surface; zarr is not imported).
 * :class:`TiffTileCodec` — the ``rasteret.tiff`` array→bytes codec (registered with zarr
@@ -20,10 +23,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rasteret.store.api import open_store
+    from rasteret.store.api import open_store, open_tiles
     from rasteret.store.codec import CODEC_NAME, TiffTileCodec
     from rasteret.store.layout import ArrayLayout, GroupLayout, StoreLayout, build_layout
     from rasteret.store.reference import StoreReference
+    from rasteret.store.tiles import TileStore
     from rasteret.store.virtual import VirtualStore
 
 _LAZY: dict[str, str] = {
@@ -32,10 +36,12 @@ _LAZY: dict[str, str] = {
     "GroupLayout": "rasteret.store.layout",
     "StoreLayout": "rasteret.store.layout",
     "StoreReference": "rasteret.store.reference",
+    "TileStore": "rasteret.store.tiles",
     "TiffTileCodec": "rasteret.store.codec",
     "VirtualStore": "rasteret.store.virtual",
     "build_layout": "rasteret.store.layout",
     "open_store": "rasteret.store.api",
+    "open_tiles": "rasteret.store.api",
 }
 
 __all__ = [
@@ -45,9 +51,11 @@ __all__ = [
     "StoreLayout",
     "StoreReference",
     "TiffTileCodec",
+    "TileStore",
     "VirtualStore",
     "build_layout",
     "open_store",
+    "open_tiles",
 ]
 
 

@@ -16,10 +16,11 @@ import pyarrow as pa
 from rasteret.index import CollectionTable, as_collection, load
 from rasteret.store.layout import build_layout
 from rasteret.store.reference import StoreSource, cached_store, remember
-from rasteret.store.virtual import VirtualStore
 
 if TYPE_CHECKING:
     from rasteret.fetch import RangeReader
+    from rasteret.store.tiles import TileStore
+    from rasteret.store.virtual import VirtualStore
 
 
 def open_store(
@@ -45,23 +46,48 @@ def build_store(
     *,
     reader: RangeReader | None = None,
 ) -> VirtualStore:
-    """The store of ``collection`` reading through ``reader`` (default: the default reader,
-    resolved once here); reused from the per-process cache when content and reader
-    settings are identical."""
+    """The Zarr store of ``collection`` reading through ``reader`` (default: the default
+    reader, resolved once here); reused from the per-process cache when content and
+    reader settings are identical."""
+    from rasteret.store.virtual import VirtualStore
+
+    tiles = build_tiles(collection, bands, reader=reader)
+    cached = cached_store(tiles.token, tiles.settings_key)
+    if cached is not None:
+        return cached
+    store = VirtualStore(tiles)
+    remember(store)
+    return store
+
+
+def open_tiles(
+    collection: CollectionTable | str | os.PathLike[str] | pa.Table,
+    bands: str | Sequence[str] | None = None,
+    *,
+    reader: RangeReader | None = None,
+) -> TileStore:
+    """The zarr-free :class:`~rasteret.store.tiles.TileStore` of ``collection`` (a
+    Collection, a collection Parquet file/directory or a table): what the read surfaces
+    and the xarray engine read through. Arguments as :func:`open_store`."""
+    return build_tiles(as_store_collection(collection), bands, reader=reader)
+
+
+def build_tiles(
+    collection: CollectionTable,
+    bands: str | Sequence[str] | None = None,
+    *,
+    reader: RangeReader | None = None,
+) -> TileStore:
+    """The tile store of ``collection`` (its layout is built here; its token on first use)."""
+    from rasteret.store.tiles import TileStore
+
     if reader is None:
         from rasteret.fetch import default_reader
 
         reader = default_reader()
     selected = (bands,) if isinstance(bands, str) else (None if bands is None else tuple(bands))
     layout = build_layout(collection.table, selected)
-    source = StoreSource(collection, layout)
-    settings = reader.settings_key()
-    cached = cached_store(source.token, settings)
-    if cached is not None:
-        return cached
-    store = VirtualStore(layout, source, reader)
-    remember(store)
-    return store
+    return TileStore(layout, StoreSource(collection, layout), reader)
 
 
 def as_store_collection(value: Any) -> CollectionTable:

@@ -37,11 +37,13 @@ from rasteret.store.layout import StoreLayout
 
 if TYPE_CHECKING:
     from rasteret.fetch import RangeReader
+    from rasteret.store.tiles import TileStore
     from rasteret.store.virtual import VirtualStore
 
 _CACHE_SIZE = 16
 _lock = threading.Lock()
 _stores: OrderedDict[tuple[str, str], VirtualStore] = OrderedDict()  # (token, settings key)
+_tiles: OrderedDict[tuple[str, str], TileStore] = OrderedDict()  # unpickled, same key
 _collections: OrderedDict[tuple[str, str], CollectionTable] = OrderedDict()
 
 
@@ -82,8 +84,13 @@ class StoreSource:
     def __init__(self, collection: CollectionTable, layout: StoreLayout) -> None:
         self.collection = collection
         self.bands = tuple(layout.bands)
-        self.token = layout_token(layout)
+        self._layout = layout
         self._reference: StoreReference | None = None
+
+    @cached_property
+    def token(self) -> str:
+        """The digest of the layout (computed on first use)."""
+        return layout_token(self._layout)
 
     @property
     def fingerprint(self) -> str:
@@ -133,31 +140,50 @@ def make_reference(
     return StoreReference(token, bands, table_ipc=_embed(collection.table, bands))
 
 
-def rebuild_store(reference: StoreReference, reader: RangeReader | None = None) -> VirtualStore:
-    """Unpickle: the store for ``reference`` reading through ``reader`` (default: this
-    process's default reader), cached per process by token and reader settings."""
+def rebuild_tiles(reference: StoreReference, reader: RangeReader | None = None) -> TileStore:
+    """Unpickle: the tile store for ``reference`` reading through ``reader`` (default:
+    this process's default reader), cached per process by token and reader settings;
+    :class:`~rasteret.errors.StaleIndexError` when the collection changed."""
     if reader is None:
         from rasteret.fetch import default_reader
 
         reader = default_reader()
     key = (reference.token, reader.settings_key())
     with _lock:
-        store = _stores.get(key)
-        if store is not None:
-            _stores.move_to_end(key)
-            return store
-    from rasteret.store.api import build_store
+        tiles = _tiles.get(key)
+        if tiles is not None:
+            _tiles.move_to_end(key)
+            return tiles
+    from rasteret.store.api import build_tiles
 
-    collection = reference.collection()
-    store = build_store(collection, reference.bands, reader=reader)
-    if store.token != reference.token:
+    tiles = build_tiles(reference.collection(), reference.bands, reader=reader)
+    if tiles.token != reference.token:
         where = reference.uri or "embedded collection"
         raise StaleIndexError(
             where,
             "the rebuilt store does not match the pickled one (the collection's records "
             "or their tile tables changed)",
         )
-    store._source._reference = reference
+    tiles.source._reference = reference
+    with _lock:
+        _tiles[key] = tiles
+        while len(_tiles) > _CACHE_SIZE:
+            _tiles.popitem(last=False)
+    return tiles
+
+
+def rebuild_store(reference: StoreReference, reader: RangeReader | None = None) -> VirtualStore:
+    """Unpickle: the Zarr store for ``reference`` (see :func:`rebuild_tiles`)."""
+    tiles = rebuild_tiles(reference, reader)
+    key = (tiles.token, tiles.settings_key)
+    with _lock:
+        store = _stores.get(key)
+        if store is not None:
+            _stores.move_to_end(key)
+            return store
+    from rasteret.store.virtual import VirtualStore
+
+    store = VirtualStore(tiles)
     remember(store)
     return store
 

@@ -9,6 +9,10 @@ with, held for its lifetime; concurrent reads of one file coalesce into one requ
 JPEG tables are spliced into each tile (``tables[:-2] + tile[2:]``); a sparse block
 (byte count 0) or a record without the array's band returns ``None``, so Zarr fills it
 with ``fill_value``. No header is read at read time.
+
+The tiles, reader and identity are those of the :class:`~rasteret.store.tiles.TileStore`
+it wraps (``store.tiles``); the rasteret surfaces and the xarray engine read through that
+directly, so zarr is only imported by Zarr users of this class.
 """
 
 from __future__ import annotations
@@ -34,12 +38,12 @@ from rasteret.store.metadata import (
     group_document,
     root_attributes,
 )
+from rasteret.store.tiles import TileStore
 
 if TYPE_CHECKING:
     from zarr.core.buffer import Buffer, BufferPrototype
 
     from rasteret.fetch import RangeReader
-    from rasteret.store.reference import StoreSource
 
 JPEG_COMPRESSIONS = (7, 34892)
 
@@ -57,18 +61,24 @@ class VirtualStore(Store):
     supports_deletes = False
     supports_listing = True
 
-    def __init__(self, layout: StoreLayout, source: StoreSource, reader: RangeReader) -> None:
+    def __init__(self, tiles: TileStore) -> None:
         super().__init__(read_only=True)
-        self._layout = layout
-        self._source = source
-        self._reader = reader
-        self._settings = reader.settings_key()
+        self._tiles = tiles
+        self._layout = tiles.layout
+        self._source = tiles.source
+        self._reader = tiles.reader
+        self._settings = tiles.settings_key
         self._static: dict[str, bytes] = {}
         self._dirs: dict[str, set[str]] = {"": set()}
         self._arrays: dict[str, ArrayLayout] = {}
         self._build_static()
 
     # ------------------------------------------------------------------ structure
+
+    @property
+    def tiles(self) -> TileStore:
+        """The zarr-free tile store this Zarr store serves."""
+        return self._tiles
 
     @property
     def layout(self) -> StoreLayout:
@@ -83,7 +93,7 @@ class VirtualStore(Store):
     @property
     def token(self) -> str:
         """Identity of the store's content (stores with equal content have equal tokens)."""
-        return self._source.token
+        return self._tiles.token
 
     @property
     def reader(self) -> RangeReader:
@@ -139,26 +149,7 @@ class VirtualStore(Store):
     def block(self, key: str) -> tuple[TileSource, int, int] | None:
         """``(source, offset, length)`` of a data chunk key, or ``None``
         when the key is not a chunk of this store, is sparse or its record lacks the band."""
-        array_path, sep, index = key.rpartition("/c/")
-        if not sep:
-            return None
-        array = self._arrays.get(array_path)
-        if array is None:
-            return None
-        parts = index.split("/")
-        if len(parts) != 3 or not all(p.isdigit() for p in parts):
-            return None
-        t, i, j = (int(p) for p in parts)
-        if t >= len(array.sources) or i >= array.tiles_down or j >= array.tiles_across:
-            return None
-        source = array.sources[t]
-        if source is None:
-            return None
-        n = i * array.tiles_across + j
-        length = int(source.byte_counts[n])
-        if length <= 0:
-            return None
-        return source, int(source.offsets[n]), length
+        return self._tiles.block(key)
 
     # ------------------------------------------------------------------ Store API
 
