@@ -119,3 +119,44 @@ def test_bad_target_parameters_are_clear_errors(served) -> None:  # type: ignore
         _open(collection, crs="EPSG:32633", group="epsg32633_10m")
     with pytest.raises(ValueError, match="unknown resampling"):
         _open(collection, crs="EPSG:32633", resampling="lanczos")
+
+
+def test_target_grid_reads_only_the_tiles_under_it(served) -> None:  # type: ignore[no-untyped-def]
+    """An AOI target reads the tiles under its footprint in each zone, not whole scenes,
+    and as fast as the same read through get_numpy (equal bytes, no tile read twice)."""
+    from rasteret.fetch import FetchConfig, RangeReader
+
+    server, collection, _ = served
+    exact = RangeReader(FetchConfig(coalesce_gap=0))  # bytes = tile bytes, no gap filling
+    ds = xr.open_dataset(
+        collection,
+        engine="rasteret",
+        chunks={},
+        crs="EPSG:32633",
+        resolution=10,
+        bbox=(12.004, 47.002, 12.008, 47.005),  # ~300 m: a tile or two of each scene
+        bbox_crs="EPSG:4326",
+        reader=exact,
+        bands=["B04"],
+    )
+    server.reset()
+    with dask.config.set(scheduler="threads"):
+        ds["B04"].load()
+    engine_bytes = server.bytes_sent
+    # the floor: the tiles of each record under the target's footprint (nearest needs no
+    # margin), from the index alone
+    target = GridSpec.from_xarray(ds["B04"])
+    floor = 0
+    for levels in collection.band_levels("B04"):
+        full = levels.full
+        source = GridSpec(levels.crs, full.transform, (full.height, full.width))
+        box = transform_bounds(target.bounds, target.crs, source.crs)
+        window = source.window_of(box)
+        rows = range(window.row_off // full.tile_height, -(-window.row_stop // full.tile_height))
+        cols = range(window.col_off // full.tile_width, -(-window.col_stop // full.tile_width))
+        floor += sum(
+            int(full.byte_counts[r * full.tiles_across + c]) for r in rows for c in cols
+        )
+    whole = sum(int(levels.full.byte_counts.sum()) for levels in collection.band_levels("B04"))
+    assert engine_bytes <= 1.05 * floor, (engine_bytes, floor, whole)
+    assert 0 < floor < whole / 2

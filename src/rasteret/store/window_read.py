@@ -6,11 +6,12 @@ touches, looked up in the layout (no header is read). All tiles of one object ar
 fetched with one :meth:`RangeReader.read_ranges` call (coalesced by the reader's gap,
 bounded by its ``max_in_flight``); a tile that several windows share is fetched and
 decoded once. Each object's tiles are decoded in a thread pool as soon as its bytes
-arrive (imagecodecs releases the GIL), so decoding overlaps the fetches still in
-flight, and copied straight into the outputs, which start as the array's Zarr
-``fill_value`` (sparse tiles and records without the band read as fill, exactly as
-through Zarr). JPEG tables are spliced into each tile and decode errors name the file,
-record, band and byte range, as :class:`~rasteret.store.virtual.VirtualStore` does.
+arrive (imagecodecs releases the GIL; large tiles one job each, small ones grouped), so
+decoding overlaps the fetches still in flight and uses every core; tiles are copied
+straight into the outputs, which start as the array's Zarr ``fill_value`` (sparse
+tiles and records without the band read as fill, exactly as through Zarr). JPEG tables
+are spliced into each tile and decode errors name the file, record, band and byte
+range, as :class:`~rasteret.store.virtual.VirtualStore` does.
 
 This path does not import zarr: the store's Zarr metadata, its codec and zarr's
 per-chunk machinery (and its process-wide ``async.concurrency``) are left to Zarr users
@@ -157,10 +158,39 @@ async def read_array_windows(
                 expected=expected,
                 copy=False,
             )
-            await loop.run_in_executor(pool, _decode_into, members, buffers, outputs, counter)
+            await asyncio.gather(
+                *(
+                    loop.run_in_executor(pool, _decode_into, tiles, data, outputs, counter)
+                    for tiles, data in _decode_batches(members, buffers)
+                )
+            )
 
         await asyncio.gather(*(one_object(h, m) for h, m in by_object.items()))
     return outputs
+
+
+#: Compressed bytes decoded per thread-pool job: large tiles get a job each (so one
+#: object's tiles decode on every core), small ones are grouped (job overhead ~30 µs).
+DECODE_BATCH_BYTES = 512 * 1024
+
+
+def _decode_batches(
+    members: list[_Tile], buffers: Sequence[Any]
+) -> list[tuple[list[_Tile], list[Any]]]:
+    batches: list[tuple[list[_Tile], list[Any]]] = []
+    tiles: list[_Tile] = []
+    data: list[Any] = []
+    size = 0
+    for tile, buffer in zip(members, buffers, strict=True):
+        tiles.append(tile)
+        data.append(buffer)
+        size += tile.length
+        if size >= DECODE_BATCH_BYTES:
+            batches.append((tiles, data))
+            tiles, data, size = [], [], 0
+    if tiles:
+        batches.append((tiles, data))
+    return batches
 
 
 class _TileCounter:

@@ -1,0 +1,115 @@
+"""``rasteret.store.window_read``: windows read straight from the layout equal zarr's
+read of the same ``VirtualStore`` and rasterio's, with the fetch counts of one batch."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import zarr
+from _testcollections import make_collection, record, write_cog
+from rasterio.windows import Window as RioWindow
+
+from rasteret.fetch import track
+from rasteret.geo import Window
+from rasteret.store import open_store, open_tiles
+from rasteret.store.window_read import ArrayWindow, read_array_windows_sync
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("window_read")
+    rng = np.random.default_rng(7)
+    first = rng.integers(1, 4000, (700, 900), dtype=np.uint16)
+    first[:256, :512] = 0  # all-nodata tiles: written sparse
+    second = rng.integers(1, 4000, (700, 900), dtype=np.uint16)
+    return {
+        "a": write_cog(root / "a.tif", first, nodata=0, blocksize=256, sparse=True),
+        "b": write_cog(root / "b.tif", second, nodata=0, blocksize=256),
+        "c": write_cog(root / "c.tif", second[:, ::-1].copy(), nodata=0, blocksize=256),
+    }
+
+
+@pytest.fixture(scope="module")
+def collection(files: dict[str, Path]):  # type: ignore[no-untyped-def]
+    t0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    records = [
+        record("r0", t0, {"B04": files["a"], "B08": files["b"]}),
+        record("r1", t0 + dt.timedelta(days=1), {"B04": files["b"]}),  # no B08: fill
+        record("r2", t0 + dt.timedelta(days=2), {"B04": files["c"], "B08": files["c"]}),
+    ]
+    return make_collection(records, ["B04", "B08"])
+
+
+WINDOWS = [
+    Window(0, 0, 700, 900),  # whole image: edge tiles
+    Window(100, 200, 300, 350),  # sparse and data tiles
+    Window(650, 850, 50, 50),  # the corner tile only
+    Window(255, 255, 2, 2),  # four tiles, two pixels each way
+    Window(10, 10, 0, 5),  # empty
+]
+
+
+def test_windows_equal_zarr_and_rasterio(collection, files) -> None:  # type: ignore[no-untyped-def]
+    tiles = open_tiles(collection)
+    group = tiles.groups[0]
+    requests = [
+        ArrayWindow(f"{group}/{band}", t, w)
+        for band in ("B04", "B08")
+        for t in range(3)
+        for w in WINDOWS
+    ]
+    got = read_array_windows_sync(tiles.layout, tiles.reader, requests)
+    root = zarr.open_group(open_store(collection), mode="r")
+    for request, array in zip(requests, got, strict=True):
+        expected = root[request.path][(request.t, *request.window.slices)]
+        assert array.dtype == expected.dtype
+        np.testing.assert_array_equal(array, expected, err_msg=str(request))
+    # and the files themselves (r0's B04 is file a; its sparse tiles read as nodata 0)
+    with rasterio.open(files["a"]) as src:
+        w = WINDOWS[1]
+        window = RioWindow(w.col_off, w.row_off, w.width, w.height)
+        np.testing.assert_array_equal(got[1], src.read(1, window=window))
+
+
+def test_one_batch_fetches_each_tile_once(collection) -> None:  # type: ignore[no-untyped-def]
+    tiles = open_tiles(collection)
+    group = tiles.groups[0]
+    same = [ArrayWindow(f"{group}/B04", 1, Window(0, 0, 300, 300)) for _ in range(5)]
+    with track() as stats:
+        arrays = read_array_windows_sync(tiles.layout, tiles.reader, same)
+    assert all(np.array_equal(a, arrays[0]) for a in arrays)
+    source = tiles.layout.groups[group].arrays["B04"].sources[1]
+    wanted = [source.byte_counts[n] for n in (0, 1, 4, 5)]  # tiles (0,0) (0,1) (1,0) (1,1)
+    assert stats.bytes == sum(int(v) for v in wanted)  # local: gap 0, exact ranges
+
+
+def test_bad_requests_name_the_array(collection) -> None:  # type: ignore[no-untyped-def]
+    tiles = open_tiles(collection)
+    group = tiles.groups[0]
+    with pytest.raises(KeyError, match="no array"):
+        read_array_windows_sync(tiles.layout, tiles.reader, [ArrayWindow("x/y", 0, WINDOWS[0])])
+    with pytest.raises(IndexError, match="outside"):
+        read_array_windows_sync(
+            tiles.layout, tiles.reader, [ArrayWindow(f"{group}/B04", 0, Window(0, 0, 701, 10))]
+        )
+
+
+def test_read_surfaces_do_not_import_zarr(collection, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "c.parquet"
+    collection.export(path)
+    code = (
+        "import sys, rasteret\n"
+        f"c = rasteret.load({str(path)!r})\n"
+        "box = c.bounds\n"
+        "c.get_numpy(box, 'B04')\n"
+        "c.sample_points([(box[0] + 1e-4, box[1] + 1e-4)], 'B04')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'zarr'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
