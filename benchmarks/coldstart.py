@@ -78,7 +78,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--update-docs", type=Path, help="rewrite the cold-start table in this page"
     )
-    parser.add_argument("--profile", type=Path, help="one extra cProfile run per rasteret tool and case")
+    parser.add_argument(
+        "--profile", type=Path, help="one extra cProfile run per rasteret tool and case"
+    )
     args = parser.parse_args(argv)
     args.size = args.size or (512 if args.quick else 5490)
     args.tile = args.tile or (128 if args.quick else 1024)

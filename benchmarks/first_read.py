@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                             "runs": runs,
                         }
                     )
-    print(f"| surface | bytecode | first read s | second read s | first − second s (bound 0.15) |")
+    print("| surface | bytecode | first read s | second read s | first − second s (bound 0.15) |")
     print("|---|---|---:|---:|---:|")
     for r in results:
         print(

@@ -154,9 +154,7 @@ def test_target_grid_reads_only_the_tiles_under_it(served) -> None:  # type: ign
         window = source.window_of(box)
         rows = range(window.row_off // full.tile_height, -(-window.row_stop // full.tile_height))
         cols = range(window.col_off // full.tile_width, -(-window.col_stop // full.tile_width))
-        floor += sum(
-            int(full.byte_counts[r * full.tiles_across + c]) for r in rows for c in cols
-        )
+        floor += sum(int(full.byte_counts[r * full.tiles_across + c]) for r in rows for c in cols)
     whole = sum(int(levels.full.byte_counts.sum()) for levels in collection.band_levels("B04"))
     assert engine_bytes <= 1.05 * floor, (engine_bytes, floor, whole)
     assert 0 < floor < whole / 2

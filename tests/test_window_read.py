@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import rasterio
 import zarr
-from _testcollections import make_collection, record, write_cog
 from rasterio.windows import Window as RioWindow
 
+from _testcollections import make_collection, record, write_cog
 from rasteret.fetch import track
 from rasteret.geo import Window
 from rasteret.store import open_store, open_tiles
