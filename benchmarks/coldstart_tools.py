@@ -108,10 +108,16 @@ def prepare_rasteret_xarray() -> Callable[[dict[str, Any]], Output]:
     grid (nearest on the native pixels: the values GDAL reads), one engine open per
     (native grid, AOI), all computed together."""
     import dask
+    import dask.array
     import xarray as xr
 
     import rasteret
     from rasteret.geo import GridSpec
+
+    # xarray loads every installed engine's entry point on its first open_dataset (here
+    # rioxarray's too): a library import, counted with the imports like the other tools'
+    xr.backends.list_engines()
+    dask.base.get_scheduler()  # dask's first compute imports distributed when installed
 
     def run(spec: dict[str, Any]) -> Output:
         scenario = spec["scenario"]

@@ -8,7 +8,8 @@ of the leading axes); a warp task depends only on the source chunks its footprin
 A source that is neither dask nor numpy but a *lazy array* (``shape``, ``dtype`` and
 basic ``[lead..., rows, cols]`` slicing, e.g. the xarray engine's tile arrays) is not
 chunked at all: each warp task slices exactly the source window its footprint needs,
-one leading index at a time, so a read fetches only the tiles under the target.
+one leading index at a time, so a read fetches only the tiles under the target (target
+chunks default to the whole target up to :data:`SLICED_CHUNK` pixels a side).
 """
 
 from __future__ import annotations
@@ -133,6 +134,16 @@ def warp(
     return _as_dataarray(result, target, lead_dims, lead_coords, attrs, fill, resampling)
 
 
+#: Default target chunk (rows / cols) of a lazy-array source: a task reads every source
+#: tile under its chunk, so a tile under a chunk edge is read by each chunk it touches;
+#: large chunks (4096² uint16: 32 MiB) keep that rare, and AOI-sized targets whole.
+SLICED_CHUNK = 4096
+#: Output bytes a task of a lazy-array source aims at: consecutive time steps share a
+#: task, so their source windows are read in one batch (concurrent fetches, decode on
+#: every core) instead of one small read per dask thread.
+SLICED_TASK_BYTES = 128 * 2**20
+
+
 def _warp_sliced(
     source: Any,
     grid: GridSpec,
@@ -144,19 +155,28 @@ def _warp_sliced(
     out_dtype: np.dtype,
     error_threshold: float,
 ) -> Any:
-    """The dask array of a lazy-array source: per target chunk and leading index, one task
-    that slices the needed source window and warps it (no source chunks in the graph)."""
+    """The dask array of a lazy-array source: per target chunk and run of the first
+    leading index, one task that slices the needed source window of the whole run (one
+    batched read) and warps it (no source chunks in the graph)."""
     import dask.array as da
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
 
     lead_shape = tuple(int(n) for n in source.shape[:-2])
+    if chunks is None:  # whole target up to SLICED_CHUNK: tiles under chunk edges are
+        chunks = tuple(min(n, SLICED_CHUNK) for n in target.shape)  # fetched once per chunk
     cy, cx = _target_chunks(chunks, target)
     row_chunks, col_chunks = _split(target.height, cy), _split(target.width, cx)
+    # the first leading axis (time) in runs of about SLICED_TASK_BYTES of output per task
+    per_step = cy * cx * out_dtype.itemsize * math.prod(lead_shape[1:])
+    run = max(1, SLICED_TASK_BYTES // max(per_step, 1))
+    lead_chunks = [_split(n, run) if k == 0 else [1] * n for k, n in enumerate(lead_shape)]
+    lead_starts = [np.cumsum((0, *c)) for c in lead_chunks]
     scale = kernel_scale(grid, target) if resampling != "nearest" else (1.0, 1.0)
     token = tokenize(
         _token(grid, target, resampling, src_nodata, fill, out_dtype, error_threshold),
         source,
+        run,
     )
     name, coords_name = f"warp-{token}", f"warp-coords-{token}"
     row_offsets = np.cumsum((0, *row_chunks))
@@ -171,34 +191,39 @@ def _warp_sliced(
             dsk[(coords_name, i, j)] = (
                 _coordinates, grid, target, window, resampling, error_threshold,
             )  # fmt: skip
-        for lead in itertools.product(*(range(n) for n in lead_shape)):
-            shape = (*(1 for _ in lead), window.height, window.width)
+        for lead in itertools.product(*(range(len(c)) for c in lead_chunks)):
+            spans = tuple(
+                slice(int(lead_starts[k][n]), int(lead_starts[k][n + 1]))
+                for k, n in enumerate(lead)
+            )
+            shape = (*(s.stop - s.start for s in spans), window.height, window.width)
             key = (name, *lead, i, j)
             if needed is None:
                 dsk[key] = (np.full, shape, fill, out_dtype)
                 continue
             dsk[key] = (
-                _warp_slice, source, lead, needed, (coords_name, i, j), grid, target, window,
+                _warp_slice, source, spans, needed, (coords_name, i, j), grid, target, window,
                 resampling, src_nodata, fill, out_dtype, scale,
             )  # fmt: skip
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[])
-    out_chunks = (*((1,) * n for n in lead_shape), tuple(row_chunks), tuple(col_chunks))
+    out_chunks = (*(tuple(c) for c in lead_chunks), tuple(row_chunks), tuple(col_chunks))
     return da.Array(graph, name, out_chunks, dtype=out_dtype)
 
 
 def _warp_slice(
-    source, lead, needed, coordinates, grid, target, window, resampling, src_nodata, fill,
+    source, spans, needed, coordinates, grid, target, window, resampling, src_nodata, fill,
     dtype, scale,
 ):  # fmt: skip
     rows = slice(needed.row_off, needed.row_off + needed.height)
     cols = slice(needed.col_off, needed.col_off + needed.width)
+    lead = tuple(s if s.stop - s.start > 1 else s.start for s in spans)
     data = np.asarray(source[(*lead, rows, cols)])
     warped = warp_array(
         data, grid, target, resampling=resampling, src_nodata=src_nodata, nodata=fill,
         dtype=dtype, window=window, source_offset=(needed.row_off, needed.col_off),
         scale=scale, coordinates=coordinates,
     )  # fmt: skip
-    return warped.reshape((*(1 for _ in lead), window.height, window.width))
+    return warped.reshape((*(s.stop - s.start for s in spans), window.height, window.width))
 
 
 def _coordinates(grid, target, window, resampling, error_threshold):

@@ -122,8 +122,12 @@ def read_on_grid(
             if ckey not in local_geoms:
                 local_geoms[ckey] = geoms.to_crs(wgrid.crs)
             inside = geometry_mask(local_geoms[ckey][gid], wgrid, all_touched=all_touched)
-            stack = np.stack([warped[(gid, m)][0] for m in have])
-            ok = np.stack([warped[(gid, m)][1] for m in have]) & inside
+            if len(have) == 1:  # views, no copies
+                stack = warped[(gid, have[0])][0][None]
+                ok = (warped[(gid, have[0])][1] & inside)[None]
+            else:
+                stack = np.stack([warped[(gid, m)][0] for m in have])
+                ok = np.stack([warped[(gid, m)][1] for m in have]) & inside
             data, valid = fuse_arrays(stack, ok, fuse, fills)
             out.append(
                 AOIWindow(

@@ -7,6 +7,7 @@ AOI reads on a target grid (:mod:`rasteret.read.common_grid`).
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,8 @@ class TaskPlanner:
         self._bounds_in: dict[str, Bounds | None] = {}
         self._coords: dict[tuple[Any, ...], Any] = {}
         self._index: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()
+        self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
 
     def _target_bounds_in(self, key: str) -> Bounds | None:
         if key not in self._bounds_in:
@@ -168,11 +171,17 @@ class TaskPlanner:
 
         key = (src.crs_key, src.transform, src.height, src.width, method)
         cached = self._coords.get(key)
-        if cached is None:
-            sgrid = source_grid(src)
-            coords = source_coordinates(sgrid, self.grid)
-            sc = kernel_scale(sgrid, self.grid) if method != "nearest" else (1.0, 1.0)
-            cached = self._coords[key] = (coords, sc)
+        if cached is not None:
+            return cached
+        with self._lock:
+            lock = self._key_locks.setdefault(key, threading.Lock())
+        with lock:
+            cached = self._coords.get(key)
+            if cached is None:
+                sgrid = source_grid(src)
+                coords = source_coordinates(sgrid, self.grid)
+                sc = kernel_scale(sgrid, self.grid) if method != "nearest" else (1.0, 1.0)
+                cached = self._coords[key] = (coords, sc)
         return cached
 
     def _nearest_index(self, src: BandSource, window: Window) -> tuple[np.ndarray, np.ndarray]:
@@ -183,12 +192,18 @@ class TaskPlanner:
 
         key = (src.crs_key, src.transform, src.height, src.width, window)
         cached = self._index.get(key)
-        if cached is None:
-            (sx, sy), _ = self._coordinates(src, "nearest")
-            h, w = window.height, window.width
-            iy, ix, inside = centre_pixel(sx - window.col_off, sy - window.row_off, h, w)
-            flat = iy * w + ix
-            cached = self._index[key] = (flat, inside)
+        if cached is not None:
+            return cached
+        with self._lock:  # warps run on several threads: compute each map once
+            lock = self._key_locks.setdefault(key, threading.Lock())
+        with lock:
+            cached = self._index.get(key)
+            if cached is None:
+                (sx, sy), _ = self._coordinates(src, "nearest")
+                h, w = window.height, window.width
+                iy, ix, inside = centre_pixel(sx - window.col_off, sy - window.row_off, h, w)
+                flat = iy * w + ix
+                cached = self._index[key] = (flat, inside)
         return cached
 
     def _nearest(

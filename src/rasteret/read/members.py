@@ -39,29 +39,33 @@ def read_members(
     the store in one concurrent batch.
     """
     requests: list[WindowRequest] = []
+    targets: list[np.ndarray | None] = []
     slots: list[list[tuple[int, int | None] | None]] = []
+    stacks: list[tuple[np.ndarray, np.ndarray]] = []
     for read in reads:
         w = read.window
+        dtype = _common_dtype(read.sources)
+        data = np.empty((len(read.sources), w.height, w.width), dtype=dtype)
+        stacks.append((data, np.zeros(data.shape, dtype=bool)))
         per_band: list[tuple[int, int | None] | None] = []
-        for src in read.sources:
+        for c, src in enumerate(read.sources):
             if src is None:
                 per_band.append(None)
                 continue
             requests.append(WindowRequest(src.path, src.t, w))
+            # decoded straight into the stack when the band has its dtype (no copy)
+            targets.append(data[c] if src.dtype == dtype else None)
             data_at = len(requests) - 1
             mask_at = None
             if src.mask_array is not None:
                 requests.append(WindowRequest(f"{src.group}/{src.mask_array}", src.t, w))
+                targets.append(None)
                 mask_at = len(requests) - 1
             per_band.append((data_at, mask_at))
         slots.append(per_band)
-    arrays = read_windows(index, requests)
+    arrays = read_windows(index, requests, targets)
     out: list[tuple[np.ndarray, np.ndarray]] = []
-    for read, per_band in zip(reads, slots, strict=True):
-        h, w = read.window.height, read.window.width
-        dtype = _common_dtype(read.sources)
-        data = np.empty((len(per_band), h, w), dtype=dtype)
-        valid = np.zeros((len(per_band), h, w), dtype=bool)
+    for read, per_band, (data, valid) in zip(reads, slots, stacks, strict=True):
         for c, (slot, src) in enumerate(zip(per_band, read.sources, strict=True)):
             if slot is None or src is None:
                 data[c] = fills[c]
@@ -86,8 +90,13 @@ def fill_band(
     _valid_into(out_valid, values, nodata)
     if internal is not None:
         out_valid &= internal > 0
+    in_place = np.may_share_memory(out, values)  # decoded straight into ``out``
     if internal is None and _invalid_holds_fill(values.dtype, nodata, fill, out.dtype):
-        np.copyto(out, values, casting="unsafe")
+        if not in_place:
+            np.copyto(out, values, casting="unsafe")
+        return
+    if in_place:
+        np.copyto(out, np.asarray(fill).astype(out.dtype), where=~out_valid)
         return
     out[...] = fill
     np.copyto(out, values, where=out_valid, casting="unsafe")

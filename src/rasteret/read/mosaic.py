@@ -243,6 +243,15 @@ def fuse_arrays(
     stack: np.ndarray, ok: np.ndarray, fuse: str, fills: Sequence[Any]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fuse ``stack`` ``[M, C, h, w]`` (members in fuse order) with validity ``ok``."""
+    if len(stack) == 1 and fuse in ("first", "last", "min", "max"):
+        # one member: its valid pixels as they are, fills elsewhere (no masked-array pass)
+        data = stack[0]
+        valid = ok[0]
+        if not valid.all():
+            data = data.copy()
+            for c in range(stack.shape[1]):
+                data[c][~valid[c]] = fills[c]
+        return data, valid
     if fuse in ("first", "last"):
         members = range(len(stack)) if fuse == "first" else range(len(stack) - 1, -1, -1)
         data = np.empty(stack.shape[1:], stack.dtype)

@@ -67,8 +67,10 @@ def read_native(
             local = geoms.to_crs(wgrid.crs)[gid]
             inside = masks[mask_key] = geometry_mask(local, wgrid, all_touched=all_touched)
         valid &= inside
-        for c in range(len(bands)):
-            data[c][~inside] = fills[c]
+        if not inside.all():
+            outside = ~inside
+            for c in range(len(bands)):
+                data[c][outside] = fills[c]
         out.append(
             AOIWindow(ids[row], times[row], int(geoms.ids[gid]), wgrid, tuple(bands), data, valid)
         )

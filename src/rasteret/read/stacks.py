@@ -168,17 +168,24 @@ def _wkt_key(wkt: str | None) -> str:
 WindowRequest = ArrayWindow
 
 
-def read_windows(index: StoreIndex, requests: Sequence[WindowRequest]) -> list[np.ndarray]:
-    """Read all ``requests`` concurrently through the store (one event loop, one batch)."""
+def read_windows(
+    index: StoreIndex,
+    requests: Sequence[WindowRequest],
+    outputs: Sequence[np.ndarray | None] | None = None,
+) -> list[np.ndarray]:
+    """Read all ``requests`` concurrently through the store (one event loop, one batch),
+    into ``outputs`` where given (see :func:`~rasteret.store.window_read.read_array_windows`)."""
     if not requests:
         return []
     from rasteret._async import run_sync
 
-    return run_sync(read_windows_async(index, requests))
+    return run_sync(read_windows_async(index, requests, outputs))
 
 
 async def read_windows_async(
-    index: StoreIndex, requests: Sequence[WindowRequest]
+    index: StoreIndex,
+    requests: Sequence[WindowRequest],
+    outputs: Sequence[np.ndarray | None] | None = None,
 ) -> list[np.ndarray]:
     """:func:`read_windows` on the running event loop; a progress line on a terminal for
     reads of many windows (silent otherwise)."""
@@ -191,7 +198,9 @@ async def read_windows_async(
         bar.update()
 
     try:
-        return await read_array_windows(index.layout, index.reader, requests, progress=progress)
+        return await read_array_windows(
+            index.layout, index.reader, requests, progress=progress, outputs=outputs
+        )
     finally:
         if bar is not None:
             bar.close()

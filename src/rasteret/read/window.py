@@ -339,7 +339,7 @@ class WindowReader:
         for c, fill in enumerate(fills):
             data[:, c] = fill
         valid = np.zeros(shape, dtype=bool)
-        results = run_sync(read_sources(self.index, [(t.source, t.window) for t in tasks]))
+        results = run_sync(_read_tasks(self.index, tasks, planner, dtype))
         for task, (values, ok) in zip(tasks, results, strict=True):
             out_d = data[task.slot, task.band]
             out_v = valid[task.slot, task.band]
@@ -347,9 +347,6 @@ class WindowReader:
                 r, c = task.paste
                 h, w = values.shape[-2:]
                 out_d, out_v = out_d[r : r + h, c : c + w], out_v[r : r + h, c : c + w]
-                values, ok = values[0], ok[0]
-            else:
-                values, ok = planner.warp(task, values[0], ok[0], dtype)
             take = ok & ~out_v
             np.copyto(out_d, values, where=take, casting="unsafe")
             out_v |= take
@@ -401,3 +398,25 @@ class WindowReader:
             f"{list(self.bands)}, CRSs {crss}) overlaps the window ({left:g}, {bottom:g}, "
             f"{right:g}, {top:g}) in {self.crs_key_of(grid)[:40]}; check bounds= and crs="
         )
+
+
+async def _read_tasks(
+    index: StoreIndex, tasks: Sequence[GridTask], planner: TaskPlanner, dtype: np.dtype
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(values, valid)`` of each task on its output: every task's window is read
+    concurrently and warped on the decode pool as soon as its pixels arrive, so warps
+    overlap the reads still in flight (pasted tasks are returned as read)."""
+    import asyncio
+
+    from rasteret.store.window_read import decode_pool
+
+    loop = asyncio.get_running_loop()
+    pool = decode_pool()
+
+    async def one(task: GridTask) -> tuple[np.ndarray, np.ndarray]:
+        ((values, ok),) = await read_sources(index, [(task.source, task.window)])
+        if task.paste is not None:
+            return values[0], ok[0]
+        return await loop.run_in_executor(pool, planner.warp, task, values[0], ok[0], dtype)
+
+    return list(await asyncio.gather(*(one(t) for t in tasks)))

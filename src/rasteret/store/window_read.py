@@ -78,11 +78,14 @@ def read_array_windows_sync(
     requests: Sequence[ArrayWindow],
     *,
     progress: Callable[[int, int], None] | None = None,
+    outputs: Sequence[np.ndarray | None] | None = None,
 ) -> list[np.ndarray]:
     """:func:`read_array_windows` from synchronous code."""
     from rasteret._async import run_sync
 
-    return run_sync(read_array_windows(layout, reader, requests, progress=progress))
+    return run_sync(
+        read_array_windows(layout, reader, requests, progress=progress, outputs=outputs)
+    )
 
 
 async def read_array_windows(
@@ -91,13 +94,20 @@ async def read_array_windows(
     requests: Sequence[ArrayWindow],
     *,
     progress: Callable[[int, int], None] | None = None,
+    outputs: Sequence[np.ndarray | None] | None = None,
 ) -> list[np.ndarray]:
     """One ``(height, width)`` array per request, in the array's dtype (see module docs).
 
-    ``progress(done, total)`` is called after each tile is decoded (from a decode
-    thread; ``total`` counts the distinct tiles to read). Raises ``KeyError`` for
+    ``outputs`` may give, per request, the array to fill (a writable ``(height, width)``
+    view of the array's dtype, e.g. one band of a caller's stack: no copy afterwards);
+    ``None`` entries are allocated here. ``progress(done, total)`` is called after each
+    tile is decoded (from a decode thread; ``total`` counts the distinct tiles to read).
+    Raises ``KeyError`` for
     an unknown array path, ``IndexError`` for a time index or window outside the array.
     """
+    outputs_given = outputs
+    if outputs_given is not None and len(outputs_given) != len(requests):
+        raise ValueError(f"{len(outputs_given)} outputs for {len(requests)} requests")
     outputs: list[np.ndarray] = []
     tiles: dict[tuple[str, int, int, int], _Tile] = {}
     by_object: dict[str, list[_Tile]] = {}
@@ -110,8 +120,18 @@ async def read_array_windows(
         array, decoding = found
         window = request.window
         _check(request, array)
-        outputs.append(np.full(window.shape, decoding.fill, dtype=decoding.dtype))
+        given = None if outputs_given is None else outputs_given[index]
         source = array.sources[request.t]
+        covered = source is not None and _covered(source, array, window)
+        if given is not None:
+            _check_output(request, given, decoding.dtype)
+            if not covered:
+                given[...] = decoding.fill
+            outputs.append(given)
+        elif covered:  # every pixel comes from a tile: no fill pass
+            outputs.append(np.empty(window.shape, dtype=decoding.dtype))
+        else:
+            outputs.append(np.full(window.shape, decoding.fill, dtype=decoding.dtype))
         if source is None or window.height == 0 or window.width == 0:
             continue
         block_h, block_w = array.block_shape
@@ -143,7 +163,7 @@ async def read_array_windows(
                 tile.uses.append(use)
     if by_object:
         loop = asyncio.get_running_loop()
-        pool = _pool()
+        pool = decode_pool()
         counter = _TileCounter(len(tiles), progress)
 
         async def one_object(href: str, members: list[_Tile]) -> None:
@@ -244,6 +264,26 @@ def _decode_tile(tile: _Tile, data: Any) -> np.ndarray:
     return plane
 
 
+def _covered(source: TileSource, array: ArrayLayout, window: Window) -> bool:
+    """Whether every pixel of ``window`` lies in a tile with data (none sparse)."""
+    if window.height == 0 or window.width == 0:
+        return True
+    block_h, block_w = array.block_shape
+    rows = slice(window.row_off // block_h, (window.row_off + window.height - 1) // block_h + 1)
+    cols = slice(window.col_off // block_w, (window.col_off + window.width - 1) // block_w + 1)
+    n = array.tiles_down * array.tiles_across
+    counts = source.byte_counts[:n].reshape(array.tiles_down, array.tiles_across)
+    return bool((counts[rows, cols] > 0).all())
+
+
+def _check_output(request: ArrayWindow, out: np.ndarray, dtype: np.dtype) -> None:
+    if out.shape != request.window.shape or out.dtype != dtype or not out.flags.writeable:
+        raise ValueError(
+            f"{request.path}: output of shape {out.shape} and dtype {out.dtype} for a "
+            f"{request.window.shape} window of {dtype}"
+        )
+
+
 def _array(layout: StoreLayout, path: str) -> ArrayLayout:
     group, _, name = path.rpartition("/")
     found = layout.groups.get(group)
@@ -295,8 +335,9 @@ _pool_lock = threading.Lock()
 _pool_state: tuple[int, ThreadPoolExecutor] | None = None
 
 
-def _pool() -> ThreadPoolExecutor:
-    """The process's decode pool (one thread per core; rebuilt after a fork)."""
+def decode_pool() -> ThreadPoolExecutor:
+    """The process's decode pool (one thread per core, at least two; rebuilt after a
+    fork). Readers may run CPU work that follows a read (warps, masks) on it too."""
     global _pool_state
     state = _pool_state
     if state is not None and state[0] == os.getpid():
