@@ -1,22 +1,54 @@
 """Geometry and grids without GDAL: footprints, ``GridSpec``, CRS transforms, warping,
-resampling, overview choice and polygon masks."""
+resampling, overview choice and polygon masks.
 
-from rasteret.geo.footprint import Footprint, FootprintError, grid_footprint
-from rasteret.geo.grid import GridError, GridSpec
-from rasteret.geo.lazy import warp
-from rasteret.geo.overview import choose_overview
-from rasteret.geo.rasterize import geometry_mask, rasterize
-from rasteret.geo.resampling import RESAMPLINGS
-from rasteret.geo.transform import (
-    CRSError,
-    crs_equal,
-    crs_key,
-    to_crs,
-    transform_bounds,
-    transform_points,
-)
-from rasteret.geo.warp import source_coordinates, source_window, warp_array
-from rasteret.geo.window import Window
+Names are imported lazily: a read loads only the modules it uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rasteret.geo.footprint import Footprint, FootprintError, grid_footprint
+    from rasteret.geo.grid import GridError, GridSpec
+    from rasteret.geo.lazy import warp
+    from rasteret.geo.overview import choose_overview
+    from rasteret.geo.rasterize import geometry_mask, rasterize
+    from rasteret.geo.resampling import RESAMPLINGS
+    from rasteret.geo.transform import (
+        CRSError,
+        crs_equal,
+        crs_key,
+        to_crs,
+        transform_bounds,
+        transform_points,
+    )
+    from rasteret.geo.warp import source_coordinates, source_window, warp_array
+    from rasteret.geo.window import Window
+
+_LAZY: dict[str, str] = {
+    "Footprint": "rasteret.geo.footprint",
+    "FootprintError": "rasteret.geo.footprint",
+    "grid_footprint": "rasteret.geo.footprint",
+    "GridError": "rasteret.geo.grid",
+    "GridSpec": "rasteret.geo.grid",
+    "warp": "rasteret.geo.lazy",
+    "choose_overview": "rasteret.geo.overview",
+    "geometry_mask": "rasteret.geo.rasterize",
+    "rasterize": "rasteret.geo.rasterize",
+    "RESAMPLINGS": "rasteret.geo.resampling",
+    "CRSError": "rasteret.geo.transform",
+    "crs_equal": "rasteret.geo.transform",
+    "crs_key": "rasteret.geo.transform",
+    "to_crs": "rasteret.geo.transform",
+    "transform_bounds": "rasteret.geo.transform",
+    "transform_points": "rasteret.geo.transform",
+    "source_coordinates": "rasteret.geo.warp",
+    "source_window": "rasteret.geo.warp",
+    "warp_array": "rasteret.geo.warp",
+    "Window": "rasteret.geo.window",
+}
 
 __all__ = [
     "RESAMPLINGS",
@@ -40,3 +72,16 @@ __all__ = [
     "warp",
     "warp_array",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -5,21 +5,48 @@
 * ``groupby=`` on those — mosaics (:mod:`rasteret.read.mosaic`);
 * :func:`sample_points` — values at points as an Arrow table.
 
-Every pixel is read through :func:`rasteret.store.open_store` (Zarr arrays indexed by
-``(t, y0:y1, x0:x1)``), never through a second reader.
+Every pixel is read through the store's tiles (:mod:`rasteret.store.window_read`),
+never through a second reader.
+
+Names are imported lazily: a surface loads only the modules it uses.
 """
 
-from rasteret.read.aoi import get_numpy, read_aoi_windows
-from rasteret.read.aoi_xarray import get_xarray
-from rasteret.read.geometry import (
-    GeometryCRSError,
-    GeometryError,
-    UnsupportedGeometryError,
-    coerce_geometries,
-)
-from rasteret.read.points import POINT_SAMPLES_SCHEMA, sample_points
-from rasteret.read.quicklook import plot_quicklook, quicklook_rgb, write_quicklook
-from rasteret.read.result import AOIStack, AOIWindow, NoDataError, RaggedShapesError
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rasteret.read.aoi import get_numpy, read_aoi_windows
+    from rasteret.read.aoi_xarray import get_xarray
+    from rasteret.read.geometry import (
+        GeometryCRSError,
+        GeometryError,
+        UnsupportedGeometryError,
+        coerce_geometries,
+    )
+    from rasteret.read.points import POINT_SAMPLES_SCHEMA, sample_points
+    from rasteret.read.quicklook import plot_quicklook, quicklook_rgb, write_quicklook
+    from rasteret.read.result import AOIStack, AOIWindow, NoDataError, RaggedShapesError
+
+_LAZY: dict[str, str] = {
+    "get_numpy": "rasteret.read.aoi",
+    "read_aoi_windows": "rasteret.read.aoi",
+    "get_xarray": "rasteret.read.aoi_xarray",
+    "GeometryCRSError": "rasteret.read.geometry",
+    "GeometryError": "rasteret.read.geometry",
+    "UnsupportedGeometryError": "rasteret.read.geometry",
+    "coerce_geometries": "rasteret.read.geometry",
+    "POINT_SAMPLES_SCHEMA": "rasteret.read.points",
+    "sample_points": "rasteret.read.points",
+    "plot_quicklook": "rasteret.read.quicklook",
+    "quicklook_rgb": "rasteret.read.quicklook",
+    "write_quicklook": "rasteret.read.quicklook",
+    "AOIStack": "rasteret.read.result",
+    "AOIWindow": "rasteret.read.result",
+    "NoDataError": "rasteret.read.result",
+    "RaggedShapesError": "rasteret.read.result",
+}
 
 __all__ = [
     "POINT_SAMPLES_SCHEMA",
@@ -39,3 +66,16 @@ __all__ = [
     "sample_points",
     "write_quicklook",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

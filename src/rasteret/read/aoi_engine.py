@@ -21,10 +21,8 @@ from rasteret.geo.grid import GridSpec
 from rasteret.index import CollectionTable
 from rasteret.index.columns import record_ids
 from rasteret.read.budget import enforce_read_budget
-from rasteret.read.common_grid import read_on_grid
 from rasteret.read.fills import band_fills
 from rasteret.read.geometry import Geometries, coerce_geometries
-from rasteret.read.mosaic import read_mosaic
 from rasteret.read.native import read_native
 from rasteret.read.radiometry import apply_scale as scale_values
 from rasteret.read.result import AOIWindow, NoDataError
@@ -77,6 +75,8 @@ def read_aoi(
     index = StoreIndex(collection, band_list, reader=reader)
     rows = time_ordered_rows(collection)
     if grid is not None or target_crs is not None or resolution is not None:
+        from rasteret.read.common_grid import read_on_grid  # only onto a target grid
+
         windows = read_on_grid(
             collection,
             index,
@@ -94,6 +94,8 @@ def read_aoi(
             overviews=overviews,
         )
     elif groupby is not None:
+        from rasteret.read.mosaic import read_mosaic  # only with groupby
+
         windows = read_mosaic(
             collection, index, rows, geoms, band_list, groupby, fuse, all_touched, fill_value
         )
