@@ -9,9 +9,9 @@ the network stack (obstore is not fork-safe: nothing may create a client at impo
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from rasteret._lazy import lazy_exports
 from rasteret._version import __version__
 
 if TYPE_CHECKING:
@@ -74,14 +74,4 @@ def version() -> str:
     return __version__
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rasteret' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

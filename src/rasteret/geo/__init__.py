@@ -6,15 +6,19 @@ Names are imported lazily: a read loads only the modules it uses.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rasteret._lazy import lazy_exports
+
+# Imported now: these names are also submodule names (``rasteret.geo.warp`` /
+# ``rasteret.geo.rasterize``), which importing the submodules would bind on the package.
+from rasteret.geo.lazy import warp
+from rasteret.geo.rasterize import geometry_mask, rasterize
 
 if TYPE_CHECKING:
     from rasteret.geo.footprint import Footprint, FootprintError, grid_footprint
     from rasteret.geo.grid import GridError, GridSpec
-    from rasteret.geo.lazy import warp
     from rasteret.geo.overview import choose_overview
-    from rasteret.geo.rasterize import geometry_mask, rasterize
     from rasteret.geo.resampling import RESAMPLINGS
     from rasteret.geo.transform import (
         CRSError,
@@ -33,10 +37,7 @@ _LAZY: dict[str, str] = {
     "grid_footprint": "rasteret.geo.footprint",
     "GridError": "rasteret.geo.grid",
     "GridSpec": "rasteret.geo.grid",
-    "warp": "rasteret.geo.lazy",
     "choose_overview": "rasteret.geo.overview",
-    "geometry_mask": "rasteret.geo.rasterize",
-    "rasterize": "rasteret.geo.rasterize",
     "RESAMPLINGS": "rasteret.geo.resampling",
     "CRSError": "rasteret.geo.transform",
     "crs_equal": "rasteret.geo.transform",
@@ -74,14 +75,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

@@ -285,19 +285,13 @@ class VirtualStore(Store):
     # ------------------------------------------------------------------ identity
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, VirtualStore)
-            and other.token == self.token
-            and other.settings_key == self.settings_key
-        )
+        return isinstance(other, VirtualStore) and other.tiles == self.tiles
 
     def __hash__(self) -> int:
         return hash(("rasteret.VirtualStore", self.token))
 
     def __dask_tokenize__(self) -> tuple[str, ...]:
-        if self._settings == "default":
-            return ("rasteret.VirtualStore", self.token)
-        return ("rasteret.VirtualStore", self.token, self._settings)
+        return ("rasteret.VirtualStore", *self._tiles.__dask_tokenize__()[1:])
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         from rasteret.store.reference import rebuild_store
