@@ -158,3 +158,36 @@ def test_target_grid_reads_only_the_tiles_under_it(served) -> None:  # type: ign
     whole = sum(int(levels.full.byte_counts.sum()) for levels in collection.band_levels("B04"))
     assert engine_bytes <= 1.05 * floor, (engine_bytes, floor, whole)
     assert 0 < floor < whole / 2
+
+
+def test_native_lattice_target_is_a_copy_of_the_pixels(served) -> None:  # type: ignore[no-untyped-def]
+    """A target on a zone's own pixel lattice (a crop, reaching past the scene) reads the
+    pixels as they are: equal to rasterio's window read, nodata outside the scene."""
+    from rasterio.windows import Window as RioWindow
+
+    from rasteret.geo import Window
+
+    _, collection, records = served
+    local = {r["id"]: r["hrefs"]["B04"] for r in records}
+    zone = collection.where(_epsg_is(collection, 32633))
+    levels = zone.band_levels("B04")[0]
+    full = levels.full
+    native = GridSpec(levels.crs, full.transform, (full.height, full.width))
+    crop = native.crop(Window(-20, 100, 300, 250))  # 20 rows above the scene
+    ds = xr.open_dataset(zone, engine="rasteret", grid=crop, bands=["B04"], chunks={})
+    with dask.config.set(scheduler="threads"):
+        values = ds["B04"].values
+    assert "warp-coords" not in str(dict(ds["B04"].data.dask))  # no coordinate maps
+    for t, record_id in enumerate(ds["id"].values):
+        with rasterio.open(local[str(record_id)]) as src:
+            inside = src.read(1, window=RioWindow(100, 0, 250, 280))
+        np.testing.assert_array_equal(values[t, 20:], inside)
+        assert (values[t, :20] == 0).all()  # outside the scene: the band's nodata (0)
+
+
+def _epsg_is(collection, epsg: int):  # type: ignore[no-untyped-def]
+    import pyarrow.compute as pc
+
+    if "proj:epsg" in collection.table.column_names:
+        return pc.field("proj:epsg") == epsg
+    return pc.field("crs") == f"EPSG:{epsg}"

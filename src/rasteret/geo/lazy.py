@@ -35,6 +35,7 @@ from rasteret.geo.warp import (
     output_nodata,
     source_coordinates,
     source_window,
+    valid_mask,
     warp_array,
 )
 from rasteret.geo.window import Window
@@ -181,13 +182,18 @@ def _warp_sliced(
     name, coords_name = f"warp-{token}", f"warp-coords-{token}"
     row_offsets = np.cumsum((0, *row_chunks))
     col_offsets = np.cumsum((0, *col_chunks))
+    shift = _lattice_offset(grid, target) if resampling == "nearest" else None
     dsk: dict[Any, Any] = {}
     for i, j in itertools.product(range(len(row_chunks)), range(len(col_chunks))):
         window = Window(int(row_offsets[i]), int(col_offsets[j]), row_chunks[i], col_chunks[j])
-        needed = source_window(
-            grid, target, window, resampling=resampling, error_threshold=error_threshold
-        )
-        if needed is not None:
+        if shift is not None:  # the same pixel lattice: nearest is a copy of the overlap
+            needed = window.shifted(*shift).intersection(Window(0, 0, *grid.shape))
+            needed = None if needed.is_empty else needed
+        else:
+            needed = source_window(
+                grid, target, window, resampling=resampling, error_threshold=error_threshold
+            )
+        if needed is not None and shift is None:
             dsk[(coords_name, i, j)] = (
                 _coordinates, grid, target, window, resampling, error_threshold,
             )  # fmt: skip
@@ -201,6 +207,12 @@ def _warp_sliced(
             if needed is None:
                 dsk[key] = (np.full, shape, fill, out_dtype)
                 continue
+            if shift is not None:
+                dsk[key] = (
+                    _copy_slice, source, spans, needed, window, shift, src_nodata, fill,
+                    out_dtype,
+                )  # fmt: skip
+                continue
             dsk[key] = (
                 _warp_slice, source, spans, needed, (coords_name, i, j), grid, target, window,
                 resampling, src_nodata, fill, out_dtype, scale,
@@ -208,6 +220,44 @@ def _warp_sliced(
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[])
     out_chunks = (*(tuple(c) for c in lead_chunks), tuple(row_chunks), tuple(col_chunks))
     return da.Array(graph, name, out_chunks, dtype=out_dtype)
+
+
+def _lattice_offset(grid: GridSpec, target: GridSpec) -> tuple[int, int] | None:
+    """``(rows, cols)`` from target to source pixels when both grids share one pixel
+    lattice (same CRS, same axis-aligned pixel size, origins a whole number of pixels
+    apart), else ``None``."""
+    if not (grid.is_axis_aligned and target.is_axis_aligned):
+        return None
+    if crs_key(grid.crs) != crs_key(target.crs):
+        return None
+    a, _, c, _, e, f = grid.transform
+    ta, _, tc, _, te, tf = target.transform
+    if not (math.isclose(a, ta, rel_tol=1e-9) and math.isclose(e, te, rel_tol=1e-9)):
+        return None
+    cols, rows = (tc - c) / a, (tf - f) / e
+    if abs(cols - round(cols)) > 1e-6 or abs(rows - round(rows)) > 1e-6:
+        return None
+    return round(rows), round(cols)
+
+
+def _copy_slice(source, spans, needed, window, shift, src_nodata, fill, dtype):  # fmt: skip
+    """Nearest on the same lattice: the overlapping source pixels, ``fill`` elsewhere and
+    where the source is nodata (as :func:`warp_array` would give)."""
+    shape = (*(s.stop - s.start for s in spans), window.height, window.width)
+    out = np.full(shape, fill, dtype=dtype)
+    rows = slice(needed.row_off, needed.row_off + needed.height)
+    cols = slice(needed.col_off, needed.col_off + needed.width)
+    lead = tuple(s if s.stop - s.start > 1 else s.start for s in spans)
+    data = np.asarray(source[(*lead, rows, cols)]).reshape((*shape[:-2], *needed.shape))
+    r0 = needed.row_off - shift[0] - window.row_off
+    c0 = needed.col_off - shift[1] - window.col_off
+    dst = out[..., r0 : r0 + needed.height, c0 : c0 + needed.width]
+    valid = valid_mask(data, src_nodata)
+    if valid is None:
+        dst[...] = data
+    else:
+        np.copyto(dst, data, where=valid, casting="unsafe")
+    return out
 
 
 def _warp_slice(
