@@ -185,3 +185,28 @@ def test_engine_discovery_imports_nothing_heavy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == "", f"xarray.backends.list_engines() loaded {out} for rasteret"
+
+
+def test_package_exports_are_not_shadowed_by_submodules() -> None:
+    """A lazily exported name that is also a submodule's name must stay the function
+    after the submodule is imported (``from rasteret.geo import warp`` after
+    ``import rasteret.geo.warp``)."""
+    code = (
+        "import importlib, inspect, rasteret\n"
+        "bad = []\n"
+        "for pkg in ('rasteret', 'rasteret.geo', 'rasteret.read', 'rasteret.store', "
+        "'rasteret.backend', 'rasteret.ingest'):\n"
+        "    module = importlib.import_module(pkg)\n"
+        "    for name in module.__all__:\n"
+        "        try:\n"
+        "            importlib.import_module(f'{pkg}.{name}')\n"
+        "        except ImportError:\n"
+        "            continue\n"
+        "        if inspect.ismodule(getattr(module, name)):\n"
+        "            bad.append(f'{pkg}.{name}')\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "", f"exports shadowed by their submodule: {out}"

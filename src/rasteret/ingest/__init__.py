@@ -16,6 +16,10 @@ from typing import TYPE_CHECKING
 
 from rasteret._lazy import lazy_exports
 
+# Imported now: ``refresh`` is also a submodule name, which importing the submodule
+# (e.g. ``Collection.refresh``) would otherwise bind on the package instead of the function.
+from rasteret.ingest.refresh import refresh
+
 if TYPE_CHECKING:
     from rasteret.ingest.files import build_from_files
     from rasteret.ingest.headers import HeaderResult, index_headers, index_headers_async
@@ -25,7 +29,6 @@ if TYPE_CHECKING:
         list_collections,
         resolve_collection,
     )
-    from rasteret.ingest.refresh import refresh
     from rasteret.ingest.report import (
         AssetError,
         BuildReport,
@@ -52,7 +55,6 @@ _LAZY: dict[str, str] = {
     "index_headers_async": "rasteret.ingest.headers",
     "list_collections": "rasteret.ingest.manage",
     "records_dir": "rasteret.ingest.workspace",
-    "refresh": "rasteret.ingest.refresh",
     "resolve_collection": "rasteret.ingest.manage",
     "update_collection": "rasteret.ingest.stac",
     "workspace_root": "rasteret.ingest.workspace",
