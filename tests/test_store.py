@@ -276,7 +276,7 @@ def test_rebuild_checks_the_token(tmp_path: Path, files: dict[str, Path]) -> Non
     records = [record("a", day(0), {"B1": files["deflate0"]})]
     make_collection(records, ["B1"]).export(tmp_path / "one.parquet")
     store = open_store(load(tmp_path / "one.parquet"))
-    reference = store._source.reference()
+    reference = store.source.reference()
     assert reference.uri is not None and reference.table_ipc is None
     from dask.base import tokenize
 

@@ -14,7 +14,6 @@ only the index layer; nothing here touches the network at import.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Self
 
@@ -33,23 +32,11 @@ if TYPE_CHECKING:
     from rasteret.read.explain import ReadPlan
     from rasteret.store import VirtualStore
 
-__all__ = ["LEGACY_READ_OPTIONS", "Collection", "as_collection", "load"]
+__all__ = ["Collection", "as_collection", "load"]
 
 Bounds = tuple[float, float, float, float]
 #: ``groupby`` of AOI reads: ``"solar_day"``, ``"id"``, a column name, or ``record -> key``.
 GroupBy = str | Callable[[dict[str, Any]], Any] | None
-
-#: Options of the original API's readers. I/O settings now live in ``rasteret.configure``
-#: and progress is shown on terminals by itself; these are accepted with a
-#: ``DeprecationWarning`` that says so, never silently.
-LEGACY_READ_OPTIONS: dict[str, str] = {
-    "max_concurrent": "concurrency is set by rasteret.configure(max_in_flight=...)",
-    "backend": "object-store access is set by rasteret.configure(stores=...)",
-    "cloud_config": "credentials are set by rasteret.configure(stores=...)",
-    "data_source": "the data source is part of the collection",
-    "progress": "progress is shown on a terminal automatically",
-    "xr_combine": "get_xarray always combines records along time",
-}
 
 
 class Collection(CollectionTable):
@@ -81,7 +68,7 @@ class Collection(CollectionTable):
         """
         from rasteret.store import open_store
 
-        return open_store(self, bands, **_reader_option(reader))
+        return open_store(self, bands, reader=reader)
 
     def to_xarray(
         self,
@@ -154,9 +141,7 @@ class Collection(CollectionTable):
         from rasteret.read import get_numpy
 
         return get_numpy(
-            self._selected(
-                "get_numpy", cloud_cover_lt, date_range, bbox, split, split_column, legacy
-            ),
+            self,
             geometries,
             bands,
             geometry_crs=geometry_crs,
@@ -173,6 +158,12 @@ class Collection(CollectionTable):
             resampling=resampling,
             overviews=overviews,
             reader=reader,
+            cloud_cover_lt=cloud_cover_lt,
+            date_range=date_range,
+            bbox=bbox,
+            split=split,
+            split_column=split_column,
+            **legacy,
         )
 
     def get_xarray(
@@ -212,9 +203,7 @@ class Collection(CollectionTable):
         from rasteret.read import get_xarray
 
         return get_xarray(
-            self._selected(
-                "get_xarray", cloud_cover_lt, date_range, bbox, split, split_column, legacy
-            ),
+            self,
             geometries,
             bands,
             geometry_crs=geometry_crs,
@@ -231,6 +220,12 @@ class Collection(CollectionTable):
             resampling=resampling,
             overviews=overviews,
             reader=reader,
+            cloud_cover_lt=cloud_cover_lt,
+            date_range=date_range,
+            bbox=bbox,
+            split=split,
+            split_column=split_column,
+            **legacy,
         )
 
     def read_aoi_windows(
@@ -306,9 +301,7 @@ class Collection(CollectionTable):
         from rasteret.read import sample_points
 
         return sample_points(
-            self._selected(
-                "sample_points", cloud_cover_lt, date_range, bbox, split, split_column, legacy
-            ),
+            self,
             points,
             bands,
             geometry_crs=geometry_crs,
@@ -317,6 +310,13 @@ class Collection(CollectionTable):
             y_column=y_column,
             match=match,
             with_mask=with_mask,
+            reader=reader,
+            cloud_cover_lt=cloud_cover_lt,
+            date_range=date_range,
+            bbox=bbox,
+            split=split,
+            split_column=split_column,
+            **legacy,
         )
 
     def read_window(
@@ -461,7 +461,6 @@ class Collection(CollectionTable):
         """
         from rasteret.integrations.torchgeo import to_torchgeo_dataset
 
-        _warn_legacy("to_torchgeo_dataset", legacy, extra={"allow_resample"}, stacklevel=3)
         return to_torchgeo_dataset(
             self,
             bands=bands,
@@ -485,6 +484,7 @@ class Collection(CollectionTable):
             chip_size=chip_size,
             geometries_crs=geometries_crs,
             reader=reader,
+            **legacy,
         )
 
     # ------------------------------------------------------------ workspace (original API)
@@ -511,30 +511,6 @@ class Collection(CollectionTable):
         from rasteret.ingest.manage import list_collections
 
         return list_collections(workspace_dir)
-
-    # ------------------------------------------------------------ helpers
-
-    def _selected(
-        self,
-        method: str,
-        cloud_cover_lt: float | None,
-        date_range: Sequence[Any] | None,
-        bbox: Sequence[float] | None,
-        split: str | Sequence[str] | None,
-        split_column: str,
-        legacy: dict[str, Any],
-    ) -> Self:
-        """This collection after the reader's record filters (itself when none is set)."""
-        _warn_legacy(method, legacy)
-        if cloud_cover_lt is None and date_range is None and bbox is None and split is None:
-            return self
-        return self.subset(
-            cloud_cover_lt=cloud_cover_lt,
-            date_range=date_range,
-            bbox=bbox,
-            split=split,
-            split_column=split_column,
-        )
 
 
 def load(
@@ -577,27 +553,3 @@ def as_collection(
             require_band_metadata=require_band_metadata,
         )
     )
-
-
-def _reader_option(reader: RangeReader | None) -> dict[str, Any]:
-    return {} if reader is None else {"reader": reader}
-
-
-def _warn_legacy(
-    method: str,
-    legacy: dict[str, Any],
-    extra: set[str] | frozenset[str] = frozenset(),
-    stacklevel: int = 4,
-) -> None:
-    """Warn for each original-API option in ``legacy``; raise ``TypeError`` for others."""
-    unknown = sorted(k for k in legacy if k not in LEGACY_READ_OPTIONS and k not in extra)
-    if unknown:
-        raise TypeError(f"Collection.{method}() got unexpected keyword argument(s) {unknown}")
-    for key in legacy:
-        advice = LEGACY_READ_OPTIONS.get(key, "it has no effect")
-        warnings.warn(
-            f"Collection.{method}({key}=...) is an option of the original rasteret and is "
-            f"ignored: {advice}",
-            DeprecationWarning,
-            stacklevel=stacklevel,
-        )

@@ -25,7 +25,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 import xarray as xr
 from xarray.backends import BackendEntrypoint
 
@@ -183,12 +182,11 @@ def open_group_dataset(
     backends do."""
     from xarray import conventions
 
-    from rasteret.backend.chunks import preferred_chunks
     from rasteret.backend.variables import group_variables
 
     options = replace(options or GroupOptions(), **overrides)
     layout = store.layout.groups[path]
-    raw, attributes = group_variables(store, path, layout)
+    raw, attributes = group_variables(store, path, layout, options.chunk_bytes)
     decoding = options.decoding()
     variables, attributes, coord_names = conventions.decode_cf_variables(
         raw,
@@ -203,13 +201,6 @@ def open_group_dataset(
     )
     ds = xr.Dataset(variables, attrs=attributes)
     ds = ds.set_coords(coord_names.intersection(variables))
-    for name, variable in ds.variables.items():
-        array = layout.arrays.get(str(name))
-        if array is not None:
-            variable.encoding["preferred_chunks"] = preferred_chunks(array, options.chunk_bytes)
-    if "id" in ds.variables:  # small: plain strings
-        ids = [str(v) for v in np.asarray(ds["id"].values).tolist()]
-        ds = ds.assign_coords(id=("time", np.asarray(ids, dtype=str)))
     ds.attrs["rasteret_group"] = path
     return ds
 

@@ -21,8 +21,8 @@ import xarray as xr
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
-from rasteret.geo.cf import axis_attributes, spatial_ref_attributes
 from rasteret.geo.window import Window
+from rasteret.store.coords import coordinate_arrays
 from rasteret.store.metadata import array_document, fill_value, group_attributes
 from rasteret.store.window_read import ArrayWindow, read_array_windows_sync
 
@@ -75,9 +75,10 @@ def read_stack(
     is the store's time step ``steps[k]``: every tile of every step in one batch."""
     t_key, y_key, x_key = key
     times = steps[t_key] if isinstance(t_key, slice) else [steps[int(t_key)]]
-    _, height, width = (
-        store.layout.groups[path.rpartition("/")[0]].arrays[path.rpartition("/")[2]].shape
-    )
+    array = store.array(path)
+    if array is None:
+        raise KeyError(f"no array {path!r} in {store!r}")
+    _, height, width = array.shape
     y0, y1, y_step = _span(y_key, height)
     x0, x1, x_step = _span(x_key, width)
     window = Window(y0, x0, max(0, y1 - y0), max(0, x1 - x0))
@@ -105,39 +106,17 @@ def _span(key: Any, size: int) -> tuple[int, int, int]:
 
 
 def group_variables(
-    store: TileStore, path: str, group: GroupLayout
+    store: TileStore, path: str, group: GroupLayout, chunk_bytes: int
 ) -> tuple[dict[str, xr.Variable], dict[str, Any]]:
     """Raw variables and attributes of group ``path`` (decode them with xarray's
-    ``decode_cf_variables``)."""
+    ``decode_cf_variables``); ``preferred_chunks`` of about ``chunk_bytes``."""
     from rasteret.backend.chunks import preferred_chunks
 
-    variables: dict[str, xr.Variable] = {}
-    grid = group.grid
-    axes = axis_attributes(grid.epsg, grid.crs_wkt)
-    transform = grid.transform
-    if transform is not None and transform[1] == 0.0 and transform[3] == 0.0:
-        a, _, c, _, e, f = transform
-        x = c + a * (np.arange(grid.width, dtype=np.float64) + 0.5)
-        y = f + e * (np.arange(grid.height, dtype=np.float64) + 0.5)
-        variables["x"] = xr.Variable(("x",), x, dict(axes.get("x", {})))
-        variables["y"] = xr.Variable(("y",), y, dict(axes.get("y", {})))
-    micros = group.times.astype("datetime64[us]").astype(np.int64)
-    variables["time"] = xr.Variable(
-        ("time",),
-        micros,
-        {
-            "standard_name": "time",
-            "units": "microseconds since 1970-01-01T00:00:00",
-            "calendar": "proleptic_gregorian",
-        },
-    )
-    variables["id"] = xr.Variable(
-        ("time",), np.asarray(group.ids, dtype=str), {"long_name": "record id"}
-    )
-    ref = spatial_ref_attributes(grid.epsg, grid.crs_wkt, transform)
-    georeferenced = ref is not None
-    if ref is not None:
-        variables["spatial_ref"] = xr.Variable((), np.int64(0), dict(ref))
+    variables = {
+        name: xr.Variable(dims, values, attrs)
+        for name, (dims, values, attrs) in coordinate_arrays(group).items()
+    }
+    georeferenced = "spatial_ref" in variables
     for name, array in group.arrays.items():
         attrs = dict(array_document(array, georeferenced=georeferenced)["attributes"])
         dtype = np.dtype(array.dtype)
@@ -147,7 +126,7 @@ def group_variables(
         lazy = indexing.LazilyIndexedArray(TileBackendArray(store, f"{path}/{name}", array))
         encoding = {
             "chunks": tuple(array.chunk_shape),
-            "preferred_chunks": preferred_chunks(array),
+            "preferred_chunks": preferred_chunks(array, chunk_bytes),
             "fill_value": dtype.type(fill),
         }
         variables[name] = xr.Variable(("time", "y", "x"), lazy, attrs, encoding)

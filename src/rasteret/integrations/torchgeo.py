@@ -57,13 +57,13 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from rasteret.fetch import RangeReader
 from rasteret.geo.transform import crs_key, to_crs, transform_bounds, transform_points
 from rasteret.index import CollectionTable
+from rasteret.read.selection import drop_legacy_options
 from rasteret.read.stacks import BandSource
 from rasteret.read.window import GroupBy, Resampling, WindowReader, target_grid
 
 Sample = dict[str, Any]
 
 #: Options of the original ``to_torchgeo_dataset`` that the fetch layer now owns.
-_IGNORED = frozenset({"max_concurrent", "backend", "cloud_config", "allow_resample"})
 
 
 class RasteretGeoDataset(GeoDataset):
@@ -273,12 +273,12 @@ def to_torchgeo_dataset(
 
     ``chip_size`` is not used (samplers choose the patch size: ``RandomGeoSampler(ds,
     size=256)``); ``max_concurrent`` / ``backend`` / ``cloud_config`` /
-    ``allow_resample`` of the original API are accepted and ignored (I/O settings live in
-    :func:`rasteret.fetch.configure`; resampling onto the dataset grid is always on).
+    ``allow_resample`` of the original API are ignored with a ``DeprecationWarning``
+    (:data:`rasteret.read.selection.LEGACY_OPTIONS`).
     """
-    unknown = set(legacy) - _IGNORED
+    unknown = sorted(drop_legacy_options(legacy))
     if unknown:
-        raise TypeError(f"to_torchgeo_dataset() got unexpected arguments {sorted(unknown)}")
+        raise TypeError(f"to_torchgeo_dataset() got unexpected arguments {unknown}")
     if chip_size is not None:
         warnings.warn(
             "chip_size is not used: pass the patch size to the sampler, e.g. "

@@ -4,14 +4,17 @@ Shared by every read surface (AOI reads, mosaics, ``sample_points``, ``read_wind
 
 * :func:`apply_filters` — a surface's ``**filters`` to ``collection.subset``
   (``cloud_cover_lt``, ``date_range``, ``bbox``, ``split``, ``split_column``); options
-  of the original API in :data:`LEGACY_OPTIONS` are ignored;
+  of the original API in :data:`LEGACY_OPTIONS` are ignored with a ``DeprecationWarning``
+  (:func:`drop_legacy_options`), never silently;
 * :func:`band_names` — the requested bands, validated against the collection;
 * :func:`time_ordered_rows` — table rows in record time order (datetime, then id).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,21 +23,47 @@ from rasteret.errors import BandNotFoundError
 from rasteret.index import CollectionTable
 from rasteret.index.columns import record_order
 
-#: Options of the original API accepted and ignored (the fetch layer owns I/O settings).
-LEGACY_OPTIONS = frozenset(
-    {"max_concurrent", "progress", "cloud_config", "data_source", "backend", "xr_combine"}
-)
+#: Options of the original API's readers, accepted and ignored with a warning saying what
+#: to use instead (I/O settings live in ``rasteret.configure`` / ``reader=``).
+LEGACY_OPTIONS: Mapping[str, str] = {
+    "max_concurrent": "concurrency is set by rasteret.configure(max_in_flight=...)",
+    "backend": "object-store access is set by rasteret.configure(stores=...)",
+    "cloud_config": "credentials are set by rasteret.configure(stores=...)",
+    "data_source": "the data source is part of the collection",
+    "progress": "progress is shown on a terminal automatically",
+    "xr_combine": "get_xarray always combines records along time",
+    "allow_resample": "resampling onto the dataset grid is always on",
+}
+_PACKAGE = str(Path(__file__).resolve().parents[1])
+
+
+def drop_legacy_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` without the original API's :data:`LEGACY_OPTIONS`, each of which is
+    reported with a ``DeprecationWarning`` pointing at the caller's code."""
+    for key in options:
+        if key in LEGACY_OPTIONS:
+            warnings.warn(
+                f"{key}=... is an option of the original rasteret and is ignored: "
+                f"{LEGACY_OPTIONS[key]}",
+                DeprecationWarning,
+                skip_file_prefixes=(_PACKAGE,),
+            )
+    return {k: v for k, v in options.items() if k not in LEGACY_OPTIONS}
 
 
 def apply_filters(collection: Any, filters: dict[str, Any] | None) -> CollectionTable:
     """``collection`` (any collection a store can be built from) subset by ``filters``
-    (``None`` values and legacy options ignored)."""
+    (``None`` values ignored, legacy options warned about and ignored; any other key is
+    ``subset``'s ``TypeError``)."""
     if not isinstance(collection, CollectionTable):
         from rasteret.store.api import as_store_collection
 
         collection = as_store_collection(collection)
-    active = {k: v for k, v in (filters or {}).items() if v is not None and k not in LEGACY_OPTIONS}
-    return collection.subset(**active) if active else collection
+    kept = drop_legacy_options(filters or {})
+    active = {k: v for k, v in kept.items() if v is not None}
+    if not set(active) - {"split_column"}:  # a split column alone selects nothing
+        return collection
+    return collection.subset(**active)
 
 
 def band_names(collection: CollectionTable, bands: str | Sequence[str]) -> tuple[list[str], bool]:

@@ -21,11 +21,21 @@ from rasteret.store.layout import GroupLayout
 
 Node = tuple[dict[str, Any], bytes | None]  # (zarr.json document, the single chunk)
 _BYTES_CODEC = [{"name": "bytes", "configuration": {"endian": "little"}}]
+TIME_ATTRIBUTES = {
+    "standard_name": "time",
+    "units": "microseconds since 1970-01-01T00:00:00",
+    "calendar": "proleptic_gregorian",
+}
 
 
-def coordinate_nodes(group: GroupLayout) -> dict[str, Node]:
-    """Coordinate arrays of ``group``: name → (document, chunk bytes or None)."""
-    nodes: dict[str, Node] = {}
+#: A coordinate as plain values: ``(dims, values, attributes)``.
+Coordinate = tuple[tuple[str, ...], np.ndarray, dict[str, Any]]
+
+
+def coordinate_arrays(group: GroupLayout) -> dict[str, Coordinate]:
+    """Coordinates of ``group`` as values (``spatial_ref``: 0-d, only when georeferenced);
+    what :func:`coordinate_nodes` encodes and the xarray engine uses as they are."""
+    coords: dict[str, Coordinate] = {}
     grid = group.grid
     axes = axis_attributes(grid.epsg, grid.crs_wkt)
     transform = grid.transform
@@ -33,22 +43,27 @@ def coordinate_nodes(group: GroupLayout) -> dict[str, Node]:
         a, _, c, _, e, f = transform
         x = c + a * (np.arange(grid.width, dtype=np.float64) + 0.5)
         y = f + e * (np.arange(grid.height, dtype=np.float64) + 0.5)
-        nodes["x"] = _numeric(x, "x", axes.get("x", {}))
-        nodes["y"] = _numeric(y, "y", axes.get("y", {}))
+        coords["x"] = (("x",), x, dict(axes.get("x", {})))
+        coords["y"] = (("y",), y, dict(axes.get("y", {})))
     micros = group.times.astype("datetime64[us]").astype(np.int64)
-    nodes["time"] = _numeric(
-        micros,
-        "time",
-        {
-            "standard_name": "time",
-            "units": "microseconds since 1970-01-01T00:00:00",
-            "calendar": "proleptic_gregorian",
-        },
-    )
-    nodes["id"] = _strings(group.ids, "time", {"long_name": "record id"})
+    coords["time"] = (("time",), micros, dict(TIME_ATTRIBUTES))
+    coords["id"] = (("time",), np.asarray(group.ids, dtype=str), {"long_name": "record id"})
     ref = spatial_ref_attributes(grid.epsg, grid.crs_wkt, transform)
     if ref is not None:
-        nodes["spatial_ref"] = (_document((), "int64", 0, [], ref, _BYTES_CODEC), None)
+        coords["spatial_ref"] = ((), np.int64(0), dict(ref))
+    return coords
+
+
+def coordinate_nodes(group: GroupLayout) -> dict[str, Node]:
+    """Coordinate arrays of ``group``: name → (document, chunk bytes or None)."""
+    nodes: dict[str, Node] = {}
+    for name, (dims, values, attrs) in coordinate_arrays(group).items():
+        if name == "spatial_ref":
+            nodes[name] = (_document((), "int64", 0, [], attrs, _BYTES_CODEC), None)
+        elif name == "id":
+            nodes[name] = _strings(list(group.ids), dims[0], attrs)
+        else:
+            nodes[name] = _numeric(values, dims[0], attrs)
     return nodes
 
 

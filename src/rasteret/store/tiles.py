@@ -74,6 +74,11 @@ class TileStore:
         (:meth:`RangeReader.settings_key <rasteret.fetch.RangeReader.settings_key>`)."""
         return self._settings
 
+    @property
+    def arrays(self) -> dict[str, ArrayLayout]:
+        """Every array by path ``"{group}/{array}"`` (do not modify)."""
+        return self._arrays
+
     def array(self, path: str) -> ArrayLayout | None:
         """The array at ``"{group}/{array}"`` (``None`` when there is none)."""
         return self._arrays.get(path)

@@ -31,7 +31,7 @@ from zarr.abc.store import (
 
 import rasteret.store.codec  # noqa: F401  (registers the rasteret.tiff codec with zarr)
 from rasteret.store.coords import coordinate_nodes
-from rasteret.store.layout import ArrayLayout, StoreLayout, TileSource
+from rasteret.store.layout import StoreLayout, TileSource
 from rasteret.store.metadata import (
     array_document,
     group_attributes,
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from zarr.core.buffer import Buffer, BufferPrototype
 
     from rasteret.fetch import RangeReader
+    from rasteret.store.reference import StoreSource
 
 JPEG_COMPRESSIONS = (7, 34892)
 
@@ -64,13 +65,8 @@ class VirtualStore(Store):
     def __init__(self, tiles: TileStore) -> None:
         super().__init__(read_only=True)
         self._tiles = tiles
-        self._layout = tiles.layout
-        self._source = tiles.source
-        self._reader = tiles.reader
-        self._settings = tiles.settings_key
         self._static: dict[str, bytes] = {}
         self._dirs: dict[str, set[str]] = {"": set()}
-        self._arrays: dict[str, ArrayLayout] = {}
         self._build_static()
 
     # ------------------------------------------------------------------ structure
@@ -81,14 +77,19 @@ class VirtualStore(Store):
         return self._tiles
 
     @property
+    def source(self) -> StoreSource:
+        """The collection behind the store (and its pickle reference)."""
+        return self._tiles.source
+
+    @property
     def layout(self) -> StoreLayout:
         """The groups and arrays this store exposes."""
-        return self._layout
+        return self._tiles.layout
 
     @property
     def groups(self) -> list[str]:
         """Every group (grids and their overview levels), in a deterministic order."""
-        return list(self._layout.groups)
+        return self._tiles.groups
 
     @property
     def token(self) -> str:
@@ -98,17 +99,17 @@ class VirtualStore(Store):
     @property
     def reader(self) -> RangeReader:
         """The reader every data chunk is read with."""
-        return self._reader
+        return self._tiles.reader
 
     @property
     def settings_key(self) -> str:
         """Identity of the reader's settings when the store was built
         (:meth:`RangeReader.settings_key <rasteret.fetch.RangeReader.settings_key>`)."""
-        return self._settings
+        return self._tiles.settings_key
 
     def _build_static(self) -> None:
         all_members: dict[str, dict[str, Any]] = {}
-        for name, group in self._layout.groups.items():
+        for name, group in self.layout.groups.items():
             members: dict[str, dict[str, Any]] = {}
             coords = coordinate_nodes(group)
             georeferenced = "spatial_ref" in coords
@@ -120,7 +121,6 @@ class VirtualStore(Store):
                     self._put(chunk_key, chunk)
             for aname, array in group.arrays.items():
                 members[aname] = array_document(array, georeferenced=georeferenced)
-                self._arrays[f"{name}/{aname}"] = array
                 self._add_dir(f"{name}/{aname}/c")
             for member, doc in members.items():
                 self._put(f"{name}/{member}/zarr.json", _json_bytes(doc))
@@ -130,7 +130,7 @@ class VirtualStore(Store):
             for member, doc in members.items():
                 all_members[f"{name}/{member}"] = doc
         root = group_document(
-            None, all_members, root_attributes(self._layout, self._source.fingerprint)
+            None, all_members, root_attributes(self.layout, self._tiles.source.fingerprint)
         )
         self._put("zarr.json", _json_bytes(root))
 
@@ -171,7 +171,7 @@ class VirtualStore(Store):
         expected = None
         if source.size is not None or source.etag:
             expected = ObjectInfo(size=source.size, etag=source.etag)
-        data = await self._reader.read_block(
+        data = await self._tiles.reader.read_block(
             source.href, offset, offset + length, expected=expected, copy=False
         )
         if source.jpeg_tables:
@@ -238,7 +238,7 @@ class VirtualStore(Store):
             yield name
 
     def _chunk_keys(self, prefix: str) -> Iterator[str]:
-        for path, array in self._arrays.items():
+        for path, array in self._tiles.arrays.items():
             base = f"{path}/c/"
             if not (base.startswith(prefix) or prefix.startswith(base)):
                 continue
@@ -256,14 +256,14 @@ class VirtualStore(Store):
         """Children of a directory below an array's ``c/`` (time, then tile row, column)."""
         array_path, sep, rest = prefix.rpartition("/c")
         if sep and rest == "":
-            array = self._arrays.get(array_path)
+            array = self._tiles.arrays.get(array_path)
             if array is not None:
                 for t, source in enumerate(array.sources):
                     if source is not None and bool((source.byte_counts > 0).any()):
                         yield str(t)
             return
         array_path, sep, rest = prefix.rpartition("/c/")
-        array = self._arrays.get(array_path) if sep else None
+        array = self._tiles.arrays.get(array_path) if sep else None
         parts = rest.split("/") if array is not None else []
         if not parts or not all(p.isdigit() for p in parts) or len(parts) > 2:
             return
@@ -296,13 +296,13 @@ class VirtualStore(Store):
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         from rasteret.store.reference import rebuild_store
 
-        return (rebuild_store, (self._source.reference(), self._reader))
+        return (rebuild_store, (self._tiles.source.reference(), self._tiles.reader))
 
     def __repr__(self) -> str:
-        arrays = sum(len(g.arrays) for g in self._layout.groups.values())
+        arrays = sum(len(g.arrays) for g in self.layout.groups.values())
         return (
-            f"<VirtualStore {self._source.describe()}: {len(self._layout.groups)} group(s), "
-            f"{arrays} array(s), bands={list(self._layout.bands)}>"
+            f"<VirtualStore {self._tiles.source.describe()}: {len(self.layout.groups)} group(s), "
+            f"{arrays} array(s), bands={list(self.layout.bands)}>"
         )
 
 
