@@ -56,8 +56,12 @@ def test_engine_is_registered_and_guesses(collection_path: Path, tmp_path: Path)
 def test_defaults_native_dtype_lazy_and_cf_attrs(collection_path: Path) -> None:
     ds = xr.open_dataset(collection_path, engine="rasteret")
     assert ds.B1.dtype == np.uint16 and ds.B1.chunks is None  # lazy, not yet dask
-    assert ds.B1.attrs["_FillValue"] == 0
-    assert ds.B1.attrs["scale_factor"] == 0.5 and ds.B1.attrs["add_offset"] == -10.0
+    # raw values: nodata as rioxarray/odc-stac read it, scale/offset as coordinates, no
+    # CF packing anywhere (it would re-scale or mask derived results written out)
+    assert ds.B1.attrs["nodata"] == 0 and "_FillValue" not in ds.B1.encoding
+    assert not {"_FillValue", "scale_factor", "add_offset"} & set(ds.B1.attrs)
+    assert (ds.B1_scale_factor.values == 0.5).all() and (ds.B1_add_offset.values == -10).all()
+    assert ds.B1_scale_factor.dims == ("time",) and "B1_scale_factor" in ds.coords
     assert list(ds["id"].values) == ["s0", "s1", "s2"]
     raw = rasterio_read(collection_path.parent / "scene2.tif")[0]
     np.testing.assert_array_equal(ds.B1.isel(time=2).values, raw)
@@ -66,6 +70,9 @@ def test_defaults_native_dtype_lazy_and_cf_attrs(collection_path: Path) -> None:
     assert values.dtype.kind == "f"
     np.testing.assert_allclose(values[raw != 0], raw[raw != 0] * 0.5 - 10.0)
     assert np.isnan(values[raw == 0]).all()
+    # packing in encoding (as xarray's own backends put it), so writes re-pack exactly
+    assert scaled.B1.encoding["scale_factor"] == 0.5 and scaled.B1.encoding["_FillValue"] == 0
+    assert "B1_scale_factor" not in scaled.coords
 
 
 def test_dask_chunks_are_tile_multiples(collection_path: Path) -> None:

@@ -57,17 +57,22 @@ def test_replaced_object_raises_without_extra_requests(
     assert object_server.requests == 2  # one per scene: no HEAD, no retry
 
 
-def test_local_files_are_checked_by_size(tmp_path: Path) -> None:
+def test_local_files_are_checked_by_size_and_mtime(tmp_path: Path) -> None:
     paths = write_scenes(tmp_path / "scenes")
     collection = build_from_files([str(paths[n]) for n in NAMES])
-    copy = tmp_path / "copy.tif"  # a plain copy keeps the size: still valid
-    shutil.copyfile(paths[NAMES[0]], copy)
+    copy = tmp_path / "copy.tif"  # a copy that keeps size and mtime (cp -p): still valid
+    shutil.copy2(paths[NAMES[0]], copy)
     os.replace(copy, paths[NAMES[0]])
-    replace_scene(paths[NAMES[1]], seed=42)
+    replace_scene(paths[NAMES[1]], seed=43, same_size=True)  # same size, other bytes
+    indexed = collection.table["b1_metadata"][1]["file_size"].as_py()
+    assert paths[NAMES[1]].stat().st_size == indexed
     ds = xr.open_dataset(collection, engine="rasteret")
     np.testing.assert_array_equal(ds["b1"].isel(time=0).values, oracle(paths[NAMES[0]]))
-    with pytest.raises(StaleIndexError, match=NAMES[1]):
+    with pytest.raises(StaleIndexError, match="modified at") as info:
         ds["b1"].isel(time=1).values  # noqa: B018
+    assert NAMES[1] in str(info.value)
+    report = check_assets(collection)
+    assert [Path(c.href).name for c in report.changed] == [NAMES[1]]
 
 
 def test_refresh_reindexes_only_changed_assets(object_server: ObjectServer, served) -> None:

@@ -153,6 +153,36 @@ def test_intersection_union_and_stack_samples(scenes: dict) -> None:
     assert union[query]["image"].shape == (1, 32, 32)
 
 
+@pytest.mark.parametrize("label", [False, True])
+def test_intersection_with_a_raster_dataset_in_both_orders(scenes: dict, label: bool) -> None:
+    """Instant records compose with TorchGeo's right-closed time queries (issue 13.7)."""
+    import pyarrow as pa
+
+    table = scenes["collection"].table
+    table = table.drop_columns([c for c in table.column_names if c == "label"])
+    labelled = as_collection(table.append_column("label", pa.array([7, 8, 9])), name="l")
+    ours = to_torchgeo_dataset(
+        labelled.select_records(["A"]), bands="B1", label_field="label" if label else None
+    )
+    theirs = _raster_dataset("A_*_B2.tif", bands=("B2",))(
+        str(scenes["root"]), crs="EPSG:32633", res=10
+    )
+    for both, first in ((ours & theirs, 0), (theirs & ours, 1)):
+        generator = torch.Generator().manual_seed(3)
+        queries = list(RandomGeoSampler(both, size=32, length=4, generator=generator))
+        for query in queries:
+            sample = both[query]
+            assert sample["image"].shape == (2, 32, 32)
+            np.testing.assert_array_equal(sample["image"][first], ours[query]["image"][0])
+            if label:
+                assert sample["label"].tolist() == [7]
+        loader = DataLoader(both, sampler=queries, batch_size=2, collate_fn=stack_samples)
+        batch = next(iter(loader))
+        assert batch["image"].shape == (2, 2, 32, 32)
+        if label:
+            assert batch["label"].shape == (2, 1)
+
+
 def test_pickles_small_by_reference(scenes: dict, tmp_path: Path) -> None:
     """300 records: the pickle carries the URI (+ index and labels), not the tile tables;
     an in-memory collection embeds its table and still unpickles."""

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from rasteret.fetch import RangeReader
     from rasteret.geo import GridSpec, Window
+    from rasteret.index.failed import OnFailedAsset
     from rasteret.ingest.refresh import RefreshReport
     from rasteret.integrations.torchgeo import RasteretGeoDataset
     from rasteret.read import AOIStack, AOIWindow
@@ -116,6 +117,7 @@ class Collection(CollectionTable):
         split: str | Sequence[str] | None = None,
         split_column: str = "split",
         reader: RangeReader | None = None,
+        errors: OnFailedAsset = "raise",
         **legacy: Any,
     ) -> AOIStack:
         """Pixels of ``bands`` inside ``geometries`` for every record, stacked with identity.
@@ -158,6 +160,7 @@ class Collection(CollectionTable):
             resampling=resampling,
             overviews=overviews,
             reader=reader,
+            errors=errors,
             cloud_cover_lt=cloud_cover_lt,
             date_range=date_range,
             bbox=bbox,
@@ -190,11 +193,12 @@ class Collection(CollectionTable):
         split: str | Sequence[str] | None = None,
         split_column: str = "split",
         reader: RangeReader | None = None,
+        errors: OnFailedAsset = "raise",
         **legacy: Any,
     ) -> xr.Dataset:
         """The AOI reads of :meth:`get_numpy` as an ``xr.Dataset`` ``(time, geometry, y, x)``.
 
-        One variable per band in its native dtype (nodata in ``encoding["_FillValue"]``)
+        One variable per band in its native dtype (nodata in ``attrs["nodata"]``)
         plus ``{band}_valid`` masks with ``with_mask=True``; ``time`` has one entry per
         record (``id`` coordinate) or per mosaic group with ``groupby``; ``y`` / ``x``
         span the union of the geometries' windows; a CF ``spatial_ref`` carries the CRS.
@@ -220,6 +224,7 @@ class Collection(CollectionTable):
             resampling=resampling,
             overviews=overviews,
             reader=reader,
+            errors=errors,
             cloud_cover_lt=cloud_cover_lt,
             date_range=date_range,
             bbox=bbox,
@@ -246,6 +251,7 @@ class Collection(CollectionTable):
         resampling: str | None = None,
         overviews: bool = True,
         reader: RangeReader | None = None,
+        errors: OnFailedAsset = "raise",
     ) -> list[AOIWindow]:
         """Like :meth:`get_numpy`, one :class:`~rasteret.read.AOIWindow` per (record,
         geometry), not stacked: windows may differ in shape and CRS."""
@@ -268,6 +274,7 @@ class Collection(CollectionTable):
             resampling=resampling,
             overviews=overviews,
             reader=reader,
+            errors=errors,
         )
 
     def sample_points(
@@ -287,6 +294,7 @@ class Collection(CollectionTable):
         split: str | Sequence[str] | None = None,
         split_column: str = "split",
         reader: RangeReader | None = None,
+        errors: OnFailedAsset = "raise",
         **legacy: Any,
     ) -> pa.Table:
         """Values of ``bands`` at ``points`` as an Arrow table, one row per (point,
@@ -311,6 +319,7 @@ class Collection(CollectionTable):
             match=match,
             with_mask=with_mask,
             reader=reader,
+            errors=errors,
             cloud_cover_lt=cloud_cover_lt,
             date_range=date_range,
             bbox=bbox,
@@ -333,6 +342,7 @@ class Collection(CollectionTable):
         fill_value: float | None = None,
         overviews: bool = True,
         reader: RangeReader | None = None,
+        errors: OnFailedAsset = "raise",
     ) -> np.ndarray:
         """Pixels of ``bands`` on one grid: ``[C, H, W]``, or ``[T, C, H, W]`` with ``group_by``.
 
@@ -358,6 +368,7 @@ class Collection(CollectionTable):
             fill_value=fill_value,
             overviews=overviews,
             reader=reader,
+            errors=errors,
         )
 
     def explain(
@@ -447,6 +458,7 @@ class Collection(CollectionTable):
         chip_size: int | None = None,
         geometries_crs: Any = 4326,
         reader: RangeReader | None = None,
+        errors: OnFailedAsset = "raise",
         **legacy: Any,
     ) -> RasteretGeoDataset:
         """A TorchGeo ``GeoDataset`` over the records selected by ``split`` /
@@ -484,6 +496,7 @@ class Collection(CollectionTable):
             chip_size=chip_size,
             geometries_crs=geometries_crs,
             reader=reader,
+            errors=errors,
             **legacy,
         )
 

@@ -53,6 +53,12 @@ class StaleIndexError(FetchError):
     """The object changed (size / ETag) since it was indexed."""
 
 
+class UnindexedAssetError(RasteretError):
+    """A selected record has an asset that could not be indexed (``{band}_error``): its
+    pixels would read as nodata. ``refresh()`` re-indexes it; ``errors="skip"`` reads
+    without such records."""
+
+
 class CollectionSchemaError(RasteretError, ValueError):
     """A table is not a valid rasteret collection (missing or malformed columns)."""
 

@@ -4,11 +4,16 @@
 :class:`~rasteret.index.Collection`. Each grid of the collection is one group of the
 virtual store; overview level ``i`` (0 = first overview, as in rasterio) is the group
 ``{grid}_overview_{i}``. Data stay in their native dtype (``mask_and_scale=False`` by
-default: nodata is in ``_FillValue``). Variables are lazy; pass ``chunks={}`` for dask
-chunks that are whole-tile multiples of about 128 MiB (``encoding["preferred_chunks"]``),
-or ``chunks="auto"`` for dask's size aligned to them. ``reader=`` (a
+default: nodata is the ``nodata`` attribute, scale / offset are coordinates; a band whose
+records differ in codec or radiometry is still one variable:
+:mod:`rasteret.backend.bands`). Variables are lazy; pass ``chunks={}`` for dask chunks
+that are whole-tile multiples of about 128 MiB (``encoding["preferred_chunks"]``), or
+``chunks="auto"`` for dask's size aligned to them. ``reader=`` (a
 :class:`rasteret.fetch.RangeReader`) sets the fetch settings of the reads (default: the
-process's reader); it travels with the store to dask workers.
+process's reader); it travels with the store to dask workers. A record whose asset of a
+selected band could not be indexed (``{band}_error``) raises
+:class:`~rasteret.errors.UnindexedAssetError` unless ``errors="skip"`` (then such records
+are left out).
 
 Target grid: ``crs=``, ``resolution=``, ``bbox=`` (``bbox_crs=``, ``shape=``, ``align=``,
 ``resampling=``) or ``grid=`` (a :class:`rasteret.geo.GridSpec`) put every record of
@@ -33,6 +38,7 @@ from rasteret.backend.resolve import looks_like_collection
 
 if TYPE_CHECKING:
     from rasteret.fetch import RangeReader
+    from rasteret.index.failed import OnFailedAsset
     from rasteret.store.tiles import TileStore
 
 
@@ -63,6 +69,7 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
         "resampling",
         "grid",
         "reader",
+        "errors",
     )
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
@@ -92,8 +99,9 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
         resampling: Any = None,
         grid: Any = None,
         reader: RangeReader | None = None,
+        errors: OnFailedAsset = "raise",
     ) -> xr.Dataset:
-        store = _store(filename_or_obj, bands, reader)
+        store = _store(filename_or_obj, bands, reader, errors)
         options = GroupOptions(
             drop_variables=drop_variables,
             mask_and_scale=mask_and_scale,
@@ -135,11 +143,12 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
         *,
         bands: str | Sequence[str] | None = None,
         reader: RangeReader | None = None,
+        errors: OnFailedAsset = "raise",
         **options: Any,
     ) -> dict[str, xr.Dataset]:
         """The root and every group of the store; ``options``: :class:`GroupOptions` fields."""
         group_options = GroupOptions(**options)
-        store = _store(filename_or_obj, bands, reader)
+        store = _store(filename_or_obj, bands, reader, errors)
         root = xr.Dataset(attrs=_root_attributes(store))
         groups: dict[str, xr.Dataset] = {"/": root}
         for name in store.groups:
@@ -186,7 +195,9 @@ def open_group_dataset(
 
     options = replace(options or GroupOptions(), **overrides)
     layout = store.layout.groups[path]
-    raw, attributes = group_variables(store, path, layout, options.chunk_bytes)
+    raw, attributes = group_variables(
+        store, path, layout, options.chunk_bytes, mask_and_scale=options.mask_and_scale
+    )
     decoding = options.decoding()
     variables, attributes, coord_names = conventions.decode_cf_variables(
         raw,
@@ -223,10 +234,16 @@ def _open_on_target_grid(
 
 
 def _store(
-    filename_or_obj: Any, bands: str | Sequence[str] | None, reader: RangeReader | None
+    filename_or_obj: Any,
+    bands: str | Sequence[str] | None,
+    reader: RangeReader | None,
+    errors: OnFailedAsset = "raise",
 ) -> TileStore:
-    """The tile store to read: a given store's (Zarr or not), else one opened here."""
-    from rasteret.store.api import open_tiles
+    """The tile store to read: a given store's (Zarr or not), else one opened here from
+    the collection's records whose selected assets were all indexed (``errors``:
+    :mod:`rasteret.index.failed`)."""
+    from rasteret.index.failed import check_indexed
+    from rasteret.store.api import as_store_collection, build_tiles
     from rasteret.store.tiles import TileStore
 
     given = getattr(filename_or_obj, "tiles", filename_or_obj)  # a VirtualStore's tiles
@@ -236,7 +253,10 @@ def _store(
         return given
     if isinstance(filename_or_obj, os.PathLike):
         filename_or_obj = os.fspath(filename_or_obj)
-    return open_tiles(filename_or_obj, bands, reader=reader)
+    collection = as_store_collection(filename_or_obj)
+    selected = [bands] if isinstance(bands, str) else bands
+    collection = check_indexed(collection, selected, errors)
+    return build_tiles(collection, bands, reader=reader)
 
 
 def _root_attributes(store: TileStore) -> dict[str, Any]:

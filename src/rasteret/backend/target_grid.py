@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from rasteret.backend.bands import band_stacks
 from rasteret.backend.variables import TileSteps
 from rasteret.geo.grid import Align, GridSpec
 from rasteret.geo.lazy import warp
@@ -25,6 +26,7 @@ from rasteret.geo.overview import choose_overview
 from rasteret.geo.resampling import check_resampling
 from rasteret.geo.transform import CRSLike, crs_equal, to_crs, transform_bounds
 from rasteret.geo.warp import kernel_scale, source_window
+from rasteret.store.metadata import fill_value
 
 #: Band names treated as categorical (resampled with ``nearest`` unless named explicitly).
 CATEGORICAL_NAMES = frozenset(
@@ -111,7 +113,7 @@ def open_on_grid(
 
     ``open_group(path) -> xr.Dataset`` opens one store group lazily (the backend's
     ``open_group_dataset``). Variables keep their native dtype and nodata
-    (``_FillValue``); ``attrs["rasteret_sources"]`` says which group / overview level
+    (``attrs["nodata"]``); ``attrs["rasteret_sources"]`` says which group / overview level
     each native grid was read from.
     """
     layout = store.layout
@@ -129,32 +131,38 @@ def open_on_grid(
         if source_window(grid, target) is None:
             continue  # this grid does not reach the target: nothing to read
         ds = open_group(path)
-        for array_name, array in layout.groups[path].arrays.items():
-            if array.kind != "data" or array_name not in ds:
+        for stack in band_stacks(layout.groups[path], path).values():
+            if stack.kind != "data" or stack.name not in ds:
                 continue
-            steps = [t for t, s in enumerate(array.sources) if s is not None]
-            if not steps:
-                continue
-            variable = ds[array_name].isel(time=steps)  # lazy: coordinates and attributes
-            fill = fills.setdefault(array.band, _fill_of(variable))
-            # each warp task reads only the source window under its target chunk
-            source = TileSteps(store, f"{path}/{array_name}", array, steps)
-            warped = warp(
-                source,
-                target,
-                source_grid=grid,
-                resampling=band_resampling(array.band, resampling),
-                src_nodata=fill,
-                nodata=fill,
-                chunks=chunks,
-                dims=("time", "y", "x"),
-            )
-            warped = warped.assign_coords(
-                {k: v.variable for k, v in variable.coords.items() if v.dims == ("time",)}
-            )
-            kept = {k: v for k, v in variable.attrs.items() if k not in ("missing_value", "nodata")}
-            warped.attrs = {**kept, **warped.attrs}
-            pieces.setdefault(array.band, []).append(warped)
+            # one piece per array of the band: each warped with its records' own nodata
+            for member, array in enumerate(stack.arrays):
+                steps = [t for t, m in enumerate(stack.member_of) if m == member]
+                if not steps:
+                    continue
+                variable = ds[stack.name].isel(time=steps)  # lazy: coordinates, attributes
+                own_fill, note = fill_value(array.nodata, np.dtype(array.dtype))
+                fill = own_fill if note is None else None
+                fills.setdefault(stack.band, fill)
+                # each warp task reads only the source window under its target chunk
+                source = TileSteps(store, f"{path}/{array.name}", array, steps)
+                warped = warp(
+                    source,
+                    target,
+                    source_grid=grid,
+                    resampling=band_resampling(stack.band, resampling),
+                    src_nodata=fill,
+                    nodata=fill,
+                    chunks=chunks,
+                    dims=("time", "y", "x"),
+                )
+                warped = warped.assign_coords(
+                    {k: v.variable for k, v in variable.coords.items() if v.dims == ("time",)}
+                )
+                kept = {
+                    k: v for k, v in variable.attrs.items() if k not in ("missing_value", "nodata")
+                }
+                warped.attrs = {**kept, **warped.attrs}
+                pieces.setdefault(stack.band, []).append(warped)
     order = sorted(records, key=lambda rid: (records[rid], rid))
     variables = {band: _merge(parts, order, fills[band]) for band, parts in pieces.items()}
     times = np.array([records[rid] for rid in order], dtype="datetime64[ns]")
@@ -186,14 +194,6 @@ def _level_for(layout, name, full: GridSpec, target: GridSpec, resampling) -> tu
     return path, group_grid(layout.groups[path])
 
 
-def _fill_of(variable: xr.DataArray) -> Any:
-    for key in ("_FillValue", "missing_value"):
-        value = variable.attrs.get(key, variable.encoding.get(key))
-        if value is not None:
-            return value.item() if isinstance(value, np.generic) else value
-    return None
-
-
 def _merge(parts: list[xr.DataArray], order: list[str], fill: Any) -> xr.DataArray:
     """Concatenate per-grid pieces along time and place them on the full record order."""
     stacked = xr.concat([p.swap_dims(time="id").drop_vars("time") for p in parts], dim="id")
@@ -203,4 +203,10 @@ def _merge(parts: list[xr.DataArray], order: list[str], fill: Any) -> xr.DataArr
     merged = stacked.reindex(id=order, fill_value=np.asarray(fill).astype(dtype).item())
     merged = merged.swap_dims(id="time").drop_vars("id")
     merged.attrs = dict(parts[0].attrs)
+    if len({_key(p.attrs.get("nodata")) for p in parts}) > 1:
+        merged.attrs.pop("nodata", None)  # per record: the ``{band}_nodata`` coordinate
     return merged.astype(dtype, copy=False)
+
+
+def _key(value: Any) -> Any:
+    return "nan" if isinstance(value, float) and value != value else value

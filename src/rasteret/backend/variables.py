@@ -1,15 +1,18 @@
 """The engine's variables: one group of the store as raw (CF-encoded) xarray variables.
 
-What xarray's Zarr backend would produce from the store's ``zarr.json`` documents, built
-from the layout directly: coordinates ``x`` / ``y`` (pixel centres), ``time`` (int64
-microseconds, CF-encoded), ``id`` and ``spatial_ref``, and one lazily indexed variable
-per array whose reads go through :mod:`rasteret.store.window_read` (all tiles of one
-indexing call in one concurrent batch, decoded in parallel, copied straight into the
-result) instead of zarr's per-chunk machinery — so the engine neither depends on nor
-changes zarr's process-wide ``async.concurrency``. Attributes are the store's, so
-``xr.open_zarr(store)`` and the engine agree; ``encoding`` carries ``chunks`` (one
-tile), ``preferred_chunks`` and the Zarr ``fill_value``, never the TIFF codec (so a
-result can be written with ``to_zarr`` / ``to_netcdf``).
+Built from the layout directly: coordinates ``x`` / ``y`` (pixel centres), ``time``
+(int64 microseconds, CF-encoded), ``id`` and ``spatial_ref``, and one lazily indexed
+variable per band — all arrays of a split band together (:mod:`rasteret.backend.bands`)
+— whose reads go through :mod:`rasteret.store.window_read` (all tiles of one indexing
+call in one concurrent batch, decoded in parallel, copied straight into the result)
+instead of zarr's per-chunk machinery — so the engine neither depends on nor
+changes zarr's process-wide ``async.concurrency``. CF packing is never left in
+``attrs`` of raw values (xarray keeps attrs through arithmetic, so a derived float
+written with ``to_zarr`` would be re-scaled or masked on reading): nodata is the
+``nodata`` attribute (what rioxarray and odc-stac read; an ``encoding["_FillValue"]``
+would tell rioxarray the values were masked to NaN), scale / offset are coordinates;
+``encoding`` also carries ``chunks`` (one tile) and ``preferred_chunks``, never the TIFF
+codec (so a result can be written with ``to_zarr`` / ``to_netcdf``).
 """
 
 from __future__ import annotations
@@ -21,24 +24,44 @@ import xarray as xr
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
+from rasteret.backend.bands import band_stacks, decode_records, radiometry_coordinates
+from rasteret.backend.chunks import preferred_chunks
 from rasteret.geo.window import Window
 from rasteret.store.coords import coordinate_arrays
 from rasteret.store.metadata import array_document, fill_value, group_attributes
 from rasteret.store.window_read import ArrayWindow, read_array_windows_sync
 
 if TYPE_CHECKING:
+    from rasteret.backend.bands import BandStack
     from rasteret.store.layout import ArrayLayout, GroupLayout
     from rasteret.store.tiles import TileStore
 
 
 class TileBackendArray(BackendArray):
-    """One store array ``(time, y, x)``; indexing reads the tiles it touches."""
+    """One band of a group ``(time, y, x)`` (all its arrays); indexing reads the tiles it
+    touches. ``decoded``: each record's nodata → NaN and its scale / offset applied."""
 
-    def __init__(self, store: TileStore, path: str, array: ArrayLayout) -> None:
-        self.store = store
-        self.path = path
-        self.shape = tuple(array.shape)
-        self.dtype = np.dtype(array.dtype)
+    def __init__(self, store: TileStore, stack: BandStack, *, decoded: bool = False) -> None:
+        self.store = store  # pickles by reference
+        self.group = stack.group
+        self.name = stack.name
+        self._stack: BandStack | None = stack
+        self.decoded = decoded
+        self.shape = tuple(stack.shape)
+        self.dtype = stack.decoded_dtype() if decoded else stack.dtype
+
+    @property
+    def stack(self) -> BandStack:
+        """The band's arrays (rebuilt from the store's layout after unpickling)."""
+        if self._stack is None:
+            group = self.store.layout.groups[self.group]
+            self._stack = band_stacks(group, self.group)[self.name]
+        return self._stack
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_stack"] = None  # the layout travels with the store's reference, not here
+        return state
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
         return indexing.explicit_indexing_adapter(
@@ -46,7 +69,46 @@ class TileBackendArray(BackendArray):
         )
 
     def _read(self, key: tuple[Any, ...]) -> np.ndarray:
-        return read_stack(self.store, self.path, list(range(self.shape[0])), key, self.dtype)
+        return read_band(self.store, self.stack, key, decoded=self.decoded)
+
+
+def read_band(
+    store: TileStore, stack: BandStack, key: tuple[Any, ...], *, decoded: bool = False
+) -> np.ndarray:
+    """``[t, rows, cols]`` (ints or forward slices) of a band: each time step read from the
+    array that holds its record, every tile in one batch, in the stack's common dtype
+    (``decoded``: float, each record's nodata / scale / offset applied)."""
+    t_key, y_key, x_key = key
+    steps = list(range(stack.shape[0]))
+    times = steps[t_key] if isinstance(t_key, slice) else [steps[int(t_key)]]
+    _, height, width = stack.shape
+    y0, y1, y_step = _span(y_key, height)
+    x0, x1, x_step = _span(x_key, width)
+    window = Window(y0, x0, max(0, y1 - y0), max(0, x1 - x0))
+    out = np.empty((len(times), window.height, window.width), stack.dtype)
+    requests, outputs, casts = [], [], []
+    for k, t in enumerate(times):
+        member = stack.member_of[t]
+        if member < 0:
+            out[k] = stack.raw_fill()
+            continue
+        array = stack.arrays[member]
+        requests.append(ArrayWindow(stack.paths[member], t, window))
+        if np.dtype(array.dtype) == stack.dtype:
+            outputs.append(out[k])
+        else:
+            outputs.append(None)
+            casts.append((k, len(requests) - 1))
+    if requests:
+        results = read_array_windows_sync(store.layout, store.reader, requests, outputs=outputs)
+        for k, r in casts:
+            out[k] = results[r]
+    if decoded:
+        out = decode_records(out, stack, times, stack.decoded_dtype())
+    if (y_step, x_step) != (1, 1):
+        out = out[:, ::y_step, ::x_step]
+    squeeze = tuple(axis for axis, k in enumerate(key) if not isinstance(k, slice))
+    return out.squeeze(axis=squeeze) if squeeze else out
 
 
 class TileSteps:
@@ -105,29 +167,62 @@ def _span(key: Any, size: int) -> tuple[int, int, int]:
     return index, index + 1, 1
 
 
-def group_variables(
-    store: TileStore, path: str, group: GroupLayout, chunk_bytes: int
-) -> tuple[dict[str, xr.Variable], dict[str, Any]]:
-    """Raw variables and attributes of group ``path`` (decode them with xarray's
-    ``decode_cf_variables``); ``preferred_chunks`` of about ``chunk_bytes``."""
-    from rasteret.backend.chunks import preferred_chunks
+#: CF attributes that belong in ``encoding`` (or coordinates), never in raw ``attrs``.
+_PACKING = ("_FillValue", "scale_factor", "add_offset")
 
+
+def group_variables(
+    store: TileStore,
+    path: str,
+    group: GroupLayout,
+    chunk_bytes: int,
+    *,
+    mask_and_scale: bool = False,
+) -> tuple[dict[str, xr.Variable], dict[str, Any]]:
+    """Variables (one per band and kind: :mod:`rasteret.backend.bands`) and attributes of
+    group ``path``, to be decoded with xarray's ``decode_cf_variables``; ``preferred_chunks``
+    of about ``chunk_bytes``.
+
+    Raw (``mask_and_scale=False``): native values, the shared nodata as the ``nodata``
+    attribute and scale / offset as coordinates, so nothing in ``attrs``
+    re-scales or masks a derived result that is written out. ``mask_and_scale=True``:
+    CF attributes that xarray decodes into ``encoding`` when every record shares them,
+    else each record's own values applied here (float, no packing)."""
     variables = {
         name: xr.Variable(dims, values, attrs)
         for name, (dims, values, attrs) in coordinate_arrays(group).items()
     }
     georeferenced = "spatial_ref" in variables
-    for name, array in group.arrays.items():
-        attrs = dict(array_document(array, georeferenced=georeferenced)["attributes"])
-        dtype = np.dtype(array.dtype)
-        fill, _ = fill_value(array.nodata, dtype)
-        if "_FillValue" in attrs:
-            attrs["_FillValue"] = fill
-        lazy = indexing.LazilyIndexedArray(TileBackendArray(store, f"{path}/{name}", array))
-        encoding = {
-            "chunks": tuple(array.chunk_shape),
-            "preferred_chunks": preferred_chunks(array, chunk_bytes),
-            "fill_value": dtype.type(fill),
+    for name, stack in band_stacks(group, path).items():
+        document = array_document(stack.first, georeferenced=georeferenced)["attributes"]
+        attrs = {k: v for k, v in document.items() if k not in _PACKING}
+        attrs["records"] = stack.records
+        same_nodata, nodata = stack.radiometry.uniform_nodata
+        same_scaling, scale, offset = stack.radiometry.uniform_scaling
+        fill, note = fill_value(nodata if same_nodata else None, stack.dtype)
+        if note is not None and not same_nodata:
+            attrs["rasteret_fill_value"] = "0 (records declare different nodata values)"
+        elif note is not None:
+            attrs["rasteret_fill_value"] = note
+        encoding: dict[str, Any] = {
+            "chunks": tuple(stack.first.chunk_shape),
+            "preferred_chunks": preferred_chunks(stack.first, chunk_bytes),
         }
+        decoded = mask_and_scale and not (same_nodata and same_scaling)
+        backend = TileBackendArray(store, stack, decoded=decoded)
+        if mask_and_scale and not decoded:  # xarray's CF decoding moves these to encoding
+            if note is None:
+                attrs["_FillValue"] = stack.dtype.type(fill)
+            if scale is not None and scale != 1.0:
+                attrs["scale_factor"] = scale
+            if offset is not None and offset != 0.0:
+                attrs["add_offset"] = offset
+        elif not mask_and_scale:
+            if note is None:
+                attrs["nodata"] = stack.dtype.type(fill).item()
+            for cname, (dims, values, cattrs) in radiometry_coordinates(stack).items():
+                variables[cname] = xr.Variable(dims, values, cattrs)
+                attrs["coordinates"] = f"{attrs.get('coordinates', '')} {cname}".strip()
+        lazy = indexing.LazilyIndexedArray(backend)
         variables[name] = xr.Variable(("time", "y", "x"), lazy, attrs, encoding)
     return variables, group_attributes(group)

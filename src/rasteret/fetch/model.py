@@ -68,8 +68,11 @@ def check_expected(
 ) -> None:
     """Raise :class:`StaleIndexError` when ``info`` contradicts what the index recorded.
 
-    Local files are compared by size only (``compare_etag=False``): their ETag embeds the
-    inode and mtime, which change when a file is merely copied.
+    Remote objects: size and ETag. Local files (``compare_etag=False``): size and
+    modification time (their ETag embeds the inode, which changes when a file is merely
+    moved; a file replaced by one of the same size has a new mtime). A file copied without
+    its mtime (``cp`` without ``-p``) therefore reads as changed: ``refresh()`` re-indexes
+    it.
     """
     if expected is None:
         return
@@ -80,7 +83,21 @@ def check_expected(
             f"object is {info.size} bytes but the index recorded {expected.size}",
             byte_range,
         )
-    if not (compare_etag and expected.etag and info.etag):
+    if not compare_etag:
+        if (
+            expected.last_modified
+            and info.last_modified
+            and expected.last_modified != info.last_modified
+        ):
+            raise make_error(
+                StaleIndexError,
+                url,
+                f"file was modified at {info.last_modified} but the index recorded "
+                f"{expected.last_modified}",
+                byte_range,
+            )
+        return
+    if not (expected.etag and info.etag):
         return
     if _strip_weak(expected.etag) != _strip_weak(info.etag):
         raise make_error(

@@ -67,7 +67,8 @@ def warp(
     chunk (rows, cols), default 1024 x 1024.
 
     Returns a DataArray ``(..., y, x)`` on ``target`` with ``spatial_ref``,
-    ``_FillValue`` and ``resampling`` attributes.
+    ``nodata`` and ``resampling`` attributes (no CF ``_FillValue`` in ``attrs``: xarray
+    keeps attrs through arithmetic, and a derived result written out would be masked).
     """
     import dask.array as da
     from dask.highlevelgraph import HighLevelGraph
@@ -372,9 +373,11 @@ def _as_dataarray(data, target, lead_dims, lead_coords, attrs, fill, resampling)
     epsg = target.crs.to_epsg(min_confidence=100)
     ref = spatial_ref_attributes(epsg, None if epsg else target.crs.to_wkt(), target.transform)
     coords["spatial_ref"] = xr.Variable((), np.int64(0), ref or {"crs_wkt": crs_key(target.crs)})
-    out_attrs = {k: v for k, v in attrs.items() if k not in ("missing_value", "nodata")}
+    # nodata as rioxarray / odc-stac read it; a CF ``_FillValue`` in attrs would mask a
+    # derived result written with to_zarr (xarray keeps attrs through arithmetic)
+    out_attrs = {k: v for k, v in attrs.items() if k not in ("missing_value", "_FillValue")}
     if not (isinstance(fill, float) and math.isnan(fill) and data.dtype.kind not in "fc"):
-        out_attrs["_FillValue"] = np.asarray(fill).astype(data.dtype).item()
+        out_attrs["nodata"] = np.asarray(fill).astype(data.dtype).item()
     out_attrs["grid_mapping"] = "spatial_ref"
     out_attrs["resampling"] = resampling
     return xr.DataArray(data, dims=(*lead_dims, "y", "x"), coords=coords, attrs=out_attrs)

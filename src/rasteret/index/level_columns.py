@@ -75,6 +75,7 @@ class BandLevelColumns:
     mask_overview_start: np.ndarray | None
     file_size: list[int | None]
     etag: list[str | None]
+    last_modified: list[str | None]
 
     def blocks(self, slot: Slot, row: int) -> tuple[np.ndarray, np.ndarray]:
         """``(offsets, byte_counts)`` of ``slot`` of ``row`` (views, int64)."""
@@ -138,6 +139,7 @@ def _columns(array: pa.StructArray) -> BandLevelColumns:
         mask_overview_start=mask_overview_start,
         file_size=_pylist(fields.get("file_size"), n),
         etag=_pylist(fields.get("etag"), n),
+        last_modified=_pylist(fields.get("last_modified"), n),
     )
 
 

@@ -1,7 +1,9 @@
 """Add parsed headers to a normalised record table.
 
-For every (record, band) asset: ``{band}_metadata`` (the header struct, null when the file
-could not be indexed) and ``{band}_error`` (why, naming the file; null when fine). Per record,
+For every (record, band) asset: ``{band}_metadata`` (the header struct, completed with the
+STAC asset's nodata / scale / offset / georeferencing where the TIFF lacks them:
+:func:`~rasteret.ingest.stac_raster.complete_metadata`; null when the file could not be
+indexed) and ``{band}_error`` (why, naming the file; null when fine). Per record,
 ``proj:epsg`` / ``crs`` are filled from the header CRS where the table has none, and
 ``geometry`` (CRS84 footprint, WKB) where it is missing.
 """
@@ -19,6 +21,7 @@ from rasteret.geo.footprint import Footprint, grid_footprint
 from rasteret.index.columns import asset_field, asset_hrefs
 from rasteret.index.schema import BAND_METADATA_TYPE, error_column, metadata_column
 from rasteret.ingest.headers import HeaderResult, describe_error
+from rasteret.ingest.stac_raster import RASTER_BANDS_COLUMN, complete_metadata
 
 log = logging.getLogger("rasteret.ingest")
 
@@ -44,7 +47,9 @@ def enrich_table(
     crs_seen: list[str | None] = [None] * n
     ids = table["id"].to_pylist()
     columns: dict[str, pa.Array] = {}
+    records = record_projection(table)
     for band in bands:
+        stac = stac_band(table, band)
         href_col = asset_hrefs(table, band)
         index_col = asset_field(table, band, "band_index")
         metadata: list[dict | None] = []
@@ -65,9 +70,8 @@ def enrich_table(
                 errors.append(result.error if result else f"{href}: not indexed")
                 continue
             try:
-                metadata.append(
-                    band_metadata_from_header(result.header, int(band_index or 0), result.info)
-                )
+                parsed = band_metadata_from_header(result.header, int(band_index or 0), result.info)
+                metadata.append(complete_metadata(parsed, stac[row], records[row]))
                 errors.append(None)
             except Exception as exc:  # e.g. band_index beyond the file's samples
                 metadata.append(None)
@@ -89,6 +93,23 @@ def enrich_table(
             table = table.drop_columns([name])
         table = table.append_column(name, values)
     return table, notes
+
+
+def stac_band(table: pa.Table, band: str) -> list[dict | None]:
+    """Per record: the ``raster:bands`` entry of ``band`` (``None`` when STAC says nothing)."""
+    if RASTER_BANDS_COLUMN not in table.column_names:
+        return [None] * table.num_rows
+    column = table[RASTER_BANDS_COLUMN].combine_chunks()
+    if not pa.types.is_struct(column.type) or column.type.get_field_index(band) < 0:
+        return [None] * table.num_rows
+    return column.field(band).to_pylist()
+
+
+def record_projection(table: pa.Table) -> list[dict]:
+    """Per record: the item-level ``proj:transform`` / ``proj:shape`` and ``crs``."""
+    names = [n for n in ("proj:transform", "proj:shape", "crs") if n in table.column_names]
+    columns = {n: table[n].to_pylist() for n in names}
+    return [{n: columns[n][row] for n in names} for row in range(table.num_rows)]
 
 
 def _header_crs(result: HeaderResult) -> str | None:

@@ -23,6 +23,7 @@ import shapely
 
 from rasteret.errors import BandNotFoundError, CollectionSchemaError
 from rasteret.index.schema import ASSET_TYPE, BBOX_TYPE
+from rasteret.ingest.stac_raster import RASTER_BANDS_COLUMN, raster_bands_of_assets
 
 log = logging.getLogger("rasteret.ingest")
 
@@ -134,8 +135,10 @@ def normalise_assets(
     """Rewrite ``assets`` as ``struct<band: struct<href: string, band_index: int64>>``.
 
     Accepts stac-geoparquet assets (struct of structs with ``href`` and other fields), a
-    map of such structs, or bare href strings. Without ``band_codes``, assets whose STAC
-    ``type`` is set and is not a TIFF (thumbnails, XML metadata) are left out, and logged.
+    map of such structs, or bare href strings; the assets' ``raster:bands`` / ``bands`` /
+    ``proj:*`` become the ``raster:bands`` column (:mod:`rasteret.ingest.stac_raster`).
+    Without ``band_codes``, assets whose STAC ``type`` is set and is not a TIFF
+    (thumbnails, XML metadata) are left out, and logged.
     """
     column = table["assets"].combine_chunks()
     if pa.types.is_map(column.type):
@@ -163,6 +166,11 @@ def normalise_assets(
     assets = pa.StructArray.from_arrays(children, names=wanted) if wanted else None
     if assets is None:
         raise CollectionSchemaError(f"{label}: 'assets' holds no TIFF asset to index")
+    if RASTER_BANDS_COLUMN not in table.column_names:  # stac-geoparquet: per-asset STAC
+        index = {b: child.field("band_index") for b, child in zip(wanted, children, strict=True)}
+        raster = raster_bands_of_assets(column, wanted, index)
+        if raster is not None:
+            table = set_column(table, RASTER_BANDS_COLUMN, raster)
     return set_column(table, "assets", assets)
 
 

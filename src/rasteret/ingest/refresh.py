@@ -1,12 +1,15 @@
 """Re-index the assets of a collection whose objects changed since it was built.
 
-The index records each object's size and ETag (``{band}_metadata.file_size`` / ``etag``).
+The index records each object's size, ETag and last-modified time
+(``{band}_metadata.file_size`` / ``etag`` / ``last_modified``): remote objects are
+compared by size and ETag, local files by size and modification time.
 :func:`check_assets` sends one HEAD per distinct asset and compares; :func:`refresh`
 then re-reads only the changed headers (one prefix request each) and returns a new
-collection with their ``{band}_metadata`` (or ``{band}_error``) replaced. Local files are
-compared by size only (their ETag embeds inode and mtime, which a plain copy changes).
-Every request goes through the ``reader`` given (default: the default reader, taken once
-per call).
+collection with their ``{band}_metadata`` (or ``{band}_error``) replaced. Assets that
+failed to index at build time (``{band}_error``, no metadata) count as changed once they
+are reachable, so a transient failure is repaired by ``refresh()``. STAC ``raster:bands``
+and ``proj:*`` are applied to re-read headers as at build time. Every request goes
+through the ``reader`` given (default: the default reader, taken once per call).
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ class _Asset:
     band_index: int
     size: int | None
     etag: str | None
+    last_modified: str | None
+    error: str | None = None  # set when the asset was never indexed (``{band}_error``)
 
 
 def _assets(collection: CollectionTable, bands: Sequence[str] | None) -> list[_Asset]:
@@ -86,13 +91,23 @@ def _assets(collection: CollectionTable, bands: Sequence[str] | None) -> list[_A
     for band in bands or collection.bands:
         hrefs = collection.hrefs(band)
         column = table[metadata_column(band)]
-        sizes = column.combine_chunks().field("file_size").to_pylist()
-        etags = column.combine_chunks().field("etag").to_pylist()
+        combined = column.combine_chunks()
+        sizes = combined.field("file_size").to_pylist()
+        etags = combined.field("etag").to_pylist()
+        modified = combined.field("last_modified").to_pylist()
+        indexed = combined.is_valid().to_pylist()
+        errors = (
+            table[error_column(band)].to_pylist()
+            if error_column(band) in table.column_names
+            else [None] * len(hrefs)
+        )
         indices = _band_indices(table, band)
         for row, href in enumerate(hrefs):
             if href is None:
                 continue
-            out.append(_Asset(row, ids[row], band, href, indices[row], sizes[row], etags[row]))
+            identity = (sizes[row], etags[row], modified[row])
+            error = None if indexed[row] else (errors[row] or "no header in the index")
+            out.append(_Asset(row, ids[row], band, href, indices[row], *identity, error))
     return out
 
 
@@ -112,16 +127,20 @@ async def _check(
 
     by_href: dict[str, _Asset] = {}
     for asset in assets:
-        by_href.setdefault(asset.href, asset)
+        known = by_href.get(asset.href)
+        if known is None or (known.error is None and asset.error is not None):
+            by_href[asset.href] = asset
     limit = asyncio.Semaphore(concurrency)
     changed: list[tuple[str, str]] = []
     failed: list[tuple[str, str]] = []
 
     async def one(href: str, asset: _Asset) -> None:
-        expected = ObjectInfo(size=asset.size, etag=asset.etag)
+        expected = ObjectInfo(asset.size, asset.etag, asset.last_modified)
         async with limit:
             try:
                 await reader.head(href, expected=expected)
+                if asset.error is not None:  # reachable now: index it
+                    changed.append((href, f"not indexed at build time ({asset.error})"))
             except StaleIndexError as exc:
                 changed.append((href, getattr(exc, "reason", str(exc))))
             except ObjectNotFoundError:
@@ -176,7 +195,9 @@ def refresh_with_report(
 ) -> tuple[CollectionTable, RefreshReport]:
     """:func:`refresh`, also returning the :class:`RefreshReport`."""
     from rasteret.index import band_metadata_from_header
+    from rasteret.ingest.enrich import record_projection, stac_band
     from rasteret.ingest.headers import index_headers
+    from rasteret.ingest.stac_raster import complete_metadata
 
     reader = _resolve(reader)
     report = check_assets(collection, bands, concurrency=concurrency, reader=reader)
@@ -186,6 +207,7 @@ def refresh_with_report(
     headers = index_headers(hrefs, reader=reader, concurrency=concurrency, progress=False)
     changed_keys = {(c.record_id, c.band) for c in report.changed}
     table = collection.table
+    projection = record_projection(table)
     failed = list(report.failed)
     reindexed = 0
     for band in bands or collection.bands:
@@ -193,6 +215,7 @@ def refresh_with_report(
         if not targets:
             continue
         meta_name, error_name = metadata_column(band), error_column(band)
+        stac = stac_band(table, band)
         metadata = table[meta_name].to_pylist()
         errors = (
             table[error_name].to_pylist()
@@ -204,8 +227,9 @@ def refresh_with_report(
             try:
                 if not result.ok:
                     raise ValueError(result.error)
-                metadata[asset.row] = band_metadata_from_header(
-                    result.header, asset.band_index, result.info
+                parsed = band_metadata_from_header(result.header, asset.band_index, result.info)
+                metadata[asset.row] = complete_metadata(
+                    parsed, stac[asset.row], projection[asset.row]
                 )
                 errors[asset.row] = None
                 reindexed += 1

@@ -6,7 +6,8 @@ One row per item: ``id``, ``datetime`` (``properties.datetime``, else ``start_da
 ``crs`` from ``proj:code`` > ``proj:epsg`` > ``proj:wkt2`` > ``proj:projjson``, item or
 first mapped asset; rows without any get the header's CRS later), every other item
 property as its own column, ``raster:bands`` (per band: nodata, data type, scale,
-offset, unit from STAC ``raster:bands`` / STAC 1.1 ``bands``) and ``{band}_error`` for
+offset, unit from STAC ``raster:bands`` / STAC 1.1 ``bands``, and the asset's
+``proj:*``: :mod:`rasteret.ingest.stac_raster`) and ``{band}_error`` for
 items that lack a mapped asset.
 
 Hrefs are stored without credentials: user info and signing query parameters (SAS
@@ -28,19 +29,10 @@ import shapely.geometry
 
 from rasteret.index.schema import ASSET_TYPE, error_column
 from rasteret.ingest.records import parse_datetime_text
+from rasteret.ingest.stac_raster import RASTER_BAND_TYPE, RASTER_BANDS_COLUMN, raster_band
 
 log = logging.getLogger("rasteret.ingest")
 
-RASTER_BAND_TYPE = pa.struct(
-    [
-        ("nodata", pa.float64()),
-        ("data_type", pa.string()),
-        ("scale", pa.float64()),
-        ("offset", pa.float64()),
-        ("unit", pa.string()),
-    ]
-)
-RASTER_BANDS_COLUMN = "raster:bands"
 _RESERVED = {"id", "datetime", "geometry", "bbox", "assets", "collection", "crs", "proj:epsg"}
 _TIME_PROPERTIES = ("start_datetime", "end_datetime")
 
@@ -122,36 +114,6 @@ def _epsg_of(crs: str | None) -> int | None:
     if crs and crs.startswith("EPSG:") and crs[5:].isdigit():
         return int(crs[5:])
     return None
-
-
-def _float(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return float(value)  # "nan", "inf" strings are valid STAC nodata
-    except (TypeError, ValueError):
-        return None
-
-
-def raster_band(asset: Mapping[str, Any], band_index: int) -> dict[str, Any] | None:
-    """Nodata / data type / scale / offset / unit of one sample of an asset, if STAC says."""
-    entries = asset.get("raster:bands") or asset.get("bands") or []
-    entry = entries[band_index] if 0 <= band_index < len(entries) else {}
-    if not isinstance(entry, dict):
-        entry = {}
-    merged = {**{k: v for k, v in asset.items() if k not in ("raster:bands", "bands")}, **entry}
-    out = {
-        "nodata": _float(merged.get("nodata")),
-        "data_type": merged.get("data_type"),
-        "scale": _float(merged.get("scale", merged.get("raster:scale"))),
-        "offset": _float(merged.get("offset", merged.get("raster:offset"))),
-        "unit": merged.get("unit"),
-    }
-    if out["data_type"] is not None:
-        out["data_type"] = str(out["data_type"])
-    if out["unit"] is not None:
-        out["unit"] = str(out["unit"])
-    return out if any(v is not None for v in out.values()) else None
 
 
 def items_to_table(

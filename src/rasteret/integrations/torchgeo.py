@@ -8,7 +8,9 @@ virtual Zarr store, no header reads).
 
 * ``index``: a GeoDataFrame, one row per record (column ``record_id``), footprints in the
   dataset CRS, a closed ``datetime`` IntervalIndex (``start_datetime`` /
-  ``end_datetime`` when the collection has them, else the instant ``datetime``).
+  ``end_datetime`` when the collection has them, else ``[datetime, datetime + 1 µs]``:
+  TorchGeo queries ``(tmin, tmax]``, which is empty for a zero-width instant, so
+  ``dataset & RasterDataset(...)`` and ``|`` could not find the record).
 * ``crs``: ``target_crs``, else the CRS most records are in (ties: the earliest
   record's). Records in other CRSs are reprojected, never dropped.
 * ``res``: ``res``, else the finest native resolution of the first band in that CRS.
@@ -20,7 +22,9 @@ virtual Zarr store, no header reads).
   rule); pass ``dtype=torch.float32`` (or ``torch.long`` for class masks) to cast.
   ``transform`` is the window's affine ``[a, b, c, d, e, f, 0, 0, 1]`` as float64
   (float32 would lose metres at UTM magnitudes); ``label`` is the ``label_field`` value
-  of the first record in the window (``[T]`` for time series; omitted when null).
+  of the first record in the window as a 1-D tensor ``[1]`` (``[T]`` for time series;
+  ``stack_samples`` gives ``[B, 1]``; omitted when null): a 0-d tensor could not be
+  concatenated by TorchGeo's ``concat_samples`` when the dataset is intersected (``&``).
 * resampling: nearest for integer bands and for ``is_image=False`` (class masks),
   bilinear for floating-point bands, or ``resampling=``.
 
@@ -57,6 +61,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from rasteret.fetch import RangeReader
 from rasteret.geo.transform import crs_key, to_crs, transform_bounds, transform_points
 from rasteret.index import CollectionTable
+from rasteret.index.failed import OnFailedAsset, check_indexed
 from rasteret.read.selection import drop_legacy_options
 from rasteret.read.stacks import BandSource
 from rasteret.read.window import GroupBy, Resampling, WindowReader, target_grid
@@ -86,10 +91,12 @@ class RasteretGeoDataset(GeoDataset):
         dtype: torch.dtype | None = None,
         overviews: bool = True,
         reader: RangeReader | None = None,
+        errors: OnFailedAsset = "raise",
     ) -> None:
+        self.bands = (bands,) if isinstance(bands, str) else tuple(bands)
+        collection = check_indexed(collection, self.bands, errors)
         self.collection: CollectionTable | None = collection
         self.fetch_reader = reader  # pickles by reference (the worker's own environment)
-        self.bands = (bands,) if isinstance(bands, str) else tuple(bands)
         self.time_series = time_series
         self.group_by = group_by if group_by is not None else ("time" if time_series else None)
         self.label_field = label_field
@@ -175,7 +182,8 @@ class RasteretGeoDataset(GeoDataset):
             tensor = torch.tensor([float(v) for v in values], dtype=torch.float32)
         else:
             return values if self.time_series else values[0]  # type: ignore[return-value]
-        return tensor if self.time_series else tensor[0]
+        # 1-D ([1], or [T]) so TorchGeo's concat_samples (``&``) can concatenate it
+        return tensor
 
     # -- pickling (DataLoader workers) ----------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -265,6 +273,7 @@ def to_torchgeo_dataset(
     chip_size: int | None = None,
     geometries_crs: Any = 4326,
     reader: RangeReader | None = None,
+    errors: OnFailedAsset = "raise",
     **legacy: Any,
 ) -> RasteretGeoDataset:
     """A :class:`RasteretGeoDataset` over ``collection`` after ``subset(split=,
@@ -274,7 +283,9 @@ def to_torchgeo_dataset(
     ``chip_size`` is not used (samplers choose the patch size: ``RandomGeoSampler(ds,
     size=256)``); ``max_concurrent`` / ``backend`` / ``cloud_config`` /
     ``allow_resample`` of the original API are ignored with a ``DeprecationWarning``
-    (:data:`rasteret.read.selection.LEGACY_OPTIONS`).
+    (:data:`rasteret.read.selection.LEGACY_OPTIONS`). A record whose asset of a
+    selected band could not be indexed raises
+    :class:`~rasteret.errors.UnindexedAssetError` unless ``errors="skip"``.
     """
     unknown = sorted(drop_legacy_options(legacy))
     if unknown:
@@ -315,6 +326,7 @@ def to_torchgeo_dataset(
         dtype=dtype,
         overviews=overviews,
         reader=reader,
+        errors=errors,
     )
 
 
@@ -368,6 +380,10 @@ def _extent(src: BandSource) -> tuple[float, float, float, float]:
     return (min(xs), min(ys), max(xs), max(ys))
 
 
+#: The width of a record's time interval when it has only an instant ``datetime``.
+INSTANT = pd.Timedelta(1, "us")
+
+
 def _build_index(reader: WindowReader, crs: CRS) -> GeoDataFrame:
     key = crs_key(crs)
     ids: list[str] = []
@@ -392,8 +408,12 @@ def _build_index(reader: WindowReader, crs: CRS) -> GeoDataFrame:
         when = reader.times[row]
         start = start_col[row] if start_col is not None else when
         stop = end_col[row] if end_col is not None else when
-        starts.append(pd.Timestamp.min if np.isnat(start) else pd.Timestamp(start))
-        stops.append(pd.Timestamp.max if np.isnat(stop) else pd.Timestamp(stop))
+        first = pd.Timestamp.min if np.isnat(start) else pd.Timestamp(start)
+        last = pd.Timestamp.max if np.isnat(stop) else pd.Timestamp(stop)
+        if last <= first:  # an instant: TorchGeo's right-closed (t, t] queries are empty
+            last = first + INSTANT
+        starts.append(first)
+        stops.append(last)
     index = pd.IntervalIndex.from_arrays(starts, stops, closed="both", name="datetime")
     return GeoDataFrame({"record_id": ids}, index=index, geometry=geometries, crs=crs)
 

@@ -17,6 +17,7 @@ from typing import Any
 from rasteret.fetch import RangeReader
 from rasteret.geo.grid import GridSpec
 from rasteret.index import CollectionTable
+from rasteret.index.failed import OnFailedAsset
 from rasteret.read.aoi_engine import GroupBy, read_aoi
 from rasteret.read.result import AOIStack, AOIWindow, stack_windows
 
@@ -40,6 +41,7 @@ def get_numpy(
     resampling: str | None = None,
     overviews: bool = True,
     reader: RangeReader | None = None,
+    errors: OnFailedAsset = "raise",
     **filters: Any,
 ) -> AOIStack:
     """Pixels of ``bands`` inside ``geometries`` for every record, stacked with identity.
@@ -71,6 +73,7 @@ def get_numpy(
         resampling=resampling,
         overviews=overviews,
         reader=reader,
+        errors=errors,
         filters=filters,
     )
     return stack_windows(
@@ -96,6 +99,7 @@ def read_aoi_windows(
     resampling: str | None = None,
     overviews: bool = True,
     reader: RangeReader | None = None,
+    errors: OnFailedAsset = "raise",
     **filters: Any,
 ) -> list[AOIWindow]:
     """Like :func:`get_numpy` but one :class:`AOIWindow` per (record, geometry), unstacked
@@ -117,5 +121,6 @@ def read_aoi_windows(
         resampling=resampling,
         overviews=overviews,
         reader=reader,
+        errors=errors,
         filters=filters,
     ).windows

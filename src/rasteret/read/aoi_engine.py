@@ -20,6 +20,7 @@ from rasteret.fetch import RangeReader
 from rasteret.geo.grid import GridSpec
 from rasteret.index import CollectionTable
 from rasteret.index.columns import record_ids
+from rasteret.index.failed import OnFailedAsset, check_indexed
 from rasteret.read.budget import enforce_read_budget
 from rasteret.read.fills import band_fills
 from rasteret.read.geometry import Geometries, coerce_geometries
@@ -60,12 +61,14 @@ def read_aoi(
     resampling: str | None = None,
     overviews: bool = True,
     reader: RangeReader | None = None,
+    errors: OnFailedAsset = "raise",
     filters: dict[str, Any] | None = None,
 ) -> AOIRead:
     """The windows of ``bands`` inside ``geometries`` (arguments as
     :func:`rasteret.read.get_numpy`; ``filters`` go to ``collection.subset``)."""
     collection = apply_filters(collection, filters)
     band_list, single = band_names(collection, bands)
+    collection = check_indexed(collection, band_list, errors)
     geoms = coerce_geometries(
         geometries, geometry_crs=geometry_crs, geometry_column=geometry_column, kind="area"
     )

@@ -1,13 +1,14 @@
 """``get_xarray``: AOI reads as an ``xr.Dataset`` with dims ``(time, geometry, y, x)``.
 
-One data variable per band (native dtype, nodata in ``encoding["_FillValue"]`` and
-``attrs["nodata"]``), plus ``{band}_valid`` (bool) with ``with_mask=True``. All windows
-lie on one grid — the records' common pixel frame, or the target grid — and ``y`` /
-``x`` span the union of the geometries' windows (pixel centres, ``y`` descending for
-north-up). ``time`` has one entry per record (``id`` coordinate along it; equal
-timestamps are kept apart, never merged) or per mosaic group with ``groupby``
-(``group`` and ``record_ids`` coordinates). A CF ``spatial_ref`` coordinate carries the
-CRS and ``GeoTransform``.
+One data variable per band (native dtype, nodata in ``attrs["nodata"]`` as rioxarray and
+odc-stac read it; no CF packing in ``attrs`` or ``encoding``, so ``.rio`` works and
+``to_zarr`` round-trips values bit-exactly), plus ``{band}_valid`` (bool) with
+``with_mask=True``. All windows lie on one grid — the records' common pixel frame, or
+the target grid — and ``y`` / ``x`` span the union of the geometries' windows (pixel
+centres, ``y`` descending for north-up). ``time`` has one entry per record (``id``
+coordinate along it; equal timestamps are kept apart, never merged) or per mosaic group
+with ``groupby`` (``group`` and ``record_ids`` coordinates). A CF ``spatial_ref``
+coordinate carries the CRS and ``GeoTransform``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rasteret.fetch import RangeReader
 from rasteret.geo.grid import GridSpec
 from rasteret.geo.transform import crs_key
 from rasteret.index import CollectionTable
+from rasteret.index.failed import OnFailedAsset
 from rasteret.read.aoi_engine import read_aoi
 from rasteret.read.result import AOIWindow, RaggedShapesError
 
@@ -44,6 +46,7 @@ def get_xarray(
     resampling: str | None = None,
     overviews: bool = True,
     reader: RangeReader | None = None,
+    errors: OnFailedAsset = "raise",
     **filters: Any,
 ) -> Any:
     """AOI reads of ``bands`` as an ``xr.Dataset`` (see module docs). The options are
@@ -67,6 +70,7 @@ def get_xarray(
         resampling=resampling,
         overviews=overviews,
         reader=reader,
+        errors=errors,
         filters=filters,
     )
     windows, fill = found.windows, found.fill
@@ -115,8 +119,7 @@ def get_xarray(
     ds = xr.Dataset(variables, coords=coords)
     for band in first.bands:
         fv = _band_fill(windows, first.bands.index(band), fill)
-        ds[band].encoding["_FillValue"] = fv
-        ds[band].attrs["nodata"] = fv
+        ds[band].attrs["nodata"] = fv  # rioxarray / odc-stac; no CF packing (module docs)
     return ds
 
 

@@ -32,6 +32,7 @@ from rasteret.geo.transform import crs_epsg, transform_points
 from rasteret.geo.window import Window
 from rasteret.index import CollectionTable
 from rasteret.index.columns import datetimes, record_ids
+from rasteret.index.failed import OnFailedAsset, check_indexed
 from rasteret.read.geometry import point_coordinates
 from rasteret.read.radiometry import valid_mask
 from rasteret.read.selection import apply_filters, band_names, time_ordered_rows
@@ -65,6 +66,7 @@ def sample_points(
     match: Literal["all", "latest"] = "all",
     with_mask: bool = False,
     reader: RangeReader | None = None,
+    errors: OnFailedAsset = "raise",
     **filters: Any,
 ) -> pa.Table:
     """Values of ``bands`` at ``points`` for every record whose grid holds them.
@@ -79,6 +81,7 @@ def sample_points(
         raise ValueError(f"match={match!r}: use 'all' or 'latest'")
     collection = apply_filters(collection, filters)
     band_list, _ = band_names(collection, bands)
+    collection = check_indexed(collection, band_list, errors)
     x, y, crs, attributes = point_coordinates(
         points,
         geometry_crs=geometry_crs,

@@ -45,6 +45,7 @@ from rasteret.geo.transform import crs_key
 from rasteret.geo.window import Window
 from rasteret.index import CollectionTable
 from rasteret.index.columns import record_order
+from rasteret.index.failed import OnFailedAsset, check_indexed
 from rasteret.read.budget import enforce_read_budget
 from rasteret.read.grid_tasks import GridTask, TaskPlanner, overview_sources
 from rasteret.read.radiometry import fill_value_for
@@ -109,6 +110,7 @@ def read_window(
     fill_value: float | None = None,
     overviews: bool = True,
     reader: RangeReader | None = None,
+    errors: OnFailedAsset = "raise",
 ) -> np.ndarray:
     """Pixels of ``bands`` on one grid: ``[C, H, W]``, or ``[T, C, H, W]`` with ``group_by``.
 
@@ -135,6 +137,7 @@ def read_window(
         fill_value=fill_value,
         overviews=overviews,
         reader=reader,
+        errors=errors,
     ).data
 
 
@@ -152,9 +155,11 @@ def read_window_info(
     fill_value: float | None = None,
     overviews: bool = True,
     reader: RangeReader | None = None,
+    errors: OnFailedAsset = "raise",
 ) -> WindowRead:
     """:func:`read_window` with its valid-data mask and identity (:class:`WindowRead`)."""
     band_list = [bands] if isinstance(bands, str) else list(bands)
+    collection = check_indexed(collection, band_list, errors)
     window_reader = WindowReader.of(collection, band_list, reader=reader)
     if grid is None:
         if bounds is None:

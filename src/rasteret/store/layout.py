@@ -51,6 +51,7 @@ class TileSource:
     jpeg_tables: bytes | None = None
     size: int | None = None  # object size at index time (checked on read when known)
     etag: str | None = None  # object ETag at index time (checked on read when known)
+    last_modified: str | None = None  # local files: mtime at index time (checked on read)
     origin: str = ""  # "record <id>, band <band>": named in decode errors
 
 
@@ -278,14 +279,16 @@ class _Builder:
         origins = [f"record {self.ids[row]!r}, band {band!r}" for row in rows]
         sizes = [columns.file_size[row] for row in rows]
         etags = [columns.etag[row] for row in rows]
+        modified = [columns.last_modified[row] for row in rows]
+        identity = list(zip(rows, origins, sizes, etags, modified, strict=True))
         for group, stack, slot, level in targets:
             jpeg = level.compression in (7, 34892)
             sources = stack.sources
-            for row, origin, size, etag in zip(rows, origins, sizes, etags, strict=True):
+            for row, origin, size, etag, mtime in identity:
                 offsets, counts = columns.blocks(slot, row)
                 tables = columns.jpeg_tables(slot, row) if jpeg else None
                 sources[row] = TileSource(
-                    hrefs[row], offsets, counts, tables or None, size, etag, origin=origin
+                    hrefs[row], offsets, counts, tables or None, size, etag, mtime, origin
                 )
             group.rows.update(rows)
 
@@ -340,6 +343,7 @@ class _Builder:
             tables or None,
             levels.file_size,
             levels.etag,
+            levels.last_modified,
             origin=f"record {self.ids[row]!r}, band {band!r}",
         )
         group.rows.add(row)

@@ -219,7 +219,8 @@ def layout_token(layout: StoreLayout) -> str:
                 if source is None:
                     digest.update(b"\0-")
                     continue
-                digest.update(f"\0{source.href}\0{source.size}\0{source.etag}".encode())
+                identity = f"{source.size}\0{source.etag}\0{source.last_modified}"
+                digest.update(f"\0{source.href}\0{identity}".encode())
                 digest.update(source.offsets.tobytes())
                 digest.update(source.byte_counts.tobytes())
                 digest.update(source.jpeg_tables or b"")

@@ -169,8 +169,8 @@ class VirtualStore(Store):
         from rasteret.fetch import ObjectInfo
 
         expected = None
-        if source.size is not None or source.etag:
-            expected = ObjectInfo(size=source.size, etag=source.etag)
+        if source.size is not None or source.etag or source.last_modified:
+            expected = ObjectInfo(source.size, source.etag, source.last_modified)
         data = await self._tiles.reader.read_block(
             source.href, offset, offset + length, expected=expected, copy=False
         )

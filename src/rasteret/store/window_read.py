@@ -169,8 +169,8 @@ async def read_array_windows(
         async def one_object(href: str, members: list[_Tile]) -> None:
             source = members[0].source
             expected = None
-            if source.size is not None or source.etag:
-                expected = ObjectInfo(size=source.size, etag=source.etag)
+            if source.size is not None or source.etag or source.last_modified:
+                expected = ObjectInfo(source.size, source.etag, source.last_modified)
             buffers = await reader.read_ranges(
                 href,
                 [t.offset for t in members],
