@@ -137,8 +137,11 @@ class Collection(CollectionTable):
         with ``resampling=``) every record is resampled onto one grid without GDAL,
         reading the overview GDAL would choose when coarser (``overviews=False``: full
         resolution). ``cloud_cover_lt`` / ``date_range`` / ``bbox`` / ``split`` select
-        records first (:meth:`subset`). Windows of different shapes or CRSs raise
-        :class:`~rasteret.read.RaggedShapesError` saying what to pass.
+        records first (:meth:`subset`). Records overlapping the geometries in several
+        CRSs are reprojected to the most common one (as the original did); windows of
+        different shapes raise :class:`~rasteret.read.RaggedShapesError` saying what to
+        pass. ``errors="skip"`` reads without records whose asset failed to index
+        (default: :class:`~rasteret.errors.UnindexedAssetError`).
         """
         from rasteret.read import get_numpy
 

@@ -25,13 +25,8 @@ from rasteret.geo.lazy import warp
 from rasteret.geo.overview import choose_overview
 from rasteret.geo.resampling import check_resampling
 from rasteret.geo.transform import CRSLike, crs_equal, to_crs, transform_bounds
-from rasteret.geo.warp import kernel_scale, source_window
+from rasteret.geo.warp import resolution_scale, source_window
 from rasteret.store.metadata import fill_value
-
-#: Band names treated as categorical (resampled with ``nearest`` unless named explicitly).
-CATEGORICAL_NAMES = frozenset(
-    {"scl", "qa", "qa_pixel", "qa_radsat", "fmask", "mask", "classification", "cloud_mask"}
-)
 
 
 def group_grid(layout_group: Any) -> GridSpec:
@@ -90,14 +85,13 @@ def target_grid(
 
 
 def band_resampling(band: str, resampling: str | Mapping[str, str] | None) -> str:
-    """The resampling of ``band``: a mapping's entry, else ``nearest`` for categorical
-    bands, else ``resampling`` (default ``nearest``)."""
+    """The resampling of ``band``: a mapping's entry (``"*"``: the others), else
+    ``resampling`` (default ``nearest``). Exactly what is asked, whatever the band's name:
+    pass ``{"SCL": "mode", "*": "bilinear"}`` to resample class bands differently."""
     if isinstance(resampling, Mapping):
         if band in resampling:
             return check_resampling(resampling[band])
         resampling = resampling.get("*")
-    if band.lower() in CATEGORICAL_NAMES:
-        return "nearest"
     return check_resampling(resampling or "nearest")
 
 
@@ -175,7 +169,7 @@ def open_on_grid(
 
 def _level_for(layout, name, full: GridSpec, target: GridSpec, resampling) -> tuple[str, GridSpec]:
     """The group (full or overview) to read for ``target``, and its grid."""
-    xs, ys = kernel_scale(full, target)
+    xs, ys = resolution_scale(full, target)
     desired = 1.0 / max(xs, ys)  # source pixels per target pixel on the least reduced axis
     overviews = sorted(
         (g.overview, path)

@@ -155,8 +155,32 @@ def corner_coordinates(
 
 
 def kernel_scale(source: GridSpec, target: GridSpec) -> tuple[float, float]:
-    """Target-to-source pixel size ratio per axis (< 1 when downsampling), as GDAL's
-    ``XSCALE``/``YSCALE``: from the mapped size of the target extent."""
+    """The kernel scale per axis (< 1 widens bilinear / cubic kernels), as GDAL's warper
+    computes it: target size ÷ the size of the source window the target maps to (the
+    bounding box of the mapped target edges, clipped to the source), so a target rotated
+    against the source (another UTM zone) counts as slightly downsampled, exactly as in
+    ``gdalwarp``. :func:`resolution_scale` is the pixel-size ratio."""
+    h, w = target.shape
+    steps = 21  # GDAL's ComputeSourceWindow samples 21 points per edge
+    cols = np.linspace(0.0, w, steps)
+    rows = np.linspace(0.0, h, steps)
+    sx, sy = map_positions(source, target, cols, rows, error_threshold=0)
+    ok = np.isfinite(sx) & np.isfinite(sy)
+    if not ok.any():
+        return 1.0, 1.0
+    height, width = source.shape
+    x0 = max(0, math.floor(float(sx[ok].min())))
+    x1 = min(width, math.ceil(float(sx[ok].max())))
+    y0 = max(0, math.floor(float(sy[ok].min())))
+    y1 = min(height, math.ceil(float(sy[ok].max())))
+    xs = w / (x1 - x0) if x1 > x0 else 1.0
+    ys = h / (y1 - y0) if y1 > y0 else 1.0
+    return float(xs), float(ys)
+
+
+def resolution_scale(source: GridSpec, target: GridSpec) -> tuple[float, float]:
+    """Target-to-source pixel size ratio per axis (< 1 when the target is coarser): from
+    the mapped size of the target extent, independent of rotation (overview choice)."""
     h, w = target.shape
     cols = np.array([0.0, w / 2, w])
     rows = np.array([0.0, h / 2, h])

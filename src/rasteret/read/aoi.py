@@ -49,9 +49,11 @@ def get_numpy(
     Returns an :class:`AOIStack`: ``data`` ``[N, H, W]`` (one band) or ``[N, C, H, W]``;
     ``N`` = (record, geometry) pairs that overlap, in record time order (datetime, id),
     then geometry order — ``.records`` says which is which; ``.mask`` marks valid pixels.
-    Windows of different shapes or CRSs raise :class:`RaggedShapesError` saying what to
-    pass. ``groupby`` mosaics records per group (see :mod:`rasteret.read.mosaic`),
-    ``apply_scale`` returns ``value * scale + offset`` as float with NaN for invalid
+    Records overlapping the geometries in several CRSs (UTM zones) are reprojected to the
+    most common one at its finest native resolution (as the original did; pass
+    ``target_crs=`` / ``resolution=`` to choose); windows of different shapes still raise
+    :class:`RaggedShapesError` saying what to pass. ``groupby`` mosaics records per group
+    (see :mod:`rasteret.read.mosaic`), ``apply_scale`` returns ``value * scale + offset`` as float with NaN for invalid
     pixels; ``**filters`` go to ``collection.subset``. On a target grid (``grid=`` or
     ``target_crs=`` / ``resolution=``) coarser than the data, the overview GDAL would
     choose is read (``overviews=False``: always full resolution).
@@ -75,6 +77,7 @@ def get_numpy(
         reader=reader,
         errors=errors,
         filters=filters,
+        one_grid=True,
     )
     return stack_windows(
         found.windows, single_band=found.single_band, with_mask=with_mask, fill_value=found.fill

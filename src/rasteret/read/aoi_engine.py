@@ -63,9 +63,12 @@ def read_aoi(
     reader: RangeReader | None = None,
     errors: OnFailedAsset = "raise",
     filters: dict[str, Any] | None = None,
+    one_grid: bool = False,
 ) -> AOIRead:
     """The windows of ``bands`` inside ``geometries`` (arguments as
-    :func:`rasteret.read.get_numpy`; ``filters`` go to ``collection.subset``)."""
+    :func:`rasteret.read.get_numpy`; ``filters`` go to ``collection.subset``).
+    ``one_grid``: records overlapping the geometries in several CRSs are reprojected to
+    the most common one (:mod:`rasteret.read.common_crs`), so the windows can stack."""
     collection = apply_filters(collection, filters)
     band_list, single = band_names(collection, bands)
     collection = check_indexed(collection, band_list, errors)
@@ -77,6 +80,12 @@ def read_aoi(
     )
     index = StoreIndex(collection, band_list, reader=reader)
     rows = time_ordered_rows(collection)
+    if one_grid and grid is None and target_crs is None and resolution is None:
+        from rasteret.read.common_crs import dominant_grid
+
+        found = dominant_grid(index, rows, geoms, band_list)
+        if found is not None:  # records in several CRSs: the most common one
+            target_crs, resolution = found
     if grid is not None or target_crs is not None or resolution is not None:
         from rasteret.read.common_grid import read_on_grid  # only onto a target grid
 

@@ -72,6 +72,7 @@ def get_xarray(
         reader=reader,
         errors=errors,
         filters=filters,
+        one_grid=True,
     )
     windows, fill = found.windows, found.fill
     union = _union_grid(windows)

@@ -116,11 +116,11 @@ class TaskPlanner:
         if not self.overviews or not levels:
             return src
         from rasteret.geo.overview import choose_overview
-        from rasteret.geo.warp import kernel_scale
+        from rasteret.geo.warp import resolution_scale
 
         key = ("scale", src.crs_key, src.transform, src.height, src.width)
         if key not in self._coords:
-            self._coords[key] = kernel_scale(source_grid(src), self.grid)
+            self._coords[key] = resolution_scale(source_grid(src), self.grid)
         xs, ys = self._coords[key]  # target px per source px
         factor = 1.0 / max(min(xs, ys), 1e-12)  # source px per target px
         if factor < 2:
