@@ -427,8 +427,9 @@ def test_cross_crs_aoi_kernels_against_gdal(noisy_zone32, resampling) -> None:
 
 
 def test_resampling_is_applied_as_asked_whatever_the_band_name(tmp_path) -> None:
-    from _testcollections import make_collection, record
     from rasterio.warp import Resampling, reproject
+
+    from _testcollections import make_collection, record
 
     data = np.random.default_rng(1).integers(1, 12, (1, 128, 128)).astype("uint8")
     transform = Affine(10, 0, 300000, 0, -10, 5000000)
