@@ -53,8 +53,8 @@ def get_numpy(
     most common one at its finest native resolution (as the original did; pass
     ``target_crs=`` / ``resolution=`` to choose); windows of different shapes still raise
     :class:`RaggedShapesError` saying what to pass. ``groupby`` mosaics records per group
-    (see :mod:`rasteret.read.mosaic`), ``apply_scale`` returns ``value * scale + offset`` as float with NaN for invalid
-    pixels; ``**filters`` go to ``collection.subset``. On a target grid (``grid=`` or
+    (see :mod:`rasteret.read.mosaic`), ``apply_scale`` returns ``value * scale + offset``
+    as float with NaN for invalid pixels; ``**filters`` go to ``collection.subset``. On a target grid (``grid=`` or
     ``target_crs=`` / ``resolution=``) coarser than the data, the overview GDAL would
     choose is read (``overviews=False``: always full resolution).
     """
