@@ -47,16 +47,16 @@ def get_numpy(
     """Pixels of ``bands`` inside ``geometries`` for every record, stacked with identity.
 
     Returns an :class:`AOIStack`: ``data`` ``[N, H, W]`` (one band) or ``[N, C, H, W]``;
-    ``N`` = (record, geometry) pairs that overlap, in record time order (datetime, id),
-    then geometry order — ``.records`` says which is which; ``.mask`` marks valid pixels.
-    Records overlapping the geometries in several CRSs (UTM zones) are reprojected to the
-    most common one at its finest native resolution (as the original did; pass
-    ``target_crs=`` / ``resolution=`` to choose); windows of different shapes still raise
+    ``N`` = (record, geometry) pairs that overlap, in record time order (datetime, id), then
+    geometry order — ``.records`` says which is which; ``.mask`` marks valid pixels. Records
+    overlapping the geometries in several CRSs (UTM zones) are reprojected to the most
+    common one at its finest native resolution (as the original did; pass ``target_crs=`` /
+    ``resolution=`` to choose); windows of different shapes still raise
     :class:`RaggedShapesError` saying what to pass. ``groupby`` mosaics records per group
-    (see :mod:`rasteret.read.mosaic`), ``apply_scale`` returns ``value * scale + offset``
-    as float with NaN for invalid pixels; ``**filters`` go to ``collection.subset``. On a target grid (``grid=`` or
-    ``target_crs=`` / ``resolution=``) coarser than the data, the overview GDAL would
-    choose is read (``overviews=False``: always full resolution).
+    (see :mod:`rasteret.read.mosaic`), ``apply_scale`` returns ``value * scale + offset`` as
+    float with NaN for invalid pixels; ``**filters`` go to ``collection.subset``. On a
+    target grid (``grid=`` or ``target_crs=`` / ``resolution=``) coarser than the data, the
+    overview GDAL would choose is read (``overviews=False``: always full resolution).
     """
     found = read_aoi(
         collection,
