@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +25,14 @@ def test_corrupt_tile_error_names_file_record_and_band(tmp_path: Path) -> None:
     collection = rasteret.build_from_files(
         tmp_path, group_by=lambda p: (Path(p).parent.name, Path(p).stem)
     )
-    # damage the payload of the last tile in place: same size, so the index still matches
+    # damage the payload of the last tile in place, keeping size and mtime (the index's
+    # staleness check cannot tell): the decoder must name the file, record and band
     offset = int(written.images[0].offsets[-1])
+    stat = path.stat()
     with path.open("r+b") as handle:
         handle.seek(offset + 2)
         handle.write(b"\xff" * 64)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     ds = xr.open_dataset(collection, engine="rasteret", bands=["B04"])
     np.testing.assert_array_equal(ds["B04"][0, :256, :256].values, pixels[:256, :256])
     with pytest.raises(TiffError) as failed:

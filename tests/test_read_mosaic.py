@@ -153,8 +153,11 @@ def test_solar_day_across_zones_on_a_common_grid(tmp_path: Path) -> None:
     )
     c = _collection(records, ["z32", "z33"], [DAY, DAY + dt.timedelta(minutes=1)])
     aoi = shapely.box(11.995, 46.995, 12.005, 47.005)  # on the zone boundary
-    with pytest.raises(ValueError, match="target_crs"):
-        get_numpy(c, aoi, "B04", groupby="solar_day")
+    # two zones, one record each: the first in time order's CRS (as the original did)
+    auto = get_numpy(c, aoi, "B04", groupby="solar_day")
+    same = get_numpy(c, aoi, "B04", groupby="solar_day", target_crs=32632, resolution=10)
+    assert {g.crs.to_epsg() for g in auto.grids} == {32632}
+    np.testing.assert_array_equal(auto.data, same.data)
     merged = get_numpy(c, aoi, "B04", groupby="solar_day", target_crs=32633, resolution=10)
     assert merged.shape[0] == 1 and merged.records["record_ids"].to_pylist() == [["z32", "z33"]]
     apart = get_numpy(c, aoi, "B04", groupby="id", target_crs=32633, resolution=10)

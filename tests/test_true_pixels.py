@@ -468,3 +468,22 @@ def test_get_xarray_across_two_zones_reprojects_to_the_most_common_crs(tmp_path)
     np.testing.assert_array_equal(ds.B04.values, explicit.B04.values)
     stack = collection.get_numpy(shapely.box(*aoi), "B04", geometry_crs="EPSG:4326")
     assert {g.crs.to_string() for g in stack.grids} == {winner}
+
+
+def test_zarr_view_of_a_split_band_is_one_array(baseline_change) -> None:
+    import zarr
+
+    from rasteret.store import open_store
+
+    collection = baseline_change["collection"]
+    store = open_store(collection)
+    group_name = store.groups[0]
+    group = zarr.open_group(store, mode="r")[group_name]
+    names = sorted(k for k in group.array_keys() if k.startswith("B04"))
+    assert names == ["B04", "B04_add_offset", "B04_scale_factor"]  # no zero-filled B04__2
+    for t, path in enumerate(baseline_change["paths"]):
+        np.testing.assert_array_equal(group["B04"][t], rasterio_read(path)[0])
+    ds = xr.open_zarr(store, group=group_name, consolidated=False, mask_and_scale=False)
+    engine = xr.open_dataset(collection, engine="rasteret")
+    np.testing.assert_array_equal(ds.B04.values, engine.B04.values)
+    np.testing.assert_array_equal(ds.B04_add_offset.values, [0.0, -0.1])

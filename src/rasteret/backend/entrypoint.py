@@ -6,7 +6,7 @@ virtual store; overview level ``i`` (0 = first overview, as in rasterio) is the 
 ``{grid}_overview_{i}``. Data stay in their native dtype (``mask_and_scale=False`` by
 default: nodata is the ``nodata`` attribute, scale / offset are coordinates; a band whose
 records differ in codec or radiometry is still one variable:
-:mod:`rasteret.backend.bands`). Variables are lazy; pass ``chunks={}`` for dask chunks
+:mod:`rasteret.store.bands`). Variables are lazy; pass ``chunks={}`` for dask chunks
 that are whole-tile multiples of about 128 MiB (``encoding["preferred_chunks"]``), or
 ``chunks="auto"`` for dask's size aligned to them. ``reader=`` (a
 :class:`rasteret.fetch.RangeReader`) sets the fetch settings of the reads (default: the

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from rasteret.backend.bands import band_stacks
 from rasteret.backend.variables import TileSteps
 from rasteret.geo.grid import Align, GridSpec
 from rasteret.geo.lazy import warp
@@ -26,6 +25,7 @@ from rasteret.geo.overview import choose_overview
 from rasteret.geo.resampling import check_resampling
 from rasteret.geo.transform import CRSLike, crs_equal, to_crs, transform_bounds
 from rasteret.geo.warp import resolution_scale, source_window
+from rasteret.store.bands import band_stacks
 from rasteret.store.metadata import fill_value
 
 

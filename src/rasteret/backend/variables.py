@@ -2,7 +2,7 @@
 
 Built from the layout directly: coordinates ``x`` / ``y`` (pixel centres), ``time``
 (int64 microseconds, CF-encoded), ``id`` and ``spatial_ref``, and one lazily indexed
-variable per band — all arrays of a split band together (:mod:`rasteret.backend.bands`)
+variable per band — all arrays of a split band together (:mod:`rasteret.store.bands`)
 — whose reads go through :mod:`rasteret.store.window_read` (all tiles of one indexing
 call in one concurrent batch, decoded in parallel, copied straight into the result)
 instead of zarr's per-chunk machinery — so the engine neither depends on nor
@@ -24,15 +24,15 @@ import xarray as xr
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
-from rasteret.backend.bands import band_stacks, decode_records, radiometry_coordinates
 from rasteret.backend.chunks import preferred_chunks
 from rasteret.geo.window import Window
+from rasteret.store.bands import band_stacks, decode_records, radiometry_coordinates
 from rasteret.store.coords import coordinate_arrays
 from rasteret.store.metadata import array_document, fill_value, group_attributes
 from rasteret.store.window_read import ArrayWindow, read_array_windows_sync
 
 if TYPE_CHECKING:
-    from rasteret.backend.bands import BandStack
+    from rasteret.store.bands import BandStack
     from rasteret.store.layout import ArrayLayout, GroupLayout
     from rasteret.store.tiles import TileStore
 
@@ -179,7 +179,7 @@ def group_variables(
     *,
     mask_and_scale: bool = False,
 ) -> tuple[dict[str, xr.Variable], dict[str, Any]]:
-    """Variables (one per band and kind: :mod:`rasteret.backend.bands`) and attributes of
+    """Variables (one per band and kind: :mod:`rasteret.store.bands`) and attributes of
     group ``path``, to be decoded with xarray's ``decode_cf_variables``; ``preferred_chunks``
     of about ``chunk_bytes``.
 

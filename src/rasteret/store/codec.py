@@ -5,8 +5,15 @@ tables: the store splices a file's tables into each of its tiles, DESIGN decisio
 plus ``sample`` (which sample of a chunky block this array holds),
 ``jpeg_tables_present`` and, for images whose height is not a multiple of the tile
 height, ``min_rows`` (see :func:`rasteret.store.layout.codec_configuration`). A chunk
-decodes to ``(1, block_height, block_width)`` in the array's native dtype. The codec is
+decodes to ``(1, block_height, block_width)`` in the array's dtype. The codec is
 read-only: encoding raises.
+
+``tagged: true`` (a band whose records decode differently, merged into one array by
+:class:`~rasteret.store.virtual.VirtualStore`): every chunk starts with one tag byte —
+``0``: a TIFF block of this configuration follows; ``1``: the chunk's values follow, raw
+(C order, little-endian, the array's dtype), decoded by the store from a record whose
+compression, tile size or dtype differ (the codec sees no chunk coordinates, so the
+store says which case a chunk is).
 
 Decoding runs off the event loop (``asyncio.to_thread``); ``_decode_sync`` also lets
 zarr's ``FusedCodecPipeline`` decode in its own thread pool as fetches complete.
@@ -37,7 +44,9 @@ if TYPE_CHECKING:
     from rasteret.tiff.decode import BlockDecoding
 
 CODEC_NAME = "rasteret.tiff"
-_EXTRA_KEYS = ("sample", "jpeg_tables_present", "min_rows")
+_EXTRA_KEYS = ("sample", "jpeg_tables_present", "min_rows", "tagged")
+#: First byte of a chunk of a ``tagged`` array.
+TAG_TIFF, TAG_RAW = 0, 1
 
 
 @dataclass(frozen=True)
@@ -82,11 +91,24 @@ class TiffTileCodec(ArrayBytesCodec):
     def sample(self) -> int:
         return int(self.configuration.get("sample", 0))
 
+    @cached_property
+    def tagged(self) -> bool:
+        return bool(self.configuration.get("tagged", False))
+
     def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
         from rasteret.tiff.decode import decode_block
 
         data = chunk_bytes.as_numpy_array()
         origin = getattr(chunk_bytes, "rasteret_origin", "zarr chunk")  # set by VirtualStore.get
+        if self.tagged:
+            tag, data = int(data[0]), data[1:]
+            if tag == TAG_RAW:
+                dtype = chunk_spec.dtype.to_native_dtype()
+                values = np.frombuffer(data.tobytes(), dtype=dtype.newbyteorder("<"))
+                values = values.astype(dtype, copy=False).reshape(chunk_spec.shape)
+                return chunk_spec.prototype.nd_buffer.from_numpy_array(values)
+            if tag != TAG_TIFF:
+                raise CorruptTiffError(origin, f"unknown chunk tag {tag} of a tagged array")
         block = decode_block(memoryview(data), self.decoding, source=origin, rows=self.min_rows)
         if block.ndim == 2:
             block = block[:, :, np.newaxis]

@@ -67,6 +67,11 @@ def coordinate_nodes(group: GroupLayout) -> dict[str, Node]:
     return nodes
 
 
+def numeric_node(values: np.ndarray, dim: str, attrs: dict[str, Any]) -> Node:
+    """A 1-D numeric coordinate array along ``dim``: (document, its single chunk)."""
+    return _numeric(values, dim, attrs)
+
+
 def _numeric(values: np.ndarray, dim: str, attrs: dict[str, Any]) -> Node:
     data = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))
     doc = _document(

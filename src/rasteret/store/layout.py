@@ -12,9 +12,10 @@ Inside a group, one *array* per stack: records of one band whose blocks decode t
 same way (dtype, block size, compression, predictor, byte order, samples, JPEG tables
 present, sample index) and that share nodata / scale / offset. The Zarr codec sees no
 chunk coordinates (DESIGN decision 2), so records of one band with different codec
-settings go to *separate arrays* of the same group: the first stack (in time order)
-is named after the band, the others ``{band}__2``, ``{band}__3``... A record without a
-stack's band reads as the array's ``fill_value`` (its chunks are absent). The internal
+settings go to *separate stacks* of the same group: the first stack (in time order)
+is named after the band, the others ``{band}__2``, ``{band}__3``... (internal names:
+the Zarr view and the xarray engine merge a band's stacks into one array / variable,
+:mod:`rasteret.store.bands`). A record without a stack's band has no chunks in it. The internal
 mask of a band is the array ``{band}_mask`` (uint8 as decoded).
 """
 

@@ -10,6 +10,15 @@ JPEG tables are spliced into each tile (``tables[:-2] + tile[2:]``); a sparse bl
 (byte count 0) or a record without the array's band returns ``None``, so Zarr fills it
 with ``fill_value``. No header is read at read time.
 
+A band whose records decode differently (the layout's ``B04`` / ``B04__2`` stacks:
+compression, tile size, dtype, nodata, scale / offset) is ONE Zarr array here, never
+several arrays each filled where the others have data (:mod:`rasteret.store.bands`): its
+dtype is the records' common one, its chunks are those of the first stack, and its codec
+is ``tagged`` — a record of the first stack is served as its TIFF tile behind a ``0``
+byte, any other record as the chunk's values, decoded here, behind a ``1`` byte. Scale /
+offset / nodata that differ per record are coordinate arrays along ``time``
+(``{band}_scale_factor``, ``{band}_add_offset``, ``{band}_nodata``), as in the engine.
+
 The tiles, reader and identity are those of the :class:`~rasteret.store.tiles.TileStore`
 it wraps (``store.tiles``); the rasteret surfaces and the xarray engine read through that
 directly, so zarr is only imported by Zarr users of this class.
@@ -21,6 +30,7 @@ import json
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from zarr.abc.store import (
     ByteRequest,
     OffsetByteRequest,
@@ -30,8 +40,9 @@ from zarr.abc.store import (
 )
 
 import rasteret.store.codec  # noqa: F401  (registers the rasteret.tiff codec with zarr)
+from rasteret.store.bands import BandStack, band_stacks, radiometry_coordinates
 from rasteret.store.coords import coordinate_nodes
-from rasteret.store.layout import StoreLayout, TileSource
+from rasteret.store.layout import ArrayLayout, StoreLayout, TileSource
 from rasteret.store.metadata import (
     array_document,
     group_attributes,
@@ -67,6 +78,7 @@ class VirtualStore(Store):
         self._tiles = tiles
         self._static: dict[str, bytes] = {}
         self._dirs: dict[str, set[str]] = {"": set()}
+        self._merged: dict[str, BandStack] = {}  # "{group}/{band}" of split bands
         self._build_static()
 
     # ------------------------------------------------------------------ structure
@@ -119,9 +131,18 @@ class VirtualStore(Store):
                 if chunk is not None:
                     chunk_key = f"{path}/c" if not doc["shape"] else f"{path}/c/0"
                     self._put(chunk_key, chunk)
-            for aname, array in group.arrays.items():
-                members[aname] = array_document(array, georeferenced=georeferenced)
-                self._add_dir(f"{name}/{aname}/c")
+            for sname, stack in band_stacks(group, name).items():
+                if len(stack.arrays) == 1:
+                    members[sname] = array_document(stack.first, georeferenced=georeferenced)
+                else:
+                    self._merged[f"{name}/{sname}"] = stack
+                    doc, extra = _merged_document(stack, georeferenced)
+                    members[sname] = doc
+                    for cname, (cdoc, chunk) in extra.items():
+                        members[cname] = cdoc
+                        if chunk is not None:
+                            self._put(f"{name}/{cname}/c/0", chunk)
+                self._add_dir(f"{name}/{sname}/c")
             for member, doc in members.items():
                 self._put(f"{name}/{member}/zarr.json", _json_bytes(doc))
             group_doc = group_document(group, members, group_attributes(group))
@@ -162,10 +183,79 @@ class VirtualStore(Store):
         static = self._static.get(key)
         if static is not None:
             return prototype.buffer.from_bytes(_byte_slice(static, byte_range))
+        array_path, sep, index = key.rpartition("/c/")
+        stack = self._merged.get(array_path) if sep else None
+        if stack is not None:
+            return await self._get_merged(stack, index, prototype, byte_range)
         block = self.block(key)
         if block is None:
             return None
         source, offset, length = block
+        data = await self._read_tile(source, offset, length)
+        buffer = prototype.buffer.from_bytes(_byte_slice(data, byte_range))
+        # the codec sees no chunk coordinates: tell its errors which file, record and band
+        buffer.rasteret_origin = (  # type: ignore[attr-defined]
+            f"{source.href} ({source.origin}, bytes {offset}-{offset + length - 1})"
+        )
+        return buffer
+
+    async def _get_merged(
+        self,
+        stack: BandStack,
+        index: str,
+        prototype: BufferPrototype,
+        byte_range: ByteRequest | None,
+    ) -> Buffer | None:
+        """A chunk of a merged band (module docs): tag byte, then a TIFF tile or values."""
+        from rasteret.store.codec import TAG_RAW, TAG_TIFF
+
+        parts = index.split("/")
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            return None
+        t, i, j = (int(p) for p in parts)
+        if t >= len(stack.member_of) or stack.member_of[t] < 0:
+            return None
+        member = stack.member_of[t]
+        if member == 0 and np.dtype(stack.first.dtype) == stack.dtype:
+            block = self._tiles.block(f"{stack.paths[0]}/c/{t}/{i}/{j}")
+            if block is None:
+                return None
+            source, offset, length = block
+            data = await self._read_tile(source, offset, length)
+            buffer = prototype.buffer.from_bytes(
+                _byte_slice(b"".join((bytes([TAG_TIFF]), data)), byte_range)
+            )
+            buffer.rasteret_origin = (  # type: ignore[attr-defined]
+                f"{source.href} ({source.origin}, bytes {offset}-{offset + length - 1})"
+            )
+            return buffer
+        values = await self._read_chunk_values(stack, member, t, i, j)
+        if values is None:
+            return None
+        raw = np.ascontiguousarray(values, dtype=stack.dtype.newbyteorder("<")).tobytes()
+        return prototype.buffer.from_bytes(_byte_slice(bytes([TAG_RAW]) + raw, byte_range))
+
+    async def _read_chunk_values(
+        self, stack: BandStack, member: int, t: int, i: int, j: int
+    ) -> np.ndarray | None:
+        """Chunk ``(i, j)`` (the first stack's tile grid) of time step ``t`` read from
+        the stack ``member`` that holds it, in the merged dtype (fill outside)."""
+        from rasteret.geo.window import Window
+        from rasteret.store.window_read import ArrayWindow, read_array_windows
+
+        block_h, block_w = stack.first.block_shape
+        _, height, width = stack.shape
+        row0, col0 = i * block_h, j * block_w
+        if row0 >= height or col0 >= width:
+            return None
+        window = Window(row0, col0, min(block_h, height - row0), min(block_w, width - col0))
+        request = ArrayWindow(stack.paths[member], t, window)
+        (values,) = await read_array_windows(self._tiles.layout, self._tiles.reader, [request])
+        out = np.full((1, block_h, block_w), stack.raw_fill(), dtype=stack.dtype)
+        out[0, : window.height, : window.width] = values
+        return out
+
+    async def _read_tile(self, source: TileSource, offset: int, length: int) -> Any:
         from rasteret.fetch import ObjectInfo
 
         expected = None
@@ -176,12 +266,7 @@ class VirtualStore(Store):
         )
         if source.jpeg_tables:
             data = b"".join((source.jpeg_tables[:-2], memoryview(data)[2:]))
-        buffer = prototype.buffer.from_bytes(_byte_slice(data, byte_range))
-        # the codec sees no chunk coordinates: tell its errors which file, record and band
-        buffer.rasteret_origin = (  # type: ignore[attr-defined]
-            f"{source.href} ({source.origin}, bytes {offset}-{offset + length - 1})"
-        )
-        return buffer
+        return data
 
     async def get_partial_values(
         self,
@@ -195,16 +280,48 @@ class VirtualStore(Store):
         )
 
     async def exists(self, key: str) -> bool:
-        return key in self._static or self.block(key) is not None
+        if key in self._static:
+            return True
+        merged = self._merged_chunk(key)
+        if merged is not None:
+            return merged
+        return self.block(key) is not None
 
     async def getsize(self, key: str) -> int:
         static = self._static.get(key)
         if static is not None:
             return len(static)
+        if self._merged_chunk(key):
+            from zarr.core.buffer import default_buffer_prototype
+
+            found = await self.get(key, default_buffer_prototype())
+            if found is not None:
+                return len(found)
         block = self.block(key)
         if block is None:
             raise FileNotFoundError(key)
         return block[2]
+
+    def _merged_chunk(self, key: str) -> bool | None:
+        """Whether ``key`` is a chunk of a merged band that holds data (``None``: the key
+        is not in a merged band)."""
+        array_path, sep, index = key.rpartition("/c/")
+        stack = self._merged.get(array_path) if sep else None
+        if stack is None:
+            return None
+        parts = index.split("/")
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            return False
+        t, i, j = (int(p) for p in parts)
+        first = stack.first
+        if t >= len(stack.member_of) or i >= first.tiles_down or j >= first.tiles_across:
+            return False
+        member = stack.member_of[t]
+        if member < 0:
+            return False
+        if member == 0:
+            return self._tiles.block(f"{stack.paths[0]}/c/{t}/{i}/{j}") is not None
+        return True
 
     async def set(self, key: str, value: Buffer) -> None:
         raise PermissionError(f"VirtualStore is read-only: cannot write {key!r}")
@@ -238,39 +355,63 @@ class VirtualStore(Store):
             yield name
 
     def _chunk_keys(self, prefix: str) -> Iterator[str]:
-        for path, array in self._tiles.arrays.items():
+        for path, array, sources in self._zarr_arrays():
             base = f"{path}/c/"
             if not (base.startswith(prefix) or prefix.startswith(base)):
                 continue
-            for t, source in enumerate(array.sources):
+            for t, source in enumerate(sources):
                 if source is None:
                     continue
                 for n in range(array.tiles_down * array.tiles_across):
-                    if source.byte_counts[n] > 0:
+                    if source.byte_counts is None or source.byte_counts[n] > 0:
                         i, j = divmod(n, array.tiles_across)
                         key = f"{base}{t}/{i}/{j}"
                         if key.startswith(prefix):
                             yield key
 
+    def _zarr_arrays(self) -> Iterator[tuple[str, ArrayLayout, list[Any]]]:
+        """``(path, array of its chunk grid, chunk sources per time step)`` of every data
+        array of the Zarr view; a merged band's records outside its first stack have
+        every chunk (``_AllChunks``)."""
+        for name, group in self.layout.groups.items():
+            for sname, stack in band_stacks(group, name).items():
+                sources: list[Any] = [
+                    None if m < 0 else stack.arrays[m].sources[t] if m == 0 else _ALL_CHUNKS
+                    for t, m in enumerate(stack.member_of)
+                ]
+                yield f"{name}/{sname}", stack.first, sources
+
+    def _view_array(self, path: str) -> tuple[ArrayLayout, list[Any]] | None:
+        stack = self._merged.get(path)
+        if stack is not None:
+            sources = [
+                None if m < 0 else stack.arrays[m].sources[t] if m == 0 else _ALL_CHUNKS
+                for t, m in enumerate(stack.member_of)
+            ]
+            return stack.first, sources
+        array = self._tiles.arrays.get(path)
+        return None if array is None else (array, array.sources)
+
     def _chunk_dir(self, prefix: str) -> Iterator[str]:
         """Children of a directory below an array's ``c/`` (time, then tile row, column)."""
         array_path, sep, rest = prefix.rpartition("/c")
         if sep and rest == "":
-            array = self._tiles.arrays.get(array_path)
-            if array is not None:
-                for t, source in enumerate(array.sources):
-                    if source is not None and bool((source.byte_counts > 0).any()):
+            found = self._view_array(array_path)
+            if found is not None:
+                for t, source in enumerate(found[1]):
+                    if source is not None and _has_chunks(source):
                         yield str(t)
             return
         array_path, sep, rest = prefix.rpartition("/c/")
-        array = self._tiles.arrays.get(array_path) if sep else None
-        parts = rest.split("/") if array is not None else []
+        found = self._view_array(array_path) if sep else None
+        parts = rest.split("/") if found is not None else []
         if not parts or not all(p.isdigit() for p in parts) or len(parts) > 2:
             return
+        array, sources = found  # type: ignore[misc]
         t = int(parts[0])
-        if t >= len(array.sources) or array.sources[t] is None:
+        if t >= len(sources) or sources[t] is None:
             return
-        counts = array.sources[t].byte_counts.reshape(array.tiles_down, array.tiles_across)
+        counts = _counts(sources[t], array).reshape(array.tiles_down, array.tiles_across)
         if len(parts) == 1:
             for i in range(array.tiles_down):
                 if (counts[i] > 0).any():
@@ -304,6 +445,68 @@ class VirtualStore(Store):
             f"<VirtualStore {self._tiles.source.describe()}: {len(self.layout.groups)} group(s), "
             f"{arrays} array(s), bands={list(self.layout.bands)}>"
         )
+
+
+class _AllChunks:
+    """Chunk source of a merged band's record outside its first stack: every chunk."""
+
+    byte_counts = None
+
+
+_ALL_CHUNKS = _AllChunks()
+
+
+def _has_chunks(source: Any) -> bool:
+    return source.byte_counts is None or bool((source.byte_counts > 0).any())
+
+
+def _counts(source: Any, array: ArrayLayout) -> np.ndarray:
+    n = array.tiles_down * array.tiles_across
+    if source.byte_counts is None:
+        return np.ones(n, dtype=np.int64)
+    return source.byte_counts[:n]
+
+
+def _merged_document(
+    stack: BandStack, georeferenced: bool
+) -> tuple[dict[str, Any], dict[str, tuple[dict[str, Any], bytes | None]]]:
+    """The ``zarr.json`` of a merged band and its radiometry coordinate arrays."""
+    from rasteret.store.coords import numeric_node
+    from rasteret.store.metadata import encode_attribute_fill, fill_value, json_fill
+
+    doc = array_document(stack.first, georeferenced=georeferenced)
+    attrs = {
+        k: v
+        for k, v in doc["attributes"].items()
+        if k not in ("_FillValue", "scale_factor", "add_offset", "rasteret_fill_value")
+    }
+    attrs["records"] = stack.records
+    same_nodata, nodata = stack.radiometry.uniform_nodata
+    fill, note = fill_value(nodata if same_nodata else None, stack.dtype)
+    if note is None:
+        attrs["_FillValue"] = encode_attribute_fill(fill, stack.dtype)
+    else:
+        attrs["rasteret_fill_value"] = note if same_nodata else "0 (nodata differs per record)"
+    same_scaling, scale, offset = stack.radiometry.uniform_scaling
+    extra: dict[str, tuple[dict[str, Any], bytes | None]] = {}
+    if same_scaling:
+        if scale is not None and scale != 1.0:
+            attrs["scale_factor"] = scale
+        if offset is not None and offset != 0.0:
+            attrs["add_offset"] = offset
+    coords = radiometry_coordinates(stack)
+    for cname, (dims, values, cattrs) in coords.items():
+        if same_scaling and not cname.endswith("_nodata"):
+            continue  # shared scale / offset are CF attributes above
+        extra[cname] = numeric_node(values, dims[0], cattrs)
+        attrs["coordinates"] = f"{attrs.get('coordinates', '')} {cname}".strip()
+    codec = dict(doc["codecs"][0]["configuration"], tagged=True)
+    doc = dict(doc)
+    doc["data_type"] = stack.dtype.name
+    doc["fill_value"] = json_fill(fill, stack.dtype)
+    doc["codecs"] = [{"name": doc["codecs"][0]["name"], "configuration": codec}]
+    doc["attributes"] = attrs
+    return doc, extra
 
 
 def _json_bytes(doc: dict[str, Any]) -> bytes:
