@@ -129,12 +129,21 @@ def test_split_band_on_a_target_grid(baseline_change) -> None:
     np.testing.assert_array_equal(ds.B04_add_offset.values, [0.0, -0.1])
 
 
-def test_stac_raster_bands_fill_what_the_tiff_lacks(tmp_path) -> None:
+@pytest.mark.parametrize("form", ["raster:bands", "stac-1.1-bands"])
+def test_stac_raster_bands_fill_what_the_tiff_lacks(tmp_path, form) -> None:
     data = smooth_image((1, 64, 80), seed=3)
+    data[0, :5, :5] = 0
     path = write_cog(tmp_path / "plain.tif", data, blocksize=256)  # no nodata / scale
     item = corpus_items("earth-search-v1/sentinel-2-l2a.ndjson")[0]
     item = copy.deepcopy(item)
     red = item["assets"]["red"]
+    if form == "stac-1.1-bands":  # STAC 1.1: "bands", raster fields prefixed
+        entry = red.pop("raster:bands")[0]
+        red["bands"] = [
+            {"name": "red", "nodata": entry["nodata"], "data_type": entry["data_type"],
+             "raster:scale": entry["scale"], "raster:offset": entry["offset"]}
+        ]  # fmt: skip
+        red.pop("eo:bands", None)
     red.update({"href": str(path), "proj:shape": [64, 80]})
     red["proj:transform"] = [10.0, 0.0, 300000.0, 0.0, -10.0, 5000000.0]
     item["assets"] = {"red": red}
