@@ -60,6 +60,13 @@ def date_range_expression(schema: pa.Schema, date_range: Sequence[Any]) -> pc.Ex
     return (column >= scalar(start)) & upper
 
 
+def date_range_years(date_range: Sequence[Any]) -> tuple[int, int]:
+    """The first and last calendar year ``date_range`` touches (partition pruning)."""
+    start, _ = _instant(date_range[0], end=False)
+    end, _ = _instant(date_range[1], end=True)
+    return start.year, end.year
+
+
 def _instant(value: Any, *, end: bool) -> tuple[dt.datetime, bool]:
     """A UTC-naive datetime for ``value``; for an end, whether it is an exclusive bound."""
     if isinstance(value, np.datetime64):

@@ -17,7 +17,12 @@ from rasteret.index.validate import validate_table
 def load(
     path: str | os.PathLike[str], name: str = "", *, require_band_metadata: bool = True
 ) -> CollectionTable:
-    """Load an exported collection (a Parquet file or a hive-partitioned directory).
+    """Open an exported collection (a Parquet file or a hive-partitioned directory).
+
+    Nothing but the schema is read here: filters (``subset`` / ``where``) and band
+    selections are pushed down to the files, and the selected rows are read and validated
+    (schema and content) the first time a read or ``.table`` needs them
+    (:mod:`rasteret.index.lazy`); ``len`` counts from file metadata.
 
     ``require_band_metadata=False`` also accepts record tables without header structs
     (built with ``enrich_cog=False``): they can be filtered and exported, not read.
@@ -27,18 +32,32 @@ def load(
     valid collection. The name defaults to the stored one, else the file/dir stem
     (``_stac`` / ``_records`` suffixes removed).
     """
-    table, stamp = parquet.read_collection_table(path)
-    validate_table(table, source=os.fspath(path), require_band_metadata=require_band_metadata)
-    metadata = parquet.decode_metadata(table.schema.metadata)
-    stem = Path(os.fspath(path).rstrip("/")).name.removesuffix(".parquet")
+    from rasteret.errors import CollectionSchemaError
+    from rasteret.index.lazy import LazyRecords
+    from rasteret.index.validate import schema_problems
+
+    source = os.fspath(path)
+    stored = parquet.open_collection(path)
+    problems = schema_problems(stored.schema, require_band_metadata=require_band_metadata)
+    if "id" in stored.schema.names:
+        nulls = stored.null_count("id")  # from the footers: no row is read
+        if nulls:
+            problems.append(f"column 'id' has {nulls} null value(s)")
+    if problems:
+        raise CollectionSchemaError(
+            f"{source}: not a valid rasteret collection: " + "; ".join(problems)
+        )
+    records = LazyRecords(stored, source, require_band_metadata=require_band_metadata)
+    metadata = parquet.decode_metadata(stored.metadata)
+    stem = Path(source.rstrip("/")).name.removesuffix(".parquet")
     stem = re.sub(r"_(stac|records)$", "", stem)
     return CollectionTable(
-        table,
+        records,
         name=name or metadata.get("name") or stem,
         description=metadata.get("description", ""),
         data_source=metadata.get("data_source", ""),
-        uri=os.fspath(path),
-        stamp=stamp,
+        uri=source,
+        stamp=stored.stamp,
     )
 
 

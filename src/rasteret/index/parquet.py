@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +53,16 @@ def local_path(path: str | os.PathLike[str]) -> Path | None:
 
 
 def write_collection_table(table: pa.Table, path: str | os.PathLike[str], metadata: dict) -> str:
-    """Write ``table`` with schema ``metadata`` to ``path``; return the written path's stamp."""
+    """Write ``table`` with schema ``metadata`` to ``path``; return the written path's stamp.
+
+    Rows are sorted by ``datetime`` then ``id`` and written in row groups of
+    :data:`ROW_GROUP_SIZE` rows whatever the chunking of ``table`` (a table assembled
+    from many small appends still gives few row groups); statistics are kept only for
+    the columns filters use (:func:`statistics_columns`), so footers stay small.
+    """
     import pyarrow.parquet as pq
 
+    table = sort_records(table)
     target = local_path(path)
     if target is None:
         raise NotImplementedError(f"export to {os.fspath(path)!r}: only local paths are supported")
@@ -67,7 +75,7 @@ def write_collection_table(table: pa.Table, path: str | os.PathLike[str], metada
                 table.replace_schema_metadata(metadata),
                 temporary,
                 row_group_size=ROW_GROUP_SIZE,
-                write_statistics=True,
+                write_statistics=statistics_columns(table.schema),
                 **_COMPRESSION,
             )
             os.replace(temporary, target)
@@ -86,6 +94,7 @@ def _write_partitioned(table: pa.Table, target: Path, metadata: dict) -> None:
             f"{target} exists and holds files that are not a rasteret collection export; "
             "refusing to replace it (choose an empty or new directory)"
         )
+    table = sort_records(table)
     derived = [name for name in PARTITION_COLUMNS if name not in table.column_names]
     if "year" in derived:
         table = table.append_column("year", pc.year(table["datetime"]).cast(pa.int32()))
@@ -110,7 +119,10 @@ def _write_partitioned(table: pa.Table, target: Path, metadata: dict) -> None:
             partitioning=list(PARTITION_COLUMNS),
             partitioning_flavor="hive",
             basename_template="part-{i}.parquet",
-            file_options=ds.ParquetFileFormat().make_write_options(**_COMPRESSION),
+            file_options=ds.ParquetFileFormat().make_write_options(
+                write_statistics=statistics_columns(table.schema), **_COMPRESSION
+            ),
+            min_rows_per_group=ROW_GROUP_SIZE,
             max_rows_per_group=ROW_GROUP_SIZE,
             existing_data_behavior="error",
             preserve_order=True,
@@ -121,6 +133,43 @@ def _write_partitioned(table: pa.Table, target: Path, metadata: dict) -> None:
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
         shutil.rmtree(previous, ignore_errors=True)
+
+
+def sort_records(table: pa.Table) -> pa.Table:
+    """``table`` sorted by ``datetime`` then ``id`` (row-group statistics then prune)."""
+    keys = [(name, "ascending") for name in ("datetime", "id") if name in table.column_names]
+    return table.sort_by(keys) if keys and table.num_rows > 1 else table
+
+
+#: Top-level columns whose statistics filters use (plus every non-nested numeric,
+#: boolean and timestamp column, and the ``bbox`` fields).
+_STATISTICS_STRINGS = ("id", "split", "collection")
+
+
+def statistics_columns(schema: pa.Schema) -> list[str]:
+    """Column paths worth min/max statistics: what ``subset`` / ``where`` filter on.
+    Long strings (CRS WKT, hrefs, errors) and the band structs' leaves are left out —
+    their statistics made footers megabytes long."""
+    paths: list[str] = []
+    for field in schema:
+        t = field.type
+        if pa.types.is_struct(t):
+            if field.name == "bbox":
+                paths += [f"bbox.{child.name}" for child in t]
+            continue
+        if (
+            pa.types.is_integer(t)
+            or pa.types.is_floating(t)
+            or pa.types.is_boolean(t)
+            or pa.types.is_timestamp(t)
+            or pa.types.is_date(t)
+            or (
+                (pa.types.is_string(t) or pa.types.is_large_string(t))
+                and field.name in _STATISTICS_STRINGS
+            )
+        ):
+            paths.append(field.name)
+    return paths
 
 
 def _is_replaceable(directory: Path) -> bool:
@@ -140,25 +189,101 @@ def _is_replaceable(directory: Path) -> bool:
 # ---------------------------------------------------------------- reading
 
 
-def read_collection_table(path: str | os.PathLike[str]) -> tuple[pa.Table, str]:
-    """Read a collection file or directory; return ``(table, stamp)``.
+@dataclass(frozen=True)
+class StoredCollection:
+    """A collection file or directory opened without reading its rows.
+
+    ``dataset`` scans the Parquet files (hive partitions as columns); ``derived`` are the
+    partition columns the export added (dropped from what is read), ``order`` the
+    exported column order, ``metadata`` the stored schema metadata and ``stamp`` a hash
+    of the files' sizes and modification times.
+    """
+
+    dataset: Any  # pyarrow.dataset.Dataset
+    metadata: dict[bytes, bytes]
+    derived: tuple[str, ...]
+    order: tuple[str, ...] | None
+    stamp: str
+    partitions: tuple[str, ...] = ()
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The collection's schema (derived partition columns removed, exported order)."""
+        schema = self.dataset.schema
+        names = [n for n in schema.names if n not in self.derived]
+        if self.order and set(self.order) == set(names):
+            names = list(self.order)
+        return pa.schema([schema.field(n) for n in names], metadata=self.metadata)
+
+    def read(self, filter: Any = None, columns: list[str] | None = None) -> pa.Table:
+        """The rows matching ``filter`` (a ``pyarrow.compute.Expression``), ``columns``
+        only (default: all), as the exported table."""
+        names = columns if columns is not None else self.schema.names
+        table = self.dataset.to_table(columns=list(names), filter=filter)
+        return table.replace_schema_metadata(self.metadata)
+
+    def null_count(self, column: str) -> int | None:
+        """Nulls of a top-level column from the files' row-group statistics (no data
+        read); ``None`` when a file has no statistics for it."""
+        total = 0
+        for fragment in self.fragments:
+            metadata = fragment.metadata
+            paths = [metadata.schema.column(i).path for i in range(metadata.num_columns)]
+            if column not in paths:
+                return None
+            index = paths.index(column)
+            for group in range(metadata.num_row_groups):
+                stats = metadata.row_group(group).column(index).statistics
+                if stats is None or not stats.has_null_count:
+                    return None
+                total += stats.null_count
+        return total
+
+    def count(self, filter: Any = None) -> int:
+        """Rows matching ``filter`` (the footers read at open when there is no filter)."""
+        if filter is None:
+            return sum(int(f.metadata.num_rows) for f in self.fragments)
+        return int(self.dataset.count_rows(filter=filter))
+
+    @property
+    def fragments(self) -> list[Any]:
+        """The files (``ParquetFileFragment``), their footers read once and cached."""
+        return list(self.dataset.get_fragments())
+
+
+def open_collection(path: str | os.PathLike[str]) -> StoredCollection:
+    """Open a collection file or directory without reading its rows.
 
     Raises ``FileNotFoundError`` naming ``path`` when nothing is there.
     """
-    import pyarrow.parquet as pq
+    import pyarrow.dataset as ds
 
     filesystem, root = _filesystem(path)
     info = filesystem.get_file_info(root)
     if info.type == pafs.FileType.NotFound:
         raise FileNotFoundError(f"collection not found: {os.fspath(path)}")
     if info.type == pafs.FileType.File:
-        table = pq.read_table(root, filesystem=filesystem, partitioning=None)
-        return table, _stamp([("", info.size, info.mtime_ns)])
+        fragments = _fragments(filesystem, [root])
+        schema = fragments[0].physical_schema
+        dataset = ds.FileSystemDataset(fragments, schema, ds.ParquetFileFormat(), filesystem)
+        metadata = schema.metadata or {}
+        return StoredCollection(
+            dataset, dict(metadata), (), None, _stamp([("", info.size, info.mtime_ns)])
+        )
     files = _data_files(filesystem, root)
     if not files:
         raise FileNotFoundError(f"no Parquet files in collection directory {os.fspath(path)}")
     stamp = _stamp([(f.path[len(root) :], f.size, f.mtime_ns) for f in files])
-    return _read_directory(filesystem, root, [f.path for f in files]), stamp
+    return _open_directory(filesystem, root, [f.path for f in files], stamp)
+
+
+def read_collection_table(path: str | os.PathLike[str]) -> tuple[pa.Table, str]:
+    """Read a collection file or directory; return ``(table, stamp)``.
+
+    Raises ``FileNotFoundError`` naming ``path`` when nothing is there.
+    """
+    stored = open_collection(path)
+    return stored.read(), stored.stamp
 
 
 def _filesystem(path: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str]:
@@ -195,48 +320,81 @@ def _partition_keys(root: str, file: str) -> list[tuple[str, str]]:
     return [tuple(part.split("=", 1)) for part in parts if "=" in part]  # type: ignore[misc]
 
 
-def _read_directory(filesystem: pafs.FileSystem, root: str, files: list[str]) -> pa.Table:
+def _open_directory(
+    filesystem: pafs.FileSystem, root: str, files: list[str], stamp: str
+) -> StoredCollection:
     import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
 
-    metadata = pq.read_schema(files[0], filesystem=filesystem).metadata or {}
-    recorded = json.loads(metadata.get(PARTITIONING_KEY.encode(), b"{}"))
     keys = _partition_keys(root, files[0])
-    types = recorded.get("types", {})
-    partition_schema = pa.schema(
-        [(key, _partition_type(key, types, root, files)) for key, _ in keys]
-    )
-    dataset = ds.dataset(
-        files,
-        filesystem=filesystem,
-        format="parquet",
-        partitioning=ds.partitioning(partition_schema, flavor="hive")
-        if len(partition_schema)
-        else None,
-        partition_base_dir=root,
-    )
-    fragments = list(dataset.get_fragments())
-    if len(fragments) > 1:
-        schemas = [f.physical_schema for f in fragments]
-        unified = pa.unify_schemas([*schemas, partition_schema]).with_metadata(metadata)
-        dataset = ds.dataset(
-            files,
-            schema=unified,
-            filesystem=filesystem,
-            format="parquet",
-            partitioning=ds.partitioning(partition_schema, flavor="hive")
-            if len(partition_schema)
-            else None,
-            partition_base_dir=root,
-        )
-    table = dataset.to_table()
-    derived = [name for name in recorded.get("derived", []) if name in table.column_names]
-    if derived:
-        table = table.drop_columns(derived)
+
+    def partitions(types: dict[str, str]) -> tuple[pa.Schema, list[Any]]:
+        schema = pa.schema([(key, _partition_type(key, types, root, files)) for key, _ in keys])
+        return schema, [_partition_expression(root, path, schema) for path in files]
+
+    partition_schema, expressions = partitions({})  # types from the paths, then checked
+    fragments = _fragments(filesystem, files, expressions)
+    metadata = fragments[0].physical_schema.metadata or {}
+    recorded = json.loads(metadata.get(PARTITIONING_KEY.encode(), b"{}"))
+    recorded_schema, recorded_expressions = partitions(recorded.get("types", {}))
+    if not recorded_schema.equals(partition_schema):  # e.g. string values that look numeric
+        partition_schema = recorded_schema
+        fragments = _fragments(filesystem, files, recorded_expressions)
+    physical = [f.physical_schema for f in fragments]
+    if all(s.equals(physical[0], check_metadata=False) for s in physical):
+        schema = pa.unify_schemas([physical[0], partition_schema])
+    else:
+        schema = pa.unify_schemas([*physical, partition_schema])
+    schema = schema.with_metadata(metadata)
+    dataset = ds.FileSystemDataset(fragments, schema, ds.ParquetFileFormat(), filesystem)
+    names = schema.names
+    derived = tuple(name for name in recorded.get("derived", []) if name in names)
     order = recorded.get("column_order")
-    if order and set(order) == set(table.column_names):
-        table = table.select(order)
-    return table.replace_schema_metadata(metadata)
+    return StoredCollection(
+        dataset,
+        dict(metadata),
+        derived,
+        tuple(order) if order else None,
+        stamp,
+        tuple(partition_schema.names),
+    )
+
+
+def _fragments(
+    filesystem: pafs.FileSystem, files: list[str], expressions: list[Any] | None = None
+) -> list[Any]:
+    """One ``ParquetFileFragment`` per file (with its hive partition expression), its
+    footer read once and kept by the fragment."""
+    import pyarrow.dataset as ds
+
+    fmt = ds.ParquetFileFormat()
+    fragments = []
+    for k, path in enumerate(files):
+        expression = None if expressions is None else expressions[k]
+        if expression is None:
+            fragment = fmt.make_fragment(path, filesystem)
+        else:
+            fragment = fmt.make_fragment(path, filesystem, partition_expression=expression)
+        fragment.ensure_complete_metadata()
+        fragments.append(fragment)
+    return fragments
+
+
+def _partition_expression(root: str, path: str, schema: pa.Schema) -> Any:
+    """The hive ``key=value`` directories of ``path`` as an Arrow expression."""
+    import pyarrow.compute as pc
+
+    expression = None
+    for key, value in _partition_keys(root, path):
+        if key not in schema.names:
+            continue
+        field = schema.field(key)
+        term = (
+            pc.field(key).is_null()
+            if value == _HIVE_NULL
+            else pc.field(key) == pa.scalar(value).cast(field.type)
+        )
+        expression = term if expression is None else expression & term
+    return expression
 
 
 def _partition_type(key: str, types: dict[str, str], root: str, files: list[str]) -> pa.DataType:

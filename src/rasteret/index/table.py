@@ -15,7 +15,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +26,9 @@ from rasteret.index import columns, filters, geoparquet, parquet
 from rasteret.index.describe import DescribeResult
 from rasteret.index.levels import BandLevels, band_levels
 from rasteret.index.schema import bands_of, error_column, metadata_column
+
+if TYPE_CHECKING:
+    from rasteret.index.lazy import LazyRecords
 
 #: Value of the ``rasteret_collection_version`` schema metadata key written by export.
 #: "1" is the original system's 17-field band struct; "2" adds the fields of
@@ -50,7 +53,7 @@ class CollectionTable:
 
     def __init__(
         self,
-        table: pa.Table,
+        table: pa.Table | LazyRecords,
         *,
         name: str = "",
         description: str = "",
@@ -58,9 +61,25 @@ class CollectionTable:
         uri: str | None = None,
         stamp: str | None = None,
     ) -> None:
-        if not isinstance(table, pa.Table):
+        from rasteret.index.lazy import LazyRecords
+
+        if isinstance(table, LazyRecords):
+            self._lazy: LazyRecords | None = table
+            self._cached: pa.Table | None = None
+        elif isinstance(table, pa.Table):
+            self._lazy = None
+            self._cached = table
+        else:
             raise TypeError(f"Collection needs a pyarrow.Table, got {type(table).__name__}")
-        self._table = table
+        self._count: int | None = None
+        # the whole content of the files at ``uri`` (loaded, or just exported): identified
+        # by the files' stamp alone; views are not
+        self._whole_stored = (
+            stamp is not None
+            and self._lazy is not None
+            and self._lazy.filter is None
+            and self._lazy.columns is None
+        )
         self.name = name
         self.description = description
         self.data_source = data_source
@@ -72,8 +91,46 @@ class CollectionTable:
 
     @property
     def table(self) -> pa.Table:
-        """The underlying Arrow table (shared, never copied)."""
+        """The underlying Arrow table (shared, never copied). A collection loaded from disk
+        reads (and validates) its selected rows on first access (:mod:`rasteret.index.lazy`)."""
         return self._table
+
+    @property
+    def _table(self) -> pa.Table:
+        if self._cached is None:
+            assert self._lazy is not None
+            self._cached = self._lazy.read()
+        return self._cached
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The table's schema (without reading rows)."""
+        if self._cached is not None:
+            return self._cached.schema
+        assert self._lazy is not None
+        return self._lazy.schema
+
+    @property
+    def stored_selection(self) -> LazyRecords | None:
+        """The stored files and the filter / columns this collection selects from them
+        (``None`` for a collection that lives in memory)."""
+        return self._lazy
+
+    def with_selection(self, records: LazyRecords) -> Self:
+        """A view over ``records`` (a selection of this collection's stored files)."""
+        return self._view(records)
+
+    @property
+    def is_read(self) -> bool:
+        """Whether the rows are in memory (``False``: a filtered view of files not read yet)."""
+        return self._cached is not None
+
+    def _columns(self, names: Sequence[str]) -> pa.Table:
+        """Some columns of the selected rows (only those read from disk when not cached)."""
+        names = [n for n in names if n in self.schema.names]
+        if self._cached is not None or self._lazy is None:
+            return self._table.select(names)
+        return self._lazy.stored.read(self._lazy.filter, names)
 
     @property
     def uri(self) -> str | None:
@@ -89,11 +146,23 @@ class CollectionTable:
     def fingerprint(self) -> str:
         """A stable 16-hex-digit hash identifying the content (order-independent).
 
-        Hashes the schema (names and types), the sorted record ids, the null counts of
-        the band columns and, for collections loaded from / exported to disk, the sizes
-        and modification times of the files. Equal in every process for the same
-        files and selection; used to pickle stores by reference.
+        The whole content of a collection's files (just loaded or exported) is
+        identified by the files' sizes and modification times; a filtered selection of
+        them by those and its filter and columns (nothing is read to compute either);
+        a table in memory by its schema, sorted record ids and band-column null counts.
+        Equal in every process for the same files and selection; used to pickle stores
+        by reference.
         """
+        if self._fingerprint is None and self._whole_stored and self._stamp:
+            digest = hashlib.blake2b(digest_size=8)
+            digest.update(f"stored\0{self._stamp}".encode())
+            self._fingerprint = digest.hexdigest()
+        if self._fingerprint is None and self._lazy is not None:
+            # a selection of stored files: the files' stamp and the selection identify it
+            digest = hashlib.blake2b(digest_size=8)
+            digest.update(f"lazy\0{self._lazy.stored.stamp}\0{self._lazy.filter}".encode())
+            digest.update(f"\0{self._lazy.columns}".encode())
+            self._fingerprint = digest.hexdigest()
         if self._fingerprint is None:
             digest = hashlib.blake2b(digest_size=8)
             for field in self._table.schema:
@@ -121,7 +190,7 @@ class CollectionTable:
         adopted.__dict__.update(collection.__dict__)
         return adopted
 
-    def _view(self, table: pa.Table) -> Self:
+    def _view(self, table: pa.Table | LazyRecords) -> Self:
         """A new Collection over ``table`` keeping this one's name, source and location."""
         return type(self)(
             table,
@@ -135,19 +204,24 @@ class CollectionTable:
     # ------------------------------------------------------------ summary
 
     def __len__(self) -> int:
-        return self._table.num_rows
+        if self._cached is not None:
+            return self._cached.num_rows
+        if self._count is None:
+            assert self._lazy is not None
+            self._count = self._lazy.count()
+        return self._count
 
     @property
     def bands(self) -> list[str]:
         """Bands with a ``{band}_metadata`` struct column, in column order."""
-        return bands_of(self._table.schema)
+        return bands_of(self.schema)
 
     @property
     def bounds(self) -> tuple[float, float, float, float] | None:
         """``(minx, miny, maxx, maxy)`` over the ``bbox`` struct (CRS84), ``None`` if empty."""
-        if "bbox" not in self._table.column_names or not len(self):
+        if "bbox" not in self.schema.names or not len(self):
             return None
-        return geoparquet._bounds(self._table)
+        return geoparquet._bounds(self._columns(["bbox"]))
 
     @property
     def epsg(self) -> list[int]:
@@ -162,7 +236,7 @@ class CollectionTable:
         return epsg + sorted(v for v in values if not _is_epsg(v))
 
     def _crs_values(self) -> set[str]:
-        table = self._table
+        table = self._columns(["crs", "proj:epsg"])
         values: set[str] = set()
         if "crs" in table.column_names:
             values |= {v for v in pc.unique(table["crs"]).to_pylist() if v}
@@ -170,6 +244,7 @@ class CollectionTable:
             values |= {f"EPSG:{v}" for v in pc.unique(table["proj:epsg"]).to_pylist() if v}
         if values:
             return values
+        table = self._table
         for band in self.bands:  # no record CRS columns: use the band headers
             struct = table[metadata_column(band)]
             names = {f.name for f in struct.type}
@@ -188,9 +263,9 @@ class CollectionTable:
     @property
     def date_range(self) -> tuple[dt.datetime, dt.datetime] | None:
         """``(earliest, latest)`` record datetime (UTC-naive), ``None`` when empty."""
-        if "datetime" not in self._table.column_names or not len(self):
+        if "datetime" not in self.schema.names or not len(self):
             return None
-        extremes = pc.min_max(self._table["datetime"]).as_py()
+        extremes = pc.min_max(self._columns(["datetime"])["datetime"]).as_py()
         if extremes["min"] is None:
             return None
         return _naive(extremes["min"]), _naive(extremes["max"])
@@ -251,8 +326,8 @@ class CollectionTable:
         errors = {}
         for band in self.bands:
             column = error_column(band)
-            if column in self._table.column_names:
-                failed = len(self) - self._table[column].null_count
+            if column in self.schema.names:
+                failed = len(self) - self._columns([column])[column].null_count
                 if failed:
                     errors[band] = failed
         if errors:
@@ -278,7 +353,7 @@ class CollectionTable:
         Raises ``ValueError("No filters provided")`` when every filter is ``None``.
         """
         expression = filters.subset_expression(
-            self._table.schema,
+            self.schema,
             cloud_cover_lt=cloud_cover_lt,
             date_range=date_range,
             bbox=bbox,
@@ -286,7 +361,8 @@ class CollectionTable:
             split=split,
             split_column=split_column,
         )
-        return self.where(expression)
+        years = None if date_range is None else filters.date_range_years(date_range)
+        return self._where(expression, years)
 
     def select_split(self, split: str | Sequence[str], *, split_column: str = "split") -> Self:
         """Records of one or several splits (``subset(split=...)``)."""
@@ -298,7 +374,15 @@ class CollectionTable:
             raise TypeError(
                 f"where() needs a pyarrow.compute.Expression, got {type(expression).__name__}"
             )
-        return self._view(self._table.filter(expression))
+        return self._where(expression)
+
+    def _where(self, expression: pc.Expression, years: tuple[int, int] | None = None) -> Self:
+        if self._lazy is None:
+            return self._view(self._table.filter(expression))
+        view = self._view(self._lazy.where(expression, years))  # pushed down, nothing read
+        if self._cached is not None:  # already in memory: filter it there too
+            view._cached = self._cached.filter(expression)
+        return view
 
     def select_bands(self, bands: str | Iterable[str]) -> Self:
         """Only the given bands' ``_metadata`` / ``_error`` columns (in the given order).
@@ -311,12 +395,18 @@ class CollectionTable:
         band_columns = {metadata_column(b) for b in self.bands} | {
             error_column(b) for b in self.bands
         }
-        keep = [n for n in self._table.column_names if n not in band_columns]
+        names = self.schema.names
+        keep = [n for n in names if n not in band_columns]
         for band in wanted:
             keep.append(metadata_column(band))
-            if error_column(band) in self._table.column_names:
+            if error_column(band) in names:
                 keep.append(error_column(band))
-        return self._view(self._table.select(keep))
+        if self._lazy is None:
+            return self._view(self._table.select(keep))
+        view = self._view(self._lazy.select(keep))  # only these columns are read
+        if self._cached is not None:
+            view._cached = self._cached.select(keep)
+        return view
 
     def check_bands(self, wanted: Sequence[str]) -> None:
         """Raise :class:`BandNotFoundError` listing unknown and available bands."""
@@ -328,23 +418,24 @@ class CollectionTable:
     def select_records(self, ids: Iterable[str]) -> Self:
         """The records with the given ids (table order); ``KeyError`` lists unknown ids."""
         wanted = pa.array(list(ids), pa.string())
-        present = pc.is_in(wanted, value_set=self._table["id"].cast(pa.string()))
+        selected = self.where(pc.field("id").isin(wanted))
+        present = pc.is_in(wanted, value_set=selected._columns(["id"])["id"].cast(pa.string()))
         unknown = pc.filter(wanted, pc.invert(present)).to_pylist()
         if unknown:
             raise KeyError(f"record id(s) not in collection {self.name!r}: {unknown[:10]}")
-        return self.where(pc.field("id").isin(wanted))
+        return selected
 
     # ------------------------------------------------------------ records
 
     @property
     def record_ids(self) -> list[str]:
         """Record ids in table order (as text)."""
-        return columns.record_ids(self._table)
+        return columns.record_ids(self._columns(["id"]))
 
     @property
     def datetimes(self) -> np.ndarray:
         """Record datetimes as ``datetime64[us]`` (UTC, timezone-naive; NaT for nulls)."""
-        return columns.datetimes(self._table["datetime"])
+        return columns.datetimes(self._columns(["datetime"])["datetime"])
 
     def band_levels(self, band: str) -> list[BandLevels | None]:
         """Typed header views of ``band`` per record (``None`` where the struct is null)."""
@@ -367,12 +458,16 @@ class CollectionTable:
 
     def head(self, n: int = 5, columns: Sequence[str] | None = None) -> pa.Table:
         """The first ``n`` records as a table."""
+        if self._cached is None and self._lazy is not None:
+            names = list(columns) if columns is not None else self.schema.names
+            table = self._lazy.stored.dataset.head(n, columns=names, filter=self._lazy.filter)
+            return table.replace_schema_metadata(self.schema.metadata)
         table = self._table.slice(0, n)
         return table.select(list(columns)) if columns is not None else table
 
     def to_table(self, columns: Sequence[str] | None = None) -> pa.Table:
         """The table (or a column selection of it)."""
-        return self._table.select(list(columns)) if columns is not None else self._table
+        return self._columns(list(columns)) if columns is not None else self._table
 
     def to_batches(self, columns: Sequence[str] | None = None) -> list[pa.RecordBatch]:
         """The table as record batches."""
@@ -399,6 +494,8 @@ class CollectionTable:
         self._uri = os.fspath(path)
         self._stamp = stamp
         self._fingerprint = None
+        self._whole_stored = True
+        self._lazy = None  # the rows are in memory and now equal the files at ``path``
         return self
 
     def _export_metadata(self) -> dict[str, str]:

@@ -22,7 +22,7 @@ import hashlib
 import threading
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -58,6 +58,9 @@ class StoreReference:
     fingerprint: str | None = None  # of the collection stored at ``uri``
     ids: bytes | None = None  # zlib of "\x1f"-joined record ids (a subset of ``uri``)
     table_ipc: bytes | None = None  # embedded table (in-memory collections)
+    stamp: str | None = None  # the stored files' stamp (a filtered selection of ``uri``)
+    filter: pc.Expression | None = None  # that selection's filter
+    columns: tuple[str, ...] | None = None  # and its columns
 
     def collection(self) -> CollectionTable:
         """The collection the store was built from (loaded, selected or unembedded)."""
@@ -65,6 +68,14 @@ class StoreReference:
             with pa.ipc.open_stream(pa.BufferReader(self.table_ipc)) as reader:
                 return CollectionTable(reader.read_all())
         assert self.uri is not None
+        if self.stamp is not None:  # the same filter over the same files: nothing else read
+            base = _load(self.uri, None)
+            records = base.stored_selection
+            if records is None or records.stored.stamp != self.stamp:
+                raise StaleIndexError(
+                    self.uri, "collection files changed since the store was pickled"
+                )
+            return base.with_selection(replace(records, filter=self.filter, columns=self.columns))
         base = _load(self.uri, self.fingerprint)
         if base.fingerprint != self.fingerprint:
             raise StaleIndexError(
@@ -119,6 +130,16 @@ def make_reference(
 ) -> StoreReference:
     """A by-URI reference when the collection is (a record subset of) its file, else embed."""
     uri = collection.uri
+    records = collection.stored_selection
+    if uri is not None and records is not None:
+        return StoreReference(
+            token,
+            bands,
+            uri=uri,
+            stamp=records.stored.stamp,
+            filter=records.filter,
+            columns=records.columns,
+        )
     if uri is not None:
         try:
             base = _load(uri, None)
@@ -256,8 +277,7 @@ def _token_of(collection: CollectionTable, bands: tuple[str, ...]) -> str | None
 
 def _select_ids(base: CollectionTable, ids: list[str]) -> CollectionTable:
     wanted = pa.array(ids, pa.string())
-    mask = pc.is_in(base.table["id"].cast(pa.string()), value_set=wanted)
-    return base._view(base.table.filter(mask))
+    return base.where(pc.field("id").cast(pa.string()).isin(wanted))  # pushed down
 
 
 def _embed(table: pa.Table, bands: tuple[str, ...]) -> bytes:

@@ -1,0 +1,162 @@
+"""A loaded collection reads nothing but its schema; filters are pushed down to the files
+and only the selected rows are read (issue 15). Bytes read are counted by the kernel
+(``/proc/self/io`` ``rchar``: every ``read``/``pread`` of this process)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pickle
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+import xarray as xr
+
+import rasteret
+from index_tables import make_table
+from rasteret.errors import CollectionSchemaError
+
+RECORDS = 4000
+START = dt.datetime(2019, 1, 1, 10, 0)
+
+
+def _records(n: int) -> list[dict]:
+    return [
+        {
+            "id": f"s{k:05d}",
+            "datetime": START + dt.timedelta(hours=k),  # 4000 h: Jan-Jun 2019
+            "bbox": (10.0 + (k % 50) * 0.1, 45.0, 10.5 + (k % 50) * 0.1, 45.5),
+            "eo:cloud_cover": float(k % 100),
+            "split": ("train", "val", "test")[k % 3],
+        }
+        for k in range(n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("lazy")
+    table = make_table(_records(RECORDS))
+    collection = rasteret.as_collection(table, name="big")
+    hive = root / "big_records"
+    single = root / "big.parquet"
+    rasteret.as_collection(table, name="big").export(hive)
+    collection.export(single)
+    return {"table": table, "hive": hive, "single": single}
+
+
+def _rchar() -> int:
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+def _files(path: Path) -> list[Path]:
+    return [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in _files(path))
+
+
+def _footers(path: Path) -> int:
+    """What reading only the files' footers costs: Arrow reads the last 64 KiB first."""
+    total = 0
+    for f in _files(path):
+        footer = pq.ParquetFile(f).metadata.serialized_size + 8
+        total += min(f.stat().st_size, max(64 * 1024, footer) + 4096)
+    return total
+
+
+pytestmark = pytest.mark.skipif(
+    not Path("/proc/self/io").exists(), reason="counts bytes read with /proc/self/io (Linux)"
+)
+
+
+@pytest.mark.parametrize("layout", ["hive", "single"])
+def test_load_len_and_bands_read_no_rows(exported, layout) -> None:
+    path = exported[layout]
+    len(rasteret.load(path))  # warm-up: first imports read modules (rchar counts them)
+    before = _rchar()
+    collection = rasteret.load(path)
+    assert len(collection) == RECORDS and collection.bands == ["B04", "B08"]
+    assert not collection.is_read
+    read = _rchar() - before
+    assert read <= _footers(path), (read, _footers(path), _size(path))
+
+
+@pytest.mark.parametrize("layout", ["hive", "single"])
+def test_subset_reads_only_what_it_selects(exported, layout) -> None:
+    path = exported[layout]
+    collection = rasteret.load(path)
+    before = _rchar()
+    week = collection.subset(date_range=("2019-03-01", "2019-03-07"), split="train")
+    assert not week.is_read
+    table = week.table  # the selected rows, read and validated now
+    read = _rchar() - before
+    expected = exported["table"].filter(
+        (pc.field("datetime") >= dt.datetime(2019, 3, 1))
+        & (pc.field("datetime") < dt.datetime(2019, 3, 8))
+        & (pc.field("split") == "train")
+    )
+    assert sorted(table["id"].to_pylist()) == sorted(expected["id"].to_pylist())
+    assert 0 < table.num_rows < 60
+    # hive: partition pruning (one month of six); one file: row-group statistics of the
+    # sorted datetime column cannot help with one row group, so columns are all it saves
+    limit = 0.3 if layout == "hive" else 1.1
+    assert read < limit * _size(path), (read, _size(path))
+
+
+def test_band_selection_reads_only_its_columns(exported) -> None:
+    collection = rasteret.load(exported["hive"])
+    one = collection.select_bands(["B04"]).subset(date_range=("2019-04-01", "2019-04-30"))
+    assert "B08_metadata" not in one.schema.names
+    assert "B08_metadata" not in one.table.column_names and one.bands == ["B04"]
+
+
+def test_open_dataset_and_pickle_follow_the_selection(exported) -> None:
+    collection = rasteret.load(exported["hive"])
+    warm = collection.subset(date_range=("2019-05-01", "2019-05-02"))
+    xr.open_dataset(warm, engine="rasteret", bands=["B04"])  # imports (rchar counts them)
+    month = collection.subset(date_range=("2019-02-01", "2019-02-03"))
+    before = _rchar()
+    ds = xr.open_dataset(month, engine="rasteret", bands=["B04"])
+    read = _rchar() - before
+    assert ds.sizes["time"] == len(month) > 0
+    assert read < 0.3 * _size(exported["hive"])
+    from rasteret.store import open_store
+
+    store = open_store(month, ["B04"])
+    blob = pickle.dumps(store)
+    assert len(blob) < 4000  # the files' stamp and the filter, not the records
+    assert pickle.loads(blob).token == store.token
+
+
+def test_row_problems_are_reported_when_the_rows_are_read(tmp_path) -> None:
+    table = make_table(_records(20))
+    column = table["B04_metadata"].combine_chunks()
+    rows = column.to_pylist()
+    rows[7]["tile_offsets"] = rows[7]["tile_offsets"][:3]  # shorter than the grid needs
+    table = table.set_column(
+        table.column_names.index("B04_metadata"), "B04_metadata", pa.array(rows, column.type)
+    )
+    path = tmp_path / "broken.parquet"
+    pq.write_table(table, path)
+    collection = rasteret.load(path)  # the schema is fine: nothing else is read
+    fine = collection.where(pc.field("id") != "s00007")
+    assert len(fine.table) == 19  # the other rows are valid
+    with pytest.raises(CollectionSchemaError, match=str(path)) as info:
+        collection.table  # noqa: B018
+    assert "s00007" in str(info.value)
+
+
+def test_lazy_view_matches_an_eager_one(exported) -> None:
+    lazy = rasteret.load(exported["single"]).subset(bbox=(10.0, 45.0, 10.6, 46.0))
+    eager = rasteret.as_collection(exported["table"]).subset(bbox=(10.0, 45.0, 10.6, 46.0))
+    assert lazy.record_ids == eager.record_ids
+    assert lazy.date_range == eager.date_range and lazy.bounds == eager.bounds
+    assert os.fspath(lazy.uri) == os.fspath(exported["single"])
