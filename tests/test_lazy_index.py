@@ -160,3 +160,26 @@ def test_lazy_view_matches_an_eager_one(exported) -> None:
     assert lazy.record_ids == eager.record_ids
     assert lazy.date_range == eager.date_range and lazy.bounds == eager.bounds
     assert os.fspath(lazy.uri) == os.fspath(exported["single"])
+
+
+def test_export_of_a_table_from_many_appends_is_well_formed(tmp_path) -> None:
+    table = make_table(_records(2000))
+    pieces = pa.concat_tables([table.slice(k, 10) for k in range(0, 2000, 10)])  # 200 chunks
+    assert pieces.column("id").num_chunks == 200
+    shuffled = pieces.take(pa.array(list(range(1999, -1, -1))))  # newest first
+    single = rasteret.as_collection(shuffled, name="appends").export(tmp_path / "a.parquet")
+    metadata = pq.ParquetFile(tmp_path / "a.parquet").metadata
+    assert metadata.num_row_groups == 1  # not 200
+    times = pq.read_table(tmp_path / "a.parquet", columns=["datetime"])["datetime"]
+    assert times.to_pylist() == sorted(times.to_pylist())  # sorted for pruning
+    columns = {
+        metadata.row_group(0).column(i).path_in_schema: i for i in range(metadata.num_columns)
+    }
+    stats = metadata.row_group(0).column(columns["datetime"])
+    assert stats.is_stats_set
+    assert not metadata.row_group(0).column(columns["B04_metadata.crs_wkt"]).is_stats_set
+    single.export(tmp_path / "hive")
+    for path in (tmp_path / "hive").rglob("*.parquet"):
+        assert pq.ParquetFile(path).metadata.num_row_groups == 1
+    again = rasteret.load(tmp_path / "hive")
+    assert sorted(again.record_ids) == sorted(table["id"].to_pylist())

@@ -496,3 +496,13 @@ def test_zarr_view_of_a_split_band_is_one_array(baseline_change) -> None:
     engine = xr.open_dataset(collection, engine="rasteret")
     np.testing.assert_array_equal(ds.B04.values, engine.B04.values)
     np.testing.assert_array_equal(ds.B04_add_offset.values, [0.0, -0.1])
+
+
+def test_mask_and_scale_on_a_target_grid(scaled) -> None:
+    """mask_and_scale=True was ignored onto a target grid (raw integers came back)."""
+    raw = xr.open_dataset(scaled, engine="rasteret", resolution=10)
+    ds = xr.open_dataset(scaled, engine="rasteret", resolution=10, mask_and_scale=True)
+    assert ds.B04.dtype == np.float32 and "B04_scale_factor" not in ds.coords
+    values = raw.B04.values.astype("float64")
+    expected = np.where(values == 0, np.nan, values * 1e-4 - 0.1)
+    np.testing.assert_allclose(ds.B04.values, expected, rtol=1e-6, atol=1e-6)

@@ -132,6 +132,7 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
                 open_group=lambda path: open_group_dataset(
                     store, path, options, mask_and_scale=False
                 ),
+                mask_and_scale=mask_and_scale,
             )
         from rasteret.backend.resolve import resolve_group
 
@@ -217,7 +218,13 @@ def open_group_dataset(
 
 
 def _open_on_target_grid(
-    store: TileStore, *, grid: Any, open_group: Any, resampling: Any, **grid_parameters: Any
+    store: TileStore,
+    *,
+    grid: Any,
+    open_group: Any,
+    resampling: Any,
+    mask_and_scale: bool = False,
+    **grid_parameters: Any,
 ) -> xr.Dataset:
     from rasteret.backend.target_grid import open_on_grid, target_grid
     from rasteret.geo.grid import GridSpec
@@ -230,7 +237,9 @@ def _open_on_target_grid(
         target = grid
     else:
         target = target_grid(store, **grid_parameters)
-    return open_on_grid(store, target, resampling=resampling, open_group=open_group)
+    return open_on_grid(
+        store, target, resampling=resampling, open_group=open_group, mask_and_scale=mask_and_scale
+    )
 
 
 def _store(

@@ -102,13 +102,16 @@ def open_on_grid(
     resampling: str | Mapping[str, str] | None = None,
     open_group: Any,
     chunks: int | tuple[int, int] | None = None,
+    mask_and_scale: bool = False,
 ) -> xr.Dataset:
     """All groups of ``store`` warped onto ``target`` as one lazy ``(time, y, x)`` Dataset.
 
     ``open_group(path) -> xr.Dataset`` opens one store group lazily (the backend's
     ``open_group_dataset``). Variables keep their native dtype and nodata
-    (``attrs["nodata"]``); ``attrs["rasteret_sources"]`` says which group / overview level
-    each native grid was read from.
+    (``attrs["nodata"]``), or with ``mask_and_scale`` are float with each record's nodata as
+    NaN and its scale / offset applied (:func:`mask_and_scale_records`);
+    ``attrs["rasteret_sources"]`` says which group / overview level each native grid was
+    read from.
     """
     layout = store.layout
     pieces: dict[str, list[xr.DataArray]] = {}
@@ -159,6 +162,14 @@ def open_on_grid(
                 pieces.setdefault(stack.band, []).append(warped)
     order = sorted(records, key=lambda rid: (records[rid], rid))
     variables = {band: _merge(parts, order, fills[band]) for band, parts in pieces.items()}
+    if mask_and_scale:  # applied: no band keeps radiometry coordinates
+        radiometry = [
+            f"{b}_{k}" for b in variables for k in ("nodata", "scale_factor", "add_offset")
+        ]
+        variables = {
+            band: mask_and_scale_records(v, band).drop_vars(radiometry, errors="ignore")
+            for band, v in variables.items()
+        }
     times = np.array([records[rid] for rid in order], dtype="datetime64[ns]")
     ds = xr.Dataset(variables)
     ds = ds.assign_coords(time=("time", times), id=("time", np.asarray(order, dtype=str)))
@@ -204,3 +215,34 @@ def _merge(parts: list[xr.DataArray], order: list[str], fill: Any) -> xr.DataArr
 
 def _key(value: Any) -> Any:
     return "nan" if isinstance(value, float) and value != value else value
+
+
+def mask_and_scale_records(variable: xr.DataArray, band: str) -> xr.DataArray:
+    """``variable`` (raw, merged on the target grid) with each record's nodata as NaN and
+    its scale / offset applied — from the ``{band}_nodata`` / ``{band}_scale_factor`` /
+    ``{band}_add_offset`` coordinates along ``time``, else the ``nodata`` attribute."""
+    coords = variable.coords
+    nodata = coords.get(f"{band}_nodata")
+    if nodata is None and variable.attrs.get("nodata") is not None:
+        nodata = variable.attrs["nodata"]
+    scale = coords.get(f"{band}_scale_factor")
+    offset = coords.get(f"{band}_add_offset")
+    if nodata is None and scale is None and offset is None:
+        return variable
+    dtype = (
+        np.float32 if variable.dtype.itemsize <= 2 or variable.dtype == np.float32 else np.float64
+    )
+    values = variable.astype(dtype)
+    if scale is not None:
+        values = values * scale.fillna(1.0).astype(dtype)
+    if offset is not None:
+        values = values + offset.fillna(0.0).astype(dtype)
+    if nodata is not None:
+        invalid = variable == nodata
+        if isinstance(nodata, float) and nodata != nodata:
+            invalid = variable.isnull()
+        values = values.where(~invalid)
+    drop = [name for name in (f"{band}_nodata", f"{band}_scale_factor", f"{band}_add_offset")]
+    values = values.drop_vars([name for name in drop if name in values.coords])
+    values.attrs = {k: v for k, v in variable.attrs.items() if k != "nodata"}
+    return values
