@@ -88,11 +88,13 @@ SHRINK: dict[str, dict[str, Any]] = {
                                                          "full_row_strip": ((0, 256), (0, 512))}},
     "index_build": {"SCENES": 2},
     "open_dataset": {"SCENES": 20},
+    "index_scale": {"RECORDS": (300,), "BANDS": 3},
     "torchgeo_samples": {"CHIPS": 2, "CHIP": 64},
 }  # fmt: skip
 
 
-PARAMS = {"window_io": ["2x2_tiles", "30ms"]}  # the first parameters, or these
+#: the first parameters, or these
+PARAMS = {"window_io": ["2x2_tiles", "30ms"], "index_scale": [300]}
 
 
 def _benchmark_classes(module: Any) -> list[type]:
