@@ -50,10 +50,8 @@ STEP = textwrap.dedent(
     s = c.subset(date_range=tuple(window)); k = len(s)
     mark("subset", t0, r0); out["selected"] = k
     t0, r0 = time.perf_counter(), rchar()
-    first = s.table["crs"][0].as_py() if "crs" in s.table.column_names else None
-    grid = s.where(pc.field("crs") == first) if first else s
-    tile = grid.table["geometry"][0]
-    one = grid.where(pc.field("geometry") == tile)
+    tile = s.to_table(columns=["geometry"])["geometry"][0]  # one column of the selection
+    one = s.where(pc.field("geometry") == tile)
     ds = xr.open_dataset(one, engine="rasteret", bands=[bands[0]])
     mark("open", t0, r0); out["opened_records"] = int(ds.sizes["time"])
     if export_to:
