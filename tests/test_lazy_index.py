@@ -183,3 +183,21 @@ def test_export_of_a_table_from_many_appends_is_well_formed(tmp_path) -> None:
         assert pq.ParquetFile(path).metadata.num_row_groups == 1
     again = rasteret.load(tmp_path / "hive")
     assert sorted(again.record_ids) == sorted(table["id"].to_pylist())
+
+
+@pytest.mark.parametrize(("source", "target"), [("hive", "out.parquet"), ("single", "out_dir")])
+def test_export_of_a_loaded_collection_streams_by_month(exported, tmp_path, source, target):
+    loaded = rasteret.load(exported[source]).select_bands(["B04"])
+    spring = loaded.subset(date_range=("2019-03-01", "2019-05-31"))
+    expected_ids = sorted(spring.record_ids)
+    spring.export(tmp_path / target)  # a month at a time: the rows are never all in memory
+    assert not spring.is_read
+    again = rasteret.load(tmp_path / target)
+    assert sorted(again.record_ids) == expected_ids and again.bands == ["B04"]
+    eager = rasteret.as_collection(exported["table"]).select_records(expected_ids)
+    by_id = dict(zip(eager.record_ids, eager.table["B04_metadata"].to_pylist(), strict=True))
+    for rid, meta in zip(again.record_ids, again.table["B04_metadata"].to_pylist(), strict=True):
+        assert meta["tile_offsets"] == by_id[rid]["tile_offsets"]
+    times = again.table["datetime"].to_pylist()
+    if target.endswith(".parquet"):
+        assert times == sorted(times)

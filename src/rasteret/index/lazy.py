@@ -12,6 +12,8 @@ cost of a read follows the selection, not the size of the index.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import pyarrow as pa
@@ -51,6 +53,27 @@ class LazyRecords:
 
     def count(self) -> int:
         return self.stored.count(self.filter)
+
+    def monthly_parts(self) -> Iterator[pa.Table]:
+        """The selected rows one calendar month at a time, in time order (then the rows
+        without a datetime): what a streaming export writes with bounded memory."""
+        names = list(self.columns) if self.columns is not None else None
+        extremes = pc.min_max(self.stored.read(self.filter, ["datetime"])["datetime"]).as_py()
+        base = self.filter
+        column = pc.field("datetime")
+        if extremes["min"] is not None:
+            first, last = extremes["min"], extremes["max"]
+            tz = first.tzinfo
+            year, month = first.year, first.month
+            while (year, month) <= (last.year, last.month):
+                after = (year + month // 12, month % 12 + 1)
+                low = dt.datetime(year, month, 1, tzinfo=tz)
+                high = dt.datetime(*after, 1, tzinfo=tz)
+                window = (column >= low) & (column < high)
+                yield self.stored.read(window if base is None else base & window, names)
+                year, month = after
+        missing = column.is_null()
+        yield self.stored.read(missing if base is None else base & missing, names)
 
     def read(self) -> pa.Table:
         """The selected rows (validated: schema and content, naming ``source``)."""

@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,13 +88,28 @@ def write_collection_table(table: pa.Table, path: str | os.PathLike[str], metada
 
 
 def _write_partitioned(table: pa.Table, target: Path, metadata: dict) -> None:
-    import pyarrow.dataset as ds  # imports pandas: keep it off the import path
-
     if target.exists() and not _is_replaceable(target):
         raise FileExistsError(
             f"{target} exists and holds files that are not a rasteret collection export; "
             "refusing to replace it (choose an empty or new directory)"
         )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    previous = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    try:
+        _write_dataset(table, temporary, metadata, basename="part-{i}.parquet")
+        if target.exists():
+            os.rename(target, previous)
+        os.rename(temporary, target)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+        shutil.rmtree(previous, ignore_errors=True)
+
+
+def _write_dataset(table: pa.Table, directory: Path, metadata: dict, *, basename: str) -> None:
+    """Write ``table`` (sorted here) into ``year=/month=`` partitions of ``directory``."""
+    import pyarrow.dataset as ds  # imports pandas: keep it off the import path
+
     table = sort_records(table)
     derived = [name for name in PARTITION_COLUMNS if name not in table.column_names]
     if "year" in derived:
@@ -108,25 +124,93 @@ def _write_partitioned(table: pa.Table, target: Path, metadata: dict) -> None:
     }
     metadata = {**metadata, PARTITIONING_KEY: json.dumps(partitioning)}
     table = table.replace_schema_metadata(metadata)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    ds.write_dataset(
+        table,
+        directory,
+        format="parquet",
+        partitioning=list(PARTITION_COLUMNS),
+        partitioning_flavor="hive",
+        basename_template=basename,
+        file_options=ds.ParquetFileFormat().make_write_options(
+            write_statistics=statistics_columns(table.schema), **_COMPRESSION
+        ),
+        min_rows_per_group=ROW_GROUP_SIZE,
+        max_rows_per_group=ROW_GROUP_SIZE,
+        existing_data_behavior="overwrite_or_ignore",
+        preserve_order=True,
+    )
+
+
+def write_collection_parts(
+    parts: Iterable[pa.Table], path: str | os.PathLike[str], metadata: dict
+) -> str:
+    """Write a collection given as consecutive parts (each sorted here; parts in time
+    order, e.g. one month each) to ``path`` without holding more than
+    :data:`ROW_GROUP_SIZE` rows plus one part in memory; same layout and atomic
+    replacement as :func:`write_collection_table`. Returns the written path's stamp."""
+    import pyarrow.parquet as pq
+
+    target = local_path(path)
+    if target is None:
+        raise NotImplementedError(f"export to {os.fspath(path)!r}: only local paths are supported")
+    target = target.absolute()
+    if not target.name.endswith(".parquet"):
+        _write_partitioned_parts(parts, target, metadata)
+        return path_stamp(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    writer = None
+    pending: list[pa.Table] = []
+    rows = 0
+    try:
+        for part in parts:
+            if part.num_rows == 0:
+                continue
+            part = sort_records(part).replace_schema_metadata(metadata)
+            if writer is None:
+                writer = pq.ParquetWriter(
+                    temporary,
+                    part.schema,
+                    write_statistics=statistics_columns(part.schema),
+                    **_COMPRESSION,
+                )
+            pending.append(part)
+            rows += part.num_rows
+            if rows >= ROW_GROUP_SIZE:
+                writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_SIZE)
+                pending, rows = [], 0
+        if writer is None:
+            raise ValueError(f"export to {target}: the collection has no records")
+        if pending:
+            writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_SIZE)
+        writer.close()
+        writer = None
+        os.replace(temporary, target)
+    finally:
+        if writer is not None:
+            writer.close()
+        temporary.unlink(missing_ok=True)
+    return path_stamp(target)
+
+
+def _write_partitioned_parts(parts: Iterable[pa.Table], target: Path, metadata: dict) -> None:
+    """:func:`_write_partitioned`, one part at a time into the same temporary directory."""
+    if target.exists() and not _is_replaceable(target):
+        raise FileExistsError(
+            f"{target} exists and holds files that are not a rasteret collection export; "
+            "refusing to replace it (choose an empty or new directory)"
+        )
     temporary = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     previous = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
     try:
-        ds.write_dataset(
-            table,
-            temporary,
-            format="parquet",
-            partitioning=list(PARTITION_COLUMNS),
-            partitioning_flavor="hive",
-            basename_template="part-{i}.parquet",
-            file_options=ds.ParquetFileFormat().make_write_options(
-                write_statistics=statistics_columns(table.schema), **_COMPRESSION
-            ),
-            min_rows_per_group=ROW_GROUP_SIZE,
-            max_rows_per_group=ROW_GROUP_SIZE,
-            existing_data_behavior="error",
-            preserve_order=True,
-        )
+        written = 0
+        for k, part in enumerate(parts):
+            if part.num_rows:
+                _write_dataset(part, temporary, metadata, basename=f"part-{k}-{{i}}.parquet")
+                written += 1
+        if not written:
+            raise ValueError(f"export to {target}: the collection has no records")
         if target.exists():
             os.rename(target, previous)
         os.rename(temporary, target)

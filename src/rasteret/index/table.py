@@ -490,16 +490,28 @@ class CollectionTable:
         :attr:`uri` is ``path`` (the content is unchanged). Returns ``self``.
         """
         metadata = self._export_metadata()
-        stamp = parquet.write_collection_table(self._table, path, metadata)
+        if self._cached is None and self._lazy is not None:  # stream: a month at a time
+            stamp = parquet.write_collection_parts(self._lazy.monthly_parts(), path, metadata)
+            self._cached = None
+        else:
+            stamp = parquet.write_collection_table(self._table, path, metadata)
         self._uri = os.fspath(path)
         self._stamp = stamp
         self._fingerprint = None
         self._whole_stored = True
-        self._lazy = None  # the rows are in memory and now equal the files at ``path``
+        if self._cached is None:  # streamed: the new files are the source from now on
+            from rasteret.index.lazy import LazyRecords
+
+            required = self._lazy.require_band_metadata if self._lazy is not None else True
+            self._lazy = LazyRecords(
+                parquet.open_collection(path), os.fspath(path), require_band_metadata=required
+            )
+        else:
+            self._lazy = None  # the rows are in memory and now equal the files at ``path``
         return self
 
     def _export_metadata(self) -> dict[str, str]:
-        metadata = parquet.decode_metadata(self._table.schema.metadata)
+        metadata = parquet.decode_metadata(self.schema.metadata)
         for key in ("ARROW:schema", parquet.PARTITIONING_KEY):
             metadata.pop(key, None)
         dates = self.date_range
@@ -513,7 +525,7 @@ class CollectionTable:
                 else f"{dates[0].isoformat()},{dates[1].isoformat()}",
                 "created": dt.datetime.now(dt.UTC).isoformat(),
                 "rasteret_collection_version": COLLECTION_VERSION,
-                "geo": geoparquet.geo_metadata_json(self._table),
+                "geo": geoparquet.geo_metadata_json(self._columns(["geometry", "bbox"])),
             }
         )
         return metadata
