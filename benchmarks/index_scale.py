@@ -39,8 +39,9 @@ STEP = textwrap.dedent(
     path, window, export_to = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
     out = {}
     def mark(name, t0, r0):
-        out[name] = {"s": round(time.perf_counter() - t0, 3), "read_mb": round((rchar() - r0) / 2**20, 1),
-                     "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out[name] = {"s": round(time.perf_counter() - t0, 3),
+                     "read_mb": round((rchar() - r0) / 2**20, 1), "peak_rss_mb": round(peak)}
     import rasteret.backend.entrypoint, rasteret.store.api  # warm imports (not timed)
     xr.backends.list_engines()
     t0, r0 = time.perf_counter(), rchar()
