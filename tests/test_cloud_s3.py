@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pytest
 
 from _cloudscenes import (
@@ -206,3 +207,42 @@ def test_region_is_discovered_once_per_bucket(
     assert len(heads) == 1  # x-amz-bucket-region, asked once
     scopes = {r.header("authorization").split("/")[2] for r in gets}
     assert scopes == {"eu-west-1"}  # requests are signed for the discovered region
+
+
+@pytest.mark.parametrize(
+    ("bucket", "layout"),
+    [(PRIVATE, "index.parquet"), (PRIVATE, "index_dir"), (PUBLIC, "index.parquet")],
+)
+def test_collection_index_loads_from_s3_reading_only_what_it_selects(
+    aws, scenes: dict[str, Path], tmp_path: Path, monkeypatch, bucket: str, layout: str
+) -> None:
+    """``rasteret.load("s3://...")`` (#15): the index lives in the bucket beside the COGs
+    and is read through the same store settings (credentials or anonymous); opening it
+    reads footers only, and a selection reads only its rows."""
+    import rasteret
+
+    if bucket == PRIVATE:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFROMENVIRONMENT1")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-from-env")
+    with fetch_settings(stores=endpoint_stores(aws)):
+        collection = build_from_files(urls(bucket))
+        rasteret.as_collection(collection.table, name="s3idx").export(tmp_path / layout)
+        files = [tmp_path / layout] if layout.endswith(".parquet") else sorted(
+            (tmp_path / layout).rglob("*.parquet")
+        )  # fmt: skip
+        for file in files:
+            aws.put(bucket, f"indexes/{file.relative_to(tmp_path).as_posix()}", file.read_bytes())
+        aws.reset()
+        with track() as t:
+            loaded = rasteret.load(f"s3://{bucket}/indexes/{layout}")
+            assert len(loaded) == 2 and loaded.bands == collection.bands
+        assert not loaded.is_read
+        assert t.requests == aws.requests <= 3 + 2 * len(files)  # (stat|list) + a footer each
+        assert {r.method for r in aws.records()} <= {"GET", "HEAD"}
+        index_bytes = sum(f.stat().st_size for f in files)
+        one = loaded.where(pc.field("id") == collection.record_ids[1])
+        assert one.record_ids == [collection.record_ids[1]]
+        assert_pixels(open_ds(one), [scenes[NAMES[1]]])
+        assert aws.bytes_sent < index_bytes + 2 * scenes[NAMES[1]].stat().st_size
+    if bucket == PRIVATE:
+        assert {r.access_key for r in aws.records()} == {"AKIAFROMENVIRONMENT1"}

@@ -29,7 +29,7 @@ from collections.abc import Buffer, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rasteret.errors import FetchError, StaleIndexError
+from rasteret.errors import FetchError, ObjectNotFoundError, StaleIndexError
 from rasteret.fetch.batcher import BlockBatcher
 from rasteret.fetch.config import FetchConfig
 from rasteret.fetch.fallback import PythonTransport
@@ -204,6 +204,38 @@ class RangeReader:
             return b""
         data = await self._state().batcher.submit(url, start, end, expected)
         return bytes(data) if copy else data  # type: ignore[return-value]
+
+    async def stat(self, url: str) -> ObjectInfo:
+        """:meth:`head`, or when the store refuses HEAD (an anonymous read of a bucket whose
+        policy grants only GetObject on some S3-compatible servers), the size from a
+        one-byte ranged GET. Raises :class:`ObjectNotFoundError` for a missing object."""
+        try:
+            return await self.head(url)
+        except ObjectNotFoundError:
+            raise
+        except FetchError:
+            r = self.route(url)
+            transport = self._transport()
+
+            async def once() -> ObjectInfo:
+                STATS.add_request()
+                _, info = await transport.get(r, 0, 1)
+                return info
+
+            return await with_retries(
+                once, url=url, byte_range=(0, 1), config=self.config, local=r.is_local
+            )
+
+    async def list(self, url: str) -> list[tuple[str, ObjectInfo]]:
+        """Every object below ``url`` (a directory or key prefix of a local path, bucket or
+        container): ``(url, size / ETag / last-modified)`` pairs. Plain HTTP(S) servers
+        cannot be listed (:class:`FetchError`), nor can anything in a forked child."""
+        r = self.route(url)
+        transport = self._transport()
+        if r.kind == "http" or not hasattr(transport, "list"):
+            raise FetchError(url, "cannot list objects here (plain HTTP, or a forked child)", None)
+        STATS.add_request()
+        return await transport.list(r)  # type: ignore[attr-defined]
 
     async def head(self, url: str, *, expected: ObjectInfo | None = None) -> ObjectInfo:
         """The object's size, ETag and last-modified time."""

@@ -44,3 +44,19 @@ class ObstoreTransport:
 
         store, path = await resolve_async(route, self.config)
         return ObjectInfo.from_meta(await obstore.head_async(store, path))
+
+    async def list(self, route: Route) -> list[tuple[str, ObjectInfo]]:
+        """Objects below ``route`` (a directory / key prefix): ``(url, info)`` pairs."""
+        import obstore
+
+        store, path = await resolve_async(route, self.config)
+        prefix = path.strip("/")
+        base = route.url.split("?", 1)[0].rstrip("/")
+        base = base[: len(base) - len(prefix)] if prefix and base.endswith(prefix) else base + "/"
+        found: list[tuple[str, ObjectInfo]] = []
+        stream = obstore.list(store, prefix=prefix + "/" if prefix else None)
+        async for batch in stream:
+            for meta in batch:
+                key = str(meta["path"]).lstrip("/")
+                found.append((base.rstrip("/") + "/" + key, ObjectInfo.from_meta(meta)))
+        return found

@@ -371,10 +371,14 @@ def read_collection_table(path: str | os.PathLike[str]) -> tuple[pa.Table, str]:
 
 
 def _filesystem(path: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str]:
+    """Local paths through pyarrow's own filesystem; URLs through rasteret's fetch layer
+    (:mod:`rasteret.index.remote`: the stores and credentials tile reads use)."""
     local = local_path(path)
     if local is not None:
         return pafs.LocalFileSystem(), str(local.absolute())
-    return pafs.FileSystem.from_uri(os.fspath(path))
+    from rasteret.index.remote import arrow_filesystem
+
+    return arrow_filesystem(), os.fspath(path).rstrip("/")
 
 
 def _data_files(filesystem: pafs.FileSystem, root: str) -> list[pafs.FileInfo]:
