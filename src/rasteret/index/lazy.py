@@ -12,7 +12,6 @@ cost of a read follows the selection, not the size of the index.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -20,6 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rasteret.index.parquet import StoredCollection
+
+#: Records per part of a streaming export (:meth:`LazyRecords.time_parts`).
+PART_ROWS = 5_000
 
 
 @dataclass(frozen=True)
@@ -54,26 +56,28 @@ class LazyRecords:
     def count(self) -> int:
         return self.stored.count(self.filter)
 
-    def monthly_parts(self) -> Iterator[pa.Table]:
-        """The selected rows one calendar month at a time, in time order (then the rows
-        without a datetime): what a streaming export writes with bounded memory."""
+    def time_parts(self, rows: int | None = None) -> Iterator[pa.Table]:
+        """The selected rows in consecutive ``datetime`` ranges of about ``rows`` records
+        each, in time order (then the rows without a datetime): what a streaming export
+        writes with memory bounded by one part."""
+        rows = rows or PART_ROWS
         names = list(self.columns) if self.columns is not None else None
-        extremes = pc.min_max(self.stored.read(self.filter, ["datetime"])["datetime"]).as_py()
-        base = self.filter
+        times = self.stored.read(self.filter, ["datetime"])["datetime"]
         column = pc.field("datetime")
-        if extremes["min"] is not None:
-            first, last = extremes["min"], extremes["max"]
-            tz = first.tzinfo
-            year, month = first.year, first.month
-            while (year, month) <= (last.year, last.month):
-                after = (year + month // 12, month % 12 + 1)
-                low = dt.datetime(year, month, 1, tzinfo=tz)
-                high = dt.datetime(*after, 1, tzinfo=tz)
-                window = (column >= low) & (column < high)
-                yield self.stored.read(window if base is None else base & window, names)
-                year, month = after
+        valid = pc.drop_null(times)
+        if len(valid):
+            ordered = pc.sort_indices(valid)
+            cuts = pc.take(valid, ordered)[::rows].to_pylist()  # every ``rows``-th time
+            edges = sorted(set(cuts))
+            for k, low in enumerate(edges):
+                window = column >= low
+                if k + 1 < len(edges):
+                    window = window & (column < edges[k + 1])
+                yield self.stored.read(
+                    window if self.filter is None else self.filter & window, names
+                )
         missing = column.is_null()
-        yield self.stored.read(missing if base is None else base & missing, names)
+        yield self.stored.read(missing if self.filter is None else self.filter & missing, names)
 
     def read(self) -> pa.Table:
         """The selected rows (validated: schema and content, naming ``source``)."""

@@ -38,6 +38,8 @@ _HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 _SIDECAR_FILES = {"_metadata", "_common_metadata", "_SUCCESS"}
 _COMPRESSION = {"compression": "zstd", "compression_level": 3}
 ROW_GROUP_SIZE = 50_000
+#: A streamed export writes what it holds once it reaches this many bytes in memory.
+ROW_GROUP_BYTES = 256 * 2**20
 
 
 def local_path(path: str | os.PathLike[str]) -> Path | None:
@@ -146,8 +148,8 @@ def write_collection_parts(
     parts: Iterable[pa.Table], path: str | os.PathLike[str], metadata: dict
 ) -> str:
     """Write a collection given as consecutive parts (each sorted here; parts in time
-    order, e.g. one month each) to ``path`` without holding more than
-    :data:`ROW_GROUP_SIZE` rows plus one part in memory; same layout and atomic
+    order) to ``path`` holding at most :data:`ROW_GROUP_SIZE` rows or
+    :data:`ROW_GROUP_BYTES` plus one part in memory; same layout and atomic
     replacement as :func:`write_collection_table`. Returns the written path's stamp."""
     import pyarrow.parquet as pq
 
@@ -177,7 +179,7 @@ def write_collection_parts(
                 )
             pending.append(part)
             rows += part.num_rows
-            if rows >= ROW_GROUP_SIZE:
+            if rows >= ROW_GROUP_SIZE or sum(t.nbytes for t in pending) >= ROW_GROUP_BYTES:
                 writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_SIZE)
                 pending, rows = [], 0
         if writer is None:

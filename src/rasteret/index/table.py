@@ -490,8 +490,8 @@ class CollectionTable:
         :attr:`uri` is ``path`` (the content is unchanged). Returns ``self``.
         """
         metadata = self._export_metadata()
-        if self._cached is None and self._lazy is not None:  # stream: a month at a time
-            stamp = parquet.write_collection_parts(self._lazy.monthly_parts(), path, metadata)
+        if self._cached is None and self._lazy is not None:  # stream: a part at a time
+            stamp = parquet.write_collection_parts(self._lazy.time_parts(), path, metadata)
             self._cached = None
         else:
             stamp = parquet.write_collection_table(self._table, path, metadata)
