@@ -48,13 +48,51 @@ def finish_build(
     Raises :class:`~rasteret.ingest.report.NothingIndexedError` before writing anything when
     not a single asset could be indexed.
     """
-    from rasteret.index import as_collection
+    table = prepare_rows(table, headers, bands, label)
+    return persist_rows(
+        table,
+        label=label,
+        name=name,
+        data_source=data_source,
+        target=target,
+        key=key,
+        enriched=headers is not None,
+        extra_metadata=extra_metadata,
+        base=base,
+    )
 
+
+def prepare_rows(
+    table: pa.Table,
+    headers: Mapping[str, HeaderResult] | None,
+    bands: Sequence[str],
+    label: str,
+) -> pa.Table:
+    """Records made ready to persist: enriched with ``headers`` (when given), ``bbox``
+    normalised, credentials stripped from hrefs."""
     if headers is not None:
         table, notes = enrich_table(table, headers, bands)
         log_notes(notes, label)
     table = normalise_bbox(table, label)
-    table = strip_asset_credentials(table, label)  # never save signed query strings
+    return strip_asset_credentials(table, label)  # never save signed query strings
+
+
+def persist_rows(
+    table: pa.Table,
+    *,
+    label: str,
+    name: str,
+    data_source: str,
+    target: Path | None,
+    key: str,
+    enriched: bool,
+    extra_metadata: Mapping[str, str] | None = None,
+    base: pa.Table | None = None,
+) -> Any:
+    """Prepared rows (:func:`prepare_rows`) → the validated collection, exported to
+    ``target`` when given (see :func:`finish_build`)."""
+    from rasteret.index import as_collection
+
     if base is not None:
         table = pa.concat_tables(
             [base.replace_schema_metadata(None), table], promote_options="permissive"
@@ -69,10 +107,10 @@ def finish_build(
         metadata[k.encode()] = v.encode()
     table = table.replace_schema_metadata(metadata)
     report = report_from_table(table)
-    if headers is not None:
+    if enriched:
         check_and_log(report, label)
     collection = as_collection(
-        table, name=name, data_source=data_source, require_band_metadata=headers is not None
+        table, name=name, data_source=data_source, require_band_metadata=enriched
     )
     if target is None:
         return collection

@@ -194,6 +194,21 @@ def build_from_files(
     key = build_key(files_fingerprint(hrefs), arguments)
     if cache_status(target, key, force) == "hit":
         return load_cached(target)
+    label = str(sources) if isinstance(sources, str | os.PathLike) else f"{len(hrefs)} files"
+    if target is not None:  # persisted: in parts, resumable (rasteret.ingest.checkpoint)
+        return _build_in_parts(
+            hrefs,
+            target=target,
+            key=key,
+            label=label,
+            name=name,
+            data_source=data_source,
+            bands=bands,
+            datetime=datetime,
+            group_by=group_by,
+            force=force,
+            max_concurrent=max_concurrent,
+        )
 
     headers = index_headers(hrefs, concurrency=max_concurrent)
     if group_by is None:
@@ -209,7 +224,6 @@ def build_from_files(
             "assets": assets,
         }
     )
-    label = str(sources) if isinstance(sources, str | os.PathLike) else f"{len(hrefs)} files"
     return finish_build(
         table,
         label=label,
@@ -220,6 +234,88 @@ def build_from_files(
         headers=headers,
         bands=[f.name for f in assets.type],
     )
+
+
+def _build_in_parts(
+    hrefs: Sequence[str],
+    *,
+    target: Path,
+    key: str,
+    label: str,
+    name: str,
+    data_source: str,
+    bands: Sequence[str] | None,
+    datetime: Callable[[str], Any] | None,
+    group_by: Callable[[str], GroupKey] | None,
+    force: bool,
+    max_concurrent: int,
+) -> CollectionTable:
+    """:func:`build_from_files` a part of :data:`~rasteret.ingest.checkpoint.PART_RECORDS`
+    records at a time, resuming the parts an interrupted run of the same build wrote."""
+    from rasteret.ingest.build import persist_rows, prepare_rows
+    from rasteret.ingest.checkpoint import BuildParts, batches
+    from rasteret.ingest.report import NothingIndexedError
+
+    parts = BuildParts(target, key)
+    parent_existed = target.parent.exists()
+    if force:
+        parts.clear()
+    done = parts.done_ids()
+    if group_by is None:
+        ids = record_ids(hrefs)
+        times = _datetimes(hrefs, datetime)
+        records = [(i, t, [h]) for i, t, h in zip(ids, times, hrefs, strict=True)]
+    else:
+        ids, times, assets = _grouped(hrefs, group_by, datetime)
+        rows = assets.to_pylist()
+        records = [
+            (i, t, [a["href"] for a in row.values() if a])
+            for i, t, row in zip(ids, times, rows, strict=True)
+        ]
+        by_id = dict(zip(ids, rows, strict=True))
+    todo = [r for r in records if r[0] not in done]
+    for part in batches(todo):
+        part_hrefs = [h for _, _, files in part for h in files]
+        headers = index_headers(part_hrefs, concurrency=max_concurrent)
+        if group_by is None:
+            part_assets = assets_per_sample(part_hrefs, headers, bands)
+        else:
+            names = list(dict.fromkeys(b for i, _, _ in part for b in by_id[i]))
+            part_assets = pa.array(
+                [{b: by_id[i].get(b) for b in names} for i, _, _ in part],
+                type=pa.struct([(b, ASSET_TYPE) for b in names]),
+            )
+        table = pa.table(
+            {
+                "id": pa.array([i for i, _, _ in part], pa.string()),
+                "datetime": pa.array([t for _, t, _ in part], pa.timestamp("us")),
+                "assets": part_assets,
+            }
+        )
+        bands_here = [f.name for f in part_assets.type]
+        parts.write(prepare_rows(table, headers, bands_here, label))
+    table = parts.read_all()
+    import pyarrow.compute as pc
+
+    position = pc.index_in(table["id"], value_set=pa.array(ids, pa.string()))
+    table = table.take(pc.sort_indices(position))  # the records' order, whatever the parts
+    try:
+        collection = persist_rows(
+            table,
+            label=label,
+            name=name,
+            data_source=data_source,
+            target=target,
+            key=key,
+            enriched=True,
+        )
+    except NothingIndexedError:  # a deterministic failure: nothing worth resuming
+        parts.clear()
+        if not parent_existed and target.parent.is_dir() and not any(target.parent.iterdir()):
+            target.parent.rmdir()
+        raise
+    parts.clear()
+    return collection
 
 
 def _grouped(
