@@ -147,3 +147,37 @@ def test_graph_of_1000_scenes_is_small(served, tmp_path: Path) -> None:  # type:
     assert graph_bytes < GRAPH_BYTES_1000_SCENES, graph_bytes
     assert materialised < GRAPH_BYTES_1000_SCENES, materialised
     assert graph_bytes * 5 < embedded
+
+
+def test_build_on_a_cluster_equals_the_local_build(
+    served, client, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """#15: a file build's header fetches run on the workers, part by part; the merged
+    collection equals the one built in this process."""
+    import rasteret.ingest.checkpoint as checkpoint
+    from rasteret.ingest import build_from_files
+
+    server, _, rows = served
+    urls = [a["href"] for r in rows for a in r["assets"].values()]
+    monkeypatch.setattr(checkpoint, "PART_RECORDS", 3)  # several parts (8 files)
+
+    def group(url: str) -> tuple[str, str]:
+        return next((r["id"], b) for r in rows for b, a in r["assets"].items() if a["href"] == url)
+
+    server.reset()
+    on_cluster = build_from_files(
+        urls, name="cluster", workspace_dir=tmp_path, group_by=group, client=client
+    )
+    cluster_requests = server.requests
+    local = build_from_files(urls, name="local", workspace_dir=tmp_path, group_by=group)
+    assert cluster_requests == len(urls)  # one header GET per file, on the workers
+    assert on_cluster.record_ids == local.record_ids
+    for band in ("B04", "SCL"):
+        strip = [
+            {k: v for k, v in m.items() if k != "last_modified"}
+            for m in on_cluster.table[f"{band}_metadata"].to_pylist()
+        ]
+        assert strip == [
+            {k: v for k, v in m.items() if k != "last_modified"}
+            for m in local.table[f"{band}_metadata"].to_pylist()
+        ]

@@ -171,6 +171,7 @@ def build_from_files(
     group_by: Callable[[str], GroupKey] | None = None,
     force: bool = False,
     max_concurrent: int = 64,
+    client: Any = None,
 ) -> CollectionTable:
     """Index GeoTIFFs into a :class:`~rasteret.index.Collection`, one record per file.
 
@@ -181,6 +182,11 @@ def build_from_files(
     it is null (with a warning). ``group_by(path) -> (record_id, band[, band_index])``
     gathers per-band files into records (e.g. ``<scene>_<band>.tif``). Files that cannot be
     indexed keep their record, with the cause in ``{band}_error``.
+
+    A persisted build (``name`` / ``workspace_dir``) runs in resumable parts
+    (:mod:`rasteret.ingest.checkpoint`); ``client`` (a ``dask.distributed.Client``) fetches
+    the parts' headers on the cluster's workers, each with its own reader, and merges them
+    into the same collection.
     """
     hrefs = expand_sources(sources, pattern, recursive)
     target = records_dir(name, workspace_dir)
@@ -208,7 +214,10 @@ def build_from_files(
             group_by=group_by,
             force=force,
             max_concurrent=max_concurrent,
+            client=client,
         )
+    if client is not None:
+        raise ValueError("client= needs a persisted build: pass name= or workspace_dir=")
 
     headers = index_headers(hrefs, concurrency=max_concurrent)
     if group_by is None:
@@ -249,10 +258,11 @@ def _build_in_parts(
     group_by: Callable[[str], GroupKey] | None,
     force: bool,
     max_concurrent: int,
+    client: Any = None,
 ) -> CollectionTable:
     """:func:`build_from_files` a part of :data:`~rasteret.ingest.checkpoint.PART_RECORDS`
     records at a time, resuming the parts an interrupted run of the same build wrote."""
-    from rasteret.ingest.build import persist_rows, prepare_rows
+    from rasteret.ingest.build import persist_rows
     from rasteret.ingest.checkpoint import BuildParts, batches
     from rasteret.ingest.report import NothingIndexedError
 
@@ -274,26 +284,26 @@ def _build_in_parts(
         ]
         by_id = dict(zip(ids, rows, strict=True))
     todo = [r for r in records if r[0] not in done]
-    for part in batches(todo):
-        part_hrefs = [h for _, _, files in part for h in files]
-        headers = index_headers(part_hrefs, concurrency=max_concurrent)
-        if group_by is None:
-            part_assets = assets_per_sample(part_hrefs, headers, bands)
-        else:
-            names = list(dict.fromkeys(b for i, _, _ in part for b in by_id[i]))
-            part_assets = pa.array(
-                [{b: by_id[i].get(b) for b in names} for i, _, _ in part],
-                type=pa.struct([(b, ASSET_TYPE) for b in names]),
-            )
-        table = pa.table(
-            {
-                "id": pa.array([i for i, _, _ in part], pa.string()),
-                "datetime": pa.array([t for _, t, _ in part], pa.timestamp("us")),
-                "assets": part_assets,
-            }
+    jobs = [
+        (
+            list(part),
+            None if group_by is None else {i: by_id[i] for i, _, _ in part},
+            None if bands is None else list(bands),
+            label,
+            max_concurrent,
         )
-        bands_here = [f.name for f in part_assets.type]
-        parts.write(prepare_rows(table, headers, bands_here, label))
+        for part in batches(todo)
+    ]
+    if client is None:
+        for job in jobs:
+            parts.write(index_part(*job))
+    else:  # header fetches on the cluster's workers; parts written here as they finish
+        from distributed import as_completed
+
+        futures = client.map(index_part, *zip(*jobs, strict=True), pure=False) if jobs else []
+        for future in as_completed(futures):
+            parts.write(future.result())
+            future.release()
     table = parts.read_all()
     import pyarrow.compute as pc
 
@@ -316,6 +326,39 @@ def _build_in_parts(
         raise
     parts.clear()
     return collection
+
+
+def index_part(
+    part: list[tuple[str, Any, list[str]]],
+    rows: dict[str, dict] | None,
+    bands: list[str] | None,
+    label: str,
+    max_concurrent: int,
+) -> pa.Table:
+    """The prepared rows of one part of a file build: ``part`` is ``(record id, time,
+    hrefs)`` per record; ``rows`` the grouped assets of its records (``None``: one record
+    per file, bands from the samples). Runs anywhere (a dask worker too): it fetches the
+    part's headers with that process's reader."""
+    from rasteret.ingest.build import prepare_rows
+
+    part_hrefs = [h for _, _, files in part for h in files]
+    headers = index_headers(part_hrefs, concurrency=max_concurrent)
+    if rows is None:
+        part_assets = assets_per_sample(part_hrefs, headers, bands)
+    else:
+        names = list(dict.fromkeys(b for i, _, _ in part for b in rows[i]))
+        part_assets = pa.array(
+            [{b: rows[i].get(b) for b in names} for i, _, _ in part],
+            type=pa.struct([(b, ASSET_TYPE) for b in names]),
+        )
+    table = pa.table(
+        {
+            "id": pa.array([i for i, _, _ in part], pa.string()),
+            "datetime": pa.array([t for _, t, _ in part], pa.timestamp("us")),
+            "assets": part_assets,
+        }
+    )
+    return prepare_rows(table, headers, [f.name for f in part_assets.type], label)
 
 
 def _grouped(
