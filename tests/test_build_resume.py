@@ -88,7 +88,10 @@ def test_killed_build_resumes_fetching_only_missing_headers(tmp_path, monkeypatc
         resumed = rasteret.build_from_files(urls, name="resume", workspace_dir=workspace)
         assert server.requests == FILES - len(done)  # one header GET per missing file
         assert not directory.exists()  # parts removed once the collection is written
-        assert len(resumed) == FILES and resumed.record_ids == [Path(n).stem for n in names]
+        assert len(resumed) == FILES
+        assert sorted(resumed.record_ids) == sorted(Path(n).stem for n in names)
+        times = resumed.datetimes.tolist()
+        assert times == sorted(times)  # written sorted by datetime (then id)
 
         server.reset()
         fresh = rasteret.build_from_files(urls, name="fresh", workspace_dir=tmp_path / "ws2")

@@ -98,14 +98,7 @@ def persist_rows(
             [base.replace_schema_metadata(None), table], promote_options="permissive"
         )
     table = order_columns(table)
-    metadata = {BUILD_KEY: key.encode()}
-    if name:
-        metadata[b"name"] = name.encode()
-    if data_source:
-        metadata[b"data_source"] = data_source.encode()
-    for k, v in (extra_metadata or {}).items():
-        metadata[k.encode()] = v.encode()
-    table = table.replace_schema_metadata(metadata)
+    table = table.replace_schema_metadata(build_metadata(key, name, data_source, extra_metadata))
     report = report_from_table(table)
     if enriched:
         check_and_log(report, label)
@@ -115,6 +108,20 @@ def persist_rows(
     if target is None:
         return collection
     return collection.export(str(target))
+
+
+def build_metadata(
+    key: str, name: str, data_source: str, extra: Mapping[str, str] | None = None
+) -> dict[bytes, bytes]:
+    """The schema metadata a build writes: its key (cache identity), name, source."""
+    metadata = {BUILD_KEY: key.encode()}
+    if name:
+        metadata[b"name"] = name.encode()
+    if data_source:
+        metadata[b"data_source"] = data_source.encode()
+    for k, v in (extra or {}).items():
+        metadata[k.encode()] = v.encode()
+    return metadata
 
 
 def load_cached(target: Path, *, require_band_metadata: bool = True) -> Any:

@@ -17,8 +17,11 @@ import shutil
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+
+from rasteret.ingest.report import AssetError, BuildReport
 
 log = logging.getLogger("rasteret.ingest")
 
@@ -67,20 +70,35 @@ class BuildParts:
         finally:
             temporary.unlink(missing_ok=True)
 
-    def read_all(self) -> pa.Table:
-        """Every part's rows as one table (columns unified; a band missing in a part is
-        null there)."""
-        import pyarrow.parquet as pq
-
-        tables = [pq.read_table(path) for path in self.files()]
-        if not tables:
-            raise ValueError(f"{self.target}: the build wrote no part")
-        return pa.concat_tables(
-            [t.replace_schema_metadata(None) for t in tables], promote_options="permissive"
-        )
-
     def clear(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+
+    def report(self) -> BuildReport:
+        """The build report over every part, read one part at a time."""
+        import pyarrow.parquet as pq
+
+        from rasteret.ingest.report import report_from_table
+
+        records = assets = indexed = failed = 0
+        errors: list[AssetError] = []
+        for path in self.files():
+            part = report_from_table(pq.read_table(path))
+            records += part.records
+            assets += part.assets
+            indexed += part.indexed
+            failed += part.failed
+            errors += part.errors
+        return BuildReport(records, assets, indexed, failed, tuple(errors))
+
+    def assemble(self, target: Path, *, name: str, data_source: str) -> Any:
+        """The collection of every part, exported to ``target`` a slice of records at a
+        time (never the whole table in memory), then reopened from there."""
+        from rasteret.index import CollectionTable, load
+
+        stored = load(self.directory)
+        stored.name, stored.data_source = name, data_source
+        exported = stored.export(target)
+        return CollectionTable.of(load(str(target), name=exported.name))
 
 
 def batches[T](items: Sequence[T], size: int | None = None) -> list[Sequence[T]]:

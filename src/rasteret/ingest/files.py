@@ -262,9 +262,10 @@ def _build_in_parts(
 ) -> CollectionTable:
     """:func:`build_from_files` a part of :data:`~rasteret.ingest.checkpoint.PART_RECORDS`
     records at a time, resuming the parts an interrupted run of the same build wrote."""
-    from rasteret.ingest.build import persist_rows
+    from rasteret.index.validate import validate_table
+    from rasteret.ingest.build import build_metadata, order_columns
     from rasteret.ingest.checkpoint import BuildParts, batches
-    from rasteret.ingest.report import NothingIndexedError
+    from rasteret.ingest.report import NothingIndexedError, check_and_log
 
     parts = BuildParts(target, key)
     parent_existed = target.parent.exists()
@@ -294,31 +295,25 @@ def _build_in_parts(
         )
         for part in batches(todo)
     ]
+    metadata = build_metadata(key, name, data_source)
+
+    def write(rows: pa.Table) -> None:
+        validate_table(order_columns(rows), source=label)  # one part at a time
+        parts.write(order_columns(rows).replace_schema_metadata(metadata))
+
     if client is None:
         for job in jobs:
-            parts.write(index_part(*job))
+            write(index_part(*job))
     else:  # header fetches on the cluster's workers; parts written here as they finish
         from distributed import as_completed
 
         futures = client.map(index_part, *zip(*jobs, strict=True), pure=False) if jobs else []
         for future in as_completed(futures):
-            parts.write(future.result())
+            write(future.result())
             future.release()
-    table = parts.read_all()
-    import pyarrow.compute as pc
-
-    position = pc.index_in(table["id"], value_set=pa.array(ids, pa.string()))
-    table = table.take(pc.sort_indices(position))  # the records' order, whatever the parts
     try:
-        collection = persist_rows(
-            table,
-            label=label,
-            name=name,
-            data_source=data_source,
-            target=target,
-            key=key,
-            enriched=True,
-        )
+        check_and_log(parts.report(), label)
+        collection = parts.assemble(target, name=name, data_source=data_source)
     except NothingIndexedError:  # a deterministic failure: nothing worth resuming
         parts.clear()
         if not parent_existed and target.parent.is_dir() and not any(target.parent.iterdir()):
