@@ -38,8 +38,19 @@ _HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 _SIDECAR_FILES = {"_metadata", "_common_metadata", "_SUCCESS"}
 _COMPRESSION = {"compression": "zstd", "compression_level": 3}
 ROW_GROUP_SIZE = 50_000
-#: A streamed export writes what it holds once it reaches this many bytes in memory.
-ROW_GROUP_BYTES = 256 * 2**20
+#: Arrow bytes per row group: wide records (13 bands of tile tables, ~40 KB each in
+#: memory) get ~2,400 rows per group (~20 MB on disk), so reading a few selected records
+#: decompresses one small group, not a 400 MB one; narrow records get ROW_GROUP_SIZE.
+ROW_GROUP_BYTES = 96 * 2**20
+
+
+def row_group_rows(table: pa.Table) -> int:
+    """Rows per row group for ``table``: :data:`ROW_GROUP_BYTES` worth, at most
+    :data:`ROW_GROUP_SIZE`, at least 256."""
+    if table.num_rows == 0:
+        return ROW_GROUP_SIZE
+    per_row = max(1, table.nbytes // table.num_rows)
+    return int(min(ROW_GROUP_SIZE, max(256, ROW_GROUP_BYTES // per_row)))
 
 
 def local_path(path: str | os.PathLike[str]) -> Path | None:
@@ -59,7 +70,8 @@ def write_collection_table(table: pa.Table, path: str | os.PathLike[str], metada
     """Write ``table`` with schema ``metadata`` to ``path``; return the written path's stamp.
 
     Rows are sorted by ``datetime`` then ``id`` and written in row groups of
-    :data:`ROW_GROUP_SIZE` rows whatever the chunking of ``table`` (a table assembled
+    :func:`row_group_rows` rows (about :data:`ROW_GROUP_BYTES`) whatever the chunking of
+    ``table`` (a table assembled
     from many small appends still gives few row groups); statistics are kept only for
     the columns filters use (:func:`statistics_columns`), so footers stay small.
     """
@@ -77,7 +89,7 @@ def write_collection_table(table: pa.Table, path: str | os.PathLike[str], metada
             pq.write_table(
                 table.replace_schema_metadata(metadata),
                 temporary,
-                row_group_size=ROW_GROUP_SIZE,
+                row_group_size=row_group_rows(table),
                 write_statistics=statistics_columns(table.schema),
                 **_COMPRESSION,
             )
@@ -137,8 +149,8 @@ def _write_dataset(table: pa.Table, directory: Path, metadata: dict, *, basename
         file_options=ds.ParquetFileFormat().make_write_options(
             write_statistics=statistics_columns(table.schema), **_COMPRESSION
         ),
-        min_rows_per_group=ROW_GROUP_SIZE,
-        max_rows_per_group=ROW_GROUP_SIZE,
+        min_rows_per_group=row_group_rows(table),
+        max_rows_per_group=row_group_rows(table),
         existing_data_behavior="overwrite_or_ignore",
         preserve_order=True,
     )
@@ -180,12 +192,14 @@ def write_collection_parts(
             pending.append(part)
             rows += part.num_rows
             if rows >= ROW_GROUP_SIZE or sum(t.nbytes for t in pending) >= ROW_GROUP_BYTES:
-                writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_SIZE)
+                held = pa.concat_tables(pending)
+                writer.write_table(held, row_group_size=row_group_rows(held))
                 pending, rows = [], 0
         if writer is None:
             raise ValueError(f"export to {target}: the collection has no records")
         if pending:
-            writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_SIZE)
+            held = pa.concat_tables(pending)
+            writer.write_table(held, row_group_size=row_group_rows(held))
         writer.close()
         writer = None
         os.replace(temporary, target)
