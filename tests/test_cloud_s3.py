@@ -246,3 +246,32 @@ def test_collection_index_loads_from_s3_reading_only_what_it_selects(
         assert aws.bytes_sent < index_bytes + 2 * scenes[NAMES[1]].stat().st_size
     if bucket == PRIVATE:
         assert {r.access_key for r in aws.records()} == {"AKIAFROMENVIRONMENT1"}
+
+
+def test_export_to_s3_and_back(aws, scenes: dict[str, Path], monkeypatch) -> None:
+    """#15: ``export("s3://...")`` writes through the same store settings; a re-export
+    replaces the previous one (stale objects deleted); a prefix holding other objects is
+    never overwritten."""
+    import rasteret
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFROMENVIRONMENT1")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-from-env")
+    with fetch_settings(stores=endpoint_stores(aws)):
+        collection = rasteret.as_collection(build_from_files(urls(PRIVATE)).table, name="up")
+        for target in (f"s3://{PRIVATE}/exports/one.parquet", f"s3://{PRIVATE}/exports/dir"):
+            collection.export(target)
+            again = rasteret.load(target)
+            assert sorted(again.record_ids) == sorted(collection.record_ids)
+            assert_pixels(open_ds(again), list(scenes.values()))
+        before = {r.path for r in aws.records("PUT")}
+        assert any(p.endswith(".parquet") and "/exports/dir/year=" in p for p in before)
+        # a re-export of one record replaces the directory's content
+        one = rasteret.load(f"s3://{PRIVATE}/exports/dir").where(
+            pc.field("id") == collection.record_ids[0]
+        )
+        one.export(f"s3://{PRIVATE}/exports/dir2")
+        rasteret.load(f"s3://{PRIVATE}/exports/dir2").export(f"s3://{PRIVATE}/exports/dir")
+        assert rasteret.load(f"s3://{PRIVATE}/exports/dir").record_ids == [collection.record_ids[0]]
+        aws.put(PRIVATE, "exports/foreign/readme.txt", b"not an export")
+        with pytest.raises(FileExistsError, match="not a rasteret collection export"):
+            collection.export(f"s3://{PRIVATE}/exports/foreign")

@@ -226,6 +226,27 @@ class RangeReader:
                 once, url=url, byte_range=(0, 1), config=self.config, local=r.is_local
             )
 
+    async def put(self, url: str, file: Any) -> None:
+        """Write the object at ``url`` from ``file`` (bytes, or a local ``Path``: uploaded in
+        parts when large) through this reader's store and credentials (exports)."""
+        r = self.route(url)
+        transport = self._transport()
+        if r.kind == "http" or not hasattr(transport, "put"):
+            raise FetchError(url, "cannot write objects here (plain HTTP, or a forked child)", None)
+        STATS.add_request()
+        await transport.put(r, file)  # type: ignore[attr-defined]
+
+    async def delete(self, url: str) -> None:
+        """Delete the object at ``url`` (exports replacing a previous one)."""
+        r = self.route(url)
+        transport = self._transport()
+        if r.kind == "http" or not hasattr(transport, "delete"):
+            raise FetchError(
+                url, "cannot delete objects here (plain HTTP, or a forked child)", None
+            )
+        STATS.add_request()
+        await transport.delete(r)  # type: ignore[attr-defined]
+
     async def list(self, url: str) -> list[tuple[str, ObjectInfo]]:
         """Every object below ``url`` (a directory or key prefix of a local path, bucket or
         container): ``(url, size / ETag / last-modified)`` pairs. Plain HTTP(S) servers

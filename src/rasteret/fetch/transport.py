@@ -7,7 +7,7 @@ pure-Python transport for processes forked after obstore was used.
 from __future__ import annotations
 
 from collections.abc import Buffer
-from typing import Protocol
+from typing import Any, Protocol
 
 from rasteret.fetch.config import FetchConfig
 from rasteret.fetch.model import ObjectInfo
@@ -44,6 +44,19 @@ class ObstoreTransport:
 
         store, path = await resolve_async(route, self.config)
         return ObjectInfo.from_meta(await obstore.head_async(store, path))
+
+    async def put(self, route: Route, file: Any) -> None:
+        """Upload ``file`` (bytes or a local :class:`~pathlib.Path`; multipart when large)."""
+        import obstore
+
+        store, path = await resolve_async(route, self.config)
+        await obstore.put_async(store, path, file)
+
+    async def delete(self, route: Route) -> None:
+        import obstore
+
+        store, path = await resolve_async(route, self.config)
+        await obstore.delete_async(store, path)
 
     async def list(self, route: Route) -> list[tuple[str, ObjectInfo]]:
         """Objects below ``route`` (a directory / key prefix): ``(url, info)`` pairs."""

@@ -80,7 +80,7 @@ def write_collection_table(table: pa.Table, path: str | os.PathLike[str], metada
     table = sort_records(table)
     target = local_path(path)
     if target is None:
-        raise NotImplementedError(f"export to {os.fspath(path)!r}: only local paths are supported")
+        return _export_remote(path, lambda local: write_collection_table(table, local, metadata))
     target = target.absolute()
     if target.name.endswith(".parquet"):
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -167,7 +167,7 @@ def write_collection_parts(
 
     target = local_path(path)
     if target is None:
-        raise NotImplementedError(f"export to {os.fspath(path)!r}: only local paths are supported")
+        return _export_remote(path, lambda local: write_collection_parts(parts, local, metadata))
     target = target.absolute()
     if not target.name.endswith(".parquet"):
         _write_partitioned_parts(parts, target, metadata)
@@ -233,6 +233,24 @@ def _write_partitioned_parts(parts: Iterable[pa.Table], target: Path, metadata: 
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
         shutil.rmtree(previous, ignore_errors=True)
+
+
+def _export_remote(path: str | os.PathLike[str], write_local: Any) -> str:
+    """Write an export to a local temporary place with ``write_local(path)``, then put it
+    at the URL ``path`` through the fetch layer (:func:`rasteret.index.remote.upload_export`).
+    Returns the uploaded export's stamp."""
+    import tempfile
+    import urllib.parse
+
+    from rasteret.index.remote import upload_export
+
+    url = os.fspath(path).rstrip("/")
+    name = Path(urllib.parse.urlsplit(url).path).name or "collection"
+    with tempfile.TemporaryDirectory(prefix="rasteret-export-") as scratch:
+        local = Path(scratch) / name
+        write_local(local)
+        upload_export(local, url)
+    return path_stamp(url)
 
 
 def sort_records(table: pa.Table) -> pa.Table:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -142,3 +143,42 @@ class _RangeFile(io.RawIOBase):
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+
+def upload_export(local: Path, url: str, reader: RangeReader | None = None) -> None:
+    """Put an export written to ``local`` (a ``.parquet`` file or a ``year=/month=``
+    directory) at ``url``, through ``reader``'s stores and credentials. A previous export
+    there is replaced: new objects are written first, then the old ones that are not
+    part of the new export are deleted (objects that are not a collection export are
+    never deleted: the export is refused)."""
+    if reader is None:
+        from rasteret.fetch import default_reader
+
+        reader = default_reader()
+    url = url.rstrip("/")
+    if local.is_file():
+        run_sync(reader.put(url, local))
+        return
+    try:
+        existing = [u for u, _ in run_sync(reader.list(url))]
+    except FetchError:
+        existing = []
+    foreign = [u for u in existing if not _is_export_object(u[len(url) :])]
+    if foreign:
+        raise FileExistsError(
+            f"{url} holds objects that are not a rasteret collection export "
+            f"(e.g. {foreign[0]}); refusing to replace it"
+        )
+    written = set()
+    for file in sorted(p for p in local.rglob("*") if p.is_file()):
+        target = f"{url}/{file.relative_to(local).as_posix()}"
+        run_sync(reader.put(target, file))
+        written.add(target)
+    for stale in existing:
+        if stale not in written:
+            run_sync(reader.delete(stale))
+
+
+def _is_export_object(relative: str) -> bool:
+    parts = [p for p in relative.split("/") if p]
+    return bool(parts) and parts[-1].endswith(".parquet") and all("=" in p for p in parts[:-1])
