@@ -145,3 +145,31 @@ def test_errors_exit_non_zero_with_a_message(api, tmp_path):
     assert missing.returncode == 1 and "no collection 'ghost'" in missing.stderr
     usage = rasteret("collections", "build", "x", check=False)
     assert usage.returncode == 2 and "--stac-api" in usage.stderr
+
+
+def test_closed_pipe_is_a_quiet_exit() -> None:
+    """``rasteret ... --json | head``: the reader went away; no traceback (#14)."""
+    driver = (
+        "import os, sys\n"
+        "import rasteret.cli\n"
+        "r, w = os.pipe()\n"
+        "os.close(r)\n"  # nobody will read stdout
+        "os.dup2(w, 1)\n"
+        "sys.exit(rasteret.cli.main(['datasets', 'list', '--json']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", driver], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 141 and result.stderr == ""
+
+
+def test_json_errors_are_json_and_usage_errors_exit_2(tmp_path: Path) -> None:
+    failed = rasteret(
+        "collections", "info", "nope", "--workspace-dir", str(tmp_path), "--json", check=False
+    )
+    assert failed.returncode == 1
+    document = json.loads(failed.stdout)
+    assert "nope" in document["error"]["message"] and document["error"]["type"]
+    assert "nope" in failed.stderr
+    assert rasteret(check=False).returncode == 2  # no command
+    assert rasteret("collections", check=False).returncode == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -60,8 +61,25 @@ def _join_negative_values(argv: Sequence[str]) -> list[str]:
     return out
 
 
+#: Exit status when stdout is closed early (``rasteret ... | head``): as a SIGPIPE'd tool.
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``rasteret`` command."""
+    """Entry point of the ``rasteret`` command: exit 0 on success, 1 on an error, 2 on a
+    usage error, 141 (quietly) when the reader of stdout went away."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # the consumer (``head``) closed the pipe: no traceback, and none at exit either
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
     if args.command == "demo":
         from rasteret.demo import run_demo
@@ -72,9 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(summary.render())
         return 0
     handler = getattr(args, "handler", None)
-    if handler is None:
-        _parser().print_help()
-        return 0
+    if handler is None:  # no command: a usage error
+        _parser().print_help(sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING, format="rasteret: %(levelname)s: %(message)s")
     from rasteret._cli.output import fail
     from rasteret.errors import RasteretError
@@ -83,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except (RasteretError, ValueError, KeyError, FileNotFoundError, NotImplementedError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        return fail(str(message))
+        return fail(str(message), as_json=getattr(args, "json", False), kind=type(exc).__name__)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,12 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     )
 
 
-def fail(message: str, code: int = 1) -> int:
+def fail(message: str, code: int = 1, *, as_json: bool = False, kind: str = "Error") -> int:
+    """Report an error: on stderr, and with ``--json`` also as a JSON document on stdout
+    (``{"error": {"type", "message"}}``) so scripts parse failures like results."""
     print(f"rasteret: error: {message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": {"type": kind, "message": message}}, indent=2))
     return code
 
 
