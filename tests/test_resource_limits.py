@@ -249,3 +249,54 @@ def test_budget_from_environment_and_context(small_collection, monkeypatch) -> N
     monkeypatch.setenv("RASTERET_MAX_READ_BYTES", "many")
     with pytest.raises(ValueError, match="RASTERET_MAX_READ_BYTES='many'"):
         current_budget()
+
+
+BOMB_DRIVER = textwrap.dedent(
+    """
+    import json, resource, sys
+    from pathlib import Path
+    from rasteret.errors import CorruptTiffError
+    from rasteret.tiff.decode import BlockDecoding, decode_block
+    data = Path(sys.argv[1]).read_bytes()
+    decoding = BlockDecoding.from_dict(json.loads(sys.argv[2]))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    errors = 0
+    for _ in range(16):  # 16 tiles of a bomb file, as the issue's 525 KB example
+        try:
+            decode_block(memoryview(data), decoding, source="bomb.tif")
+        except CorruptTiffError as exc:
+            errors += 1
+            message = str(exc)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"errors": errors, "grew_mb": (peak - before) / 1024, "message": message}))
+    """
+)
+
+
+@pytest.mark.parametrize("codec", ["zstd", "packbits"])
+def test_decompression_bomb_is_bounded_by_the_block(tmp_path: Path, codec: str) -> None:
+    """A tile declaring 64 KiB that inflates to 256 MiB (#14): refused as corrupt, with
+    memory bounded by the block, not by what the stream claims."""
+    import imagecodecs
+
+    from rasteret.tiff.decode import BlockDecoding
+
+    if codec == "zstd":
+        encoded = imagecodecs.zstd_encode(np.zeros(256 * 2**20, np.uint8).tobytes())
+    else:  # PackBits runs: (-127, byte) repeats the byte 128 times
+        encoded = bytes([0x81, 0]) * (256 * 2**20 // 128)
+    (tmp_path / "tile.bin").write_bytes(encoded)
+    decoding = BlockDecoding(
+        compression=50000 if codec == "zstd" else 32773,
+        dtype="uint8",
+        block_width=256,
+        block_height=256,
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", BOMB_DRIVER, str(tmp_path / "tile.bin"),
+         json.dumps(decoding.to_dict())],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    report = json.loads(result.stdout)
+    assert report["errors"] == 16 and "more than" in report["message"]
+    assert report["grew_mb"] < 64, report  # was gigabytes: an unbounded retry

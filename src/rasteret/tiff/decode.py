@@ -187,6 +187,8 @@ def decode_block(
         raise
     except UnsupportedTiffError as exc:
         raise UnsupportedTiffError(source, exc.feature, _where(block_index)) from None
+    except MemoryError as exc:  # not a corrupt file: say what ran out, and where
+        raise MemoryError(f"{source}: out of memory decoding {_where(block_index)}") from exc
     except Exception as exc:  # imagecodecs raises RuntimeError subclasses, ValueError, ...
         detail = f"{type(exc).__name__}: {exc}"
         raise CorruptTiffError(source, f"cannot decode {_where(block_index)}: {detail}") from exc

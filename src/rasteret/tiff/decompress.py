@@ -39,13 +39,28 @@ def _deflate(data: Buffer, out: memoryview) -> int:
         return _store(zlib.decompressobj().decompress(data, len(out)), out)
 
 
+#: A stream may decode to more than its block (the surplus is ignored, as libtiff does),
+#: but never to more than this many times the block: a bomb stops here, not at the RAM.
+SURPLUS_FACTOR = 2
+
+
+def _surplus_limit(out: memoryview) -> int:
+    return max(SURPLUS_FACTOR * len(out), len(out) + 65536)
+
+
 def _zstd(data: Buffer, out: memoryview) -> int:
     try:
         return len(imagecodecs.zstd_decode(data, out=out))
     except imagecodecs.ZstdError as exc:
         if "too small" not in str(exc):
             raise
-        return _store(imagecodecs.zstd_decode(data), out)
+        limit = _surplus_limit(out)
+        try:  # a bounded second try: the frame may declare no size, or a wrong one
+            return _store(imagecodecs.zstd_decode(data, out=limit), out)
+        except imagecodecs.ZstdError:
+            raise ValueError(
+                f"zstd stream decodes to more than {limit} bytes for a {len(out)}-byte block"
+            ) from None
 
 
 def _packbits(data: Buffer, out: memoryview) -> int:
@@ -54,7 +69,13 @@ def _packbits(data: Buffer, out: memoryview) -> int:
     except imagecodecs.PackbitsError as exc:
         if "TOO_SMALL" not in str(exc):
             raise
-        return _store(imagecodecs.packbits_decode(data), out)
+        limit = _surplus_limit(out)
+        try:
+            return _store(imagecodecs.packbits_decode(data, out=limit), out)
+        except imagecodecs.PackbitsError:
+            raise ValueError(
+                f"PackBits stream decodes to more than {limit} bytes for a {len(out)}-byte block"
+            ) from None
 
 
 def _lzw(data: Buffer, out: memoryview) -> int:
