@@ -71,9 +71,15 @@ def test_collections_build_list_info_delete(api, tmp_path):
     assert info["stac"]["band_map"] == json.loads(BAND_MAP) and info["split"] is False
     text = rasteret("collections", "list", "--workspace-dir", ws).stdout
     assert "cli-s2_202301-12_sentinel" in text and "sentinel-2-l2a" in text
-    refused = rasteret("collections", "delete", "cli-s2", "--workspace-dir", ws, check=False)
+    full = "cli-s2_202301-12_sentinel"
+    refused = rasteret("collections", "delete", full, "--workspace-dir", ws, check=False)
     assert refused.returncode == 1 and "--yes" in refused.stderr and Path(built["path"]).exists()
-    rasteret("collections", "delete", "cli-s2", "--workspace-dir", ws, "--yes")
+    prefix = rasteret(
+        "collections", "delete", "cli-s2", "--workspace-dir", ws, "--yes", check=False
+    )
+    assert prefix.returncode == 1 and "exactly" in prefix.stderr  # never by prefix
+    assert Path(built["path"]).exists()
+    rasteret("collections", "delete", full, "--workspace-dir", ws, "--yes")
     assert not Path(built["path"]).exists()
     assert as_json(rasteret("collections", "list", "--workspace-dir", ws, "--json")) == []
 

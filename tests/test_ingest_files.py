@@ -258,3 +258,23 @@ def test_server_errors_are_per_asset(cog_dir: Path, object_server):
     rows = rows_by_id(collection)
     assert urls[0] in rows["a_20240105"]["b1_error"] and "403" in rows["a_20240105"]["b1_error"]
     assert rows["b_2024-02-10"]["b3_metadata"] is not None
+
+
+def test_delete_takes_an_exact_name_inside_the_workspace(tmp_path: Path) -> None:
+    """#14: ``delete_collection("sentinel")`` deleted ``sentinel2_bangalore_records`` (a
+    prefix match), and any ``*_records`` directory given by path, even outside."""
+    from rasteret.ingest.manage import CollectionNotFoundError, delete_collection
+
+    source = tmp_path / "data"
+    write_ramp_cog(source / "scene_20240105.tif", size=(64, 64))
+    workspace = tmp_path / "ws"
+    build_from_files(source, name="sentinel2_bangalore", workspace_dir=workspace)
+    kept = workspace / "sentinel2_bangalore_records"
+    with pytest.raises(CollectionNotFoundError, match="exactly 'sentinel'"):
+        delete_collection("sentinel", workspace)
+    assert kept.is_dir()
+    elsewhere = build_from_files(source, name="other", workspace_dir=tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match="outside the workspace"):
+        delete_collection(elsewhere.uri, workspace)
+    assert Path(elsewhere.uri).is_dir()
+    assert delete_collection("sentinel2_bangalore", workspace) == kept and not kept.exists()

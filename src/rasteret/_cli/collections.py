@@ -210,7 +210,7 @@ def _info(args: argparse.Namespace) -> int:
 def _delete(args: argparse.Namespace) -> int:
     from rasteret.ingest.manage import delete_collection, resolve_collection
 
-    path = resolve_collection(args.name, args.workspace_dir)
+    path = resolve_collection(args.name, args.workspace_dir, exact=True)
     if not args.yes:
         if not sys.stdin.isatty():
             return fail(f"refusing to delete {path} without confirmation; pass --yes")
@@ -218,6 +218,6 @@ def _delete(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("not deleted")
             return 1
-    delete_collection(path)
+    delete_collection(path, args.workspace_dir)
     print(f"deleted {path}")
     return 0

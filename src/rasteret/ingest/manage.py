@@ -114,12 +114,14 @@ def list_collections(workspace_dir: str | Path | None = None) -> list[dict[str, 
     return out
 
 
-def resolve_collection(name: str | Path, workspace_dir: str | Path | None = None) -> Path:
+def resolve_collection(
+    name: str | Path, workspace_dir: str | Path | None = None, *, exact: bool = False
+) -> Path:
     """The directory of a cached collection.
 
     Tries, in order: an existing path, ``<workspace>/NAME``, ``NAME_stac``,
-    ``NAME_records``, then a unique ``NAME*_stac`` / ``NAME*_records`` (also with the name
-    slugified as :func:`~rasteret.ingest.workspace.create_name` does).
+    ``NAME_records``, then (unless ``exact``) a unique ``NAME*_stac`` / ``NAME*_records``
+    (also with the name slugified as :func:`~rasteret.ingest.workspace.create_name` does).
     """
     text = str(name)
     direct = Path(text).expanduser()
@@ -129,6 +131,12 @@ def resolve_collection(name: str | Path, workspace_dir: str | Path | None = None
     for candidate in (root / text, root / f"{text}{STAC_SUFFIX}", root / f"{text}{RECORDS_SUFFIX}"):
         if candidate.exists():
             return candidate
+    if exact:
+        known = [c["name"] for c in list_collections(root)]
+        raise CollectionNotFoundError(
+            f"no collection named exactly {text!r} in the workspace {root} "
+            f"(collections there: {known or 'none'})"
+        )
     prefixes = dict.fromkeys([text, _slug(text)])
     matches = sorted(
         {
@@ -193,12 +201,21 @@ def stac_params(path: Path) -> dict[str, Any] | None:
 
 
 def delete_collection(name: str | Path, workspace_dir: str | Path | None = None) -> Path:
-    """Delete a cached collection directory; returns the path that was removed.
+    """Delete a cached collection of the workspace; returns the path that was removed.
 
-    Refuses anything that is not a ``*_stac`` / ``*_records`` directory or a single
-    ``.parquet`` file, so a mistyped name can never remove an unrelated folder.
+    The name must match exactly (``NAME``, ``NAME_records`` / ``NAME_stac`` or its path —
+    never a prefix: ``"sentinel"`` does not delete ``sentinel2_bangalore_records``), the
+    collection must lie inside the workspace, and only a ``*_stac`` / ``*_records``
+    directory or a single ``.parquet`` file is removed, so a mistyped name can never
+    remove an unrelated folder.
     """
-    path = resolve_collection(name, workspace_dir)
+    path = resolve_collection(name, workspace_dir, exact=True)
+    root = workspace_root(workspace_dir).resolve()
+    if not path.resolve().is_relative_to(root):
+        raise ValueError(
+            f"{path}: outside the workspace {root}; not deleting (remove it yourself, or "
+            "pass the workspace that holds it)"
+        )
     if path.is_file() and path.suffix == ".parquet":
         path.unlink()
         return path
