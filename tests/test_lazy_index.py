@@ -206,3 +206,18 @@ def test_export_of_a_loaded_collection_streams_in_parts(
     times = again.table["datetime"].to_pylist()
     if target.endswith(".parquet"):
         assert times == sorted(times)
+
+
+def test_a_rebuilt_collection_read_through_an_old_load_is_stale(tmp_path) -> None:
+    """Rows are read after load(): files replaced meanwhile raise StaleIndexError naming
+    the path and the fix, never a raw FileNotFoundError (#14)."""
+    from rasteret.errors import StaleIndexError
+
+    table = make_table(_records(40))
+    rasteret.as_collection(table, name="r").export(tmp_path / "r_records")
+    old = rasteret.load(tmp_path / "r_records")
+    rasteret.as_collection(table.slice(0, 20), name="r").export(tmp_path / "r_records")
+    with pytest.raises(StaleIndexError, match="load it again") as info:
+        old.table  # noqa: B018
+    assert str(tmp_path / "r_records") in str(info.value)
+    assert len(rasteret.load(tmp_path / "r_records").table) == 20

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rasteret.errors import StaleIndexError
 from rasteret.index.parquet import StoredCollection
 
 #: Records per part of a streaming export (:meth:`LazyRecords.time_parts`).
@@ -84,6 +85,13 @@ class LazyRecords:
         from rasteret.index.validate import validate_table
 
         names = list(self.columns) if self.columns is not None else None
-        table = self.stored.read(self.filter, names)
+        try:
+            table = self.stored.read(self.filter, names)
+        except OSError as exc:  # the files were replaced or removed since load()
+            raise StaleIndexError(
+                self.source,
+                f"the collection's files changed since it was loaded ({exc}); "
+                "load it again (rasteret.load)",
+            ) from None
         validate_table(table, source=self.source, require_band_metadata=self.require_band_metadata)
         return table
