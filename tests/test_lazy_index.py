@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import pickle
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -221,3 +222,25 @@ def test_a_rebuilt_collection_read_through_an_old_load_is_stale(tmp_path) -> Non
         old.table  # noqa: B018
     assert str(tmp_path / "r_records") in str(info.value)
     assert len(rasteret.load(tmp_path / "r_records").table) == 20
+
+
+def test_leftovers_of_a_killed_export_are_cleaned_at_the_next_export(tmp_path) -> None:
+    """``kill -9`` during an export leaves ``.tmp-`` / ``.old-`` copies (#14): the next
+    export there removes the old ones and leaves a fresh one (maybe another export's)."""
+    table = make_table(_records(10))
+    stale_dir = tmp_path / ".c_records.tmp-deadbeef"
+    stale_old = tmp_path / ".c_records.old-cafebabe"
+    stale_file = tmp_path / ".c.parquet.tmp-0badf00d"
+    fresh = tmp_path / ".c_records.tmp-12345678"
+    for path in (stale_dir, stale_old, fresh):
+        (path / "year=2019" / "month=1").mkdir(parents=True)
+        (path / "year=2019" / "month=1" / "part-0.parquet").write_bytes(b"partial")
+    stale_file.write_bytes(b"partial")
+    hour_ago = time.time() - 3600
+    for path in (stale_dir, stale_old, stale_file):
+        os.utime(path, (hour_ago, hour_ago))
+    rasteret.as_collection(table, name="c").export(tmp_path / "c_records")
+    rasteret.as_collection(table, name="c").export(tmp_path / "c.parquet")
+    assert not stale_dir.exists() and not stale_old.exists() and not stale_file.exists()
+    assert fresh.exists()
+    assert len(rasteret.load(tmp_path / "c_records")) == 10

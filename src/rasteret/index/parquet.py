@@ -82,6 +82,7 @@ def write_collection_table(table: pa.Table, path: str | os.PathLike[str], metada
     if target is None:
         return _export_remote(path, lambda local: write_collection_table(table, local, metadata))
     target = target.absolute()
+    clean_leftovers(target)
     if target.name.endswith(".parquet"):
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
@@ -169,6 +170,7 @@ def write_collection_parts(
     if target is None:
         return _export_remote(path, lambda local: write_collection_parts(parts, local, metadata))
     target = target.absolute()
+    clean_leftovers(target)
     if not target.name.endswith(".parquet"):
         _write_partitioned_parts(parts, target, metadata)
         return path_stamp(target)
@@ -251,6 +253,33 @@ def _export_remote(path: str | os.PathLike[str], write_local: Any) -> str:
         write_local(local)
         upload_export(local, url)
     return path_stamp(url)
+
+
+#: Seconds after which a sibling ``.tmp-`` / ``.old-`` copy is a leftover of a killed
+#: export (a live export renames its copies within a write).
+LEFTOVER_AGE = 60.0
+
+
+def clean_leftovers(target: Path) -> list[Path]:
+    """Remove the temporary / previous copies an export killed mid-way (``kill -9``) left
+    beside ``target``, older than :data:`LEFTOVER_AGE`; returns what was removed."""
+    import time
+
+    removed = []
+    now = time.time()
+    for pattern in (f".{target.name}.tmp-*", f".{target.name}.old-*"):
+        for path in target.parent.glob(pattern):
+            try:
+                if now - path.lstat().st_mtime < LEFTOVER_AGE:
+                    continue  # maybe another export's, in progress
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed.append(path)
+            except OSError:
+                continue
+    return removed
 
 
 def sort_records(table: pa.Table) -> pa.Table:
