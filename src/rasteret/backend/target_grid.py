@@ -242,7 +242,7 @@ def mask_and_scale_records(variable: xr.DataArray, band: str) -> xr.DataArray:
         if isinstance(nodata, float) and nodata != nodata:
             invalid = variable.isnull()
         values = values.where(~invalid)
-    drop = [name for name in (f"{band}_nodata", f"{band}_scale_factor", f"{band}_add_offset")]
-    values = values.drop_vars([name for name in drop if name in values.coords])
+    drop = (f"{band}_nodata", f"{band}_scale_factor", f"{band}_add_offset")
+    values = values.drop_vars(drop, errors="ignore")
     values.attrs = {k: v for k, v in variable.attrs.items() if k != "nodata"}
     return values

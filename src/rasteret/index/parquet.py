@@ -103,6 +103,15 @@ def write_collection_table(table: pa.Table, path: str | os.PathLike[str], metada
 
 
 def _write_partitioned(table: pa.Table, target: Path, metadata: dict) -> None:
+    _replace_directory(
+        target,
+        lambda temporary: _write_dataset(table, temporary, metadata, basename="part-{i}.parquet"),
+    )
+
+
+def _replace_directory(target: Path, write: Any) -> None:
+    """``write(temporary)`` a new export beside ``target``, then swap it in (a previous
+    export is renamed away and removed; anything else at ``target`` is refused)."""
     if target.exists() and not _is_replaceable(target):
         raise FileExistsError(
             f"{target} exists and holds files that are not a rasteret collection export; "
@@ -112,7 +121,7 @@ def _write_partitioned(table: pa.Table, target: Path, metadata: dict) -> None:
     temporary = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     previous = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
     try:
-        _write_dataset(table, temporary, metadata, basename="part-{i}.parquet")
+        write(temporary)
         if target.exists():
             os.rename(target, previous)
         os.rename(temporary, target)
@@ -214,14 +223,8 @@ def write_collection_parts(
 
 def _write_partitioned_parts(parts: Iterable[pa.Table], target: Path, metadata: dict) -> None:
     """:func:`_write_partitioned`, one part at a time into the same temporary directory."""
-    if target.exists() and not _is_replaceable(target):
-        raise FileExistsError(
-            f"{target} exists and holds files that are not a rasteret collection export; "
-            "refusing to replace it (choose an empty or new directory)"
-        )
-    temporary = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    previous = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-    try:
+
+    def write(temporary: Path) -> None:
         written = 0
         for k, part in enumerate(parts):
             if part.num_rows:
@@ -229,12 +232,8 @@ def _write_partitioned_parts(parts: Iterable[pa.Table], target: Path, metadata: 
                 written += 1
         if not written:
             raise ValueError(f"export to {target}: the collection has no records")
-        if target.exists():
-            os.rename(target, previous)
-        os.rename(temporary, target)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
-        shutil.rmtree(previous, ignore_errors=True)
+
+    _replace_directory(target, write)
 
 
 def _export_remote(path: str | os.PathLike[str], write_local: Any) -> str:

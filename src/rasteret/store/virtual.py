@@ -78,7 +78,8 @@ class VirtualStore(Store):
         self._tiles = tiles
         self._static: dict[str, bytes] = {}
         self._dirs: dict[str, set[str]] = {"": set()}
-        self._merged: dict[str, BandStack] = {}  # "{group}/{band}" of split bands
+        self._stacks: dict[str, BandStack] = {}  # every data array: "{group}/{band}"
+        self._merged: dict[str, BandStack] = {}  # those of split bands
         self._build_static()
 
     # ------------------------------------------------------------------ structure
@@ -132,6 +133,7 @@ class VirtualStore(Store):
                     chunk_key = f"{path}/c" if not doc["shape"] else f"{path}/c/0"
                     self._put(chunk_key, chunk)
             for sname, stack in band_stacks(group, name).items():
+                self._stacks[f"{name}/{sname}"] = stack
                 if len(stack.arrays) == 1:
                     members[sname] = array_document(stack.first, georeferenced=georeferenced)
                 else:
@@ -371,26 +373,13 @@ class VirtualStore(Store):
 
     def _zarr_arrays(self) -> Iterator[tuple[str, ArrayLayout, list[Any]]]:
         """``(path, array of its chunk grid, chunk sources per time step)`` of every data
-        array of the Zarr view; a merged band's records outside its first stack have
-        every chunk (``_AllChunks``)."""
-        for name, group in self.layout.groups.items():
-            for sname, stack in band_stacks(group, name).items():
-                sources: list[Any] = [
-                    None if m < 0 else stack.arrays[m].sources[t] if m == 0 else _ALL_CHUNKS
-                    for t, m in enumerate(stack.member_of)
-                ]
-                yield f"{name}/{sname}", stack.first, sources
+        array of the Zarr view."""
+        for path, stack in self._stacks.items():
+            yield path, stack.first, _view_sources(stack)
 
     def _view_array(self, path: str) -> tuple[ArrayLayout, list[Any]] | None:
-        stack = self._merged.get(path)
-        if stack is not None:
-            sources = [
-                None if m < 0 else stack.arrays[m].sources[t] if m == 0 else _ALL_CHUNKS
-                for t, m in enumerate(stack.member_of)
-            ]
-            return stack.first, sources
-        array = self._tiles.arrays.get(path)
-        return None if array is None else (array, array.sources)
+        stack = self._stacks.get(path)
+        return None if stack is None else (stack.first, _view_sources(stack))
 
     def _chunk_dir(self, prefix: str) -> Iterator[str]:
         """Children of a directory below an array's ``c/`` (time, then tile row, column)."""
@@ -454,6 +443,15 @@ class _AllChunks:
 
 
 _ALL_CHUNKS = _AllChunks()
+
+
+def _view_sources(stack: BandStack) -> list[Any]:
+    """Chunk sources per time step of a band's Zarr array: the first stack's tile table,
+    every chunk (``_ALL_CHUNKS``) for a record of another stack, ``None`` without data."""
+    return [
+        None if m < 0 else stack.arrays[0].sources[t] if m == 0 else _ALL_CHUNKS
+        for t, m in enumerate(stack.member_of)
+    ]
 
 
 def _has_chunks(source: Any) -> bool:
