@@ -82,9 +82,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 # -- running one measurement ---------------------------------------------------------------------
-def run_worker(spec: dict[str, Any], server: ObjectServer | None, data_start: int) -> dict:
-    """Run one tool in a fresh process; add the server's counters for its requests."""
+def run_worker(
+    spec: dict[str, Any], server: ObjectServer | None, data_start: int, root: Path
+) -> dict:
+    """Run one tool in a fresh process; add the server's counters for its requests.
+    The collections (in ``root/collections``) may read the scenes under ``root``."""
     env = dict(os.environ, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    env["RASTERET_LOCAL_ROOTS"] = str(root)
     if server is not None:
         server.reset()
     start = time.perf_counter()
@@ -162,7 +166,7 @@ def measure(
                     if spec["tool"] not in wanted and not (index and repeat == 0):
                         continue  # the reads need the index: it is built at least once
                     try:
-                        result = run_worker(spec, srv, scene.data_start)
+                        result = run_worker(spec, srv, scene.data_start, root)
                     except BenchmarkError as error:  # keep going: report it at the end
                         print(f"error: {error}", file=sys.stderr, flush=True)
                         result = {"error": str(error), "wall": float("nan")}
@@ -187,7 +191,7 @@ def measure(
                         continue
                     profiled = dict(spec, profile=str(args.profile / f"{slug}-{spec['tool']}.prof"))
                     try:
-                        run_worker(profiled, srv, scene.data_start)
+                        run_worker(profiled, srv, scene.data_start, root)
                     except BenchmarkError as error:
                         print(f"error: {error}", file=sys.stderr, flush=True)
     return runs

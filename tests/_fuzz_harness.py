@@ -12,26 +12,39 @@ Targets:
   async fetch of them (small prefetch, so several rounds run), then the first blocks of
   every parsed image decoded with ``decode_block``.
 * :func:`run_codec_case`: ``decode_block`` of a (mutated) block payload with a (mutated)
-  :class:`~rasteret.tiff.BlockDecoding`.
+  :class:`~rasteret.tiff.BlockDecoding`. Seed blocks: the seeds' blocks plus
+  :func:`codec_blocks` (one block of every other codec) and :func:`bombs` (payloads that
+  decode, or claim to decode, to :data:`BOMB_BYTES` under a small block).
 
 The only acceptable failures are :class:`~rasteret.errors.TiffError` subclasses. A case
 also fails when it exceeds a wall-clock budget (:func:`time_guard`, SIGALRM) or traces a
-peak allocation above the budget (:func:`measure`, tracemalloc).
+peak allocation above the budget (:func:`measure`, tracemalloc). tracemalloc does not see
+the codec libraries' own allocations: :func:`rss_slice` runs a slice of codec cases in a
+fresh subprocess and reports its peak RSS growth (``ru_maxrss``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
+import lzma
+import pickle
+import random
 import re
 import signal
 import struct
+import subprocess
+import sys
 import tracemalloc
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import imagecodecs
 import numpy as np
 
 from rasteret.errors import TiffError
@@ -478,3 +491,270 @@ def check_codec_case(payload: bytes, decoding: BlockDecoding, rows: int | None) 
     outcome = run_codec_case(payload, decoding, rows)
     _check(outcome, codec_budget(decoding), f"codec case {decoding!r} rows={rows}")
     return outcome
+
+
+# ----------------------------------------------------------------------------- every codec
+
+
+def _bits(bits: str) -> bytes:
+    """MSB-first bit string -> bytes (zero padded)."""
+    bits += "0" * (-len(bits) % 8)
+    return bytes(int(bits[i : i + 8], 2) for i in range(0, len(bits), 8))
+
+
+def _jpeg_abbreviated(jpeg: bytes) -> tuple[bytes, bytes]:
+    """Split a JPEG into (JPEGTables, tile without tables), as TIFF stores JPEG tiles."""
+    tables, tile, i = [b"\xff\xd8"], [b"\xff\xd8"], 2
+    while jpeg[i + 1] != 0xDA:
+        (length,) = struct.unpack_from(">H", jpeg, i + 2)
+        segment = jpeg[i : i + 2 + length]
+        (tables if jpeg[i + 1] in (0xC4, 0xDB) else tile).append(segment)
+        i += 2 + length
+    return b"".join(tables) + b"\xff\xd9", b"".join(tile) + jpeg[i:]
+
+
+def codec_blocks() -> list[tuple[bytes, BlockDecoding]]:
+    """One valid block of every codec :func:`generated_seeds` does not write: CCITT RLE /
+    G3 / G4, JPEG (RGB, YCbCr, with JPEGTables apart), WebP, LERC (plain, deflate, zstd),
+    JPEG-XL (when imagecodecs has libjxl) and subsampled YCbCr without JPEG."""
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    gray = rng.random((16, 16), dtype=np.float32)
+    floats = {"bits_per_sample": 32, "sample_format": 3}
+    row = "10011" + "000101"  # MH codes: 8 white, 8 black
+    tables, tile = _jpeg_abbreviated(imagecodecs.jpeg8_encode(np.ascontiguousarray(rgb[..., 0])))
+    blocks = [
+        (_bits(row) * 16, BlockDecoding(2, "uint8", 16, 16, 1, bits_per_sample=1)),
+        (_bits(row * 16), BlockDecoding(3, "uint8", 16, 16, 1, bits_per_sample=1)),
+        (_bits("001" + row + "11" * 15), BlockDecoding(4, "uint8", 16, 16, 1, bits_per_sample=1)),
+        (imagecodecs.jpeg8_encode(rgb), BlockDecoding(7, "uint8", 16, 16, 3, photometric=2)),
+        (imagecodecs.jpeg8_encode(rgb), BlockDecoding(7, "uint8", 16, 16, 3, photometric=6)),
+        (tile, BlockDecoding(7, "uint8", 16, 16, 1, photometric=1, jpeg_tables=tables)),
+        (imagecodecs.webp_encode(rgb, lossless=True), BlockDecoding(50001, "uint8", 16, 16, 3)),
+        (imagecodecs.lerc_encode(gray), BlockDecoding(34887, "float32", 16, 16, 1, **floats)),
+        (
+            imagecodecs.lerc_encode(gray, compression="deflate"),
+            BlockDecoding(34887, "float32", 16, 16, 1, lerc_parameters=(4, 1), **floats),
+        ),
+        (
+            imagecodecs.lerc_encode(gray, compression="zstd"),
+            BlockDecoding(34887, "float32", 16, 16, 1, lerc_parameters=(4, 2), **floats),
+        ),
+        (
+            zlib.compress(rng.integers(0, 255, 384, dtype=np.uint8).tobytes()),
+            BlockDecoding(8, "uint8", 16, 16, 3, photometric=6, ycbcr_subsampling=(2, 2)),
+        ),
+    ]
+    if imagecodecs.JPEGXL.available:
+        jxl = imagecodecs.jpegxl_encode(rgb, lossless=True)
+        blocks.append((jxl, BlockDecoding(50002, "uint8", 16, 16, 3)))
+    return blocks
+
+
+# ----------------------------------------------------------------------------- bombs
+
+#: What every bomb decodes (or claims to decode) to, far beyond the block it is declared as.
+BOMB_BYTES = 256 * MiB
+#: Decoded size of the small blocks the bombs are declared as (256 x 256 x 1 bytes).
+BOMB_BLOCK = BlockDecoding(1, "uint8", 256, 256)
+
+
+@dataclass(frozen=True)
+class Bomb:
+    """A payload of :data:`BOMB_BYTES` or more (decoded or declared) and the small block it
+    is declared as; ``refused`` is a substring of the error it must raise ("" when it
+    decodes: a stream longer than its block is cut, as libtiff does)."""
+
+    name: str
+    payload: bytes
+    decoding: BlockDecoding
+    refused: str
+
+
+def vp8l_constant(width: int, height: int) -> bytes:
+    """A raw VP8L bitstream of a ``width`` x ``height`` black image: 8 bytes, whatever the
+    size (no transform, one-symbol prefix codes: every pixel costs 0 bits)."""
+    bits = []  # signature, width - 1, height - 1, alpha + version, no transform / cache / meta
+    for value, count in ((0x2F, 8), (width - 1, 14), (height - 1, 14), (0, 4), (0, 3)):
+        bits += [(value >> i) & 1 for i in range(count)]  # LSB first
+    bits += [1, 0, 0, 0] * 5  # five simple prefix codes of one 1-bit symbol (0)
+    bits += [0] * (-len(bits) % 8)
+    return bytes(sum(b << i for i, b in enumerate(bits[k : k + 8])) for k in range(0, len(bits), 8))
+
+
+def _riff_chunk(tag: bytes, payload: bytes) -> bytes:
+    return tag + struct.pack("<I", len(payload)) + payload + b"\0" * (len(payload) % 2)
+
+
+def webp_animation(width: int, height: int, frames: int) -> bytes:
+    """An animated WebP of ``frames`` black ``width`` x ``height`` frames (about 50 bytes each)."""
+    size = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    frame = _riff_chunk(b"VP8L", vp8l_constant(width, height) + bytes(12))
+    anmf = _riff_chunk(b"ANMF", bytes(6) + size + (100).to_bytes(3, "little") + b"\0" + frame)
+    vp8x = _riff_chunk(b"VP8X", b"\x02\0\0\0" + size)  # flags: animation
+    body = b"WEBP" + vp8x + _riff_chunk(b"ANIM", bytes(6)) + anmf * frames
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def jpeg_hidden_frame(height: int, width: int) -> bytes:
+    """A 16 x 16 JPEG whose frame header says ``height`` x ``width``, behind a byte libjpeg
+    skips (before, rasteret's frame reader stopped there and let libjpeg decode)."""
+    jpeg = bytearray(imagecodecs.jpeg8_encode(np.zeros((16, 16), np.uint8)))
+    sof = jpeg.index(b"\xff\xc0")
+    jpeg[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(jpeg[:sof]) + b"\x00" + bytes(jpeg[sof:])
+
+
+@functools.cache
+def bombs() -> tuple[Bomb, ...]:
+    """One bomb per codec (several for LERC, WebP), built in a few seconds: the inputs are
+    untouched zero pages, so building them costs no memory."""
+    zeros = memoryview(np.zeros(BOMB_BYTES, np.uint8))
+    side = 1024  # LERC bands: 64 x 1024 x 1024 float32 = 256 MiB
+    band = imagecodecs.lerc_encode(np.zeros((side, side), np.float32))
+    lerc = BlockDecoding(34887, "float32", side, side, 1, bits_per_sample=32, sample_format=3)
+    rgb = replace(BOMB_BLOCK, samples=3)
+    out = [
+        Bomb("deflate", zlib.compress(zeros, 9), replace(BOMB_BLOCK, compression=8), ""),
+        Bomb("LZW", imagecodecs.lzw_encode(zeros), replace(BOMB_BLOCK, compression=5), ""),
+        Bomb(
+            "PackBits",
+            bytes([0x81, 0]) * (BOMB_BYTES // 128),
+            replace(BOMB_BLOCK, compression=32773),
+            "more than",
+        ),
+        Bomb(
+            "ZSTD",
+            imagecodecs.zstd_encode(zeros),
+            replace(BOMB_BLOCK, compression=50000),
+            "more than",
+        ),
+        Bomb(
+            "LZMA",
+            lzma.compress(zeros, format=lzma.FORMAT_XZ, preset=0),
+            replace(BOMB_BLOCK, compression=34925),
+            "",
+        ),
+        Bomb(
+            "JPEG",
+            jpeg_hidden_frame(16384, 16384),
+            replace(BOMB_BLOCK, compression=7),
+            "declares a 16384 x 16384 image",
+        ),
+        Bomb(
+            "WebP",
+            vp8l_constant(16384, 5462) + bytes(12),
+            replace(rgb, compression=50001),
+            "declares a 5462 x 16384 image",
+        ),
+        Bomb(
+            "WebP animation",
+            webp_animation(256, 256, 1024),
+            replace(rgb, compression=50001),
+            "an animation",
+        ),
+        Bomb("LERC bands", band * 64, lerc, "shape"),
+        Bomb(
+            "LERC_DEFLATE bands",
+            zlib.compress(band * 64),
+            replace(lerc, lerc_parameters=(4, 1)),
+            "shape",
+        ),
+        Bomb(
+            "LERC_ZSTD bands",
+            imagecodecs.zstd_encode(band * 64),
+            replace(lerc, lerc_parameters=(4, 2)),
+            "shape",
+        ),
+        Bomb(
+            "LERC without LercParameters",
+            imagecodecs.zstd_encode(zeros),
+            lerc,
+            "not a LERC blob",
+        ),
+    ]
+    if imagecodecs.JPEGXL.available:
+        jxl = imagecodecs.jpegxl_encode(
+            np.zeros((16384, 16384), np.uint8), lossless=True, effort=1, numthreads=1
+        )
+        out.append(
+            Bomb("JPEG-XL", jxl, replace(BOMB_BLOCK, compression=50002), "declares a 16384 x 16384")
+        )
+    return tuple(out)
+
+
+# ----------------------------------------------------------------------------- peak RSS
+
+
+def random_codec_cases(
+    pairs: Sequence[tuple[bytes, BlockDecoding]], count: int, seed: int = 0, max_block: int = 0
+) -> list[tuple[bytes, BlockDecoding, int | None]]:
+    """``count`` mutated (payload, decoding, rows) cases of ``pairs``, deterministic in
+    ``seed``; with ``max_block``, decodings declaring a larger block are skipped."""
+    rng = random.Random(seed)
+    cases: list[tuple[bytes, BlockDecoding, int | None]] = []
+    while len(cases) < count:
+        payload, decoding = pairs[rng.randrange(len(pairs))]
+        if rng.random() < 0.1:  # another codec's payload under this decoding
+            payload = pairs[rng.randrange(len(pairs))][0]
+        payload_ops = [
+            (rng.randrange(64), rng.getrandbits(32), rng.getrandbits(32))
+            for _ in range(rng.randrange(5))
+        ]
+        field_ops = [(rng.randrange(256), rng.randrange(256), 0) for _ in range(rng.randrange(4))]
+        mutated = mutate_decoding(decoding, field_ops)
+        if max_block and declared_block_bytes(mutated) > max_block:
+            continue
+        cases.append((mutate(payload, payload_ops), mutated, ROWS[rng.randrange(len(ROWS))]))
+    return cases
+
+
+def rss_main(path: str) -> None:
+    """Subprocess side of :func:`rss_slice`: decode the pickled cases, print a JSON report."""
+    import resource
+
+    with open(path, "rb") as file:
+        warmup, cases = pickle.load(file)
+    for payload, decoding in warmup:  # loads every codec library before the baseline
+        decode_block(payload, decoding)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peaks, untyped = [], []
+    for index, (payload, decoding, rows) in enumerate(cases):
+        error: BaseException | None = None
+        try:
+            with time_guard():
+                decode_block(payload, decoding, source="fuzz.tif", block_index=0, rows=rows)
+        except TiffError:
+            pass
+        except BaseException as exc:
+            error = exc
+        if error is not None:
+            untyped.append(f"case {index} {decoding!r}: {type(error).__name__}: {error}"[:400])
+        peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+    first_peak = max(range(len(peaks)), key=peaks.__getitem__) if peaks else -1
+    report = {
+        "cases": len(cases),
+        "grew_mib": peaks[-1] / 1024 if peaks else 0.0,
+        "peak_case": repr(cases[first_peak][1]) if peaks else "",
+        "untyped": untyped[:10],
+    }
+    print(json.dumps(report))
+
+
+def rss_slice(
+    warmup: Sequence[tuple[bytes, BlockDecoding]],
+    cases: Sequence[tuple[bytes, BlockDecoding, int | None]],
+    directory: Path,
+) -> dict[str, Any]:
+    """Decode ``cases`` in a fresh interpreter (after decoding ``warmup``); its report:
+    ``grew_mib`` (peak RSS growth over the cases), ``peak_case`` (the case that set the
+    peak), ``untyped`` (failures other than TiffError)."""
+    path = directory / "rss_cases.pickle"
+    path.write_bytes(pickle.dumps((list(warmup), list(cases))))
+    driver = "import sys; sys.path.insert(0, sys.argv[1]); import _fuzz_harness as h; "
+    driver += "h.rss_main(sys.argv[2])"
+    result = subprocess.run(
+        [sys.executable, "-c", driver, str(Path(__file__).parent), str(path)],
+        capture_output=True, text=True, timeout=600, check=True,
+    )  # fmt: skip
+    return json.loads(result.stdout)

@@ -275,3 +275,54 @@ def test_export_to_s3_and_back(aws, scenes: dict[str, Path], monkeypatch) -> Non
         aws.put(PRIVATE, "exports/foreign/readme.txt", b"not an export")
         with pytest.raises(FileExistsError, match="not a rasteret collection export"):
             collection.export(f"s3://{PRIVATE}/exports/foreign")
+
+
+def _spawn_read_pickled(payload: bytes, queue) -> None:  # type: ignore[no-untyped-def]
+    """In a fresh (spawned) process: unpickle a store and read its pixels."""
+    import pickle
+
+    import xarray as xr
+
+    try:
+        store = pickle.loads(payload)
+        queue.put(xr.open_dataset(store, engine="rasteret")["b1"].values)
+    except BaseException as exc:
+        queue.put(repr(exc))
+
+
+def test_pickled_store_carries_no_keys_and_workers_use_their_own(
+    aws, scenes: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys given to ``configure(stores=...)`` never enter a pickle; a spawned worker
+    reads the private bucket with the credentials of its own environment."""
+    import multiprocessing
+    import pickle
+
+    from _cloudscenes import oracle
+    from rasteret.store import open_store
+
+    parent_key, parent_secret = "AKIAPARENTONLY000001", "parent-secret-never-pickled"
+    keys = {"access_key_id": parent_key, "secret_access_key": parent_secret}
+    with fetch_settings(stores=endpoint_stores(aws, **{f"s3://{PRIVATE}": {"config": keys}})):
+        collection = build_from_files(urls(PRIVATE))
+        payload = pickle.dumps(open_store(collection))
+    assert {r.access_key for r in aws.records()} == {parent_key}  # the parent used them
+    assert parent_key.encode() not in payload and parent_secret.encode() not in payload
+    aws.reset()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWORKERENVIRON001")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "worker-secret")
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_spawn_read_pickled, args=(payload, queue))
+    child.start()
+    try:
+        values = queue.get(timeout=60)
+    finally:
+        child.join(30)
+        if child.is_alive():
+            child.kill()
+    assert not isinstance(values, str), values
+    for t, path in enumerate(scenes.values()):
+        assert (values[t] == oracle(path)).all()
+    log = aws.records()
+    assert log and {r.access_key for r in log} == {"AKIAWORKERENVIRON001"}

@@ -84,7 +84,7 @@ def test_plot_errors_say_what_to_do(collection: rasteret.Collection) -> None:
 def test_quicklook_of_a_read(collection: rasteret.Collection, tmp_path: Path) -> None:
     import xarray as xr
 
-    ds = xr.open_dataset(collection.uri, engine="rasteret", bands=["B04"], group="epsg32632_10m")
+    ds = xr.open_dataset(collection, engine="rasteret", bands=["B04"], group="epsg32632_10m")
     band = ds.B04.isel(time=0)
     rgb = quicklook_rgb(band, nodata=0)
     assert rgb.shape == (256, 256, 3) and rgb.dtype == np.uint8

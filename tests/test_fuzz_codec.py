@@ -3,8 +3,11 @@
 ``decode_block`` must raise only :class:`~rasteret.errors.TiffError` subclasses, never
 hang, and never allocate for a block the limits refuse (``MAX_DECODED_BLOCK_BYTES``) or
 a payload cannot back (bounded-ratio codecs are checked before the output exists; JPEG,
-WebP and LERC streams are checked against the block before they are decoded). A
-decoding comes from an index, so every field is attacker-controlled.
+WebP, LERC and JPEG-XL streams are checked against the block before they are decoded). A
+decoding comes from an index, so every field is attacker-controlled. The seed blocks
+cover every codec; a slice of mutated cases, decompression bombs included, also runs in
+a fresh subprocess whose peak RSS is bounded (the codec libraries allocate outside
+tracemalloc's view).
 """
 
 from __future__ import annotations
@@ -26,11 +29,15 @@ from _fuzz_harness import (
     FIELD_VALUES,
     ROWS,
     MiB,
+    bombs,
     check_codec_case,
+    codec_blocks,
     generated_seeds,
     measure,
     mutate,
     mutate_decoding,
+    random_codec_cases,
+    rss_slice,
     seed_blocks,
 )
 from rasteret.errors import CorruptTiffError, TiffError, UnsupportedTiffError
@@ -54,32 +61,39 @@ FIELD_OPS = st.lists(
 )
 
 
+#: Every codec rasteret decodes (JPEG-XL when imagecodecs has libjxl).
+CODECS = {1, 2, 3, 4, 5, 7, 8, 32773, 34887, 34925, 50000, 50001}
+CODECS |= {50002} if imagecodecs.JPEGXL.available else set()
+#: Declared blocks of the RSS slice stay below this (larger ones are tracemalloc's).
+RSS_SLICE_MAX_BLOCK = 16 * MiB
+
+
 @functools.cache
 def pairs() -> tuple[tuple[bytes, BlockDecoding], ...]:
     with tempfile.TemporaryDirectory() as tmp:
         seeds = generated_seeds(Path(tmp))
-    blocks = seed_blocks(seeds)
-    # JPEG, WebP and LERC tiles too (write_cog does not write them)
-    rng = np.random.default_rng(3)
-    rgb = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
-    gray = rng.random((16, 16), dtype=np.float32)
-    blocks += [
-        (imagecodecs.jpeg8_encode(rgb), BlockDecoding(7, "uint8", 16, 16, 3, photometric=2)),
-        (imagecodecs.webp_encode(rgb, lossless=True), BlockDecoding(50001, "uint8", 16, 16, 3)),
-        (
-            imagecodecs.lerc_encode(gray),
-            BlockDecoding(34887, "float32", 16, 16, 1, bits_per_sample=32, sample_format=3),
-        ),
-    ]
-    return tuple(blocks)
+    return tuple(seed_blocks(seeds) + codec_blocks())
 
 
 def test_seed_blocks_decode() -> None:
-    """The unmutated seeds decode: the fuzz starts from valid cases."""
-    assert len(pairs()) >= 15
+    """The unmutated seeds decode, and cover every codec: the fuzz starts from valid cases."""
+    assert {decoding.compression for _, decoding in pairs()} == CODECS
+    lerc = {decoding.lerc_parameters for _, decoding in pairs() if decoding.compression == 34887}
+    assert lerc == {None, (4, 1), (4, 2)}
     for payload, decoding in pairs():
         block = decode_block(payload, decoding)
         assert block.shape == decoding.shape
+
+
+def test_fuzz_slice_peak_rss_is_bounded(tmp_path: Path) -> None:
+    """Every seed and bomb once, then 3,000 mutated cases of them, in a fresh subprocess:
+    only typed errors, and a peak RSS within a few blocks of the baseline (was 425 MiB)."""
+    every = list(pairs()) + [(bomb.payload, bomb.decoding) for bomb in bombs()]
+    cases = [(payload, decoding, None) for payload, decoding in every]
+    cases += random_codec_cases(every, 3000, seed=1, max_block=RSS_SLICE_MAX_BLOCK)
+    report = rss_slice(pairs(), cases, tmp_path)
+    assert report["cases"] == len(cases) and not report["untyped"], report
+    assert report["grew_mib"] < 4 * RSS_SLICE_MAX_BLOCK / MiB, report
 
 
 @FUZZ

@@ -70,9 +70,12 @@ def _set(field: str, value: Any):
     return change
 
 
-def _first_overview(field: str, value: Any):
+def _first_overview(field: str | None, value: Any, edit: Any = None):
     def change(struct: dict) -> dict:
-        struct["overviews"][0][field] = value
+        if edit is not None:
+            struct["overviews"][0] = edit(dict(struct["overviews"][0]))
+        else:
+            struct["overviews"][0][field] = value
         return struct
 
     return change
@@ -82,7 +85,7 @@ def test_the_unmodified_collection_loads_and_reads(tmp_path: Path, built) -> Non
     collection, pixels = built
     path = tmp_path / "ok.parquet"
     pq.write_table(collection.table, path)
-    loaded = load(path)
+    loaded = load(path, local_roots="any")  # the scenes live in another directory
     assert content_problems(loaded.table) == []
     import xarray as xr
 
@@ -96,6 +99,17 @@ def _shift(field: str, index: int, value: int):
     def change(struct: dict) -> dict:
         struct[field] = list(struct[field])
         struct[field][index] = value if value is not None else struct[field][index]
+        return struct
+
+    return change
+
+
+def _onto_tile(moved: int, onto: int):
+    """Tile ``moved`` now starts a few bytes into tile ``onto``."""
+
+    def change(struct: dict) -> dict:
+        struct["tile_offsets"] = list(struct["tile_offsets"])
+        struct["tile_offsets"][moved] = struct["tile_offsets"][onto] + 5
         return struct
 
     return change
@@ -137,6 +151,8 @@ def _past_end(struct: dict) -> dict:
         (_first_overview("tile_offsets", []), "overview 0: 0 tile offsets"),
         (_first_overview("image_width", 10_000), "overview 0: is 10000 x 35"),
         (_first_overview("tile_height", 0), "overview 0: image 45 x 35 in tiles of 32 x 0"),
+        (_onto_tile(4, 1), "tiles 1 (bytes"),  # an offset edited into another tile
+        (_first_overview(None, None, _onto_tile(1, 0)), "overview 0: tiles 0 (bytes"),
     ],
 )
 def test_hostile_band_struct_is_refused_naming_record_and_band(
@@ -158,6 +174,32 @@ def test_problems_are_listed_per_record_and_capped(tmp_path: Path, built) -> Non
         table = _corrupt(table, row, "b1", _set("compression", 99))
     message = _refused(tmp_path, table, "record 'r0' band 'b1'", "record 'r2' band 'b1'")
     assert "... and 10 more content problem(s)" in message
+
+
+@pytest.fixture(scope="module")
+def uncompressed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, np.ndarray]:
+    root = tmp_path_factory.mktemp("hostile_raw")
+    array = np.random.default_rng(5).integers(1, 4000, (70, 90), dtype=np.uint16)
+    write_cog(root / "raw_20240101.tif", array, transform=TRANSFORM, epsg=32633, tile=32,
+              compression="none")  # fmt: skip
+    return build_from_files(root, workspace_dir=root / "ws"), array
+
+
+def test_uncompressed_tiles_have_their_exact_size(tmp_path: Path, uncompressed) -> None:
+    """Raw tiles cannot fail to decode: an edited byte count or offset is caught before."""
+    collection, array = uncompressed
+    import xarray as xr
+
+    dataset = xr.open_dataset(collection, engine="rasteret", bands=["b1"])
+    np.testing.assert_array_equal(dataset["b1"].isel(time=0).values, array)  # the control
+    table = collection.table
+    _refused(
+        tmp_path,
+        _corrupt(table, 0, "b1", _shift("tile_byte_counts", 2, 1000)),
+        "record 'raw_20240101' band 'b1': uncompressed tile 2 holds 1000 bytes where its 32 x 32 "
+        "block needs 2048",
+    )
+    _refused(tmp_path, _corrupt(table, 0, "b1", _onto_tile(2, 3)), "tiles 3 (bytes")
 
 
 def test_a_shifted_tile_is_not_decoded_as_garbage(tmp_path: Path, built) -> None:

@@ -244,3 +244,46 @@ def test_leftovers_of_a_killed_export_are_cleaned_at_the_next_export(tmp_path) -
     assert not stale_dir.exists() and not stale_old.exists() and not stale_file.exists()
     assert fresh.exists()
     assert len(rasteret.load(tmp_path / "c_records")) == 10
+
+
+def test_readers_racing_a_rebuild_see_the_old_or_the_new_collection(tmp_path) -> None:
+    """#14: while a rebuild swaps the export in and out, a reader loading it in a loop
+    opens the old or the new collection — never a FileNotFoundError, never a mix — and
+    reads it, or (when a swap came between its load and its read) gets StaleIndexError
+    saying to load it again."""
+    import threading
+    from collections import Counter
+
+    from rasteret.errors import StaleIndexError
+
+    small, large = make_table(_records(40)), make_table(_records(1000))  # 1 vs 2 months
+    ids = {len(t): sorted(t["id"].to_pylist()) for t in (small, large)}
+    target = tmp_path / "r_records"
+    rasteret.as_collection(small, name="r").export(target)
+    done = threading.Event()
+
+    def rebuild() -> None:
+        try:
+            for k in range(40):
+                rasteret.as_collection(large if k % 2 == 0 else small, name="r").export(target)
+        finally:
+            done.set()
+
+    seen: Counter[str] = Counter()
+    writer = threading.Thread(target=rebuild)
+    writer.start()
+    try:
+        while not done.is_set() or not seen:
+            collection = rasteret.load(target)
+            assert len(collection) in ids  # the footers of one whole export
+            try:
+                table = collection.table
+            except StaleIndexError as exc:
+                assert "load it again" in str(exc)
+                seen["stale"] += 1
+                continue
+            assert sorted(table["id"].to_pylist()) == ids[len(collection)]
+            seen[str(len(collection))] += 1
+    finally:
+        writer.join()
+    assert seen["40"] + seen["1000"] > 0, seen

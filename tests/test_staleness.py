@@ -103,3 +103,48 @@ def test_refresh_reports_missing_objects(object_server: ObjectServer, served) ->
     assert [(c.href, c.reason) for c in report.failed] == [
         (object_server.url_for(NAMES[0]), "object not found")
     ]
+
+
+def test_stale_errors_say_how_to_fix_them(served) -> None:  # type: ignore[no-untyped-def]
+    collection, paths = served
+    replace_scene(paths[1], seed=5)
+    with pytest.raises(StaleIndexError) as info:
+        xr.open_dataset(collection, engine="rasteret")["b1"].isel(time=1).values  # noqa: B018
+    message = str(info.value)
+    assert "collection.refresh()" in message and "force=True" in message
+    assert "To fix" not in info.value.reason  # the bare cause, as refresh() reports it
+
+
+def test_a_same_name_rebuild_over_http_is_not_served_from_a_cache(
+    object_server: ObjectServer, served, tmp_path: Path
+) -> None:
+    """A rebuilt collection file of the same size, written within the same second (HTTP
+    and S3 modification times have whole seconds), is still a new collection: its ETag
+    tells it apart, so its fingerprint changes and workers do not reuse the old load."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import rasteret
+    from rasteret.store.reference import make_reference
+
+    collection, _ = served
+    path, url = tmp_path / "c.parquet", object_server.url_for("c.parquet")
+    second = 1_700_000_000 * 10**9
+
+    def publish(quality: float, ns: int) -> None:
+        column = pa.array([quality] * len(collection), pa.float64())
+        table = collection.table.append_column("quality", column)
+        pq.write_table(table, path, compression="none", use_dictionary=False)
+        os.utime(path, ns=(ns, ns))
+
+    publish(0.5, second + 1_000)
+    first = rasteret.load(url)
+    old = make_reference(first, ("b1",), "token")
+    assert old.collection().table["quality"].to_pylist() == [0.5, 0.5]  # a worker's load
+    size = path.stat().st_size
+    publish(0.25, second + 2_000)  # same name, same size, same second: another ETag
+    assert path.stat().st_size == size
+    again = rasteret.load(url)
+    assert again.fingerprint != first.fingerprint
+    new = make_reference(again, ("b1",), "token")
+    assert new.collection().table["quality"].to_pylist() == [0.25, 0.25]

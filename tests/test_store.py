@@ -261,7 +261,7 @@ def test_pickle_by_reference_is_small(tmp_path: Path, files: dict[str, Path]) ->
     base = record("r", day(0), {"B1": files["deflate0"]})
     records = [dict(base, id=f"r{k:04d}", datetime=day(k % 50)) for k in range(1000)]
     make_collection(records, ["B1"]).export(tmp_path / "big.parquet")
-    collection = load(tmp_path / "big.parquet")
+    collection = load(tmp_path / "big.parquet", local_roots=[files["deflate0"].parent])
     store = open_store(collection)
     blob = pickle.dumps(store)
     assert len(blob) < 2048, len(blob)  # the bound: < 2 KiB for 1,000 records
@@ -279,7 +279,7 @@ def test_pickle_by_reference_is_small(tmp_path: Path, files: dict[str, Path]) ->
 def test_rebuild_checks_the_token(tmp_path: Path, files: dict[str, Path]) -> None:
     records = [record("a", day(0), {"B1": files["deflate0"]})]
     make_collection(records, ["B1"]).export(tmp_path / "one.parquet")
-    store = open_store(load(tmp_path / "one.parquet"))
+    store = open_store(load(tmp_path / "one.parquet", local_roots=[files["deflate0"].parent]))
     reference = store.source.reference()
     assert reference.uri is not None and reference.table_ipc is None
     from dask.base import tokenize
@@ -364,7 +364,9 @@ def test_distributed_processes_equal_local_read(files: dict[str, Path], tmp_path
     distributed = pytest.importorskip("distributed")
     records = [record(f"r{k}", day(k), {"B1": files[f"deflate{k}"]}) for k in range(3)]
     make_collection(records, ["B1"]).export(tmp_path / "c.parquet")
-    path = tmp_path / "c.parquet"
+    # the scenes live outside the collection's directory: allowed explicitly, and the
+    # workers' stores, rebuilt from the pickled reference, keep that allowance
+    path = load(tmp_path / "c.parquet", local_roots=[files["deflate0"].parent])
     local = xr.open_dataset(path, engine="rasteret").B1.values
     with (
         distributed.LocalCluster(

@@ -89,6 +89,36 @@ def test_one_batch_fetches_each_tile_once(collection) -> None:  # type: ignore[n
     assert stats.bytes == sum(int(v) for v in wanted)  # local: gap 0, exact ranges
 
 
+def test_each_window_reports_once_when_complete(collection) -> None:  # type: ignore[no-untyped-def]
+    """``on_done`` sees every request exactly once, its pixels already final: windows
+    sharing tiles, sparse (no tile) windows and a record without the band included."""
+    import threading
+
+    tiles = open_tiles(collection)
+    group = tiles.groups[0]
+    requests = [
+        ArrayWindow(f"{group}/{band}", t, w)
+        for band in ("B04", "B08")
+        for t in range(3)
+        for w in (*WINDOWS, Window(0, 0, 256, 256), Window(0, 0, 300, 300))
+    ]
+    seen: dict[int, np.ndarray] = {}
+    threads: set[str] = set()
+    lock = threading.Lock()
+
+    def done(index: int, output: np.ndarray) -> None:
+        with lock:
+            assert index not in seen
+            seen[index] = output.copy()  # a snapshot: must already be final
+            threads.add(threading.current_thread().name)
+
+    got = read_array_windows_sync(tiles.layout, tiles.reader, requests, on_done=done)
+    assert sorted(seen) == list(range(len(requests)))
+    for index, array in enumerate(got):
+        np.testing.assert_array_equal(seen[index], array, err_msg=str(requests[index]))
+    assert any(name.startswith("rasteret-decode") for name in threads)
+
+
 def test_bad_requests_name_the_array(collection) -> None:  # type: ignore[no-untyped-def]
     tiles = open_tiles(collection)
     group = tiles.groups[0]
@@ -105,7 +135,7 @@ def test_read_surfaces_do_not_import_zarr(collection, tmp_path) -> None:  # type
     collection.export(path)
     code = (
         "import sys, rasteret\n"
-        f"c = rasteret.load({str(path)!r})\n"
+        f"c = rasteret.load({str(path)!r}, local_roots='any')\n"
         "box = c.bounds\n"
         "c.get_numpy(box, 'B04')\n"
         "c.sample_points([(box[0] + 1e-4, box[1] + 1e-4)], 'B04')\n"

@@ -5,12 +5,15 @@ virtual Zarr v3 store synthesised from it (``xr.open_dataset(path, engine="raste
 
 Public names are imported lazily so ``import rasteret`` stays cheap and never touches
 the network stack (obstore is not fork-safe: nothing may create a client at import).
+It only registers a fork hook (:mod:`rasteret._fork`) that tells a forked child whether
+obstore's runtime ran in its parent, whoever started it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rasteret import _fork  # noqa: F401  (registers the fork hook)
 from rasteret._lazy import lazy_exports
 from rasteret._version import __version__
 

@@ -14,7 +14,7 @@ only the index layer; nothing here touches the network at import.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from rasteret.index.table import CollectionTable
@@ -530,19 +530,31 @@ class Collection(CollectionTable):
 
 
 def load(
-    path: str | os.PathLike[str], name: str = "", *, require_band_metadata: bool = True
+    path: str | os.PathLike[str],
+    name: str = "",
+    *,
+    require_band_metadata: bool = True,
+    local_roots: Iterable[str | os.PathLike[str]] | Literal["any"] | None = None,
 ) -> Collection:
     """Load an exported collection (a GeoParquet file or a ``year=/month=`` directory).
 
     ``require_band_metadata=False`` also accepts record tables without header structs
     (built with ``enrich_cog=False``): they can be filtered and exported, not read.
+
+    An index is data: its local hrefs (paths, ``file://``) are read only under the
+    directory holding it, the workspace, ``local_roots`` and ``$RASTERET_LOCAL_ROOTS``
+    (``local_roots="any"``: anywhere); otherwise the first read raises
+    :class:`~rasteret.errors.LocalHrefRefusedError`. Remote hrefs are not restricted.
+
     Raises ``FileNotFoundError`` naming ``path`` when nothing is there and
     :class:`~rasteret.errors.CollectionSchemaError` naming it when the table is not a
     valid collection.
     """
     from rasteret.index.loading import load as load_table
 
-    return Collection.of(load_table(path, name, require_band_metadata=require_band_metadata))
+    return Collection.of(
+        load_table(path, name, require_band_metadata=require_band_metadata, local_roots=local_roots)
+    )
 
 
 def as_collection(

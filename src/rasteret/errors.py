@@ -50,7 +50,32 @@ class ObjectNotFoundError(FetchError, FileNotFoundError):
 
 
 class StaleIndexError(FetchError):
-    """The object changed (size / ETag) since it was indexed."""
+    """The object changed (size / ETag) since it was indexed, or the collection's files
+    since it was loaded or pickled. The message ends with how to fix it: ``fix`` (by
+    default :data:`REFRESH`)."""
+
+    #: The fix when indexed objects changed: re-index them, or rebuild.
+    REFRESH = (
+        "re-index the changed objects with collection.refresh() (then export it again), "
+        "or rebuild the collection (build_*(..., force=True)) and load it again "
+        "(rasteret.load)"
+    )
+    #: The fix when a pickled store / dataset no longer matches its collection's files.
+    RESEND = (
+        "load the collection again in the parent process (rasteret.load), build the store "
+        "or dataset from it again and send that to the workers"
+    )
+
+    def __init__(
+        self,
+        url: str,
+        message: str,
+        byte_range: tuple[int, int] | None = None,
+        *,
+        fix: str | None = None,
+    ) -> None:
+        self.fix = fix or self.REFRESH
+        super().__init__(url, f"{message}. To fix: {self.fix}", byte_range)
 
 
 class UnindexedAssetError(RasteretError):
@@ -68,3 +93,13 @@ class BandNotFoundError(RasteretError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class LocalHrefRefusedError(RasteretError, PermissionError):
+    """A loaded collection points at a local file outside the directories it may read
+    (:mod:`rasteret.index.local_access`)."""
+
+    def __init__(self, source: str, message: str) -> None:
+        self.source = source
+        self.reason = message
+        super().__init__(f"{source}: {message}")

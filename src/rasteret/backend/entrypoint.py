@@ -13,7 +13,10 @@ that are whole-tile multiples of about 128 MiB (``encoding["preferred_chunks"]``
 process's reader); it travels with the store to dask workers. A record whose asset of a
 selected band could not be indexed (``{band}_error``) raises
 :class:`~rasteret.errors.UnindexedAssetError` unless ``errors="skip"`` (then such records
-are left out).
+are left out). With a read budget set (``$RASTERET_MAX_READ_BYTES``,
+:mod:`rasteret.read.budget`), a dataset whose every value would fetch more than the budget
+is refused when it is opened (:class:`~rasteret.read.budget.ReadBudgetExceeded`, naming
+the plan): its reads run later, in dask tasks, outside the caller's ``read_budget``.
 
 Target grid: ``crs=``, ``resolution=``, ``bbox=`` (``bbox_crs=``, ``shape=``, ``align=``,
 ``resampling=``) or ``grid=`` (a :class:`rasteret.geo.GridSpec`) put every record of
@@ -38,7 +41,9 @@ from rasteret.backend.resolve import looks_like_collection
 
 if TYPE_CHECKING:
     from rasteret.fetch import RangeReader
+    from rasteret.geo.window import Window
     from rasteret.index.failed import OnFailedAsset
+    from rasteret.store.layout import ArrayLayout
     from rasteret.store.tiles import TileStore
 
 
@@ -136,7 +141,11 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
             )
         from rasteret.backend.resolve import resolve_group
 
-        return open_group_dataset(store, resolve_group(store, group, overview_level), options)
+        path = resolve_group(store, group, overview_level)
+        check_open_budget(
+            store, [(path, a, None) for a in store.layout.groups[path].arrays.values()]
+        )
+        return open_group_dataset(store, path, options)
 
     def open_groups_as_dict(  # type: ignore[override]
         self,
@@ -150,6 +159,10 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
         """The root and every group of the store; ``options``: :class:`GroupOptions` fields."""
         group_options = GroupOptions(**options)
         store = _store(filename_or_obj, bands, reader, errors)
+        check_open_budget(
+            store,
+            [(n, a, None) for n in store.groups for a in store.layout.groups[n].arrays.values()],
+        )
         root = xr.Dataset(attrs=_root_attributes(store))
         groups: dict[str, xr.Dataset] = {"/": root}
         for name in store.groups:
@@ -226,7 +239,7 @@ def _open_on_target_grid(
     mask_and_scale: bool = False,
     **grid_parameters: Any,
 ) -> xr.Dataset:
-    from rasteret.backend.target_grid import open_on_grid, target_grid
+    from rasteret.backend.target_grid import open_on_grid, source_reads, target_grid
     from rasteret.geo.grid import GridSpec
 
     if grid is not None:
@@ -237,9 +250,33 @@ def _open_on_target_grid(
         target = grid
     else:
         target = target_grid(store, **grid_parameters)
+    from rasteret.store.budget import current_budget
+
+    if current_budget() is not None:  # planned only then: a warp mapping per array
+        check_open_budget(store, source_reads(store, target, resampling))
     return open_on_grid(
         store, target, resampling=resampling, open_group=open_group, mask_and_scale=mask_and_scale
     )
+
+
+#: Why the engine checks the read budget when a dataset is opened.
+OPEN_BUDGET_NOTE = (
+    "the xarray engine checks the read budget against the whole dataset when it is opened "
+    "(its reads run later, in dask tasks): open less with bands=, group= / "
+    "overview_level=, or a target grid with bbox= / crs= / resolution="
+)
+
+
+def check_open_budget(
+    store: TileStore, reads: list[tuple[str, ArrayLayout, Window | None]]
+) -> None:
+    """Refuse to open, when a read budget is set (:mod:`rasteret.store.budget`), a dataset
+    whose every value read would fetch more than the budget: ``reads`` are the ``(group,
+    array, window)`` its variables read (``None``: the whole array), masks included.
+    Raises :class:`~rasteret.store.budget.ReadBudgetExceeded` naming the plan."""
+    from rasteret.store.budget import check_arrays_budget
+
+    check_arrays_budget(store.reader, reads, what="opening the dataset", notes=(OPEN_BUDGET_NOTE,))
 
 
 def _store(

@@ -13,7 +13,7 @@ that has no pixels of a band reads as that band's nodata.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -27,6 +27,10 @@ from rasteret.geo.transform import CRSLike, crs_equal, to_crs, transform_bounds
 from rasteret.geo.warp import resolution_scale, source_window
 from rasteret.store.bands import band_stacks
 from rasteret.store.metadata import fill_value
+
+if TYPE_CHECKING:
+    from rasteret.geo.window import Window
+    from rasteret.store.layout import ArrayLayout
 
 
 def group_grid(layout_group: Any) -> GridSpec:
@@ -93,6 +97,26 @@ def band_resampling(band: str, resampling: str | Mapping[str, str] | None) -> st
             return check_resampling(resampling[band])
         resampling = resampling.get("*")
     return check_resampling(resampling or "nearest")
+
+
+def source_reads(
+    store: Any, target: GridSpec, resampling: str | Mapping[str, str] | None = None
+) -> list[tuple[str, ArrayLayout, Window]]:
+    """What :func:`open_on_grid` reads when all of it is computed: per native grid, the
+    level it reads and, per data array there, the source window under ``target``
+    (``(group, array, window)``, for the read budget)."""
+    layout = store.layout
+    reads = []
+    for name in layout.grid_groups:
+        path, grid = _level_for(layout, name, group_grid(layout.groups[name]), target, resampling)
+        for array in layout.groups[path].arrays.values():
+            if array.kind != "data":
+                continue
+            method = band_resampling(array.band, resampling)
+            window = source_window(grid, target, resampling=method)
+            if window is not None:
+                reads.append((path, array, window))
+    return reads
 
 
 def open_on_grid(

@@ -25,6 +25,9 @@ from rasteret.catalog.registry import (
     read_local_descriptors,
     write_local_descriptors,
 )
+from rasteret.fetch.secrets import redact_loggers
+
+redact_loggers("rasteret.catalog")  # no signed URL in any catalog log record
 
 load_local_descriptors = read_local_descriptors
 save_local_descriptor = register_local

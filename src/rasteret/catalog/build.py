@@ -106,7 +106,9 @@ def build(
 def _load_local(descriptor: DatasetDescriptor, name: str, box, date_range) -> Any:
     from rasteret.index import load
 
-    collection = load(descriptor.collection_uri, name=name or descriptor.name)
+    collection = load(  # a dataset the user registered: trusted as their own
+        descriptor.collection_uri, name=name or descriptor.name, local_roots="any"
+    )
     collection.data_source = collection.data_source or descriptor.id
     if box is not None or date_range is not None:
         collection = collection.subset(bbox=box, date_range=date_range)
@@ -237,7 +239,7 @@ def _local_descriptor(dataset_id, path, name, description, data_source, workspac
     from rasteret.ingest.manage import resolve_collection
 
     resolved = resolve_collection(path, workspace_dir)
-    collection = load(resolved)
+    collection = load(resolved, local_roots="any")
     dates = collection.date_range
     return DatasetDescriptor(
         id=dataset_id,

@@ -1,9 +1,11 @@
 """A pure-Python transport for processes forked after obstore was used.
 
 obstore's Tokio runtime does not survive ``fork``: any obstore call in such a child
-hangs. There, local files are read with ``os.pread`` and HTTP(S) with ``http.client``
+hangs — whether rasteret or other code started it in the parent (:mod:`rasteret._fork`).
+There, local files are read with ``os.pread`` and HTTP(S) with ``http.client``
 (keep-alive, one small connection pool per origin), both in worker threads. Cloud
-buckets need obstore: those reads fail with a clear message instead of hanging.
+buckets need obstore: those reads fail with a clear message instead of hanging, naming
+the fix (:data:`FORK_FIX`: ``DataLoader(..., multiprocessing_context="spawn")``).
 """
 
 from __future__ import annotations
@@ -183,9 +185,19 @@ class PythonTransport:
         return signer(route.url) if signer is not None else route.url
 
 
+#: What to do when a forked process needs obstore (cloud buckets).
+FORK_FIX = (
+    "start worker processes with the 'spawn' or 'forkserver' method: "
+    'DataLoader(..., multiprocessing_context="spawn") (or "forkserver"), '
+    'multiprocessing.get_context("spawn"), concurrent.futures.ProcessPoolExecutor('
+    'mp_context=multiprocessing.get_context("spawn")); dask\'s LocalCluster already spawns'
+)
+
+
 def _no_obstore(route: Route) -> TransportFailure:
     return TransportFailure(
-        "this process was forked after obstore was used, and obstore cannot run in it; "
-        "start worker processes with the 'spawn' or 'forkserver' method",
+        f"reading {route.provider} objects needs obstore, which cannot run in this process: "
+        f"it was forked after obstore's runtime started in its parent (by rasteret or by "
+        f"other code); {FORK_FIX}",
         "permanent",
     )

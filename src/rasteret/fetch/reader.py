@@ -12,7 +12,10 @@ fallback when none is given. A reader pickles by reference to the unpickling pro
 as "that process's default reader" when its settings are the environment's defaults
 (``FetchConfig.from_env()``), else as its settings, which unpickle to that process's
 shared reader for them (cached per process, rebuilt after a fork). Unpickling never
-changes the default reader or any other setting of the process.
+changes the default reader or any other setting of the process. Its settings pickle
+without credentials (:mod:`rasteret.fetch.options`): another process reads with its
+own, from its :func:`configure` or its environment (the pickling process itself, and
+its forks, keep the original settings).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import threading
 import warnings
 import weakref
 from collections import OrderedDict
-from collections.abc import Buffer, Sequence
+from collections.abc import Awaitable, Buffer, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -41,10 +44,12 @@ from rasteret.fetch.model import (
     make_error,
     with_range,
 )
-from rasteret.fetch.retry import TransportFailure, with_retries
+from rasteret.fetch.options import secrets_digest
+from rasteret.fetch.retry import TransportFailure, as_fetch_error, with_retries
 from rasteret.fetch.routing import Route, route, s3_endpoints
+from rasteret.fetch.secrets import redact_url
 from rasteret.fetch.stats import STATS
-from rasteret.fetch.stores import obstore_usable, registered_prefixes
+from rasteret.fetch.stores import obstore_usable, registered_prefixes, set_local_stores
 from rasteret.fetch.transport import ObstoreTransport, Transport
 
 TransportChoice = Literal["auto", "obstore", "python"]
@@ -120,6 +125,7 @@ class RangeReader:
         cached = self._digest
         if cached is None or cached[0] is not self.config or cached[1] != self.transport:
             payload = pickle.dumps((self.config, self.transport), pickle.HIGHEST_PROTOCOL)
+            payload += secrets_digest(self.config.stores)  # the pickle has no credentials
             key = hashlib.blake2b(payload, digest_size=16).hexdigest()
             cached = self._digest = (self.config, self.transport, key)
         return cached[2]
@@ -138,6 +144,7 @@ class RangeReader:
                 stacklevel=2,
             )
             return (_unpickle_reader, ())
+        _remember_settings(key, self.config)
         return (_unpickle_reader, (self.config, self.transport, key))
 
     # -- public API ----------------------------------------------------------------------------
@@ -181,7 +188,7 @@ class RangeReader:
         ``copy=False`` returns zero-copy ``memoryview`` slices of the received buffers.
         """
         if len(starts) != len(ends):
-            raise ValueError(f"{url}: {len(starts)} starts but {len(ends)} ends")
+            raise ValueError(f"{redact_url(url)}: {len(starts)} starts but {len(ends)} ends")
         ranges = [(int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
         results = await self._fetch_many(url, ranges, expected, copy=copy)
         for result in results:
@@ -232,20 +239,22 @@ class RangeReader:
         r = self.route(url)
         transport = self._transport()
         if r.kind == "http" or not hasattr(transport, "put"):
-            raise FetchError(url, "cannot write objects here (plain HTTP, or a forked child)", None)
+            raise make_error(
+                FetchError, url, "cannot write objects here (plain HTTP, or a forked child)", None
+            )
         STATS.add_request()
-        await transport.put(r, file)  # type: ignore[attr-defined]
+        await _unchained(transport.put(r, file), r)  # type: ignore[attr-defined]
 
     async def delete(self, url: str) -> None:
         """Delete the object at ``url`` (exports replacing a previous one)."""
         r = self.route(url)
         transport = self._transport()
         if r.kind == "http" or not hasattr(transport, "delete"):
-            raise FetchError(
-                url, "cannot delete objects here (plain HTTP, or a forked child)", None
+            raise make_error(
+                FetchError, url, "cannot delete objects here (plain HTTP, or a forked child)", None
             )
         STATS.add_request()
-        await transport.delete(r)  # type: ignore[attr-defined]
+        await _unchained(transport.delete(r), r)  # type: ignore[attr-defined]
 
     async def list(self, url: str) -> list[tuple[str, ObjectInfo]]:
         """Every object below ``url`` (a directory or key prefix of a local path, bucket or
@@ -254,9 +263,11 @@ class RangeReader:
         r = self.route(url)
         transport = self._transport()
         if r.kind == "http" or not hasattr(transport, "list"):
-            raise FetchError(url, "cannot list objects here (plain HTTP, or a forked child)", None)
+            raise make_error(
+                FetchError, url, "cannot list objects here (plain HTTP, or a forked child)", None
+            )
         STATS.add_request()
-        return await transport.list(r)  # type: ignore[attr-defined]
+        return await _unchained(transport.list(r), r)  # type: ignore[attr-defined]
 
     async def head(self, url: str, *, expected: ObjectInfo | None = None) -> ObjectInfo:
         """The object's size, ETag and last-modified time."""
@@ -395,7 +406,17 @@ class RangeReader:
 
 def _check_range(url: str, start: int, end: int) -> None:
     if start < 0 or end < start:
-        raise ValueError(f"{url}: invalid byte range [{start}, {end})")
+        raise ValueError(f"{redact_url(url)}: invalid byte range [{start}, {end})")
+
+
+async def _unchained[T](call: Awaitable[T], r: Route) -> T:
+    """Await a transport call made without retries; any failure becomes the typed,
+    redacted :class:`FetchError`, raised with no chained transport exception."""
+    try:
+        return await call
+    except Exception as exc:
+        error = as_fetch_error(exc, r.url, local=r.is_local)
+    raise error
 
 
 class HeaderFetcher:
@@ -473,6 +494,7 @@ def configure(config: FetchConfig | None = None, **changes: object) -> RangeRead
     reader = RangeReader(base.with_(**changes) if changes else base)
     with _default_lock:
         _default, _default_pid = reader, os.getpid()
+        set_local_stores(reader.config.stores)
     return reader
 
 
@@ -483,6 +505,19 @@ _shared_pid = os.getpid()
 _shared_lock = threading.Lock()
 
 
+_originals: OrderedDict[str, FetchConfig] = OrderedDict()  # settings this process pickled
+
+
+def _remember_settings(key: str, config: FetchConfig) -> None:
+    """Keep the settings (credentials included) of a reader this process pickles, so
+    unpickling it here again (in-process dask workers) reads with the same credentials."""
+    with _shared_lock:
+        _originals[key] = config
+        _originals.move_to_end(key)
+        while len(_originals) > _SHARED_MAX * 4:
+            _originals.popitem(last=False)
+
+
 def _unpickle_reader(
     config: FetchConfig | None = None, transport: TransportChoice = "auto", key: str = ""
 ) -> RangeReader:
@@ -491,6 +526,7 @@ def _unpickle_reader(
     global _shared_pid
     if config is None:
         return default_reader()
+    config = _originals.get(key, config)  # pickled here: the settings with their credentials
     with _shared_lock:
         if _shared_pid != os.getpid():
             _shared.clear()

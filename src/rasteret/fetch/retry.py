@@ -1,4 +1,11 @@
-"""Failure classification and the bounded retry loop (exponential backoff with jitter)."""
+"""Failure classification and the bounded retry loop (exponential backoff with jitter).
+
+Every failure leaves as a typed :class:`~rasteret.errors.FetchError` whose message is
+redacted (:mod:`rasteret.fetch.secrets`) and which carries no ``__cause__`` /
+``__context__``: the transport's own exception (whose text and debug dump hold the
+signed URL as requested) is summarised in the message, never chained, so
+``traceback.format_exception`` and ``logging.exception`` print no credential.
+"""
 
 from __future__ import annotations
 
@@ -126,8 +133,34 @@ async def with_retries[T](
                     await asyncio.sleep(delay)
                     continue
             STATS.add_error()
-            reason = failure.message
-            if attempt:
-                reason += f" (gave up after {attempt + 1} attempts)"
-            error_type = _ERROR_TYPES.get(failure.kind, FetchError)
-            raise make_error(error_type, url, reason, byte_range) from exc
+            error = fetch_error(failure, url, byte_range, attempt + 1)
+        raise error  # outside the handler: no chained transport exception
+
+
+def fetch_error(
+    failure: Failure, url: str, byte_range: tuple[int, int] | None, attempts: int = 1
+) -> FetchError:
+    """The typed, redacted error for a classified failure (no chained cause)."""
+    reason = failure.message
+    if attempts > 1:
+        reason += f" (gave up after {attempts} attempts)"
+    return make_error(_ERROR_TYPES.get(failure.kind, FetchError), url, reason, byte_range)
+
+
+def as_fetch_error(
+    exc: BaseException, url: str, *, local: bool, byte_range: tuple[int, int] | None = None
+) -> FetchError:
+    """Any exception of a transport call made without retries (writes, deletes, listings)
+    as the typed, redacted error :func:`with_retries` would raise; raise it outside the
+    ``except`` block so the original is not chained as ``__context__``."""
+    if isinstance(exc, FetchError):
+        return scrubbed(exc)
+    return fetch_error(classify(exc, local), url, byte_range)
+
+
+def scrubbed(error: FetchError) -> FetchError:
+    """``error`` without a chained cause or context (its message is already redacted)."""
+    error.__cause__ = None
+    error.__context__ = None
+    error.__suppress_context__ = True
+    return error

@@ -1,132 +1,142 @@
-"""Credentials in URLs: strip them before an index is saved, redact them in messages.
+"""Credentials in URLs: no query string is saved or printed unless it is known to be public.
 
-Signed URLs (S3 pre-signed ``X-Amz-*``, Azure SAS ``sv/se/sp/sig...``, GCS
-``X-Goog-*``) carry secrets in their query string. Rasteret never writes them into a
-collection (:func:`strip_credentials` runs at ingest) and never prints them
-(:func:`redact` runs on every URL and transport message an error carries); signing
-happens at read time instead (``rasteret.fetch.configure(signer=...)``).
+A list of secret parameter names can never be complete (``token=``, ``auth=``,
+``code=``, CloudFront ``Policy`` / ``Signature`` / ``Key-Pair-Id``, each vendor's own
+names...), so rasteret lists the opposite: :data:`PUBLIC_QUERY_PARAMS`, the few
+parameters that address an object version and are never credentials. Every other query
+parameter, and user info (``user:password@``), is treated as a secret:
+
+* :func:`strip_credentials` (an href about to be persisted: collection tables, exports,
+  ``{band}_error``) drops it;
+* :func:`redact_url` / :func:`redact` (messages, errors, logs, ``explain()``) keep its
+  name and replace its value by ``REDACTED``;
+* a query holding a second ``?`` (a signer appended ``?sig=…`` to an href that already
+  had a query) is split there too, so nothing after it passes for a public value.
+
+:class:`RedactingFilter` runs :func:`redact` on every record of rasteret's loggers
+(:func:`redact_loggers`). Signing happens at read time instead
+(``rasteret.fetch.configure(signer=...)``), and errors leaving the fetch layer carry no
+chained transport exception (:mod:`rasteret.fetch.retry`).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import urllib.parse
 
-# Query parameters that are credentials, or only make sense next to one (lower case).
-_SECRET_PARAMS = frozenset(
-    {
-        # Azure shared access signatures (service, account and user delegation SAS)
-        "sig",
-        "se",
-        "st",
-        "sp",
-        "sv",
-        "sr",
-        "ss",
-        "srt",
-        "spr",
-        "sip",
-        "si",
-        "skoid",
-        "sktid",
-        "skt",
-        "ske",
-        "sks",
-        "skv",
-        "sdd",
-        "saoid",
-        "suoid",
-        "scid",
-        "ses",
-        "rscc",
-        "rscd",
-        "rsce",
-        "rscl",
-        "rsct",
-        # S3 pre-signed URLs (SigV4 and SigV2)
-        "x-amz-algorithm",
-        "x-amz-credential",
-        "x-amz-date",
-        "x-amz-expires",
-        "x-amz-signedheaders",
-        "x-amz-signature",
-        "x-amz-security-token",
-        "awsaccesskeyid",
-        "signature",
-        "expires",
-        # GCS signed URLs
-        "x-goog-algorithm",
-        "x-goog-credential",
-        "x-goog-date",
-        "x-goog-expires",
-        "x-goog-signedheaders",
-        "x-goog-signature",
-        "googleaccessid",
-        # generic
-        "token",
-        "access_token",
-        "api_key",
-        "apikey",
-        "key",
-        "password",
-    }
-)
-# Parameters whose presence alone says "this URL is signed".
-_SIGNATURE_PARAMS = frozenset({"sig", "x-amz-signature", "x-goog-signature", "signature"})
+#: Query parameters kept in saved hrefs and shown in messages (compared lower case):
+#: S3 ``versionId`` / Azure ``versionid``, GCS ``generation``, S3 ``x-id``, Azure
+#: ``snapshot``. Everything else in a query string is treated as a credential.
+PUBLIC_QUERY_PARAMS = frozenset({"versionid", "generation", "x-id", "snapshot"})
+
 _REDACTED = "REDACTED"
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+_URL_IN_TEXT = re.compile(
+    r"(?P<url>[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+)|(?P<query>\?[^\s'\"<>]*=[^\s'\"<>]*)"
+)
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+_SEPARATORS = re.compile(r"([&?])")
 
 
-def _is_secret(name: str) -> bool:
-    return name.lower() in _SECRET_PARAMS
+def is_public_param(name: str) -> bool:
+    """Whether the query parameter ``name`` (as written, maybe percent-encoded) is public."""
+    return urllib.parse.unquote_plus(name).strip().lower() in PUBLIC_QUERY_PARAMS
+
+
+def _pieces(query: str) -> list[str]:
+    """``name=value`` pieces of a query, split on ``&`` and on any further ``?``."""
+    return [p for p in re.split(r"[&?]", query) if p]
+
+
+def _public_piece(piece: str) -> bool:
+    name, eq, _ = piece.partition("=")
+    return bool(eq) and is_public_param(name)
 
 
 def has_credentials(url: str) -> bool:
-    """True when ``url``'s query string carries a signature or token."""
-    query = urllib.parse.urlsplit(url).query
-    if not query:
-        return False
-    names = {k.lower() for k, _ in urllib.parse.parse_qsl(query, keep_blank_values=True)}
-    return bool(names & _SIGNATURE_PARAMS) or any(_is_secret(n) for n in names)
+    """True when ``url`` carries anything :func:`strip_credentials` removes (a query
+    parameter outside :data:`PUBLIC_QUERY_PARAMS`, or user info)."""
+    return "://" in url and strip_credentials(url) != url
 
 
 def strip_credentials(url: str) -> str:
-    """``url`` without the query parameters that are (or belong to) credentials.
+    """``url`` without user info and without every query parameter that is not public.
 
-    Other parameters are kept in their order; a query left empty is dropped, so a
-    Planetary Computer href signed with a SAS token comes back exactly unsigned.
-    Non-URLs (local paths) and URLs without a query are returned unchanged.
+    Public parameters keep their order and spelling; a query left empty is dropped, so
+    a Planetary Computer href signed with a SAS token comes back exactly unsigned.
+    Non-URLs (local paths) are returned unchanged.
     """
-    if "?" not in url or "://" not in url:
+    if "://" not in url or ("?" not in url and "@" not in url):
         return url
-    parts = urllib.parse.urlsplit(url)
-    if not parts.query:
-        return url
-    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    kept = [(k, v) for k, v in pairs if not _is_secret(k)]
-    if len(kept) == len(pairs):
-        return url
-    query = urllib.parse.urlencode(kept, safe="/:,")
-    return urllib.parse.urlunsplit(parts._replace(query=query))
+    base, hash_, fragment = url.partition("#")
+    base = _USERINFO.sub(r"\1", base)
+    path, question, query = base.partition("?")
+    if question:
+        kept = [p for p in _pieces(query) if _public_piece(p)]
+        base = f"{path}?{'&'.join(kept)}" if kept else path
+    return f"{base}{hash_}{fragment}"
+
+
+def _redact_query(query: str, bare: bool) -> str:
+    """Every value in ``query`` that is not a public parameter's → ``REDACTED``;
+    valueless pieces too when ``bare``."""
+    out = []
+    for piece in _SEPARATORS.split(query):
+        if piece in ("", "&", "?") or _public_piece(piece):
+            out.append(piece)
+            continue
+        name, eq, _ = piece.partition("=")
+        if eq:
+            out.append(f"{name}={_REDACTED}")
+        else:
+            out.append(_REDACTED if bare else piece)
+    return "".join(out)
 
 
 def redact_url(url: str) -> str:
-    """``url`` with the values of credential parameters replaced by ``REDACTED``."""
+    """``url`` with user info and the value of every non-public query parameter
+    replaced by ``REDACTED`` (parameter names are kept, to say what was there)."""
+    if "@" in url:
+        url = _USERINFO.sub(rf"\1{_REDACTED}@", url)
     if "?" not in url:
         return url
     base, _, rest = url.partition("?")
-    query, hash_, fragment = rest.partition("#")
-    pieces = []
-    for piece in query.split("&"):
-        name, eq, _value = piece.partition("=")
-        if eq and _is_secret(urllib.parse.unquote_plus(name)):
-            piece = f"{name}={_REDACTED}"
-        pieces.append(piece)
-    return f"{base}?{'&'.join(pieces)}{hash_}{fragment}"
+    return f"{base}?{_redact_query(rest, bare=True)}"
 
 
 def redact(text: str) -> str:
-    """``text`` with every URL in it passed through :func:`redact_url`."""
-    if "?" not in text:
+    """``text`` with every URL in it passed through :func:`redact_url`, and the values of
+    any other ``?name=value`` query in it redacted the same way."""
+    if "?" not in text and "@" not in text:
         return text
-    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+
+    def one(match: re.Match[str]) -> str:
+        if match.group("url"):
+            return redact_url(match.group("url"))
+        return "?" + _redact_query(match.group("query")[1:], bare=False)
+
+    return _URL_IN_TEXT.sub(one, text)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that passes every record through :func:`redact` (message and
+    arguments, formatted once) so no signed URL reaches a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def redact_loggers(*names: str) -> None:
+    """Attach the redacting filter to the loggers ``names`` (once each). A logger's
+    filters see only the records it creates itself, so each logger in use is named."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)

@@ -3,11 +3,16 @@
 Stores are created lazily (never at import) and forgotten after a fork: the registry
 remembers the pid that built it. obstore 0.12 cannot be used at all in a forked child of
 a process that already used it (its Tokio runtime's threads do not survive ``fork``), so
-:func:`obstore_usable` tells the reader to switch to the pure-Python transport there.
+:func:`obstore_usable` tells the reader to switch to the pure-Python transport there —
+also when other code than rasteret started obstore's runtime before the fork
+(:mod:`rasteret._fork`).
 
 Access is anonymous unless credentials are configured (store options) or present in the
 environment; S3 regions come from the options, the URL, ``AWS_REGION`` or one HEAD
 request per bucket (``x-amz-bucket-region``). Signers run here, at read time.
+Store options unpickled without their credentials (``withheld``, see
+:mod:`rasteret.fetch.options`) get this process's own: those of its ``configure(stores=...)``
+(:func:`set_local_stores`) for the same URL, else the environment's.
 
 The registry of user stores (:func:`register_store`) lives here, once per process:
 readers pass :func:`registered_prefixes` to the pure :func:`~rasteret.fetch.routing.route`.
@@ -23,7 +28,8 @@ from collections import OrderedDict
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from rasteret.fetch.options import StoreOptions, options_for
+from rasteret._fork import runtime_inherited
+from rasteret.fetch.options import StoreOptions, options_for, with_local_credentials
 
 if TYPE_CHECKING:
     from rasteret.fetch.config import FetchConfig
@@ -68,6 +74,16 @@ _graveyard: list[Any] = []  # stores inherited over fork: never used, never drop
 _obstore_pid: int | None = None  # the process that first used obstore through us
 
 
+_local_stores: tuple[tuple[str, StoreOptions], ...] = ()  # this process's configure(stores=)
+
+
+def set_local_stores(stores: tuple[tuple[str, StoreOptions], ...]) -> None:
+    """Record the stores this process configured (``configure()``): where options
+    unpickled without credentials take them from."""
+    global _local_stores
+    _local_stores = stores
+
+
 # -- user-registered stores: the one registry (any obstore store, served for a URL prefix) ------
 _custom: dict[str, Any] = {}
 _custom_prefixes: tuple[str, ...] = ()
@@ -96,7 +112,10 @@ def registered_prefixes() -> tuple[str, ...]:
 
 
 def obstore_usable() -> bool:
-    """False in a forked child of a process that used obstore (it would hang)."""
+    """False in a forked child of a process that used obstore — through rasteret or
+    through any other code (:mod:`rasteret._fork`): it would hang."""
+    if runtime_inherited():
+        return False
     return _obstore_pid is None or _obstore_pid == os.getpid()
 
 
@@ -107,8 +126,13 @@ def mark_obstore_used() -> None:
 
 
 def store_options(r: Route, config: FetchConfig) -> StoreOptions:
-    """The merged store options that apply to ``r`` (by its URL and canonical URL)."""
-    return options_for(config.stores, r.url, r.canonical)
+    """The merged store options that apply to ``r`` (by its URL and canonical URL), with
+    this process's credentials when the pickle they came from withheld them."""
+    options = options_for(config.stores, r.url, r.canonical)
+    if options.withheld:
+        local = options_for(_local_stores, r.url, r.canonical)
+        options = with_local_credentials(options, local)
+    return options
 
 
 # -- lookup -------------------------------------------------------------------------------------
@@ -233,8 +257,8 @@ def _client_options(config: FetchConfig, options: StoreOptions, url: str | None)
 
 
 def _has_credentials(options: StoreOptions, env_names: tuple[str, ...]) -> bool:
-    if options.credential_provider is not None:
-        return True
+    if options.credential_provider is not None or options.withheld:
+        return True  # withheld: configured where pickled, so never read anonymously here
     for name, value in options.config_dict().items():
         lowered = name.lower()
         if value and lowered != "skip_signature" and any(w in lowered for w in _CREDENTIAL_WORDS):

@@ -20,7 +20,9 @@ Python):
 
 :func:`content_problems` returns one line per problem naming the record id, band and
 level; :func:`rasteret.index.validate.validate_table` raises them as a
-:class:`~rasteret.errors.CollectionSchemaError`.
+:class:`~rasteret.errors.CollectionSchemaError`. A build applies the same checks per
+asset with :func:`band_problems` before it assembles the table, so a file the checks
+refuse becomes that asset's ``{band}_error`` instead of failing the whole build.
 """
 
 from __future__ import annotations
@@ -83,6 +85,25 @@ def content_problems(table: pa.Table, limit: int = MAX_REPORTED) -> list[str]:
     return lines
 
 
+def band_problems(structs: pa.StructArray) -> dict[int, str]:
+    """The first content problem of every row of one ``{band}_metadata`` array, uncapped:
+    ``{row: message}`` (a level other than the full image is named first, e.g.
+    ``"overview 0: ..."``); empty when every struct passes :func:`content_problems`."""
+    found: dict[int, str] = {}
+    rows = np.arange(len(structs))
+    while len(rows):
+        hits = 0
+        for row, label, message in _band_problems(structs):
+            hits += 1
+            where = "" if label == "full" else f"{label}: "
+            found.setdefault(int(rows[row]), where + message)
+        if hits < MAX_COLLECTED:  # no check reached its cap: every flagged row was seen
+            break
+        keep = ~np.isin(rows, np.fromiter(found, np.int64, len(found)))
+        rows, structs = rows[keep], structs.filter(pa.array(keep))  # look past the cap
+    return found
+
+
 def _band_problems(structs: pa.StructArray) -> Iterator[tuple[int, str, str]]:
     n = len(structs)
     names = {structs.type.field(i).name for i in range(structs.type.num_fields)}
@@ -99,11 +120,15 @@ def _band_problems(structs: pa.StructArray) -> Iterator[tuple[int, str, str]]:
     itemsize = _itemsizes(structs)
     yield from _encoding_problems(structs, names, valid, samples, planar)
     yield from _transform_problems(structs, valid)
-    yield from _level_problems(full, file_size, per_block * itemsize)
+    # uncompressed blocks of whole bytes have an exact size: an edited count shows
+    raw = _ints(structs, "compression", 1) == 1 if "compression" in names else np.zeros(n, bool)
+    if "bits_per_sample" in names:
+        raw &= _ints(structs, "bits_per_sample", 8) == itemsize * 8
+    yield from _level_problems(full, file_size, per_block * itemsize, raw)
     if "overviews" in names:
         level = _nested(structs.field("overviews"), valid, "overview")
         if level is not None:
-            yield from _level_problems(level, file_size, (per_block * itemsize))
+            yield from _level_problems(level, file_size, (per_block * itemsize), raw)
             yield from _not_larger(level, full_w, full_h)
     if "mask" in names:
         mask = structs.field("mask")
@@ -124,7 +149,10 @@ def _band_problems(structs: pa.StructArray) -> Iterator[tuple[int, str, str]]:
 
 
 def _level_problems(
-    level: _Level, file_size: np.ndarray, block_item_bytes: np.ndarray
+    level: _Level,
+    file_size: np.ndarray,
+    block_item_bytes: np.ndarray,
+    uncompressed: np.ndarray | None = None,
 ) -> Iterator[tuple[int, str, str]]:
     values, valid, owner = level.values, level.valid, level.owner
     width, height = _ints(values, "image_width"), _ints(values, "image_height")
@@ -174,6 +202,9 @@ def _level_problems(
     tile_index = np.arange(len(parent)) - np.repeat(
         np.concatenate([[0], np.cumsum(n_off[kept_rows])[:-1]]), n_off[kept_rows]
     )
+    yield from _overlaps(level, parent, tile_index, flat_off, flat_cnt)
+    if uncompressed is not None:
+        yield from _raw_sizes(level, parent, tile_index, flat_cnt, uncompressed, block_bytes)
     for mask, what in ((negative, "negative"), (huge, "huge"), (past, "past")):
         for j in _first_per_parent(mask, parent):
             i = parent[j]
@@ -188,6 +219,70 @@ def _level_problems(
                     f"({int(size[j])} bytes)"
                 )
             yield int(owner[i]), level.label[i], message
+
+
+def _overlaps(
+    level: _Level,
+    parent: np.ndarray,
+    tile_index: np.ndarray,
+    offsets: np.ndarray,
+    counts: np.ndarray,
+) -> Iterator[tuple[int, str, str]]:
+    """Blocks of one level whose byte ranges overlap (an edited offset that now points
+    into another block). Identical ranges are allowed: a writer may store equal blocks
+    once."""
+    has = np.flatnonzero(counts > 0)
+    if len(has) < 2:
+        return
+    order = has[np.lexsort((offsets[has], parent[has]))]
+    first, second = order[:-1], order[1:]
+    same = parent[first] == parent[second]
+    clash = same & (offsets[second] < offsets[first] + counts[first])
+    clash &= ~((offsets[second] == offsets[first]) & (counts[second] == counts[first]))
+    for k in _first_per_parent(clash, parent[first]):
+        a, b = first[k], second[k]
+        yield (
+            int(level.owner[parent[a]]),
+            level.label[parent[a]],
+            f"tiles {int(tile_index[a])} (bytes {int(offsets[a])}-"
+            f"{int(offsets[a] + counts[a] - 1)}) and {int(tile_index[b])} (bytes "
+            f"{int(offsets[b])}-{int(offsets[b] + counts[b] - 1)}) overlap",
+        )
+
+
+def _raw_sizes(
+    level: _Level,
+    parent: np.ndarray,
+    tile_index: np.ndarray,
+    counts: np.ndarray,
+    uncompressed: np.ndarray,
+    block_bytes: np.ndarray,
+) -> Iterator[tuple[int, str, str]]:
+    """Uncompressed blocks hold exactly their decoded size (a short last strip: its rows;
+    some writers pad it to the full block)."""
+    values = level.values
+    raw = uncompressed[level.owner[parent]] & (counts > 0)
+    if not raw.any():
+        return
+    width, height = _ints(values, "image_width"), _ints(values, "image_height")
+    tile_w, tile_h = _ints(values, "tile_width"), _ints(values, "tile_height")
+    full = block_bytes[parent].astype(np.int64)
+    across = -(-width[parent] // np.maximum(tile_w[parent], 1))
+    last_row = (
+        tile_index // np.maximum(across, 1)
+        == -(-height[parent] // np.maximum(tile_h[parent], 1)) - 1
+    )
+    rows_left = height[parent] - (tile_index // np.maximum(across, 1)) * tile_h[parent]
+    short = full // np.maximum(tile_h[parent], 1) * rows_left
+    ok = (counts == full) | (last_row & (tile_w[parent] == width[parent]) & (counts == short))
+    for j in _first_per_parent(raw & ~ok, parent):
+        yield (
+            int(level.owner[parent[j]]),
+            level.label[parent[j]],
+            f"uncompressed tile {int(tile_index[j])} holds {int(counts[j])} bytes where "
+            f"its {int(tile_w[parent[j]])} x {int(tile_h[parent[j]])} block needs "
+            f"{int(full[j])}",
+        )
 
 
 def _oversize(
@@ -294,19 +389,20 @@ def _dtype_agreement(
             "valid": pa.array(valid),
         }
     ).filter(pc.field("valid"))
-    distinct = combos.group_by(["dtype", "bits", "format"]).aggregate([("row", "min")])
-    columns = (distinct[c].to_pylist() for c in distinct.column_names)
-    for dtype, bits, fmt, row in zip(*columns, strict=True):
+    distinct = combos.group_by(["dtype", "bits", "format"]).aggregate([("row", "list")])
+    keys = zip(*(distinct[c].to_pylist() for c in ("dtype", "bits", "format")), strict=True)
+    flagged: list[tuple[int, str]] = []  # every row of every disagreeing combination
+    for i, (dtype, bits, fmt) in enumerate(keys):
         if bits is None or fmt is None:
             continue
         expected = sample_dtype(int(bits), int(fmt)) if 0 < bits <= 128 else None
         if expected is None or expected.name != dtype:
             wanted = expected.name if expected is not None else "no numpy dtype"
-            yield (
-                int(row),
-                "full",
-                f"dtype {dtype!r} disagrees with {bits}-bit SampleFormat {fmt} ({wanted})",
-            )
+            message = f"dtype {dtype!r} disagrees with {bits}-bit SampleFormat {fmt} ({wanted})"
+            rows = np.sort(distinct["row_list"][i].values.to_numpy())[:MAX_COLLECTED]
+            flagged += [(int(row), message) for row in rows]
+    for row, message in sorted(flagged)[:MAX_COLLECTED]:
+        yield row, "full", message
 
 
 def _transform_problems(

@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rasteret.errors import StaleIndexError
-from rasteret.index.parquet import StoredCollection
+from rasteret.index.local_access import LocalAccess
+from rasteret.index.parquet import StoredCollection, files_unchanged
 
 #: Records per part of a streaming export (:meth:`LazyRecords.time_parts`).
 PART_ROWS = 5_000
@@ -34,6 +35,7 @@ class LazyRecords:
     filter: pc.Expression | None = None
     columns: tuple[str, ...] | None = None
     require_band_metadata: bool = True
+    local_access: LocalAccess | None = None  # ``None``: any local href may be read
 
     @property
     def schema(self) -> pa.Schema:
@@ -81,17 +83,23 @@ class LazyRecords:
         yield self.stored.read(missing if self.filter is None else self.filter & missing, names)
 
     def read(self) -> pa.Table:
-        """The selected rows (validated: schema and content, naming ``source``)."""
+        """The selected rows (validated: schema, content and local hrefs, naming ``source``)."""
+        from rasteret.index.schema import bands_of
         from rasteret.index.validate import validate_table
 
         names = list(self.columns) if self.columns is not None else None
         try:
             table = self.stored.read(self.filter, names)
-        except OSError as exc:  # the files were replaced or removed since load()
+        except (OSError, pa.ArrowException) as exc:
+            # replaced or removed since load(): a file gone, or an old footer over a new file
+            if not isinstance(exc, OSError) and files_unchanged(self.source, self.stored.stamp):
+                raise
             raise StaleIndexError(
                 self.source,
-                f"the collection's files changed since it was loaded ({exc}); "
-                "load it again (rasteret.load)",
+                f"the collection's files changed since it was loaded ({exc})",
+                fix="load it again (rasteret.load) to read the files now there",
             ) from None
         validate_table(table, source=self.source, require_band_metadata=self.require_band_metadata)
+        if self.local_access is not None:
+            self.local_access.check(table, bands_of(table.schema), self.source)
         return table

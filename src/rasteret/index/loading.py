@@ -10,12 +10,17 @@ from typing import Any
 import pyarrow as pa
 
 from rasteret.index import parquet
+from rasteret.index.local_access import LocalAccess, LocalRoots
 from rasteret.index.table import CollectionTable
 from rasteret.index.validate import validate_table
 
 
 def load(
-    path: str | os.PathLike[str], name: str = "", *, require_band_metadata: bool = True
+    path: str | os.PathLike[str],
+    name: str = "",
+    *,
+    require_band_metadata: bool = True,
+    local_roots: LocalRoots = None,
 ) -> CollectionTable:
     """Open an exported collection (a Parquet file or a hive-partitioned directory).
 
@@ -26,6 +31,10 @@ def load(
 
     ``require_band_metadata=False`` also accepts record tables without header structs
     (built with ``enrich_cog=False``): they can be filtered and exported, not read.
+
+    Local hrefs (paths, ``file://``) are read only under the collection's own directory,
+    ``local_roots`` and ``$RASTERET_LOCAL_ROOTS`` (``"any"``: everywhere); see
+    :mod:`rasteret.index.local_access`.
 
     Raises ``FileNotFoundError`` naming ``path`` when nothing is there and
     :class:`~rasteret.errors.CollectionSchemaError` naming it when the table is not a
@@ -47,7 +56,12 @@ def load(
         raise CollectionSchemaError(
             f"{source}: not a valid rasteret collection: " + "; ".join(problems)
         )
-    records = LazyRecords(stored, source, require_band_metadata=require_band_metadata)
+    records = LazyRecords(
+        stored,
+        source,
+        require_band_metadata=require_band_metadata,
+        local_access=LocalAccess.for_source(source, local_roots),
+    )
     metadata = parquet.decode_metadata(stored.metadata)
     stem = Path(source.rstrip("/")).name.removesuffix(".parquet")
     stem = re.sub(r"_(stac|records)$", "", stem)

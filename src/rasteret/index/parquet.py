@@ -17,11 +17,13 @@ returns exactly the table that was exported.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -397,11 +399,61 @@ class StoredCollection:
         return list(self.dataset.get_fragments())
 
 
+#: How often :func:`open_collection` tries a local collection an export is swapping.
+SWAP_ATTEMPTS = 40
+
+
 def open_collection(path: str | os.PathLike[str]) -> StoredCollection:
     """Open a collection file or directory without reading its rows.
 
+    A local collection that an export replaces meanwhile (:func:`_replace_directory`, or
+    the ``os.replace`` of a file) opens as it was before the swap or as it is after it —
+    never half of each, never missing in between: the open is tried again (briefly, at
+    most :data:`SWAP_ATTEMPTS` times) when it fails while the swap's sibling copies
+    (``.{name}.tmp-*`` / ``.{name}.old-*``) exist or the path is back in place, or when
+    the files changed while their footers were read.
+
     Raises ``FileNotFoundError`` naming ``path`` when nothing is there.
     """
+    local = local_path(path)
+    if local is None:
+        return _open_once(path)
+    for attempt in range(SWAP_ATTEMPTS):
+        last = attempt == SWAP_ATTEMPTS - 1
+        try:
+            stored = _open_once(path)
+        except (OSError, pa.ArrowException):
+            # a swap may have started, or finished (its copies gone), while this open
+            # listed and read the files: try again while the path is there or swapping
+            target = local.absolute()
+            if last or not (target.exists() or _swapping(target)):
+                raise
+        else:
+            if last or files_unchanged(path, stored.stamp):
+                return stored
+        time.sleep(min(0.05, 0.002 * (attempt + 1)))
+    raise AssertionError("unreachable")
+
+
+def _swapping(target: Path) -> bool:
+    """Whether an export is replacing ``target`` (its temporary / previous copy exists)."""
+    name = glob.escape(target.name)
+    return any(
+        True
+        for pattern in (f".{name}.tmp-*", f".{name}.old-*")
+        for _ in target.parent.glob(pattern)
+    )
+
+
+def files_unchanged(path: str | os.PathLike[str], stamp: str) -> bool:
+    """Whether the files at ``path`` still have ``stamp`` (``False`` when gone)."""
+    try:
+        return path_stamp(path) == stamp
+    except (OSError, pa.ArrowException):
+        return False
+
+
+def _open_once(path: str | os.PathLike[str]) -> StoredCollection:
     import pyarrow.dataset as ds
 
     filesystem, root = _filesystem(path)
@@ -413,13 +465,12 @@ def open_collection(path: str | os.PathLike[str]) -> StoredCollection:
         schema = fragments[0].physical_schema
         dataset = ds.FileSystemDataset(fragments, schema, ds.ParquetFileFormat(), filesystem)
         metadata = schema.metadata or {}
-        return StoredCollection(
-            dataset, dict(metadata), (), None, _stamp([("", info.size, info.mtime_ns)])
-        )
+        stamp = _stamp([_identity(filesystem, root, info)])
+        return StoredCollection(dataset, dict(metadata), (), None, stamp)
     files = _data_files(filesystem, root)
     if not files:
         raise FileNotFoundError(f"no Parquet files in collection directory {os.fspath(path)}")
-    stamp = _stamp([(f.path[len(root) :], f.size, f.mtime_ns) for f in files])
+    stamp = _stamp([_identity(filesystem, root, f) for f in files])
     return _open_directory(filesystem, root, [f.path for f in files], stamp)
 
 
@@ -556,22 +607,34 @@ def _partition_type(key: str, types: dict[str, str], root: str, files: list[str]
     return pa.string()
 
 
-def _stamp(entries: list[tuple[str, int | None, int | None]]) -> str:
-    """Hash of ``(path relative to the collection root, size, mtime_ns)`` entries."""
+def _identity(filesystem: pafs.FileSystem, root: str, info: pafs.FileInfo) -> tuple[Any, ...]:
+    """What identifies one file of a collection: its path relative to the root, size,
+    mtime and, for objects read through the fetch layer, its ETag — their modification
+    times have whole seconds, so a rebuild within one second of the same size is told
+    apart by its ETag."""
+    entry = (info.path[len(root) :], info.size, info.mtime_ns)
+    etags = getattr(getattr(filesystem, "handler", None), "etags", None)
+    etag = etags.get(info.path) if etags else None
+    return entry if etag is None else (*entry, etag)
+
+
+def _stamp(entries: list[tuple[Any, ...]]) -> str:
+    """Hash of ``(path relative to the collection root, size, mtime_ns[, etag])`` entries."""
     digest = hashlib.blake2b(digest_size=8)
-    for path, size, mtime in sorted(entries):
-        digest.update(f"{path}\0{size}\0{mtime}\n".encode())
+    for entry in sorted(entries, key=lambda e: tuple(str(v) for v in e)):
+        digest.update(("\0".join(str(v) for v in entry) + "\n").encode())
     return digest.hexdigest()
 
 
 def path_stamp(path: str | os.PathLike[str]) -> str:
-    """A short hash of the sizes and modification times of a collection's files."""
+    """A short hash of the sizes, modification times (and remote ETags) of a
+    collection's files."""
     filesystem, root = _filesystem(path)
     info = filesystem.get_file_info(root)
     if info.type == pafs.FileType.File:
-        return _stamp([("", info.size, info.mtime_ns)])
+        return _stamp([_identity(filesystem, root, info)])
     files = _data_files(filesystem, root)
-    return _stamp([(f.path[len(root) :], f.size, f.mtime_ns) for f in files])
+    return _stamp([_identity(filesystem, root, f) for f in files])
 
 
 def decode_metadata(metadata: dict[bytes, bytes] | None) -> dict[str, Any]:

@@ -39,6 +39,10 @@ def arrow_filesystem(reader: RangeReader | None = None) -> pafs.FileSystem:
 class _ReaderHandler(pafs.FileSystemHandler):
     def __init__(self, reader: RangeReader) -> None:
         self.reader = reader
+        #: The ETag of every object this filesystem stat'ed or listed, by URL: with
+        #: sizes and modification times (whole seconds over HTTP / S3) they identify a
+        #: collection's files (:func:`rasteret.index.parquet.path_stamp`).
+        self.etags: dict[str, str] = {}
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _ReaderHandler) and other.reader is self.reader
@@ -60,7 +64,12 @@ class _ReaderHandler(pafs.FileSystemHandler):
             info = run_sync(self.reader.stat(path))
         except FetchError:  # missing (or refused: S3 says 403 for a missing key too)
             return self._directory_or_missing(path)
-        return _file_info(path, info)
+        return self._file_info(path, info)
+
+    def _file_info(self, url: str, info: ObjectInfo) -> pafs.FileInfo:
+        if info.etag:
+            self.etags[url] = info.etag
+        return _file_info(url, info)
 
     def _directory_or_missing(self, path: str) -> pafs.FileInfo:
         try:
@@ -80,7 +89,7 @@ class _ReaderHandler(pafs.FileSystemHandler):
             relative = url[len(base) :].lstrip("/")
             if not selector.recursive and "/" in relative:
                 continue
-            infos.append(_file_info(url, info))
+            infos.append(self._file_info(url, info))
         return infos
 
     def open_input_file(self, path: str) -> pa.NativeFile:

@@ -503,8 +503,12 @@ class CollectionTable:
             from rasteret.index.lazy import LazyRecords
 
             required = self._lazy.require_band_metadata if self._lazy is not None else True
+            access = self._lazy.local_access if self._lazy is not None else None
             self._lazy = LazyRecords(
-                parquet.open_collection(path), os.fspath(path), require_band_metadata=required
+                parquet.open_collection(path),
+                os.fspath(path),
+                require_band_metadata=required,
+                local_access=access,  # the rows are the same: so is what they may read
             )
         else:
             self._lazy = None  # the rows are in memory and now equal the files at ``path``

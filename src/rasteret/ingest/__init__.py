@@ -15,10 +15,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rasteret._lazy import lazy_exports
+from rasteret.fetch.secrets import redact_loggers
 
 # Imported now: ``refresh`` is also a submodule name, which importing the submodule
 # (e.g. ``Collection.refresh``) would otherwise bind on the package instead of the function.
 from rasteret.ingest.refresh import refresh
+
+redact_loggers("rasteret.ingest")  # no signed URL in any build / refresh log record
 
 if TYPE_CHECKING:
     from rasteret.ingest.files import build_from_files

@@ -129,4 +129,4 @@ def load_cached(target: Path, *, require_band_metadata: bool = True) -> Any:
     ``enrich_cog=False`` have no header structs: pass ``require_band_metadata=False``)."""
     from rasteret.index import load
 
-    return load(str(target), require_band_metadata=require_band_metadata)
+    return load(str(target), require_band_metadata=require_band_metadata, local_roots="any")

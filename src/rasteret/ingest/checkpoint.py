@@ -95,10 +95,10 @@ class BuildParts:
         time (never the whole table in memory), then reopened from there."""
         from rasteret.index import CollectionTable, load
 
-        stored = load(self.directory)
+        stored = load(self.directory, local_roots="any")
         stored.name, stored.data_source = name, data_source
         exported = stored.export(target)
-        return CollectionTable.of(load(str(target), name=exported.name))
+        return CollectionTable.of(load(str(target), name=exported.name, local_roots="any"))
 
 
 def batches[T](items: Sequence[T], size: int | None = None) -> list[Sequence[T]]:

@@ -3,7 +3,9 @@
 For every (record, band) asset: ``{band}_metadata`` (the header struct, completed with the
 STAC asset's nodata / scale / offset / georeferencing where the TIFF lacks them:
 :func:`~rasteret.ingest.stac_raster.complete_metadata`; null when the file could not be
-indexed) and ``{band}_error`` (why, naming the file; null when fine). Per record,
+indexed, or when its struct fails the collection's content checks,
+:mod:`rasteret.index.content`, so one bad file never fails the whole table) and
+``{band}_error`` (why, naming the file; null when fine). Per record,
 ``proj:epsg`` / ``crs`` are filled from the header CRS where the table has none, and
 ``geometry`` (CRS84 footprint, WKB) where it is missing.
 """
@@ -14,11 +16,14 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rasteret.errors import CorruptTiffError
 from rasteret.geo.footprint import Footprint, grid_footprint
 from rasteret.index.columns import asset_field, asset_hrefs
+from rasteret.index.content import band_problems
 from rasteret.index.schema import BAND_METADATA_TYPE, error_column, metadata_column
 from rasteret.ingest.headers import HeaderResult, describe_error
 from rasteret.ingest.stac_raster import RASTER_BANDS_COLUMN, complete_metadata
@@ -39,8 +44,6 @@ def enrich_table(
     table: pa.Table, headers: Mapping[str, HeaderResult], bands: Sequence[str]
 ) -> tuple[pa.Table, EnrichNotes]:
     """Append ``{band}_metadata`` / ``{band}_error`` and fill record CRS and geometry."""
-    from rasteret.index import band_metadata_from_header
-
     n = table.num_rows
     first_ok: list[HeaderResult | None] = [None] * n  # first indexed band of each record
     notes = EnrichNotes()
@@ -49,33 +52,9 @@ def enrich_table(
     columns: dict[str, pa.Array] = {}
     records = record_projection(table)
     for band in bands:
-        stac = stac_band(table, band)
-        href_col = asset_hrefs(table, band)
-        index_col = asset_field(table, band, "band_index")
-        metadata: list[dict | None] = []
-        errors: list[str | None] = []
-        prior = (  # errors the caller recorded for assets it could not even locate
-            table[error_column(band)].to_pylist()
-            if error_column(band) in table.column_names
-            else [None] * n
-        )
-        for row, (href, band_index) in enumerate(zip(href_col, index_col, strict=True)):
-            if href is None:
-                metadata.append(None)
-                errors.append(prior[row])
-                continue
-            result = headers.get(href)
-            if result is None or not result.ok:
-                metadata.append(None)
-                errors.append(result.error if result else f"{href}: not indexed")
-                continue
-            try:
-                parsed = band_metadata_from_header(result.header, int(band_index or 0), result.info)
-                metadata.append(complete_metadata(parsed, stac[row], records[row]))
-                errors.append(None)
-            except Exception as exc:  # e.g. band_index beyond the file's samples
-                metadata.append(None)
-                errors.append(describe_error(href, exc))
+        metadata, errors, used = _index_band(table, band, headers, records)
+        for row, result in enumerate(used):
+            if result is None:
                 continue
             crs = _header_crs(result)
             if first_ok[row] is None:
@@ -83,7 +62,7 @@ def enrich_table(
                 crs_seen[row] = crs
             elif crs != crs_seen[row]:
                 notes.crs_conflicts.append(f"{ids[row]}: band {band} is in {crs}")
-        columns[metadata_column(band)] = pa.array(metadata, type=BAND_METADATA_TYPE)
+        columns[metadata_column(band)] = metadata
         columns[error_column(band)] = pa.array(errors, type=pa.string())
 
     table = _fill_crs(table, first_ok)
@@ -93,6 +72,63 @@ def enrich_table(
             table = table.drop_columns([name])
         table = table.append_column(name, values)
     return table, notes
+
+
+def _index_band(
+    table: pa.Table, band: str, headers: Mapping[str, HeaderResult], records: list[dict]
+) -> tuple[pa.StructArray, list[str | None], list[HeaderResult | None]]:
+    """One band's ``{band}_metadata`` structs, ``{band}_error`` messages and, per record,
+    the header of its asset when that asset was indexed (``None`` otherwise)."""
+    from rasteret.index import band_metadata_from_header
+
+    stac = stac_band(table, band)
+    hrefs = asset_hrefs(table, band)
+    indices = asset_field(table, band, "band_index")
+    errors: list[str | None] = (  # errors the caller recorded for assets it could not locate
+        table[error_column(band)].to_pylist()
+        if error_column(band) in table.column_names
+        else [None] * table.num_rows
+    )
+    metadata: list[dict | None] = [None] * table.num_rows
+    used: list[HeaderResult | None] = [None] * table.num_rows
+    for row, (href, band_index) in enumerate(zip(hrefs, indices, strict=True)):
+        if href is None:
+            continue
+        result = headers.get(href)
+        if result is None or not result.ok:
+            errors[row] = result.error if result else f"{href}: not indexed"
+            continue
+        try:
+            parsed = band_metadata_from_header(result.header, int(band_index or 0), result.info)
+            metadata[row] = complete_metadata(parsed, stac[row], records[row])
+        except Exception as exc:  # e.g. band_index beyond the file's samples
+            errors[row] = describe_error(href, exc)
+            continue
+        errors[row], used[row] = None, result
+    structs, refused = screen_content(pa.array(metadata, type=BAND_METADATA_TYPE), hrefs)
+    for row, message in refused.items():
+        errors[row], used[row] = message, None
+    return structs, errors, used
+
+
+def screen_content(
+    structs: pa.StructArray, hrefs: Sequence[str | None]
+) -> tuple[pa.StructArray, dict[int, str]]:
+    """``structs`` (one band) with every struct the collection's content checks
+    (:mod:`rasteret.index.content`) would refuse nulled, and ``{row: error}`` naming the
+    file and the cause: a file whose header parses but cannot be used (a tile past the
+    end of the object, an unknown predictor or compression...) fails alone, never the
+    whole build."""
+    problems = band_problems(structs)
+    if not problems:
+        return structs, {}
+    errors = {
+        row: describe_error(str(hrefs[row]), CorruptTiffError(str(hrefs[row]), message))
+        for row, message in problems.items()
+    }
+    keep = np.ones(len(structs), dtype=bool)
+    keep[list(problems)] = False
+    return pc.if_else(pa.array(keep), structs, pa.nulls(len(structs), structs.type)), errors
 
 
 def stac_band(table: pa.Table, band: str) -> list[dict | None]:

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 
+from rasteret.fetch.secrets import redact
 from rasteret.index.schema import ASSET_TYPE
 from rasteret.ingest.build import finish_build, load_cached
 from rasteret.ingest.enrich import assets_per_sample
@@ -200,7 +201,9 @@ def build_from_files(
     key = build_key(files_fingerprint(hrefs), arguments)
     if cache_status(target, key, force) == "hit":
         return load_cached(target)
-    label = str(sources) if isinstance(sources, str | os.PathLike) else f"{len(hrefs)} files"
+    label = (
+        redact(str(sources)) if isinstance(sources, str | os.PathLike) else f"{len(hrefs)} files"
+    )
     if target is not None:  # persisted: in parts, resumable (rasteret.ingest.checkpoint)
         return _build_in_parts(
             hrefs,

@@ -40,11 +40,15 @@ class HeaderResult:
 
 
 def describe_error(url: str, exc: BaseException) -> str:
-    """A one-line message naming ``url`` and the cause of ``exc``."""
+    """A one-line message naming ``url`` and the cause of ``exc`` (credentials in query
+    strings redacted: :func:`~rasteret.fetch.secrets.redact`)."""
+    from rasteret.fetch.secrets import redact, redact_url
+
     message = str(exc).strip() or repr(exc)
-    if not isinstance(exc, TiffError | FetchError) or url not in message:
+    named = url in message or redact_url(url) in message  # fetch errors name it redacted
+    if not isinstance(exc, TiffError | FetchError) or not named:
         message = f"{url}: {message}"
-    return f"{type(exc).__name__}: {message}"
+    return redact(f"{type(exc).__name__}: {message}")
 
 
 async def _index_one(reader: RangeReader, url: str, prefetch: int) -> HeaderResult:

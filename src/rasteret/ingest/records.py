@@ -31,9 +31,12 @@ TableSource = Any  # str | Path | pa.Table | pa.RecordBatch | pa.RecordBatchRead
 
 
 def source_label(source: TableSource) -> str:
-    """How errors name the source: the path, or the kind of in-memory object."""
+    """How errors name the source: the path (credentials redacted), or the kind of
+    in-memory object."""
     if isinstance(source, str | Path):
-        return str(source)
+        from rasteret.fetch.secrets import redact
+
+        return redact(str(source))
     return f"<{type(source).__name__}>"
 
 
@@ -201,15 +204,22 @@ def _canonical_asset(
 
 
 def strip_asset_credentials(table: pa.Table, label: str) -> pa.Table:
-    """``assets`` with credentials (SAS / pre-signed query strings) removed from every href,
-    and redacted in ``{band}_error`` messages, so they are never written into an index;
-    sign at read time instead."""
-    from rasteret.fetch.secrets import has_credentials, redact, strip_credentials
+    """``assets`` with every query parameter outside the public allow-list
+    (:data:`~rasteret.fetch.secrets.PUBLIC_QUERY_PARAMS`) and any user info removed
+    from every href, and redacted in ``{band}_error`` messages, so no credential (SAS,
+    pre-signed, token or CloudFront query string) is written into an index; sign at
+    read time instead."""
+    from rasteret.fetch.secrets import (
+        PUBLIC_QUERY_PARAMS,
+        has_credentials,
+        redact,
+        strip_credentials,
+    )
 
     for name in table.column_names:
         if name.endswith("_error") and pa.types.is_string(table[name].type):
             messages = table[name].to_pylist()
-            if any(m and "?" in m for m in messages):
+            if any(m and ("?" in m or "@" in m) for m in messages):
                 redacted = [redact(m) if m else m for m in messages]
                 table = set_column(table, name, pa.array(redacted, pa.string()))
     if "assets" not in table.column_names:
@@ -224,8 +234,8 @@ def strip_asset_credentials(table: pa.Table, label: str) -> pa.Table:
             continue
         parts = dict(zip([f.name for f in child.type], child.flatten(), strict=True))
         hrefs = parts["href"].to_pylist()
-        clean = [strip_credentials(h) if h and "?" in h else h for h in hrefs]
-        stripped += sum(1 for h in hrefs if h and "?" in h and has_credentials(h))
+        clean = [strip_credentials(h) if h else h for h in hrefs]
+        stripped += sum(1 for h in hrefs if h and has_credentials(h))
         parts["href"] = pa.array(clean, parts["href"].type)
         children.append(
             pa.StructArray.from_arrays(
@@ -235,11 +245,13 @@ def strip_asset_credentials(table: pa.Table, label: str) -> pa.Table:
     if not stripped:
         return table
     log.warning(
-        "%s: removed credentials (signed query strings) from %d asset href(s); they are not "
-        "saved in the index. Configure a signer to read them: "
+        "%s: removed query strings / user info from %d asset href(s) (only %s are kept: "
+        "anything else may be a credential); they are not saved in the index. Configure a "
+        "signer to read them: "
         "rasteret.fetch.configure(signer=...) (docs/cloud.md)",
         label,
         stripped,
+        "/".join(sorted(PUBLIC_QUERY_PARAMS)),
     )
     names = [f.name for f in assets.type]
     return set_column(

@@ -8,7 +8,9 @@ then re-reads only the changed headers (one prefix request each) and returns a n
 collection with their ``{band}_metadata`` (or ``{band}_error``) replaced. Assets that
 failed to index at build time (``{band}_error``, no metadata) count as changed once they
 are reachable, so a transient failure is repaired by ``refresh()``. STAC ``raster:bands``
-and ``proj:*`` are applied to re-read headers as at build time. Every request goes
+and ``proj:*`` are applied to re-read headers as at build time, and a re-read header the
+collection's content checks refuse becomes its asset's ``{band}_error`` (as at build
+time: :func:`rasteret.ingest.enrich.screen_content`). Every request goes
 through the ``reader`` given (default: the default reader, taken once per call).
 """
 
@@ -195,7 +197,8 @@ def refresh_with_report(
 ) -> tuple[CollectionTable, RefreshReport]:
     """:func:`refresh`, also returning the :class:`RefreshReport`."""
     from rasteret.index import band_metadata_from_header
-    from rasteret.ingest.enrich import record_projection, stac_band
+    from rasteret.index.columns import asset_hrefs
+    from rasteret.ingest.enrich import record_projection, screen_content, stac_band
     from rasteret.ingest.headers import index_headers
     from rasteret.ingest.stac_raster import complete_metadata
 
@@ -237,7 +240,17 @@ def refresh_with_report(
                 metadata[asset.row] = None
                 errors[asset.row] = str(exc)
                 failed.append(AssetChange(asset.record_id, band, asset.href, str(exc)))
-        table = _set(table, meta_name, pa.array(metadata, BAND_METADATA_TYPE))
+        # a re-read header the collection's content checks refuse fails alone, as at build
+        structs, refused = screen_content(
+            pa.array(metadata, BAND_METADATA_TYPE), asset_hrefs(table, band)
+        )
+        by_row = {asset.row: asset for asset in targets}
+        for row, message in refused.items():
+            errors[row] = message
+            if row in by_row:
+                failed.append(AssetChange(by_row[row].record_id, band, by_row[row].href, message))
+                reindexed -= 1
+        table = _set(table, meta_name, structs)
         table = _set(table, error_name, pa.array(errors, pa.string()))
     report = RefreshReport(report.checked, report.changed, tuple(failed), reindexed)
     return collection._view(table), report

@@ -107,9 +107,13 @@ def build_report(collection: Any) -> BuildReport:
 def check_and_log(report: BuildReport, label: str) -> None:
     """Log the build summary; raise :class:`NothingIndexedError` if nothing was indexed."""
     if report.assets and report.indexed == 0:
+        from rasteret.fetch.secrets import redact
+
         raise NothingIndexedError(
-            f"{label}: none of {report.assets} asset(s) could be indexed: "
-            + "; ".join(e.message for e in report.errors[:5])
+            redact(
+                f"{label}: none of {report.assets} asset(s) could be indexed: "
+                + "; ".join(e.message for e in report.errors[:5])
+            )
         )
     if report.failed:
         log.warning("%s: %s", label, report.summary())

@@ -248,7 +248,7 @@ def update_collection(
     params = stac_params(path)
     if params is None:
         raise StacInputError(f"{path}: not built from STAC (no stored search); rebuild it instead")
-    existing = load(path)
+    existing = load(path, local_roots="any")  # a workspace collection: our own build
     if date_range is None:
         newest = existing.date_range
         start = newest[1].date() if newest else dt.date(1970, 1, 1)

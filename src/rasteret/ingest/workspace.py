@@ -25,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rasteret.index.workspace import workspace_root
 from rasteret.ingest.safe_names import safe_collection_name
 
 log = logging.getLogger("rasteret.ingest")
@@ -32,14 +33,7 @@ log = logging.getLogger("rasteret.ingest")
 BUILD_KEY = b"rasteret:build_key"
 RECORDS_SUFFIX = "_records"
 STAC_SUFFIX = "_stac"
-DEFAULT_WORKSPACE = "~/rasteret_workspace"
 _KEY_VERSION = 1
-
-
-def workspace_root(workspace_dir: str | Path | None = None) -> Path:
-    """The workspace: argument, else ``$RASTERET_WORKSPACE``, else ``~/rasteret_workspace``."""
-    root = workspace_dir or os.environ.get("RASTERET_WORKSPACE") or DEFAULT_WORKSPACE
-    return Path(root).expanduser()
 
 
 def records_dir(name: str, workspace_dir: str | Path | None) -> Path | None:

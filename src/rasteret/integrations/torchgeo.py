@@ -30,12 +30,18 @@ virtual Zarr store, no header reads).
 
 Pickling is by reference (collection URI + record selection), or embeds the Arrow table
 (IPC) for collections that live only in memory, so ``spawn`` / ``forkserver`` workers
-work; forked workers read through the fetch layer's fork-safe transport.
+work: pass ``DataLoader(..., multiprocessing_context="spawn")`` (or ``"forkserver"``).
+Workers forked after obstore's runtime ran in the parent (Linux's default start method;
+rasteret's reads or any other obstore use) cannot run obstore: they read local files and
+HTTP(S) through the fetch layer's pure-Python transport, cloud URLs fail, and the first
+sample of such a worker warns (``RuntimeWarning``) with that fix. Each sample's read is
+checked against the read budget (:mod:`rasteret.read.budget`) before it fetches.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import warnings
 import zlib
@@ -51,6 +57,7 @@ try:
     import torch
     from geopandas import GeoDataFrame
     from pyproj import CRS
+    from torch.utils.data import get_worker_info
     from torchgeo.datasets import GeoDataset
     from torchgeo.datasets.utils import GeoSlice
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -124,6 +131,7 @@ class RasteretGeoDataset(GeoDataset):
     # -- GeoDataset -----------------------------------------------------------------------
     def __getitem__(self, index: GeoSlice) -> Sample:
         """The sample of a ``[xmin:xmax:xres, ymin:ymax:yres, tmin:tmax:tres]`` slice."""
+        _warn_if_forked_worker()
         x, y, t = self._disambiguate_slice(index)
         # closed on both sides (TorchGeo's RasterDataset leaves it right-closed): records
         # are instants, and a sampler's query for one is the empty-looking [t, t]
@@ -222,11 +230,38 @@ class RasteretGeoDataset(GeoDataset):
 
                 raise StaleIndexError(
                     self.paths,
-                    "the collection's records or tile tables changed since the dataset was "
-                    "pickled; rebuild the dataset",
+                    "the collection's records or tile tables changed since it was pickled",
+                    fix=StaleIndexError.RESEND,
                 )
             self._reader = reader
         return self._reader
+
+
+#: The process that already warned it is a forked DataLoader worker (warn once).
+_warned_pid: int | None = None
+
+
+def _warn_if_forked_worker() -> None:
+    """Warn once per process when this is a DataLoader worker forked after obstore's
+    runtime ran in the parent: obstore cannot run here (:mod:`rasteret._fork`)."""
+    global _warned_pid
+    from rasteret.fetch.stores import obstore_usable
+
+    if obstore_usable() or _warned_pid == os.getpid():
+        return
+    if get_worker_info() is None:
+        return  # not a DataLoader worker: the fetch layer's errors say what to do
+    from rasteret.fetch.fallback import FORK_FIX
+
+    _warned_pid = os.getpid()
+    warnings.warn(
+        "RasteretGeoDataset is read in a DataLoader worker forked after obstore's runtime "
+        "started in the parent process: obstore cannot run here, so local files and HTTP(S) "
+        "are read through a slower pure-Python transport and cloud URLs (s3://, gs://, "
+        f"az://) fail. To fix it, {FORK_FIX}",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 class _PackedIndex:

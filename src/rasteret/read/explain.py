@@ -11,18 +11,21 @@ is merged with its neighbours when they are at most the coalescing gap apart
 ``local_coalesce_gap`` for files). That is exact when the tiles of an object are
 requested together (one dask chunk / one ``.values``); reads split into many dask chunks
 can only make more, smaller requests. No header is ever read (the index has them).
+:class:`ReadPlan` / :class:`ObjectPlan` live in :mod:`rasteret.store.plan` (the xarray
+engine and the read budget plan with them too).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from rasteret.fetch import RangeReader, default_reader, merge_ranges
+from rasteret.fetch import RangeReader, default_reader
 from rasteret.geo.window import Window
 from rasteret.store.layout import ArrayLayout, GroupLayout, build_layout
+from rasteret.store.plan import ObjectPlan, ReadPlan, plan_arrays
 
 if TYPE_CHECKING:
     from rasteret.index import CollectionTable
@@ -30,74 +33,7 @@ if TYPE_CHECKING:
 #: A pixel window as rasterio's ranges: ``((row0, row1), (col0, col1))``.
 PixelRanges = tuple[tuple[int, int], tuple[int, int]]
 
-
-@dataclass(frozen=True)
-class ObjectPlan:
-    """The requests one object gets: merged ``(start, end)`` byte ranges (end exclusive)."""
-
-    href: str
-    ranges: tuple[tuple[int, int], ...]
-    tiles: int
-    tile_bytes: int
-
-    @property
-    def requests(self) -> int:
-        return len(self.ranges)
-
-    @property
-    def bytes(self) -> int:
-        return sum(end - start for start, end in self.ranges)
-
-
-@dataclass(frozen=True)
-class ReadPlan:
-    """The dry run of a read: per object, the range requests it will cost."""
-
-    objects: tuple[ObjectPlan, ...]
-    groups: tuple[str, ...]
-    sparse_tiles: int = 0  # tiles in the read that are absent (filled, never fetched)
-    window: Window | None = None
-    notes: tuple[str, ...] = field(default=())
-
-    @property
-    def requests(self) -> int:
-        """Range requests (after coalescing)."""
-        return sum(o.requests for o in self.objects)
-
-    @property
-    def bytes(self) -> int:
-        """Bytes requested, gaps merged into requests included."""
-        return sum(o.bytes for o in self.objects)
-
-    @property
-    def tile_bytes(self) -> int:
-        """Bytes of the tiles themselves (the lower bound of :attr:`bytes`)."""
-        return sum(o.tile_bytes for o in self.objects)
-
-    @property
-    def tiles(self) -> int:
-        """Tiles fetched (also the request count without any coalescing)."""
-        return sum(o.tiles for o in self.objects)
-
-    def __str__(self) -> str:
-        where = ""
-        if self.window is not None:
-            rows, cols = self.window.ranges
-            where = f" window rows {rows} cols {cols}"
-        lines = [
-            f"read plan{where}: {len(self.objects)} object(s), {self.requests} request(s), "
-            f"{self.bytes:,} bytes ({self.tile_bytes:,} in {self.tiles} tile(s)); "
-            f"{self.sparse_tiles} sparse tile(s) filled; 0 header reads",
-        ]
-        for plan in self.objects[:10]:
-            lines.append(
-                f"  {plan.href}: {plan.requests} request(s), {plan.bytes:,} bytes, "
-                f"{plan.tiles} tile(s)"
-            )
-        if len(self.objects) > 10:
-            lines.append(f"  ... {len(self.objects) - 10} more object(s)")
-        lines.extend(f"  note: {n}" for n in self.notes)
-        return "\n".join(lines)
+__all__ = ["ObjectPlan", "PixelRanges", "ReadPlan", "explain"]
 
 
 def explain(
@@ -126,33 +62,22 @@ def explain(
     layout = build_layout(collection.table, selected)
     reader = reader or default_reader()
     groups = _groups(layout.groups, group, overview_level)
-    per_object: dict[str, list[tuple[int, int]]] = {}
-    sparse = 0
+    reads: list[tuple[str, ArrayLayout, Window]] = []
     used_window: Window | None = None
     for g in groups:
         group_bbox = _bbox_in_grid_crs(g, bbox, bbox_crs)
         if bbox is not None and group_bbox is None:
             continue  # the box does not reach this grid's CRS domain
         used_window = _pixel_window(g, window, group_bbox)
-        for array in g.arrays.values():
-            if array.kind == "mask" and not include_masks:
-                continue
-            sparse += _collect(array, used_window, per_object)
-    objects = []
-    for href, ranges in per_object.items():
-        merged = merge_ranges(ranges, reader.coalesce_gap(href))
-        objects.append(
-            ObjectPlan(
-                href,
-                tuple((start, end) for start, end, _ in merged),
-                len(ranges),
-                sum(end - start for start, end in ranges),
-            )
-        )
-    notes = ()
+        reads += [
+            (g.name, array, used_window)
+            for array in g.arrays.values()
+            if include_masks or array.kind != "mask"
+        ]
     if window is None and bbox is None:
         used_window = None
-    return ReadPlan(tuple(objects), tuple(g.name for g in groups), sparse, used_window, notes)
+    plan = plan_arrays(reader, reads, window=used_window)
+    return replace(plan, groups=tuple(g.name for g in groups))
 
 
 def _bbox_in_grid_crs(
@@ -221,31 +146,3 @@ def _bbox_window(transform: Any, bbox: tuple[float, float, float, float]) -> Win
         (math.floor(min(rows)), math.ceil(max(rows))),
         (math.floor(min(cols)), math.ceil(max(cols))),
     )
-
-
-def _collect(
-    array: ArrayLayout, window: Window, per_object: dict[str, list[tuple[int, int]]]
-) -> int:
-    """Add the byte ranges of the window's tiles per href; return the sparse tile count."""
-    if window.is_empty:
-        return 0
-    bh, bw = array.block_shape
-    i0, i1 = window.row_off // bh, min(array.tiles_down, -(-window.row_stop // bh))
-    j0, j1 = window.col_off // bw, min(array.tiles_across, -(-window.col_stop // bw))
-    sparse = 0
-    for source in array.sources:
-        if source is None:
-            continue
-        ranges = per_object.setdefault(source.href, [])
-        for i in range(i0, i1):
-            for j in range(j0, j1):
-                n = i * array.tiles_across + j
-                count = int(source.byte_counts[n])
-                if count <= 0:
-                    sparse += 1
-                    continue
-                start = int(source.offsets[n])
-                ranges.append((start, start + count))
-        if not ranges:
-            del per_object[source.href]
-    return sparse

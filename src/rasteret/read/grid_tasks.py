@@ -206,6 +206,38 @@ class TaskPlanner:
                 cached = self._index[key] = (flat, inside)
         return cached
 
+    def warp_nearest_into(
+        self,
+        task: GridTask,
+        data: np.ndarray,
+        valid: np.ndarray,
+        out: np.ndarray,
+        out_valid: np.ndarray,
+        fill: Any,
+    ) -> bool:
+        """The nearest-neighbour warp gathered straight into ``out`` / ``out_valid`` (the
+        whole target grid, C-contiguous, ``out`` of ``data``'s dtype), ``fill`` where
+        invalid: no intermediate arrays. ``False`` (nothing written) when that does not
+        apply; the caller then uses :meth:`warp`."""
+        if (
+            task.resampling != "nearest"
+            or data.ndim != 2
+            or data.dtype != out.dtype
+            or out.dtype.kind not in "iuf"
+            or not (out.flags.c_contiguous and out_valid.flags.c_contiguous)
+        ):
+            return False
+        flat, inside = self._nearest_index(task.source, task.window)
+        if flat.shape != out.shape:
+            return False
+        np.take(np.ascontiguousarray(data).reshape(-1), flat, out=out, mode="clip")
+        np.take(np.ascontiguousarray(valid).reshape(-1), flat, out=out_valid, mode="clip")
+        out_valid &= inside
+        if out.dtype.kind == "f":
+            out_valid &= ~np.isnan(out)
+        np.copyto(out, fill, where=~out_valid, casting="unsafe")
+        return True
+
     def _nearest(
         self, task: GridTask, data: np.ndarray, valid: np.ndarray, dtype: np.dtype
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,8 @@ same tile at many dates. Windows of a frame can be mosaicked without resampling.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,49 +32,73 @@ class MemberRead:
 
 
 def read_members(
-    index: StoreIndex, reads: Sequence[MemberRead], fills: Sequence[float | int]
+    index: StoreIndex,
+    reads: Sequence[MemberRead],
+    fills: Sequence[float | int],
+    finish: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(data [C, h, w], valid [C, h, w])`` of each read, invalid pixels set to ``fills``.
 
     A band missing from a record reads as fill, invalid. All windows of all reads go to
-    the store in one concurrent batch.
+    the store in one concurrent batch; each band is masked and filled on the decode pool
+    as soon as its window is complete, and ``finish(k, data, valid)`` (e.g. a geometry
+    mask) runs there once every band of read ``k`` is — so post-processing overlaps the
+    fetches still in flight.
     """
     requests: list[WindowRequest] = []
     targets: list[np.ndarray | None] = []
-    slots: list[list[tuple[int, int | None] | None]] = []
+    owners: list[tuple[int, int]] = []  # request -> (read, band)
     stacks: list[tuple[np.ndarray, np.ndarray]] = []
-    for read in reads:
+    parts: dict[tuple[int, int], list[int]] = {}  # (read, band) -> [data req, mask req?]
+    for k, read in enumerate(reads):
         w = read.window
         dtype = _common_dtype(read.sources)
         data = np.empty((len(read.sources), w.height, w.width), dtype=dtype)
         stacks.append((data, np.zeros(data.shape, dtype=bool)))
-        per_band: list[tuple[int, int | None] | None] = []
         for c, src in enumerate(read.sources):
             if src is None:
-                per_band.append(None)
+                data[c] = fills[c]
                 continue
             requests.append(WindowRequest(src.path, src.t, w))
             # decoded straight into the stack when the band has its dtype (no copy)
             targets.append(data[c] if src.dtype == dtype else None)
-            data_at = len(requests) - 1
-            mask_at = None
+            owners.append((k, c))
+            parts[(k, c)] = [len(requests) - 1]
             if src.mask_array is not None:
                 requests.append(WindowRequest(f"{src.group}/{src.mask_array}", src.t, w))
                 targets.append(None)
-                mask_at = len(requests) - 1
-            per_band.append((data_at, mask_at))
-        slots.append(per_band)
-    arrays = read_windows(index, requests, targets)
-    out: list[tuple[np.ndarray, np.ndarray]] = []
-    for read, per_band, (data, valid) in zip(reads, slots, stacks, strict=True):
-        for c, (slot, src) in enumerate(zip(per_band, read.sources, strict=True)):
-            if slot is None or src is None:
-                data[c] = fills[c]
-                continue
-            internal = arrays[slot[1]] if slot[1] is not None else None
-            fill_band(data[c], valid[c], arrays[slot[0]], src.nodata, internal, fills[c])
-        out.append((data, valid))
-    return out
+                owners.append((k, c))
+                parts[(k, c)].append(len(requests) - 1)
+    bands_left = [sum(src is not None for src in read.sources) for read in reads]
+    waiting = {key: len(found) for key, found in parts.items()}
+    arrays: dict[int, np.ndarray] = {}
+    lock = threading.Lock()
+
+    def done(request: int, output: np.ndarray) -> None:
+        k, c = owners[request]
+        with lock:
+            arrays[request] = output
+            waiting[(k, c)] -= 1
+            if waiting[(k, c)]:
+                return
+        src = reads[k].sources[c]
+        assert src is not None
+        data, valid = stacks[k]
+        found = parts[(k, c)]
+        internal = arrays[found[1]] if len(found) > 1 else None
+        fill_band(data[c], valid[c], arrays[found[0]], src.nodata, internal, fills[c])
+        with lock:
+            bands_left[k] -= 1
+            last = bands_left[k] == 0
+        if last and finish is not None:
+            finish(k, data, valid)
+
+    read_windows(index, requests, targets, on_done=done)
+    if finish is not None:
+        for k, read in enumerate(reads):
+            if not any(src is not None for src in read.sources):
+                finish(k, *stacks[k])  # no band to read: all fill
+    return stacks
 
 
 def fill_band(

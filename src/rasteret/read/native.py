@@ -9,6 +9,7 @@ its grid.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,23 +58,36 @@ def read_native(
                 pending.append(
                     (int(row), gid, window_grid(grid, window), MemberRead(sources, window))
                 )
-    results = read_members(index, [p[3] for p in pending], fills)
     masks: dict[tuple[Any, ...], np.ndarray] = {}
-    out: list[AOIWindow] = []
-    for (row, gid, wgrid, _), (data, valid) in zip(pending, results, strict=True):
-        mask_key = (wgrid, gid)
-        inside = masks.get(mask_key)
-        if inside is None:
+    lock = threading.Lock()
+
+    def inside_of(wgrid: GridSpec, gid: int) -> np.ndarray:
+        """The geometry's pixels in ``wgrid`` (rasterised once per window grid)."""
+        key = (wgrid, gid)
+        with lock:
+            found = masks.get(key)
+        if found is None:
             local = geoms.to_crs(wgrid.crs)[gid]
-            inside = masks[mask_key] = geometry_mask(local, wgrid, all_touched=all_touched)
+            found = geometry_mask(local, wgrid, all_touched=all_touched)
+            with lock:
+                found = masks.setdefault(key, found)
+        return found
+
+    def clip_to_geometry(k: int, data: np.ndarray, valid: np.ndarray) -> None:
+        _, gid, wgrid, _ = pending[k]
+        inside = inside_of(wgrid, gid)
         valid &= inside
         if not inside.all():
             outside = ~inside
             for c in range(len(bands)):
                 data[c][outside] = fills[c]
-        out.append(
-            AOIWindow(ids[row], times[row], int(geoms.ids[gid]), wgrid, tuple(bands), data, valid)
-        )
+
+    # each window is clipped on the decode pool as soon as it is read
+    results = read_members(index, [p[3] for p in pending], fills, finish=clip_to_geometry)
+    out = [
+        AOIWindow(ids[row], times[row], int(geoms.ids[gid]), wgrid, tuple(bands), data, valid)
+        for (row, gid, wgrid, _), (data, valid) in zip(pending, results, strict=True)
+    ]
     return out
 
 

@@ -9,7 +9,7 @@ into few requests, and decoding overlaps the fetches.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -172,20 +172,28 @@ def read_windows(
     index: StoreIndex,
     requests: Sequence[WindowRequest],
     outputs: Sequence[np.ndarray | None] | None = None,
+    on_done: Callable[[int, np.ndarray], None] | None = None,
 ) -> list[np.ndarray]:
     """Read all ``requests`` concurrently through the store (one event loop, one batch),
-    into ``outputs`` where given (see :func:`~rasteret.store.window_read.read_array_windows`)."""
+    into ``outputs`` where given, calling ``on_done(index, output)`` as each window
+    completes (see :func:`~rasteret.store.window_read.read_array_windows`).
+    A batch over the read budget raises :class:`~rasteret.read.budget.ReadBudgetExceeded`
+    before anything is fetched (the plan of exactly its tiles)."""
     if not requests:
         return []
     from rasteret._async import run_sync
+    from rasteret.store.budget import check_windows_budget
 
-    return run_sync(read_windows_async(index, requests, outputs))
+    check_windows_budget(index.layout, index.reader, requests)  # in the caller's context
+
+    return run_sync(read_windows_async(index, requests, outputs, on_done))
 
 
 async def read_windows_async(
     index: StoreIndex,
     requests: Sequence[WindowRequest],
     outputs: Sequence[np.ndarray | None] | None = None,
+    on_done: Callable[[int, np.ndarray], None] | None = None,
 ) -> list[np.ndarray]:
     """:func:`read_windows` on the running event loop; a progress line on a terminal for
     reads of many windows (silent otherwise)."""
@@ -199,7 +207,12 @@ async def read_windows_async(
 
     try:
         return await read_array_windows(
-            index.layout, index.reader, requests, progress=progress, outputs=outputs
+            index.layout,
+            index.reader,
+            requests,
+            progress=progress,
+            outputs=outputs,
+            on_done=on_done,
         )
     finally:
         if bar is not None:

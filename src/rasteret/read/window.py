@@ -30,7 +30,7 @@ of one file into few requests).
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,13 +46,13 @@ from rasteret.geo.window import Window
 from rasteret.index import CollectionTable
 from rasteret.index.columns import record_order
 from rasteret.index.failed import OnFailedAsset, check_indexed
-from rasteret.read.budget import enforce_read_budget
+from rasteret.read.budget import check_windows_budget, enforce_read_budget
 from rasteret.read.grid_tasks import GridTask, TaskPlanner, overview_sources
 from rasteret.read.radiometry import fill_value_for
 from rasteret.read.result import NoDataError
 from rasteret.read.selection import band_names
 from rasteret.read.stacks import BandSource, StoreIndex
-from rasteret.read.window_io import read_sources
+from rasteret.read.window_io import read_sources, source_requests
 
 GroupBy = str | Callable[[dict[str, Any]], Any] | None
 Resampling = str | Mapping[str, str] | None
@@ -337,15 +337,32 @@ class WindowReader:
         if not slots:  # explicit, empty record list
             slots[""] = 0
             members.append([])
+        requests = source_requests([(task.source, task.window) for task in tasks])
+        check_windows_budget(self.index.layout, self.index.reader, requests)  # before a fetch
         dtype, fills = self._dtype_and_fills(fill_value)
         n = len(slots)
         shape = (n, len(self.bands), *grid.shape)
         data = np.empty(shape, dtype=dtype)
-        for c, fill in enumerate(fills):
-            data[:, c] = fill
         valid = np.zeros(shape, dtype=bool)
-        results = run_sync(_read_tasks(self.index, tasks, planner, dtype))
-        for task, (values, ok) in zip(tasks, results, strict=True):
+        # a (slot, band) fed by one task is written by that task, on the decode pool,
+        # straight into the output; several tasks (a mosaic) merge first-valid-wins here
+        feeds = Counter((t.slot, t.band) for t in tasks)
+        outputs = [
+            Output(data[t.slot, t.band], valid[t.slot, t.band], fills[t.band])
+            if feeds[(t.slot, t.band)] == 1
+            else None
+            for t in tasks
+        ]
+        whole = {(t.slot, t.band) for t, o in zip(tasks, outputs, strict=True) if o and not t.paste}
+        for slot in range(n):
+            for c, fill in enumerate(fills):
+                if (slot, c) not in whole:  # a single warp writes every pixel of its grid
+                    data[slot, c] = fill
+        results = run_sync(_read_tasks(self.index, tasks, planner, dtype, outputs))
+        for task, output, result in zip(tasks, outputs, results, strict=True):
+            if output is not None:
+                continue  # already in place
+            values, ok = result
             out_d = data[task.slot, task.band]
             out_v = valid[task.slot, task.band]
             if task.paste is not None:
@@ -406,11 +423,16 @@ class WindowReader:
 
 
 async def _read_tasks(
-    index: StoreIndex, tasks: Sequence[GridTask], planner: TaskPlanner, dtype: np.dtype
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(values, valid)`` of each task on its output: every task's window is read
-    concurrently and warped on the decode pool as soon as its pixels arrive, so warps
-    overlap the reads still in flight (pasted tasks are returned as read)."""
+    index: StoreIndex,
+    tasks: Sequence[GridTask],
+    planner: TaskPlanner,
+    dtype: np.dtype,
+    outputs: Sequence[Output | None],
+) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Every task's window, read concurrently and warped on the decode pool as soon as
+    its pixels arrive (warps overlap the reads still in flight). A task with an
+    :class:`Output` writes its pixels, validity and fill there (``None`` returned);
+    the others return ``(values, valid)`` on the grid (pasted tasks: as read)."""
     import asyncio
 
     from rasteret.store.window_read import decode_pool
@@ -418,10 +440,46 @@ async def _read_tasks(
     loop = asyncio.get_running_loop()
     pool = decode_pool()
 
-    async def one(task: GridTask) -> tuple[np.ndarray, np.ndarray]:
+    async def one(task: GridTask, output: Output | None) -> tuple[np.ndarray, np.ndarray] | None:
         ((values, ok),) = await read_sources(index, [(task.source, task.window)])
+        if output is not None:
+            return await loop.run_in_executor(
+                pool, _write_task, planner, task, values[0], ok[0], dtype, output
+            )
         if task.paste is not None:
             return values[0], ok[0]
         return await loop.run_in_executor(pool, planner.warp, task, values[0], ok[0], dtype)
 
-    return list(await asyncio.gather(*(one(t) for t in tasks)))
+    return list(await asyncio.gather(*(one(t, o) for t, o in zip(tasks, outputs, strict=True))))
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """Where one task's pixels go: its (slot, band) plane, validity and fill value."""
+
+    data: np.ndarray
+    valid: np.ndarray
+    fill: Any
+
+
+def _write_task(
+    planner: TaskPlanner,
+    task: GridTask,
+    values: np.ndarray,
+    ok: np.ndarray,
+    dtype: np.dtype,
+    output: Output,
+) -> None:
+    """Write one task's pixels into its own output plane (pool thread)."""
+    if task.paste is not None:
+        r, c = task.paste
+        h, w = values.shape
+        np.copyto(output.data[r : r + h, c : c + w], values, where=ok, casting="unsafe")
+        output.valid[r : r + h, c : c + w] = ok
+        return
+    if planner.warp_nearest_into(task, values, ok, output.data, output.valid, output.fill):
+        return
+    warped, inside = planner.warp(task, values, ok, dtype)
+    np.copyto(output.data, warped, casting="unsafe")
+    np.copyto(output.data, output.fill, where=~inside, casting="unsafe")
+    output.valid[...] = inside

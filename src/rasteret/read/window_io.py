@@ -12,17 +12,23 @@ from rasteret.read.radiometry import valid_mask
 from rasteret.read.stacks import BandSource, StoreIndex, WindowRequest, read_windows_async
 
 
-async def read_sources(
-    index: StoreIndex, reads: Sequence[tuple[BandSource, Window]]
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(data [1, h, w], valid [1, h, w])`` of each (source, window), all in one batch
-    through the store (data and internal-mask windows together)."""
+def source_requests(reads: Sequence[tuple[BandSource, Window]]) -> list[WindowRequest]:
+    """The store windows of each (source, window): its data, then its internal mask."""
     requests: list[WindowRequest] = []
     for src, w in reads:
         requests.append(WindowRequest(src.path, src.t, w))
         if src.mask_array is not None:
             path = f"{src.group}/{src.mask_array}"
             requests.append(WindowRequest(path, src.t, w))
+    return requests
+
+
+async def read_sources(
+    index: StoreIndex, reads: Sequence[tuple[BandSource, Window]]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(data [1, h, w], valid [1, h, w])`` of each (source, window), all in one batch
+    through the store (data and internal-mask windows together)."""
+    requests = source_requests(reads)
     arrays = await read_windows_async(index, requests) if requests else []
     out, at = [], 0
     for src, _ in reads:

@@ -12,6 +12,9 @@
   point).
 * :mod:`rasteret.store.layout` — how records become groups (grids, overview levels) and
   arrays (stacks of one band with identical decoding).
+* :mod:`rasteret.store.plan` / :mod:`rasteret.store.budget` — what a read of the arrays
+  will fetch (``ReadPlan``, from the layout alone) and the read byte budget every read
+  surface checks against it before fetching.
 
 Names are imported lazily: ``rasteret.store.layout`` / ``window_read`` do not pay for
 zarr.

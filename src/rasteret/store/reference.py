@@ -44,7 +44,7 @@ _CACHE_SIZE = 16
 _lock = threading.Lock()
 _stores: OrderedDict[tuple[str, str], VirtualStore] = OrderedDict()  # (token, settings key)
 _tiles: OrderedDict[tuple[str, str], TileStore] = OrderedDict()  # unpickled, same key
-_collections: OrderedDict[tuple[str, str], CollectionTable] = OrderedDict()
+_collections: OrderedDict[tuple[str, str, tuple[str, ...] | None], CollectionTable] = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,7 @@ class StoreReference:
     stamp: str | None = None  # the stored files' stamp (a filtered selection of ``uri``)
     filter: pc.Expression | None = None  # that selection's filter
     columns: tuple[str, ...] | None = None  # and its columns
+    local_roots: tuple[str, ...] | None = None  # what its local hrefs may read (None: any)
 
     def collection(self) -> CollectionTable:
         """The collection the store was built from (loaded, selected or unembedded)."""
@@ -69,19 +70,22 @@ class StoreReference:
                 return CollectionTable(reader.read_all())
         assert self.uri is not None
         if self.stamp is not None:  # the same filter over the same files: nothing else read
-            base = _load(self.uri, None)
+            base = _load(self.uri, None, self.local_roots)
             records = base.stored_selection
             if records is None or records.stored.stamp != self.stamp:
                 raise StaleIndexError(
-                    self.uri, "collection files changed since the store was pickled"
+                    self.uri,
+                    "collection files changed since the store was pickled",
+                    fix=StaleIndexError.RESEND,
                 )
             return base.with_selection(replace(records, filter=self.filter, columns=self.columns))
-        base = _load(self.uri, self.fingerprint)
+        base = _load(self.uri, self.fingerprint, self.local_roots)
         if base.fingerprint != self.fingerprint:
             raise StaleIndexError(
                 self.uri,
                 f"collection changed since the store was pickled (fingerprint "
                 f"{base.fingerprint}, expected {self.fingerprint})",
+                fix=StaleIndexError.RESEND,
             )
         if self.ids is None:
             return base
@@ -139,6 +143,7 @@ def make_reference(
             stamp=records.stored.stamp,
             filter=records.filter,
             columns=records.columns,
+            local_roots=records.local_access.roots if records.local_access else None,
         )
     if uri is not None:
         try:
@@ -184,6 +189,7 @@ def rebuild_tiles(reference: StoreReference, reader: RangeReader | None = None) 
             where,
             "the rebuilt store does not match the pickled one (the collection's records "
             "or their tile tables changed)",
+            fix=StaleIndexError.RESEND,
         )
     tiles.source._reference = reference
     with _lock:
@@ -248,17 +254,21 @@ def layout_token(layout: StoreLayout) -> str:
     return digest.hexdigest()
 
 
-def _load(uri: str, fingerprint: str | None) -> CollectionTable:
+def _load(
+    uri: str, fingerprint: str | None, local_roots: tuple[str, ...] | None = None
+) -> CollectionTable:
+    """``load(uri)`` once per process and stamp; ``local_roots``: what its local hrefs may
+    read (``None``: any — the collection was the caller's own, in memory, when exported)."""
     try:
         stamp = path_stamp(uri)
     except (OSError, NotImplementedError, ValueError):
         stamp = ""
-    key = (uri, stamp)
+    key = (uri, stamp, local_roots)
     with _lock:
         cached = _collections.get(key)
     if cached is not None and (fingerprint is None or cached.fingerprint == fingerprint):
         return cached
-    collection = load(uri)
+    collection = load(uri, local_roots="any" if local_roots is None else local_roots)
     with _lock:
         _collections[key] = collection
         while len(_collections) > _CACHE_SIZE:

@@ -79,12 +79,15 @@ def read_array_windows_sync(
     *,
     progress: Callable[[int, int], None] | None = None,
     outputs: Sequence[np.ndarray | None] | None = None,
+    on_done: Callable[[int, np.ndarray], None] | None = None,
 ) -> list[np.ndarray]:
     """:func:`read_array_windows` from synchronous code."""
     from rasteret._async import run_sync
 
     return run_sync(
-        read_array_windows(layout, reader, requests, progress=progress, outputs=outputs)
+        read_array_windows(
+            layout, reader, requests, progress=progress, outputs=outputs, on_done=on_done
+        )
     )
 
 
@@ -95,6 +98,7 @@ async def read_array_windows(
     *,
     progress: Callable[[int, int], None] | None = None,
     outputs: Sequence[np.ndarray | None] | None = None,
+    on_done: Callable[[int, np.ndarray], None] | None = None,
 ) -> list[np.ndarray]:
     """One ``(height, width)`` array per request, in the array's dtype (see module docs).
 
@@ -102,7 +106,10 @@ async def read_array_windows(
     view of the array's dtype, e.g. one band of a caller's stack: no copy afterwards);
     ``None`` entries are allocated here. ``progress(done, total)`` is called after each
     tile is decoded (from a decode thread; ``total`` counts the distinct tiles to read).
-    Raises ``KeyError`` for
+    ``on_done(index, output)`` is called once per request as soon as all its pixels are
+    in its output — from the decode thread that wrote the last of them (requests without
+    tiles: before any fetch) — so a caller can post-process each window while others are
+    still in flight; an exception it raises fails the read. Raises ``KeyError`` for
     an unknown array path, ``IndexError`` for a time index or window outside the array.
     """
     outputs_given = outputs
@@ -111,6 +118,7 @@ async def read_array_windows(
     outputs: list[np.ndarray] = []
     tiles: dict[tuple[str, int, int, int], _Tile] = {}
     by_object: dict[str, list[_Tile]] = {}
+    remaining = [0] * len(requests)  # tile uses not yet written, per request
     arrays: dict[str, tuple[ArrayLayout, _Decoding]] = {}
     for index, request in enumerate(requests):
         found = arrays.get(request.path)
@@ -161,10 +169,15 @@ async def read_array_windows(
                     tile = tiles[key] = _Tile(source, decoding, offset, length, [])
                     by_object.setdefault(source.href, []).append(tile)
                 tile.uses.append(use)
+                remaining[index] += 1
+    counter = _TileCounter(len(tiles), progress, remaining, outputs, on_done)
+    if on_done is not None:
+        for index, count in enumerate(remaining):
+            if count == 0:
+                on_done(index, outputs[index])
     if by_object:
         loop = asyncio.get_running_loop()
         pool = decode_pool()
-        counter = _TileCounter(len(tiles), progress)
 
         async def one_object(href: str, members: list[_Tile]) -> None:
             source = members[0].source
@@ -214,20 +227,39 @@ def _decode_batches(
 
 
 class _TileCounter:
-    """Counts decoded tiles across decode threads and reports ``(done, total)``."""
+    """Counts decoded tiles across decode threads: reports ``(done, total)`` and calls
+    ``on_done`` for each request whose last tile use was written."""
 
-    def __init__(self, total: int, progress: Callable[[int, int], None] | None) -> None:
+    def __init__(
+        self,
+        total: int,
+        progress: Callable[[int, int], None] | None,
+        remaining: list[int],
+        outputs: list[np.ndarray],
+        on_done: Callable[[int, np.ndarray], None] | None,
+    ) -> None:
         self.total = total
         self.done = 0
         self.progress = progress
+        self.remaining = remaining
+        self.outputs = outputs
+        self.on_done = on_done
         self.lock = threading.Lock()
 
-    def tile_done(self) -> None:
-        if self.progress is None:
-            return
-        with self.lock:
-            self.done += 1
-            self.progress(self.done, self.total)
+    def tile_done(self, tile: _Tile) -> None:
+        finished: list[int] = []
+        if self.progress is not None or self.on_done is not None:
+            with self.lock:
+                self.done += 1
+                if self.progress is not None:
+                    self.progress(self.done, self.total)
+                if self.on_done is not None:
+                    for use in tile.uses:
+                        self.remaining[use[0]] -= 1
+                        if self.remaining[use[0]] == 0:
+                            finished.append(use[0])
+        for index in finished:  # outside the lock: post-processing runs in parallel
+            self.on_done(index, self.outputs[index])  # type: ignore[misc]
 
 
 def _decode_into(
@@ -240,7 +272,7 @@ def _decode_into(
         plane = _decode_tile(tile, data)
         for index, dst_rows, dst_cols, src_rows, src_cols in tile.uses:
             outputs[index][dst_rows, dst_cols] = plane[src_rows, src_cols]
-        counter.tile_done()
+        counter.tile_done(tile)
 
 
 def _decode_tile(tile: _Tile, data: Any) -> np.ndarray:

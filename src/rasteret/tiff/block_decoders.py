@@ -8,10 +8,18 @@ un-predict in place. A block decoder is ``decoder(data, rows, tables_spliced) ->
 ``rows`` is the number of rows the payload must supply (0: any whole number of rows).
 Decoders raise :class:`PayloadError` (or the codec's exception) on a bad payload and
 :class:`Unsupported` at build time for a configuration they cannot decode.
+
+Memory is bounded by the declared block, not by what a payload says: byte codecs decode
+into the block (:mod:`.decompress`); JPEG, WebP, LERC and JPEG-XL streams must declare an
+image that fits the block (:mod:`.streams`, read before decoding) and are decoded into an
+output array of exactly that size, so a stream the codec library reads differently (more
+bands, channels or rows) fails before the library allocates for it; an animated WebP is
+refused outright.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -20,7 +28,7 @@ import imagecodecs
 import numpy as np
 
 from rasteret.errors import CorruptTiffError, UnsupportedTiffError
-from rasteret.tiff.decompress import BYTE_CODECS, Decompressor, lerc_inner
+from rasteret.tiff.decompress import BYTE_CODECS, Decompressor, lerc_inner, surplus_limit
 from rasteret.tiff.photometric import (
     YCBCR_SUBSAMPLINGS,
     cmyk_to_rgba,
@@ -28,7 +36,14 @@ from rasteret.tiff.photometric import (
     ycbcr_to_rgb,
 )
 from rasteret.tiff.predictor import FLOATING_BITS, HORIZONTAL_BITS, undo_floating, undo_horizontal
-from rasteret.tiff.streams import jpeg_frame, lerc_size, webp_canvas
+from rasteret.tiff.streams import (
+    JpegFrame,
+    jpeg_frame,
+    jpegxl_size,
+    lerc_blob,
+    webp_animated,
+    webp_canvas,
+)
 from rasteret.tiff.unpack import is_direct, make_unpacker, sample_dtype, stored_row_bytes
 
 if TYPE_CHECKING:
@@ -48,7 +63,8 @@ MAX_SAMPLES = 65535
 #: Most bytes a codec can expand one payload byte into, plus a constant: a payload that
 #: cannot hold the rows a block needs is refused before the output is allocated.
 #: deflate: 1032:1 (RFC 1951 maximum); LZW: 4096-byte strings per >= 9-bit code;
-#: PackBits: 128 bytes per 2; none: 1:1. ZSTD and LZMA have no useful bound.
+#: PackBits: 128 bytes per 2; none: 1:1. ZSTD and LZMA have no useful ratio (their
+#: decoders stop at the block instead, see :mod:`.decompress`).
 MAX_EXPANSION: dict[int, tuple[int, int]] = {
     1: (1, 0),
     5: (3641, 4096),
@@ -142,7 +158,7 @@ def build_decoder(d: BlockDecoding) -> BlockDecoder:
     if compression in (50002, 52546):
         if not imagecodecs.JPEGXL.available:
             raise unsupported("JPEG-XL compression", "imagecodecs built without libjxl")
-        return _image_decoder(d, dtype, "JPEG-XL", imagecodecs.jpegxl_decode)
+        return _jpegxl_decoder(d, dtype)
     raise unsupported(UNSUPPORTED_CODECS.get(compression, f"compression {compression}"))
 
 
@@ -295,13 +311,23 @@ def _check_declared(size: tuple[int, ...] | None, d: BlockDecoding, name: str) -
         )
 
 
-def _image_decoder(
-    d: BlockDecoding, dtype: np.dtype, name: str, decoder: Callable[[Buffer], np.ndarray]
-) -> BlockDecoder:
-    def decode_image(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
-        return _fit(decoder(data), d, dtype, rows, name)
+def _output(
+    size: tuple[int, ...] | None, d: BlockDecoding, dtype: np.dtype, channels: int, name: str
+) -> np.ndarray:
+    """The array a codec library must decode into: the declared rows (the block's when the
+    stream's header was not found) x the block's width x ``channels``."""
+    _check_declared(size, d, name)
+    height = size[0] if size is not None else d.block_height
+    return np.empty((height, d.block_width, channels)[: 3 if channels > 1 else 2], dtype)
 
-    return decode_image
+
+def _jpegxl_decoder(d: BlockDecoding, dtype: np.dtype) -> BlockDecoder:
+    def decode_jpegxl(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
+        out = _output(jpegxl_size(data), d, dtype, d.samples, "JPEG-XL")
+        # the first frame (index 0) into ``out``: another size or channel count fails first
+        return _fit(imagecodecs.jpegxl_decode(data, 0, out=out), d, dtype, rows, "JPEG-XL")
+
+    return decode_jpegxl
 
 
 def _jpeg_decoder(d: BlockDecoding, dtype: np.dtype) -> BlockDecoder:
@@ -320,24 +346,50 @@ def _jpeg_decoder(d: BlockDecoding, dtype: np.dtype) -> BlockDecoder:
     tables = d.jpeg_tables
 
     def decode_jpeg(data: Buffer, rows: int, spliced: bool) -> np.ndarray:
-        _check_declared(jpeg_frame(data), d, "JPEG")
+        out = _jpeg_output(jpeg_frame(data), d, dtype)
         image = imagecodecs.jpeg8_decode(
             data,
             tables=None if spliced else tables,
             colorspace=colorspace,
             outcolorspace=out_colorspace,
+            out=out,
         )
         return _fit(image, d, dtype, rows, "JPEG")
 
     return decode_jpeg
 
 
+def _jpeg_output(frame: JpegFrame | None, d: BlockDecoding, dtype: np.dtype) -> np.ndarray:
+    """The output array of a JPEG stream, checked against the block before libjpeg runs.
+
+    libjpeg sizes its own buffers (for a progressive stream, the whole image) from the
+    frame header before the output array is checked, so a stream whose frame header
+    :func:`~rasteret.tiff.streams.jpeg_frame` cannot read is refused; as in libtiff, the
+    components and the precision must match the block.
+    """
+    if frame is None:
+        raise PayloadError("JPEG stream has no frame header (SOF) before its scan")
+    if frame.components != d.samples:
+        raise PayloadError(
+            f"JPEG stream declares {frame.components} components, block has {d.samples} samples"
+        )
+    if (frame.precision > 8) != (dtype.itemsize > 1):
+        raise PayloadError(
+            f"JPEG stream declares {frame.precision}-bit samples, block has {dtype} samples"
+        )
+    return _output((frame.height, frame.width), d, dtype, d.samples, "JPEG")
+
+
 def _webp_decoder(d: BlockDecoding, dtype: np.dtype) -> BlockDecoder:
     alpha = d.samples == 4
+    channels = 4 if alpha else 3
 
     def decode_webp(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
-        _check_declared(webp_canvas(data), d, "WebP")
-        return _fit(imagecodecs.webp_decode(data, hasalpha=alpha), d, dtype, rows, "WebP")
+        if webp_animated(data):  # imagecodecs would decode every frame before checking ``out``
+            raise PayloadError("WebP stream is an animation, a block holds one image")
+        out = _output(webp_canvas(data), d, np.dtype("uint8"), channels, "WebP")
+        image = imagecodecs.webp_decode(data, hasalpha=alpha, out=out)
+        return _fit(image, d, dtype, rows, "WebP")
 
     return decode_webp
 
@@ -351,19 +403,13 @@ def _lerc_decoder(d: BlockDecoding, dtype: np.dtype) -> BlockDecoder:
     floating = dtype.kind == "f"
 
     # a LERC blob is at most the raw block plus its mask and headers
-    blob_limit = 2 * d.block_width * d.block_height * d.samples * max(dtype.itemsize, 1) + 65536
+    limit = surplus_limit(d.block_width * d.block_height * d.samples * max(dtype.itemsize, 1))
 
     def decode_lerc(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
-        blob = inner[1](data, blob_limit) if inner else data
-        size = lerc_size(blob)
-        if size is not None and (size[1] != d.block_width or not 0 < size[0] <= d.block_height):
-            raise PayloadError(
-                f"LERC blob declares {size[0]} x {size[1]}, block is "
-                f"{d.block_height} x {d.block_width}"
-            )
-        if size is not None and size[2] > d.samples:
-            raise PayloadError(f"LERC blob declares {size[2]} samples, block has {d.samples}")
-        image, mask = imagecodecs.lerc_decode(blob, masks=True)
+        blob = inner[1](data, limit) if inner else data
+        out = _lerc_output(blob, d, limit, name)
+        # into ``out``: more bands than one fail before they are decoded
+        image, mask = imagecodecs.lerc_decode(blob, masks=True, out=out)
         if image.dtype != dtype and image.dtype.kind == dtype.kind:
             image = image.astype(dtype)
         out = _fit(image, d, dtype, rows, name)
@@ -376,6 +422,28 @@ def _lerc_decoder(d: BlockDecoding, dtype: np.dtype) -> BlockDecoder:
         return out
 
     return decode_lerc
+
+
+def _lerc_output(blob: Buffer, d: BlockDecoding, limit: int, name: str) -> np.ndarray:
+    """The output array of a LERC blob, checked against the block before decoding.
+
+    Only a LERC blob is handed to the library (it would inflate a zstd or zlib stream
+    without a bound); its values may be wider than the block's up to ``limit`` bytes.
+    """
+    header = lerc_blob(blob)
+    if header is None:
+        raise PayloadError(f"{name} payload is not a LERC blob")
+    if header.cols != d.block_width or not 0 < header.rows <= d.block_height:
+        raise PayloadError(
+            f"LERC blob declares {header.rows} x {header.cols}, block is "
+            f"{d.block_height} x {d.block_width}"
+        )
+    if not 0 < header.depth <= d.samples:
+        raise PayloadError(f"LERC blob declares {header.depth} samples, block has {d.samples}")
+    shape = (header.rows, header.cols, header.depth)[: 3 if header.depth > 1 else 2]
+    if math.prod(shape) * np.dtype(header.dtype).itemsize > limit:
+        raise PayloadError(f"LERC blob of {header.dtype} values exceeds the block ({limit} bytes)")
+    return np.empty(shape, header.dtype)
 
 
 def _ccitt_decoder(d: BlockDecoding) -> BlockDecoder:

@@ -5,6 +5,14 @@ byte memoryview sized for the full block (usually the output array's own memory,
 the fast path copies nothing); the decoded bytes are written to its start and their
 count is returned. A stream holding more than ``out`` can take is cut to ``len(out)``
 (libtiff ignores surplus decoded bytes too).
+
+Memory: whatever a stream declares or expands to, a decompressor writes at most
+:func:`surplus_limit` bytes (twice the block): LZW, LZMA, deflate and the first ZSTD /
+PackBits attempt decode straight into ``out`` and stop when it is full; the ZSTD /
+PackBits retry and the LERC inner codecs decode into a bounded buffer. (liblzma reserves
+the dictionary an LZMA stream declares as address space, but writes only what it
+decodes.)
+
 Codec failures propagate as the codec's own exception; :mod:`rasteret.tiff.decode`
 wraps them into :class:`~rasteret.errors.CorruptTiffError`.
 """
@@ -44,8 +52,9 @@ def _deflate(data: Buffer, out: memoryview) -> int:
 SURPLUS_FACTOR = 2
 
 
-def _surplus_limit(out: memoryview) -> int:
-    return max(SURPLUS_FACTOR * len(out), len(out) + 65536)
+def surplus_limit(size: int) -> int:
+    """Most bytes a decoder may produce (or hold) for a ``size``-byte block."""
+    return max(SURPLUS_FACTOR * size, size + 65536)
 
 
 def _zstd(data: Buffer, out: memoryview) -> int:
@@ -54,7 +63,7 @@ def _zstd(data: Buffer, out: memoryview) -> int:
     except imagecodecs.ZstdError as exc:
         if "too small" not in str(exc):
             raise
-        limit = _surplus_limit(out)
+        limit = surplus_limit(len(out))
         try:  # a bounded second try: the frame may declare no size, or a wrong one
             return _store(imagecodecs.zstd_decode(data, out=limit), out)
         except imagecodecs.ZstdError:
@@ -69,7 +78,7 @@ def _packbits(data: Buffer, out: memoryview) -> int:
     except imagecodecs.PackbitsError as exc:
         if "TOO_SMALL" not in str(exc):
             raise
-        limit = _surplus_limit(out)
+        limit = surplus_limit(len(out))
         try:
             return _store(imagecodecs.packbits_decode(data, out=limit), out)
         except imagecodecs.PackbitsError:
@@ -83,7 +92,8 @@ def _lzw(data: Buffer, out: memoryview) -> int:
 
 
 def _lzma(data: Buffer, out: memoryview) -> int:
-    return len(imagecodecs.lzma_decode(data, out=out))  # stops at len(out) by itself
+    # liblzma stops when ``out`` is full; its dictionary is filled no further than that
+    return len(imagecodecs.lzma_decode(data, out=out))
 
 
 #: TIFF Compression tag value -> (name, decompressor) for byte-stream codecs.
