@@ -85,6 +85,24 @@ def test_xarray_engine_checks_the_whole_dataset_when_opened(object_server, serve
     assert ds["b1"].values.shape == (2, 1024, 1024)
 
 
+def test_zarr_store_is_checked_whole_when_opened(object_server, served) -> None:  # type: ignore[no-untyped-def]
+    import zarr
+
+    from rasteret.store import open_store
+
+    whole = served.explain("b1")  # full resolution (the store has overviews too, if any)
+    with read_budget(whole.bytes - 1), pytest.raises(ReadBudgetExceeded) as refused:
+        open_store(served)
+    assert object_server.requests == 0
+    assert "opening the Zarr store refused" in str(refused.value)
+    assert "bands=" in str(refused.value) and refused.value.plan.bytes >= whole.bytes
+    with read_budget(refused.value.plan.bytes):
+        store = open_store(served)
+    root = zarr.open_group(store, mode="r")
+    group = next(iter(store.tiles.groups))
+    assert int(root[f"{group}/b1"][0].max()) > 0
+
+
 def test_sample_points_are_checked_against_their_tiles(object_server, served) -> None:  # type: ignore[no-untyped-def]
     tiles = served.explain("b1", window=((0, 256), (0, 256)))  # tile (0, 0) of both scenes
     with read_budget(tiles.bytes - 1), pytest.raises(ReadBudgetExceeded) as refused:

@@ -145,8 +145,9 @@ def read_stack(
     x0, x1, x_step = _span(x_key, width)
     window = Window(y0, x0, max(0, y1 - y0), max(0, x1 - x0))
     requests = [ArrayWindow(path, t, window) for t in times]
-    arrays = read_array_windows_sync(store.layout, store.reader, requests) if requests else []
-    out = np.stack(arrays) if arrays else np.empty((0, window.height, window.width), dtype)
+    out = np.empty((len(requests), window.height, window.width), np.dtype(array.dtype))
+    if requests:  # decoded straight into the stack (no per-step arrays, no copy)
+        read_array_windows_sync(store.layout, store.reader, requests, outputs=list(out))
     if (y_step, x_step) != (1, 1):
         out = out[:, ::y_step, ::x_step]
     squeeze = tuple(axis for axis, k in enumerate(key) if not isinstance(k, slice))

@@ -95,7 +95,9 @@ def warp(
     token = _token(
         array.name, grid, target, resampling, src_nodata, fill, out_dtype, error_threshold
     )
-    name, coords_name = f"warp-{token}", f"warp-coords-{token}"
+    # the coordinates depend on the grids only: one task per chunk, shared by every band
+    coords_token = _token(grid, target, resampling, error_threshold)
+    name, coords_name = f"warp-{token}", f"warp-coords-{coords_token}"
     src_row_edges = np.cumsum((0, *array.chunks[-2]))
     src_col_edges = np.cumsum((0, *array.chunks[-1]))
     lead_chunks = array.chunks[:-2]
@@ -180,7 +182,9 @@ def _warp_sliced(
         source,
         run,
     )
-    name, coords_name = f"warp-{token}", f"warp-coords-{token}"
+    # the coordinates depend on the grids only: one task per chunk, shared by every band
+    coords_token = _token(grid, target, resampling, error_threshold)
+    name, coords_name = f"warp-{token}", f"warp-coords-{coords_token}"
     row_offsets = np.cumsum((0, *row_chunks))
     col_offsets = np.cumsum((0, *col_chunks))
     shift = _lattice_offset(grid, target) if resampling == "nearest" else None
@@ -245,11 +249,13 @@ def _copy_slice(source, spans, needed, window, shift, src_nodata, fill, dtype): 
     """Nearest on the same lattice: the overlapping source pixels, ``fill`` elsewhere and
     where the source is nodata (as :func:`warp_array` would give)."""
     shape = (*(s.stop - s.start for s in spans), window.height, window.width)
-    out = np.full(shape, fill, dtype=dtype)
     rows = slice(needed.row_off, needed.row_off + needed.height)
     cols = slice(needed.col_off, needed.col_off + needed.width)
     lead = tuple(s if s.stop - s.start > 1 else s.start for s in spans)
     data = np.asarray(source[(*lead, rows, cols)]).reshape((*shape[:-2], *needed.shape))
+    if needed.shape == window.shape and data.dtype == dtype and _same(src_nodata, fill, dtype):
+        return data  # the whole chunk, its nodata already the fill: as read, no copy
+    out = np.full(shape, fill, dtype=dtype)
     r0 = needed.row_off - shift[0] - window.row_off
     c0 = needed.col_off - shift[1] - window.col_off
     dst = out[..., r0 : r0 + needed.height, c0 : c0 + needed.width]
@@ -259,6 +265,18 @@ def _copy_slice(source, spans, needed, window, shift, src_nodata, fill, dtype): 
     else:
         np.copyto(dst, data, where=valid, casting="unsafe")
     return out
+
+
+def _same(nodata: float | None, fill: Any, dtype: np.dtype) -> bool:
+    """Whether every invalid pixel (``nodata``) already holds ``fill`` bit for bit (no
+    nodata: none is invalid)."""
+    if nodata is None:
+        return True
+    if fill is None or (dtype.kind == "f" and nodata == 0):
+        return False  # -0.0 pixels are nodata too, but not the fill's bits
+    if isinstance(nodata, float) and math.isnan(nodata):
+        return isinstance(fill, float) and math.isnan(fill)
+    return bool(nodata == fill)
 
 
 def _warp_slice(

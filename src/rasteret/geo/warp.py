@@ -278,13 +278,19 @@ def warp_array(
     data = np.asarray(data)
     lead = data.shape[:-2]
     flat = data.reshape((-1, *data.shape[-2:]))
+    out_dtype = np.dtype(dtype) if dtype is not None else flat.dtype
+    fill = output_nodata(out_dtype, nodata, src_nodata)
+    row0, col0 = source_offset
+    if resampling == "nearest" and valid is None and flat.dtype == out_dtype:
+        sx, sy = coordinates or source_coordinates(
+            source, target, window, error_threshold=error_threshold
+        )
+        out = _gather_nearest(flat, sx - col0, sy - row0, src_nodata, fill)
+        return out.reshape((*lead, window.height, window.width))
     mask = valid_mask(flat, src_nodata)
     if valid is not None:
         extra = np.broadcast_to(np.asarray(valid, bool), data.shape).reshape(flat.shape)
         mask = extra if mask is None else mask & extra
-    out_dtype = np.dtype(dtype) if dtype is not None else flat.dtype
-    fill = output_nodata(out_dtype, nodata, src_nodata)
-    row0, col0 = source_offset
     if resampling in AREA_KERNELS:
         x0, x1, y0, y1 = coordinates or corner_coordinates(source, target, window, error_threshold)
         if scale is None:
@@ -304,6 +310,37 @@ def warp_array(
         values = np.where(ok, values, 0)  # exact source values: no rounding needed
     out = cast_output(values, ok, out_dtype, fill)
     return out.reshape((*lead, window.height, window.width))
+
+
+def _gather_nearest(
+    flat: np.ndarray, sx: np.ndarray, sy: np.ndarray, src_nodata: float | None, fill: float
+) -> np.ndarray:
+    """Nearest warp of ``flat`` ``(n, H, W)`` as one gather per step through a flat index
+    (no fancy indexing, no source-sized mask): the values, ``fill`` where the centre falls
+    outside or the gathered value is invalid, exactly as the general path gives them."""
+    from rasteret.geo.resampling import _next_to, centre_pixel
+
+    n, height, width = flat.shape
+    iy, ix, inside = centre_pixel(sx, sy, height, width)
+    index = iy * width + ix
+    out = np.empty((n, *index.shape), flat.dtype)
+    ok = np.empty(index.shape, bool)
+    no_nan_fill = not (isinstance(fill, float) and math.isnan(fill))
+    target = np.asarray(fill).astype(flat.dtype) if no_nan_fill else None
+    for k in range(n):
+        step = out[k]
+        np.take(np.ascontiguousarray(flat[k]).reshape(-1), index, out=step, mode="clip")
+        gathered = valid_mask(step, src_nodata)
+        if gathered is None:
+            np.copyto(ok, inside)
+        else:
+            np.logical_and(gathered, inside, out=ok)
+        if target is not None:
+            clash = ok & (step == target)
+            if clash.any():  # as GDAL: a valid result never reads as nodata
+                step[clash] = _next_to(fill, flat.dtype)
+        np.copyto(step, fill, where=~ok, casting="unsafe")
+    return out
 
 
 __all__ = [

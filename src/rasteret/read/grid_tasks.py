@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,6 +129,28 @@ class TaskPlanner:
         level = choose_overview(1.0, decimations, factor, resampling=resampling)
         return src if level is None else levels[level]
 
+    def prepare(self, tasks: Sequence[GridTask]) -> None:
+        """Start computing the warp maps of ``tasks`` on the decode pool (each once):
+        they depend on the grids only, so they run while the reads wait for their first
+        bytes, and the warps find them cached (or wait for them)."""
+        from rasteret.store.window_read import decode_pool
+
+        seen: set[tuple[Any, ...]] = set()
+        for task in tasks:
+            if task.paste is not None:
+                continue
+            src, method = task.source, task.resampling
+            nearest = method == "nearest"
+            grid = (src.crs_key, src.transform, src.height, src.width)
+            key = (*grid, task.window) if nearest else (*grid, method)
+            if key in seen or key in self._index:
+                continue
+            seen.add(key)
+            if nearest:
+                decode_pool().submit(self._nearest_index, src, task.window)
+            elif method in POINT_KERNELS:
+                decode_pool().submit(self._coordinates, src, method)
+
     def warp(
         self, task: GridTask, data: np.ndarray, valid: np.ndarray, dtype: np.dtype
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -210,15 +232,17 @@ class TaskPlanner:
         self,
         task: GridTask,
         data: np.ndarray,
-        valid: np.ndarray,
+        valid: np.ndarray | None,
         out: np.ndarray,
         out_valid: np.ndarray,
         fill: Any,
     ) -> bool:
         """The nearest-neighbour warp gathered straight into ``out`` / ``out_valid`` (the
         whole target grid, C-contiguous, ``out`` of ``data``'s dtype), ``fill`` where
-        invalid: no intermediate arrays. ``False`` (nothing written) when that does not
-        apply; the caller then uses :meth:`warp`."""
+        invalid: no intermediate arrays. ``valid`` ``None``: validity is the source's
+        nodata rule (no internal mask) applied to the gathered values, not gathered.
+        ``False`` (nothing written) when that does not apply; the caller then uses
+        :meth:`warp`."""
         if (
             task.resampling != "nearest"
             or data.ndim != 2
@@ -231,10 +255,13 @@ class TaskPlanner:
         if flat.shape != out.shape:
             return False
         np.take(np.ascontiguousarray(data).reshape(-1), flat, out=out, mode="clip")
-        np.take(np.ascontiguousarray(valid).reshape(-1), flat, out=out_valid, mode="clip")
+        if valid is None:
+            _valid_of(out, task.source.nodata, out_valid)
+        else:
+            np.take(np.ascontiguousarray(valid).reshape(-1), flat, out=out_valid, mode="clip")
+            if out.dtype.kind == "f":
+                out_valid &= ~np.isnan(out)
         out_valid &= inside
-        if out.dtype.kind == "f":
-            out_valid &= ~np.isnan(out)
         np.copyto(out, fill, where=~out_valid, casting="unsafe")
         return True
 
@@ -252,6 +279,22 @@ class TaskPlanner:
         values = values.astype(dtype, copy=False)
         np.putmask(values, ~ok, np.nan if dtype.kind == "f" else 0)
         return values, ok
+
+
+def _valid_of(values: np.ndarray, nodata: float | None, out: np.ndarray) -> None:
+    """:func:`~rasteret.read.radiometry.valid_mask` of ``values`` (no internal mask),
+    written into ``out``; NaN is never valid."""
+    from rasteret.read.radiometry import cast_nodata
+
+    if values.dtype.kind == "f":
+        np.isnan(values, out=out)
+        np.logical_not(out, out=out)
+        if nodata is not None and not np.isnan(nodata):
+            out &= values != cast_nodata(nodata, values.dtype)
+    elif nodata is None or np.isnan(cast_nodata(nodata, values.dtype)):
+        out[...] = True
+    else:
+        np.not_equal(values, cast_nodata(nodata, values.dtype), out=out)
 
 
 def _aligned(src: BandSource, grid: GridSpec) -> bool:

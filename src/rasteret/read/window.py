@@ -48,7 +48,7 @@ from rasteret.index.columns import record_order
 from rasteret.index.failed import OnFailedAsset, check_indexed
 from rasteret.read.budget import check_windows_budget, enforce_read_budget
 from rasteret.read.grid_tasks import GridTask, TaskPlanner, overview_sources
-from rasteret.read.radiometry import fill_value_for
+from rasteret.read.radiometry import fill_value_for, valid_mask
 from rasteret.read.result import NoDataError
 from rasteret.read.selection import band_names
 from rasteret.read.stacks import BandSource, StoreIndex
@@ -358,6 +358,7 @@ class WindowReader:
             for c, fill in enumerate(fills):
                 if (slot, c) not in whole:  # a single warp writes every pixel of its grid
                     data[slot, c] = fill
+        planner.prepare(tasks)  # warp maps computed while the first bytes are in flight
         results = run_sync(_read_tasks(self.index, tasks, planner, dtype, outputs))
         for task, output, result in zip(tasks, outputs, results, strict=True):
             if output is not None:
@@ -441,14 +442,19 @@ async def _read_tasks(
     pool = decode_pool()
 
     async def one(task: GridTask, output: Output | None) -> tuple[np.ndarray, np.ndarray] | None:
-        ((values, ok),) = await read_sources(index, [(task.source, task.window)])
+        # a nearest warp into its own output derives validity from the values it gathers
+        gathered = output is not None and task.paste is None and task.resampling == "nearest"
+        reads = [(task.source, task.window)]
+        ((values, ok),) = await read_sources(index, reads, with_valid=not gathered)
+        valid = None if ok is None else ok[0]
         if output is not None:
             return await loop.run_in_executor(
-                pool, _write_task, planner, task, values[0], ok[0], dtype, output
+                pool, _write_task, planner, task, values[0], valid, dtype, output
             )
+        assert valid is not None
         if task.paste is not None:
-            return values[0], ok[0]
-        return await loop.run_in_executor(pool, planner.warp, task, values[0], ok[0], dtype)
+            return values[0], valid
+        return await loop.run_in_executor(pool, planner.warp, task, values[0], valid, dtype)
 
     return list(await asyncio.gather(*(one(t, o) for t, o in zip(tasks, outputs, strict=True))))
 
@@ -466,12 +472,13 @@ def _write_task(
     planner: TaskPlanner,
     task: GridTask,
     values: np.ndarray,
-    ok: np.ndarray,
+    ok: np.ndarray | None,
     dtype: np.dtype,
     output: Output,
 ) -> None:
     """Write one task's pixels into its own output plane (pool thread)."""
     if task.paste is not None:
+        assert ok is not None
         r, c = task.paste
         h, w = values.shape
         np.copyto(output.data[r : r + h, c : c + w], values, where=ok, casting="unsafe")
@@ -479,6 +486,8 @@ def _write_task(
         return
     if planner.warp_nearest_into(task, values, ok, output.data, output.valid, output.fill):
         return
+    if ok is None:
+        ok = valid_mask(values, task.source.nodata)
     warped, inside = planner.warp(task, values, ok, dtype)
     np.copyto(output.data, warped, casting="unsafe")
     np.copyto(output.data, output.fill, where=~inside, casting="unsafe")

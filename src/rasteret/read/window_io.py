@@ -24,16 +24,22 @@ def source_requests(reads: Sequence[tuple[BandSource, Window]]) -> list[WindowRe
 
 
 async def read_sources(
-    index: StoreIndex, reads: Sequence[tuple[BandSource, Window]]
-) -> list[tuple[np.ndarray, np.ndarray]]:
+    index: StoreIndex, reads: Sequence[tuple[BandSource, Window]], *, with_valid: bool = True
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """``(data [1, h, w], valid [1, h, w])`` of each (source, window), all in one batch
-    through the store (data and internal-mask windows together)."""
+    through the store (data and internal-mask windows together). ``with_valid=False``
+    leaves ``valid`` ``None`` for sources without an internal mask (their validity is a
+    function of each value: the caller derives it where it needs it)."""
     requests = source_requests(reads)
     arrays = await read_windows_async(index, requests) if requests else []
-    out, at = [], 0
+    out: list[tuple[np.ndarray, np.ndarray | None]] = []
+    at = 0
     for src, _ in reads:
         values = arrays[at]
         internal = arrays[at + 1] if src.mask_array is not None else None
         at += 1 if internal is None else 2
+        if internal is None and not with_valid:
+            out.append((values[None], None))
+            continue
         out.append((values[None], valid_mask(values, src.nodata, internal)[None]))
     return out

@@ -35,9 +35,29 @@ def open_store(
 
     Open it with ``zarr.open_group(store, mode="r")``, ``xr.open_zarr(store, group=...)``
     or ``xr.open_dataset(collection, engine="rasteret")``. Raises
-    :class:`~rasteret.errors.BandNotFoundError` for an unknown band.
+    :class:`~rasteret.errors.BandNotFoundError` for an unknown band, and
+    :class:`~rasteret.store.budget.ReadBudgetExceeded` when a read budget is set and
+    reading every chunk of the store (every group, masks included) would exceed it: Zarr
+    reads run later, chunk by chunk, outside the caller's ``read_budget`` block.
     """
-    return build_store(as_store_collection(collection), bands, reader=reader)
+    from rasteret.store.budget import check_arrays_budget
+
+    store = build_store(as_store_collection(collection), bands, reader=reader)
+    layout = store.tiles.layout
+    check_arrays_budget(
+        store.tiles.reader,
+        [(name, a, None) for name, group in layout.groups.items() for a in group.arrays.values()],
+        what="opening the Zarr store",
+        notes=(ZARR_BUDGET_NOTE,),
+    )
+    return store
+
+
+#: Said when a Zarr store is refused under a read budget.
+ZARR_BUDGET_NOTE = (
+    "a Zarr store is checked whole when it is opened (zarr reads it later, chunk by "
+    "chunk): open fewer bands (bands=) or a subset of the collection"
+)
 
 
 def build_store(
