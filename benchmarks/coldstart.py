@@ -71,6 +71,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=16, help="GDAL/rioxarray file pool size")
     parser.add_argument("--quick", action="store_true", help="CI smoke: 512² scenes, 128-px tiles")
     parser.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="every worker compiles every module from source (no cached bytecode, as in "
+        "containers with PYTHONDONTWRITEBYTECODE=1): lazy imports inside a read count",
+    )
+    parser.add_argument(
         "--no-warmup", action="store_true", help="skip the unmeasured first run per tool"
     )
     parser.add_argument("--workdir", type=Path, help="keep (and reuse) the scenes here")
@@ -111,14 +117,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def worker_env(pycache: Path) -> dict[str, str]:
+def worker_env(pycache: Path, bytecode: bool = True) -> dict[str, str]:
     """The workers' environment: loopback without proxy, and compiled bytecode cached in
     ``pycache`` (outside the source tree) even where ``PYTHONDONTWRITEBYTECODE`` is set,
     so a fresh process imports like on a normal installation instead of compiling every
-    module from source."""
+    module from source. ``bytecode=False``: an empty cache that is never written (every
+    process compiles every module, as a container with ``PYTHONDONTWRITEBYTECODE=1``)."""
     env = dict(os.environ, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    if not bytecode:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="rasteret-no-bytecode-")
     return env
 
 
@@ -211,7 +221,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     scratch = workdir / "runs"
     scratch.mkdir(parents=True, exist_ok=True)
-    WORKER_ENV.update(worker_env(Path(tempfile.gettempdir()) / "rasteret-bench-pycache"))
+    pycache = Path(tempfile.gettempdir()) / "rasteret-bench-pycache"
+    WORKER_ENV.update(worker_env(pycache, bytecode=not args.no_bytecode))
+    report["bytecode"] = not args.no_bytecode
     warmed: set[str] = set()
     for latency_ms in args.latencies:
         with ObjectServer(data_root, latency=latency_ms / 1e3) as server:

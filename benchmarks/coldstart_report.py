@@ -280,7 +280,8 @@ def machine_line(report: dict[str, Any]) -> str:
         f"{_peer_versions(m)}; rasteret "
         f"{m['rasteret']} ({m['rasteret_commit']}). Scenes: {report['scenes']} × "
         f"{report['size']}² px, {report['tile']}-px tiles; {report['repeat']} fresh process(es) "
-        f"per case; load average {report['load_before']} before, {report['load_after']} after."
+        f"per case, {'bytecode cached' if report.get('bytecode', True) else 'no bytecode'}; "
+        f"load average {report['load_before']} before, {report['load_after']} after."
     )
 
 
