@@ -35,7 +35,6 @@ from typing import Any, Literal
 from rasteret.errors import FetchError, ObjectNotFoundError, StaleIndexError
 from rasteret.fetch.batcher import BlockBatcher
 from rasteret.fetch.config import FetchConfig
-from rasteret.fetch.fallback import PythonTransport
 from rasteret.fetch.limiter import Limiter
 from rasteret.fetch.model import (
     ObjectInfo,
@@ -94,7 +93,7 @@ class RangeReader:
         self.transport = transport
         self._endpoints = s3_endpoints(self.config.stores)
         self._obstore = ObstoreTransport(self.config)
-        self._fallback = PythonTransport(self.config)
+        self._fallback: Transport | None = None  # built when first needed (forked child)
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
         )
@@ -307,6 +306,10 @@ class RangeReader:
     # -- internals ------------------------------------------------------------------------------
     def _transport(self) -> Transport:
         if self.transport == "python" or (self.transport == "auto" and not obstore_usable()):
+            if self._fallback is None:
+                from rasteret.fetch.fallback import PythonTransport
+
+                self._fallback = PythonTransport(self.config)
             return self._fallback
         return self._obstore
 
