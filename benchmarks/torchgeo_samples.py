@@ -5,10 +5,12 @@ local object server (``rasteret.testing.objserver``) with injected first-byte la
 TorchGeo through GDAL ``/vsicurl/`` (tuned: no directory listing, HTTP multiplexing, a
 merged-range read strategy), rasteret through its collection index. Both datasets are
 built first (TorchGeo opens every file, rasteret indexes every header); the clock covers
-``dataset[query]`` for the same ``RandomGeoSampler`` queries, and the samples are checked
-to be identical. Figures are ratios from one run on this machine, not targets.
+the same ``RandomGeoSampler`` queries in batches as a DataLoader fetches them
+(``__getitems__`` when the dataset has one — rasteret's reads a batch's samples
+together — else ``dataset[query]`` per sample), and the samples are checked to be
+identical. Figures are ratios from one run on this machine, not targets.
 
-    python benchmarks/torchgeo_samples.py [--latency 0 30] [--samples 40] [--size 256]
+    python benchmarks/torchgeo_samples.py [--latency 0 30] [--samples 40] [--size 256] [--batch 8]
 """
 
 from __future__ import annotations
@@ -65,7 +67,9 @@ def _datasets(records: list[dict], urls: dict[tuple[str, str], str]):  # type: i
     return ours, theirs
 
 
-def run(latency_ms: float, samples: int, size: int, scenes: int, root: Path) -> dict:
+def run(
+    latency_ms: float, samples: int, size: int, scenes: int, root: Path, batch: int = 8
+) -> dict:
     import torch
     from torchgeo.samplers import RandomGeoSampler
 
@@ -90,10 +94,23 @@ def run(latency_ms: float, samples: int, size: int, scenes: int, root: Path) -> 
         queries = [(x, y, slice(None)) for x, y, _ in sampler]  # all times: a mosaic
         out: dict = {"latency_ms": latency_ms, "samples": samples, "size": size}
         results = {}
-        for name, dataset in (("rasteret", ours), ("torchgeo", theirs)):
+        # what a DataLoader does per batch: ``__getitems__`` when the dataset has it
+        # (rasteret: the batch's reads in flight together), else one sample at a time
+        modes = (("rasteret", ours, batch), ("rasteret, one by one", ours, 1),
+                 ("torchgeo", theirs, 1))  # fmt: skip
+        for name, dataset, size_of_batch in modes:
             server.reset()
             start = time.perf_counter()
-            results[name] = [dataset[q]["image"] for q in queries]
+            images = []
+            for k in range(0, len(queries), size_of_batch):
+                chunk = queries[k : k + size_of_batch]
+                got = (
+                    dataset.__getitems__(chunk)
+                    if size_of_batch > 1
+                    else map(dataset.__getitem__, chunk)
+                )
+                images += [sample["image"] for sample in got]
+            results[name] = images
             wall = time.perf_counter() - start
             out[name] = {
                 "samples_per_s": samples / wall,
@@ -102,7 +119,8 @@ def run(latency_ms: float, samples: int, size: int, scenes: int, root: Path) -> 
             }
         same = all(
             torch.equal(a.float(), b.float())
-            for a, b in zip(results["rasteret"], results["torchgeo"], strict=True)
+            for mode in ("rasteret", "rasteret, one by one")
+            for a, b in zip(results[mode], results["torchgeo"], strict=True)
         )
         out["identical"] = same
         out["ratio"] = out["rasteret"]["samples_per_s"] / out["torchgeo"]["samples_per_s"]
@@ -115,15 +133,18 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=40)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--scenes", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=8, help="DataLoader batch size")
     args = parser.parse_args()
     os.environ.update(GDAL_ENV)
     root = Path(tempfile.mkdtemp(prefix="rasteret-torchgeo-bench-"))
     for latency in args.latency:
-        result = run(latency, args.samples, args.size, args.scenes, root)
+        result = run(latency, args.samples, args.size, args.scenes, root, args.batch)
         r, t = result["rasteret"], result["torchgeo"]
+        single = result["rasteret, one by one"]["samples_per_s"]
         print(
             f"latency {latency:4.0f} ms, {args.samples} samples of {args.size}x{args.size} px x "
-            f"{len(BANDS)} bands: rasteret {r['samples_per_s']:6.1f}/s ({r['requests']} req, "
+            f"{len(BANDS)} bands, batches of {args.batch}: rasteret {r['samples_per_s']:6.1f}/s "
+            f"(one by one {single:6.1f}/s; {r['requests']} req, "
             f"{r['MB']:.1f} MB) | TorchGeo RasterDataset {t['samples_per_s']:6.1f}/s "
             f"({t['requests']} req, {t['MB']:.1f} MB) | ratio {result['ratio']:.1f}x | "
             f"identical samples: {result['identical']}"

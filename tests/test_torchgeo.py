@@ -269,3 +269,40 @@ def test_dataloader_workers_train(
     if context == "fork":
         assert all(r.start != 0 for r in object_server.log)  # workers read no headers
     assert isinstance(dataset, RasteretGeoDataset)
+
+
+def test_a_batch_reads_its_samples_together(tmp_path: Path, object_server) -> None:  # type: ignore[no-untyped-def]
+    """``__getitems__`` (what a DataLoader calls per batch): the samples equal
+    ``dataset[i]`` one by one, and their requests overlap at the object server (a batch
+    costs about one round trip, not one per sample)."""
+    root = tmp_path / "data"
+    records = write_scenes(root)
+    http = [
+        record(
+            r["id"],
+            r["datetime"],
+            {b: Path(r["assets"][b]["href"]) for b in ("B1", "B2")},
+            href_of=lambda p: object_server.url_for(Path(p).relative_to(tmp_path)),
+        )
+        for r in records
+    ]
+    dataset = to_torchgeo_dataset(as_collection(make_table(http, ("B1", "B2"))), bands=["B1"])
+    queries = list(
+        RandomGeoSampler(dataset, size=32, length=8, generator=torch.Generator().manual_seed(5))
+    )
+    object_server.latency = 0.05
+    try:
+        object_server.reset()
+        one_by_one = [dataset[q] for q in queries]
+        alone = object_server.max_in_flight
+        object_server.reset()
+        loader = DataLoader(dataset, sampler=queries, batch_size=8, collate_fn=list)
+        (batch,) = list(loader)
+        together = object_server.max_in_flight
+    finally:
+        object_server.latency = 0.0
+    assert len(batch) == 8
+    for got, expected in zip(batch, one_by_one, strict=True):
+        assert torch.equal(got["image"], expected["image"])
+        assert torch.equal(got["bounds"], expected["bounds"])
+    assert alone == 1 and together > 1, (alone, together)

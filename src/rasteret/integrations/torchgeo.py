@@ -43,10 +43,12 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import threading
 import warnings
 import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -171,6 +173,17 @@ class RasteretGeoDataset(GeoDataset):
             sample = self.transforms(sample)
         return sample
 
+    def __getitems__(self, indices: Sequence[GeoSlice]) -> list[Sample]:
+        """A DataLoader batch (PyTorch calls this instead of ``__getitem__`` per sample):
+        every sample's reads are in flight together, so a batch costs about one round
+        trip to the object store instead of one per sample. Samples (and ``transforms``)
+        run on a small per-process thread pool; the result equals ``[self[i] for i in
+        indices]``."""
+        if len(indices) <= 1:
+            return [self[index] for index in indices]
+        self._window_reader()  # built once, here, not raced by the threads
+        return list(_batch_pool().map(self.__getitem__, indices))
+
     def __str__(self) -> str:
         return (
             f"RasteretGeoDataset Dataset\n    type: GeoDataset\n    bbox: {self.bounds}\n"
@@ -235,6 +248,22 @@ class RasteretGeoDataset(GeoDataset):
                 )
             self._reader = reader
         return self._reader
+
+
+#: Samples of one batch read concurrently (each waits on the object store, not the CPU).
+BATCH_THREADS = 16
+_pool_state: tuple[int, ThreadPoolExecutor] | None = None
+_pool_lock = threading.Lock()
+
+
+def _batch_pool() -> ThreadPoolExecutor:
+    """This process's batch pool (rebuilt in a forked DataLoader worker)."""
+    global _pool_state
+    with _pool_lock:
+        if _pool_state is None or _pool_state[0] != os.getpid():
+            pool = ThreadPoolExecutor(BATCH_THREADS, thread_name_prefix="rasteret-batch")
+            _pool_state = (os.getpid(), pool)
+        return _pool_state[1]
 
 
 #: The process that already warned it is a forked DataLoader worker (warn once).
