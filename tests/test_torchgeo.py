@@ -222,6 +222,21 @@ def _train(loader: DataLoader) -> int:
     return steps
 
 
+def _served_collection(tmp_path: Path, object_server):  # type: ignore[no-untyped-def]
+    """The test scenes written under ``tmp_path`` and read over the object server."""
+    records = write_scenes(tmp_path / "data")
+    http = [
+        record(
+            r["id"],
+            r["datetime"],
+            {b: Path(r["assets"][b]["href"]) for b in ("B1", "B2")},
+            href_of=lambda p: object_server.url_for(Path(p).relative_to(tmp_path)),
+        )
+        for r in records
+    ]
+    return as_collection(make_table(http, ("B1", "B2")))
+
+
 @pytest.mark.parametrize("context", ["fork", "forkserver"])
 def test_dataloader_workers_train(
     scenes: dict,
@@ -233,18 +248,7 @@ def test_dataloader_workers_train(
     fork-safe transport); forkserver: the dataset is pickled to fresh processes (as with
     spawn) and its collection exists only in memory (the Arrow table travels as IPC)."""
     if context == "fork":
-        root = tmp_path / "data"
-        records = write_scenes(root)
-        http = [
-            record(
-                r["id"],
-                r["datetime"],
-                {b: Path(r["assets"][b]["href"]) for b in ("B1", "B2")},
-                href_of=lambda p: object_server.url_for(Path(p).relative_to(tmp_path)),
-            )
-            for r in records
-        ]
-        collection = as_collection(make_table(http, ("B1", "B2")))
+        collection = _served_collection(tmp_path, object_server)
     else:
         collection = scenes["collection"]
     dataset = to_torchgeo_dataset(collection, bands=["B1", "B2"])
@@ -275,18 +279,7 @@ def test_a_batch_reads_its_samples_together(tmp_path: Path, object_server) -> No
     """``__getitems__`` (what a DataLoader calls per batch): the samples equal
     ``dataset[i]`` one by one, and their requests overlap at the object server (a batch
     costs about one round trip, not one per sample)."""
-    root = tmp_path / "data"
-    records = write_scenes(root)
-    http = [
-        record(
-            r["id"],
-            r["datetime"],
-            {b: Path(r["assets"][b]["href"]) for b in ("B1", "B2")},
-            href_of=lambda p: object_server.url_for(Path(p).relative_to(tmp_path)),
-        )
-        for r in records
-    ]
-    dataset = to_torchgeo_dataset(as_collection(make_table(http, ("B1", "B2"))), bands=["B1"])
+    dataset = to_torchgeo_dataset(_served_collection(tmp_path, object_server), bands=["B1"])
     queries = list(
         RandomGeoSampler(dataset, size=32, length=8, generator=torch.Generator().manual_seed(5))
     )
