@@ -14,7 +14,9 @@ own) and reports seconds, peak RSS and bytes read from disk (``/proc/self/io`` r
 
 ``--code DIR`` (repeatable) runs the same steps with ``PYTHONPATH=DIR`` — e.g. a git
 worktree of an older commit — so the before / after numbers come from one run.
-Generate an index with ``benchmarks/large_index.py``.
+Generate an index with ``benchmarks/large_index.py``. ``--s3`` uploads a single-file
+index to moto's S3 on 127.0.0.1 and runs the same steps on ``s3://bench/...`` through the
+fetch layer's stores, reporting moto's requests and bytes per step.
 """
 
 from __future__ import annotations
@@ -32,29 +34,49 @@ STEP = textwrap.dedent(
     import json, os, resource, sys, time
     import pyarrow.compute as pc, xarray as xr
     import rasteret
+    def hwm_mb():  # VmHWM: reset by exec (ru_maxrss keeps a forking parent's peak)
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
     def rchar():
         for line in open("/proc/self/io"):
             if line.startswith("rchar"):
                 return int(line.split()[1])
     path, window, export_to = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
     out = {}
+    endpoint = os.environ.get("INDEX_SCALE_S3_ENDPOINT")
+    if endpoint:  # the index lives in moto's S3: same store settings as tile reads
+        import rasteret.fetch
+        rasteret.fetch.configure(stores={"s3://": {"endpoint": endpoint, "region": "us-east-1"}})
+    def boundary(name):  # a request the driver splits moto's log at (S3 only)
+        if endpoint:
+            try:
+                from rasteret._async import run_sync
+                reader = rasteret.fetch.default_reader()
+                run_sync(reader.stat(f"{path.rsplit('/', 1)[0]}/.step-{name}"))
+            except Exception:
+                pass
     def mark(name, t0, r0):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = hwm_mb()
         out[name] = {"s": round(time.perf_counter() - t0, 3),
                      "read_mb": round((rchar() - r0) / 2**20, 1), "peak_rss_mb": round(peak)}
     import rasteret.backend.entrypoint, rasteret.store.api  # warm imports (not timed)
     xr.backends.list_engines()
+    boundary("load")
     t0, r0 = time.perf_counter(), rchar()
     c = rasteret.load(path); n = len(c); bands = c.bands
     mark("load", t0, r0); out["records"] = n
+    boundary("subset")
     t0, r0 = time.perf_counter(), rchar()
     s = c.subset(date_range=tuple(window)); k = len(s)
     mark("subset", t0, r0); out["selected"] = k
+    boundary("open")
     t0, r0 = time.perf_counter(), rchar()
     tile = s.to_table(columns=["geometry"])["geometry"][0]  # one column of the selection
     one = s.where(pc.field("geometry") == tile)
     ds = xr.open_dataset(one, engine="rasteret", bands=[bands[0]])
     mark("open", t0, r0); out["opened_records"] = int(ds.sizes["time"])
+    boundary("end")
     if export_to:
         t0, r0 = time.perf_counter(), rchar()
         c.export(export_to)
@@ -64,8 +86,10 @@ STEP = textwrap.dedent(
 )
 
 
-def run(code: str | None, path: str, window: str, export_to: str) -> dict:
-    env = dict(os.environ)
+def run(
+    code: str | None, path: str, window: str, export_to: str, env_extra: dict | None = None
+) -> dict:
+    env = dict(os.environ, **(env_extra or {}))
     if code:
         env["PYTHONPATH"] = code
     result = subprocess.run(
@@ -87,7 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", default="2020-01-01,2020-01-10")
     parser.add_argument("--export", help="export the whole index to this directory too")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--s3",
+        action="store_true",
+        help="upload the index to moto's S3 on 127.0.0.1 and read it from there; "
+        "reports the requests and bytes of each step",
+    )
     args = parser.parse_args(argv)
+    if args.s3:
+        return _main_s3(args)
     here = str(Path(__file__).resolve().parents[1] / "src")
     variants = {"this": here, **{Path(c).parent.name or c: c for c in args.code}}
     report = {}
@@ -97,6 +129,52 @@ def main(argv: list[str] | None = None) -> int:
         print(name, json.dumps(report[name]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+def _main_s3(args: argparse.Namespace) -> int:
+    """The same steps on ``s3://bench/<file>`` served by moto (``rasteret.testing.moto``),
+    with moto's request log split per step."""
+    import time
+
+    from rasteret.testing.moto import ACCESS_KEY, SECRET_KEY, MotoS3Server
+
+    source = Path(args.path)
+    if not source.is_file():
+        raise SystemExit("--s3 takes a single-file index (a .parquet file)")
+    with MotoS3Server() as s3:
+        s3.create_bucket("bench")
+        started = time.perf_counter()
+        s3.client().upload_file(str(source), "bench", f"index/{source.name}")
+        uploaded = time.perf_counter() - started
+        s3.reset()
+        env = {
+            "INDEX_SCALE_S3_ENDPOINT": s3.endpoint,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_REGION": "us-east-1",
+        }
+        here = str(Path(__file__).resolve().parents[1] / "src")
+        url = f"s3://bench/index/{source.name}"
+        result = run(here, url, args.window, "", env)
+        steps: dict[str, dict[str, int]] = {}
+        current = None
+        for record in s3.records():
+            marker = record.path.rpartition("/.step-")
+            if marker[1]:
+                current = marker[2]
+                continue
+            if current is not None and current != "end":
+                step = steps.setdefault(current, {"requests": 0, "bytes": 0})
+                step["requests"] += 1
+                step["bytes"] += record.bytes_sent
+        for name, counts in steps.items():
+            result.setdefault(name, {}).update(counts)
+        result["object_bytes"] = source.stat().st_size
+        result["upload_s"] = round(uploaded, 1)
+    print("s3", json.dumps(result), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"s3": result}, indent=1))
     return 0
 
 
