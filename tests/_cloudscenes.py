@@ -61,3 +61,40 @@ def fetch_settings(**settings: object) -> Iterator[None]:
         yield
     finally:
         configure()
+
+
+def _read_pickled_store(payload: bytes, queue) -> None:  # type: ignore[no-untyped-def]
+    """In a fresh (spawned) process: unpickle a store and read its ``b1`` pixels."""
+    import pickle
+
+    try:
+        store = pickle.loads(payload)
+        queue.put(xr.open_dataset(store, engine="rasteret")["b1"].values)
+    except BaseException as exc:
+        queue.put(repr(exc))
+
+
+def read_in_spawned_process(payload: bytes) -> np.ndarray:
+    """``b1`` of a pickled store, read by a spawned child (a fresh interpreter, as a dask
+    or DataLoader worker); fails with the child's error."""
+    return run_spawned(_read_pickled_store, payload)
+
+
+def run_spawned(target, payload: bytes):  # type: ignore[no-untyped-def]
+    """What ``target(payload, queue)`` puts on the queue in a spawned child (a string is
+    the child's error: the test fails with it)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=target, args=(payload, queue))
+    child.start()
+    try:
+        found = queue.get(timeout=60)
+    finally:
+        child.join(30)
+        if child.is_alive():
+            child.kill()
+    assert not isinstance(found, str), found
+    assert child.exitcode == 0
+    return found

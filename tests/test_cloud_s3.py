@@ -277,28 +277,14 @@ def test_export_to_s3_and_back(aws, scenes: dict[str, Path], monkeypatch) -> Non
             collection.export(f"s3://{PRIVATE}/exports/foreign")
 
 
-def _spawn_read_pickled(payload: bytes, queue) -> None:  # type: ignore[no-untyped-def]
-    """In a fresh (spawned) process: unpickle a store and read its pixels."""
-    import pickle
-
-    import xarray as xr
-
-    try:
-        store = pickle.loads(payload)
-        queue.put(xr.open_dataset(store, engine="rasteret")["b1"].values)
-    except BaseException as exc:
-        queue.put(repr(exc))
-
-
 def test_pickled_store_carries_no_keys_and_workers_use_their_own(
     aws, scenes: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Keys given to ``configure(stores=...)`` never enter a pickle; a spawned worker
     reads the private bucket with the credentials of its own environment."""
-    import multiprocessing
     import pickle
 
-    from _cloudscenes import oracle
+    from _cloudscenes import oracle, read_in_spawned_process
     from rasteret.store import open_store
 
     parent_key, parent_secret = "AKIAPARENTONLY000001", "parent-secret-never-pickled"
@@ -311,17 +297,7 @@ def test_pickled_store_carries_no_keys_and_workers_use_their_own(
     aws.reset()
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWORKERENVIRON001")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "worker-secret")
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    child = ctx.Process(target=_spawn_read_pickled, args=(payload, queue))
-    child.start()
-    try:
-        values = queue.get(timeout=60)
-    finally:
-        child.join(30)
-        if child.is_alive():
-            child.kill()
-    assert not isinstance(values, str), values
+    values = read_in_spawned_process(payload)
     for t, path in enumerate(scenes.values()):
         assert (values[t] == oracle(path)).all()
     log = aws.records()

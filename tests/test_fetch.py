@@ -593,18 +593,6 @@ def test_config_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # -- workers: spawn-started processes and dask.distributed -------------------------------------
-def _spawn_read(pickled_store: bytes, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    import pickle
-
-    import xarray as xr
-
-    try:
-        store = pickle.loads(pickled_store)
-        queue.put(xr.open_dataset(store, engine="rasteret")["b1"].values)
-    except BaseException as exc:
-        queue.put(repr(exc))
-
-
 @pytest.fixture
 def served_scenes(object_server: ObjectServer, tmp_path: Path):
     from _cloudscenes import NAMES, write_scenes
@@ -621,24 +609,13 @@ def test_spawned_worker_reads_a_pickled_store_without_header_requests(
 ) -> None:
     import pickle
 
-    from _cloudscenes import oracle
+    from _cloudscenes import oracle, read_in_spawned_process
     from rasteret.store import open_store
 
     collection, paths = served_scenes
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    child = ctx.Process(target=_spawn_read, args=(pickle.dumps(open_store(collection)), queue))
-    child.start()
-    try:
-        values = queue.get(timeout=60)
-    finally:
-        child.join(30)
-        if child.is_alive():
-            child.kill()
-    assert not isinstance(values, str), values
+    values = read_in_spawned_process(pickle.dumps(open_store(collection)))
     for t, path in enumerate(paths):
         assert (values[t] == oracle(path)).all()
-    assert child.exitcode == 0
     assert object_server.requests == 2  # one coalesced request per scene
     assert not any(r.start == 0 for r in object_server.log)  # no header read in the child
 
@@ -677,28 +654,17 @@ def test_spawned_worker_reads_with_the_pickled_stores_settings(
 ) -> None:
     import pickle
 
-    from _cloudscenes import BLOCK, SIZE, oracle
+    from _cloudscenes import BLOCK, SIZE, oracle, run_spawned
     from rasteret.store import open_store
 
     collection, paths = served_scenes
     settings = FetchConfig(coalesce_gap=0)
     store = open_store(collection, reader=RangeReader(settings))
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    child = ctx.Process(target=_spawn_read_with_settings, args=(pickle.dumps(store), queue))
-    child.start()
-    try:
-        found = queue.get(timeout=60)
-    finally:
-        child.join(30)
-        if child.is_alive():
-            child.kill()
-    assert not isinstance(found, str), found
+    found = run_spawned(_spawn_read_with_settings, pickle.dumps(store))
     values, config, shared, default_untouched = found
     for t, path in enumerate(paths):
         assert (values[t] == oracle(path)).all()
     assert config == settings and shared and default_untouched
-    assert child.exitcode == 0
     # no coalescing across the tiles' 4-byte leaders: one request per tile
     assert object_server.requests == len(paths) * (SIZE // BLOCK) ** 2
     assert not any(r.start == 0 for r in object_server.log)

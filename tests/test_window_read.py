@@ -55,15 +55,20 @@ WINDOWS = [
 ]
 
 
-def test_windows_equal_zarr_and_rasterio(collection, files) -> None:  # type: ignore[no-untyped-def]
-    tiles = open_tiles(collection)
+def _every_window(tiles, windows: list[Window]) -> list[ArrayWindow]:  # type: ignore[no-untyped-def]
+    """Each window of each band at each of the three time steps."""
     group = tiles.groups[0]
-    requests = [
+    return [
         ArrayWindow(f"{group}/{band}", t, w)
         for band in ("B04", "B08")
         for t in range(3)
-        for w in WINDOWS
+        for w in windows
     ]
+
+
+def test_windows_equal_zarr_and_rasterio(collection, files) -> None:  # type: ignore[no-untyped-def]
+    tiles = open_tiles(collection)
+    requests = _every_window(tiles, WINDOWS)
     got = read_array_windows_sync(tiles.layout, tiles.reader, requests)
     root = zarr.open_group(open_store(collection), mode="r")
     for request, array in zip(requests, got, strict=True):
@@ -95,13 +100,7 @@ def test_each_window_reports_once_when_complete(collection) -> None:  # type: ig
     import threading
 
     tiles = open_tiles(collection)
-    group = tiles.groups[0]
-    requests = [
-        ArrayWindow(f"{group}/{band}", t, w)
-        for band in ("B04", "B08")
-        for t in range(3)
-        for w in (*WINDOWS, Window(0, 0, 256, 256), Window(0, 0, 300, 300))
-    ]
+    requests = _every_window(tiles, [*WINDOWS, Window(0, 0, 256, 256), Window(0, 0, 300, 300)])
     seen: dict[int, np.ndarray] = {}
     threads: set[str] = set()
     lock = threading.Lock()

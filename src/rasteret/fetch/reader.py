@@ -235,38 +235,33 @@ class RangeReader:
     async def put(self, url: str, file: Any) -> None:
         """Write the object at ``url`` from ``file`` (bytes, or a local ``Path``: uploaded in
         parts when large) through this reader's store and credentials (exports)."""
-        r = self.route(url)
-        transport = self._transport()
-        if r.kind == "http" or not hasattr(transport, "put"):
-            raise make_error(
-                FetchError, url, "cannot write objects here (plain HTTP, or a forked child)", None
-            )
-        STATS.add_request()
-        await _unchained(transport.put(r, file), r)  # type: ignore[attr-defined]
+        r, transport = self._store_operation(url, "put", "write")
+        await _unchained(transport.put(r, file), r)
 
     async def delete(self, url: str) -> None:
         """Delete the object at ``url`` (exports replacing a previous one)."""
-        r = self.route(url)
-        transport = self._transport()
-        if r.kind == "http" or not hasattr(transport, "delete"):
-            raise make_error(
-                FetchError, url, "cannot delete objects here (plain HTTP, or a forked child)", None
-            )
-        STATS.add_request()
-        await _unchained(transport.delete(r), r)  # type: ignore[attr-defined]
+        r, transport = self._store_operation(url, "delete", "delete")
+        await _unchained(transport.delete(r), r)
 
     async def list(self, url: str) -> list[tuple[str, ObjectInfo]]:
         """Every object below ``url`` (a directory or key prefix of a local path, bucket or
         container): ``(url, size / ETag / last-modified)`` pairs. Plain HTTP(S) servers
         cannot be listed (:class:`FetchError`), nor can anything in a forked child."""
+        r, transport = self._store_operation(url, "list", "list")
+        return await _unchained(transport.list(r), r)
+
+    def _store_operation(self, url: str, operation: str, verb: str) -> tuple[Route, Any]:
+        """The route and transport for a store operation (``put`` / ``delete`` / ``list``)
+        on ``url``, counted as one request; plain HTTP and the fork-safe transport have
+        none (:class:`FetchError` saying it cannot ``verb`` objects there)."""
         r = self.route(url)
         transport = self._transport()
-        if r.kind == "http" or not hasattr(transport, "list"):
+        if r.kind == "http" or not hasattr(transport, operation):
             raise make_error(
-                FetchError, url, "cannot list objects here (plain HTTP, or a forked child)", None
+                FetchError, url, f"cannot {verb} objects here (plain HTTP, or a forked child)", None
             )
         STATS.add_request()
-        return await _unchained(transport.list(r), r)  # type: ignore[attr-defined]
+        return r, transport
 
     async def head(self, url: str, *, expected: ObjectInfo | None = None) -> ObjectInfo:
         """The object's size, ETag and last-modified time."""

@@ -336,12 +336,19 @@ def cast_output(values: np.ndarray, ok: np.ndarray, dtype: np.dtype, nodata: flo
         out = np.clip(rounded, info.min, info.max).astype(dtype)
     else:
         out = values.astype(dtype)
-    if not (isinstance(nodata, float) and math.isnan(nodata)):
-        clash = ok & (out == np.asarray(nodata).astype(dtype))
-        if clash.any():  # as GDAL: a valid result never reads as nodata
-            out[clash] = _next_to(nodata, dtype)
+    keep_off_nodata(out, ok, nodata)
     out[~ok] = nodata
     return out
+
+
+def keep_off_nodata(out: np.ndarray, ok: np.ndarray, nodata: float) -> None:
+    """As GDAL: a valid result (``ok``) never reads as ``nodata`` — such values become
+    the next representable value, in place."""
+    if isinstance(nodata, float) and math.isnan(nodata):
+        return
+    clash = ok & (out == np.asarray(nodata).astype(out.dtype))
+    if clash.any():
+        out[clash] = _next_to(nodata, out.dtype)
 
 
 def _next_to(nodata: float, dtype: np.dtype) -> object:

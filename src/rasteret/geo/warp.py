@@ -318,15 +318,13 @@ def _gather_nearest(
     """Nearest warp of ``flat`` ``(n, H, W)`` as one gather per step through a flat index
     (no fancy indexing, no source-sized mask): the values, ``fill`` where the centre falls
     outside or the gathered value is invalid, exactly as the general path gives them."""
-    from rasteret.geo.resampling import _next_to, centre_pixel
+    from rasteret.geo.resampling import centre_pixel, keep_off_nodata
 
     n, height, width = flat.shape
     iy, ix, inside = centre_pixel(sx, sy, height, width)
     index = iy * width + ix
     out = np.empty((n, *index.shape), flat.dtype)
     ok = np.empty(index.shape, bool)
-    no_nan_fill = not (isinstance(fill, float) and math.isnan(fill))
-    target = np.asarray(fill).astype(flat.dtype) if no_nan_fill else None
     for k in range(n):
         step = out[k]
         np.take(np.ascontiguousarray(flat[k]).reshape(-1), index, out=step, mode="clip")
@@ -335,10 +333,7 @@ def _gather_nearest(
             np.copyto(ok, inside)
         else:
             np.logical_and(gathered, inside, out=ok)
-        if target is not None:
-            clash = ok & (step == target)
-            if clash.any():  # as GDAL: a valid result never reads as nodata
-                step[clash] = _next_to(fill, flat.dtype)
+        keep_off_nodata(step, ok, fill)
         np.copyto(step, fill, where=~ok, casting="unsafe")
     return out
 

@@ -204,7 +204,8 @@ def _level_problems(
     )
     yield from _overlaps(level, parent, tile_index, flat_off, flat_cnt)
     if uncompressed is not None:
-        yield from _raw_sizes(level, parent, tile_index, flat_cnt, uncompressed, block_bytes)
+        sizes = (width, height, tile_w, tile_h)
+        yield from _raw_sizes(level, parent, tile_index, flat_cnt, uncompressed, block_bytes, sizes)
     for mask, what in ((negative, "negative"), (huge, "huge"), (past, "past")):
         for j in _first_per_parent(mask, parent):
             i = parent[j]
@@ -257,31 +258,26 @@ def _raw_sizes(
     counts: np.ndarray,
     uncompressed: np.ndarray,
     block_bytes: np.ndarray,
+    sizes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
 ) -> Iterator[tuple[int, str, str]]:
     """Uncompressed blocks hold exactly their decoded size (a short last strip: its rows;
-    some writers pad it to the full block)."""
-    values = level.values
+    some writers pad it to the full block). ``sizes``: the level's image and tile width
+    and height, per element."""
     raw = uncompressed[level.owner[parent]] & (counts > 0)
     if not raw.any():
         return
-    width, height = _ints(values, "image_width"), _ints(values, "image_height")
-    tile_w, tile_h = _ints(values, "tile_width"), _ints(values, "tile_height")
+    width, height, tile_w, tile_h = (a[parent] for a in sizes)
     full = block_bytes[parent].astype(np.int64)
-    across = -(-width[parent] // np.maximum(tile_w[parent], 1))
-    last_row = (
-        tile_index // np.maximum(across, 1)
-        == -(-height[parent] // np.maximum(tile_h[parent], 1)) - 1
-    )
-    rows_left = height[parent] - (tile_index // np.maximum(across, 1)) * tile_h[parent]
-    short = full // np.maximum(tile_h[parent], 1) * rows_left
-    ok = (counts == full) | (last_row & (tile_w[parent] == width[parent]) & (counts == short))
+    block_row = tile_index // np.maximum(-(-width // np.maximum(tile_w, 1)), 1)
+    last_row = block_row == -(-height // np.maximum(tile_h, 1)) - 1
+    short = full // np.maximum(tile_h, 1) * (height - block_row * tile_h)
+    ok = (counts == full) | (last_row & (tile_w == width) & (counts == short))
     for j in _first_per_parent(raw & ~ok, parent):
         yield (
             int(level.owner[parent[j]]),
             level.label[parent[j]],
             f"uncompressed tile {int(tile_index[j])} holds {int(counts[j])} bytes where "
-            f"its {int(tile_w[parent[j]])} x {int(tile_h[parent[j]])} block needs "
-            f"{int(full[j])}",
+            f"its {int(tile_w[j])} x {int(tile_h[j])} block needs {int(full[j])}",
         )
 
 

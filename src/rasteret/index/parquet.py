@@ -5,8 +5,9 @@ Export layout (compatible with the original system):
 * ``path`` ending in ``.parquet`` → one file.
 * any other ``path`` → a directory ``year=YYYY/month=M/part-{i}.parquet`` (ZSTD level 3).
   An existing export at ``path`` is *replaced* (written to a sibling temporary
-  directory, then swapped in), so no stale partition survives a re-export. A
-  directory holding anything but a previous export is never deleted.
+  directory, then swapped in: :mod:`rasteret.index.swap`), so no stale partition
+  survives a re-export. A directory holding anything but a previous export is never
+  deleted.
 
 Schema metadata keys: ``name, data_source, description, date_range, created,
 rasteret_collection_version`` and the GeoParquet ``geo`` JSON, plus
@@ -17,14 +18,10 @@ returns exactly the table that was exported.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
 import re
-import shutil
-import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +31,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
+from rasteret.index.swap import (
+    clean_leftovers,
+    open_across_swaps,
+    replace_directory,
+    temporary_sibling,
+)
+
 PARTITION_COLUMNS: tuple[str, ...] = ("year", "month")
 PARTITIONING_KEY = "rasteret_partitioning"
 _HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
-_SIDECAR_FILES = {"_metadata", "_common_metadata", "_SUCCESS"}
 _COMPRESSION = {"compression": "zstd", "compression_level": 3}
 ROW_GROUP_SIZE = 50_000
 #: Arrow bytes per row group: wide records (13 bands of tile tables, ~40 KB each in
@@ -87,7 +90,7 @@ def write_collection_table(table: pa.Table, path: str | os.PathLike[str], metada
     clean_leftovers(target)
     if target.name.endswith(".parquet"):
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+        temporary = temporary_sibling(target)
         try:
             pq.write_table(
                 table.replace_schema_metadata(metadata),
@@ -105,31 +108,10 @@ def write_collection_table(table: pa.Table, path: str | os.PathLike[str], metada
 
 
 def _write_partitioned(table: pa.Table, target: Path, metadata: dict) -> None:
-    _replace_directory(
+    replace_directory(
         target,
         lambda temporary: _write_dataset(table, temporary, metadata, basename="part-{i}.parquet"),
     )
-
-
-def _replace_directory(target: Path, write: Any) -> None:
-    """``write(temporary)`` a new export beside ``target``, then swap it in (a previous
-    export is renamed away and removed; anything else at ``target`` is refused)."""
-    if target.exists() and not _is_replaceable(target):
-        raise FileExistsError(
-            f"{target} exists and holds files that are not a rasteret collection export; "
-            "refusing to replace it (choose an empty or new directory)"
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    previous = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-    try:
-        write(temporary)
-        if target.exists():
-            os.rename(target, previous)
-        os.rename(temporary, target)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
-        shutil.rmtree(previous, ignore_errors=True)
 
 
 def _write_dataset(table: pa.Table, directory: Path, metadata: dict, *, basename: str) -> None:
@@ -186,7 +168,7 @@ def write_collection_parts(
         _write_partitioned_parts(parts, target, metadata)
         return path_stamp(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    temporary = temporary_sibling(target)
     writer = None
     pending: list[pa.Table] = []
     rows = 0
@@ -235,7 +217,7 @@ def _write_partitioned_parts(parts: Iterable[pa.Table], target: Path, metadata: 
         if not written:
             raise ValueError(f"export to {target}: the collection has no records")
 
-    _replace_directory(target, write)
+    replace_directory(target, write)
 
 
 def _export_remote(path: str | os.PathLike[str], write_local: Any) -> str:
@@ -254,33 +236,6 @@ def _export_remote(path: str | os.PathLike[str], write_local: Any) -> str:
         write_local(local)
         upload_export(local, url)
     return path_stamp(url)
-
-
-#: Seconds after which a sibling ``.tmp-`` / ``.old-`` copy is a leftover of a killed
-#: export (a live export renames its copies within a write).
-LEFTOVER_AGE = 60.0
-
-
-def clean_leftovers(target: Path) -> list[Path]:
-    """Remove the temporary / previous copies an export killed mid-way (``kill -9``) left
-    beside ``target``, older than :data:`LEFTOVER_AGE`; returns what was removed."""
-    import time
-
-    removed = []
-    now = time.time()
-    for pattern in (f".{target.name}.tmp-*", f".{target.name}.old-*"):
-        for path in target.parent.glob(pattern):
-            try:
-                if now - path.lstat().st_mtime < LEFTOVER_AGE:
-                    continue  # maybe another export's, in progress
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
-                removed.append(path)
-            except OSError:
-                continue
-    return removed
 
 
 def sort_records(table: pa.Table) -> pa.Table:
@@ -318,20 +273,6 @@ def statistics_columns(schema: pa.Schema) -> list[str]:
         ):
             paths.append(field.name)
     return paths
-
-
-def _is_replaceable(directory: Path) -> bool:
-    """Whether ``directory`` is empty or holds only a previous export (hive dirs + parquet)."""
-    if not directory.is_dir():
-        return False
-    for root, _dirs, files in os.walk(directory):
-        relative = Path(root).relative_to(directory)
-        if any("=" not in part for part in relative.parts):
-            return False
-        for name in files:
-            if not (name.endswith(".parquet") or name in _SIDECAR_FILES):
-                return False
-    return True
 
 
 # ---------------------------------------------------------------- reading
@@ -399,49 +340,23 @@ class StoredCollection:
         return list(self.dataset.get_fragments())
 
 
-#: How often :func:`open_collection` tries a local collection an export is swapping.
-SWAP_ATTEMPTS = 40
-
-
 def open_collection(path: str | os.PathLike[str]) -> StoredCollection:
     """Open a collection file or directory without reading its rows.
 
-    A local collection that an export replaces meanwhile (:func:`_replace_directory`, or
-    the ``os.replace`` of a file) opens as it was before the swap or as it is after it —
-    never half of each, never missing in between: the open is tried again (briefly, at
-    most :data:`SWAP_ATTEMPTS` times) when it fails while the swap's sibling copies
-    (``.{name}.tmp-*`` / ``.{name}.old-*``) exist or the path is back in place, or when
-    the files changed while their footers were read.
+    A local collection that an export replaces meanwhile opens as it was before the swap
+    or as it is after it — never half of each, never missing in between
+    (:func:`rasteret.index.swap.open_across_swaps`).
 
     Raises ``FileNotFoundError`` naming ``path`` when nothing is there.
     """
     local = local_path(path)
     if local is None:
         return _open_once(path)
-    for attempt in range(SWAP_ATTEMPTS):
-        last = attempt == SWAP_ATTEMPTS - 1
-        try:
-            stored = _open_once(path)
-        except (OSError, pa.ArrowException):
-            # a swap may have started, or finished (its copies gone), while this open
-            # listed and read the files: try again while the path is there or swapping
-            target = local.absolute()
-            if last or not (target.exists() or _swapping(target)):
-                raise
-        else:
-            if last or files_unchanged(path, stored.stamp):
-                return stored
-        time.sleep(min(0.05, 0.002 * (attempt + 1)))
-    raise AssertionError("unreachable")
-
-
-def _swapping(target: Path) -> bool:
-    """Whether an export is replacing ``target`` (its temporary / previous copy exists)."""
-    name = glob.escape(target.name)
-    return any(
-        True
-        for pattern in (f".{name}.tmp-*", f".{name}.old-*")
-        for _ in target.parent.glob(pattern)
+    return open_across_swaps(
+        local,
+        lambda: _open_once(path),
+        lambda stored: files_unchanged(path, stored.stamp),
+        retry_on=(OSError, pa.ArrowException),
     )
 
 

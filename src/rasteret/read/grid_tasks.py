@@ -20,6 +20,7 @@ from rasteret.geo.resampling import POINT_KERNELS, VALUE_PRESERVING
 from rasteret.geo.transform import to_crs, transform_bounds
 from rasteret.geo.window import Window
 from rasteret.read.members import member_window, source_grid
+from rasteret.read.radiometry import valid_mask
 from rasteret.read.stacks import BandSource, StoreIndex, group_sources
 
 #: Overview sources of a read: ``(band, row) -> [overview level 0, 1, ...]``.
@@ -137,16 +138,12 @@ class TaskPlanner:
 
         seen: set[tuple[Any, ...]] = set()
         for task in tasks:
-            if task.paste is not None:
-                continue
             src, method = task.source, task.resampling
-            nearest = method == "nearest"
-            grid = (src.crs_key, src.transform, src.height, src.width)
-            key = (*grid, task.window) if nearest else (*grid, method)
-            if key in seen or key in self._index:
+            key = (src.crs_key, src.transform, src.height, src.width, task.window, method)
+            if task.paste is not None or key in seen:
                 continue
-            seen.add(key)
-            if nearest:
+            seen.add(key)  # both maps are cached: a duplicate submission would only wait
+            if method == "nearest":
                 decode_pool().submit(self._nearest_index, src, task.window)
             elif method in POINT_KERNELS:
                 decode_pool().submit(self._coordinates, src, method)
@@ -255,12 +252,12 @@ class TaskPlanner:
         if flat.shape != out.shape:
             return False
         np.take(np.ascontiguousarray(data).reshape(-1), flat, out=out, mode="clip")
-        if valid is None:
-            _valid_of(out, task.source.nodata, out_valid)
+        if valid is None:  # the nodata rule of the gathered values, not a gathered mask
+            np.copyto(out_valid, valid_mask(out, task.source.nodata))
         else:
             np.take(np.ascontiguousarray(valid).reshape(-1), flat, out=out_valid, mode="clip")
-            if out.dtype.kind == "f":
-                out_valid &= ~np.isnan(out)
+        if out.dtype.kind == "f":
+            out_valid &= ~np.isnan(out)
         out_valid &= inside
         np.copyto(out, fill, where=~out_valid, casting="unsafe")
         return True
@@ -279,22 +276,6 @@ class TaskPlanner:
         values = values.astype(dtype, copy=False)
         np.putmask(values, ~ok, np.nan if dtype.kind == "f" else 0)
         return values, ok
-
-
-def _valid_of(values: np.ndarray, nodata: float | None, out: np.ndarray) -> None:
-    """:func:`~rasteret.read.radiometry.valid_mask` of ``values`` (no internal mask),
-    written into ``out``; NaN is never valid."""
-    from rasteret.read.radiometry import cast_nodata
-
-    if values.dtype.kind == "f":
-        np.isnan(values, out=out)
-        np.logical_not(out, out=out)
-        if nodata is not None and not np.isnan(nodata):
-            out &= values != cast_nodata(nodata, values.dtype)
-    elif nodata is None or np.isnan(cast_nodata(nodata, values.dtype)):
-        out[...] = True
-    else:
-        np.not_equal(values, cast_nodata(nodata, values.dtype), out=out)
 
 
 def _aligned(src: BandSource, grid: GridSpec) -> bool:
