@@ -64,6 +64,16 @@ def test_coldstart_quick_runs_and_rasteret_matches_gdal(tmp_path: Path) -> None:
     assert "\nold\n" not in text and "| 0 ms | NDVI series" in text and text.endswith("after\n")
 
 
+def test_docs_page_holds_the_regenerable_coldstart_table() -> None:
+    """The cold-start section of docs/benchmarks.md keeps the markers make_table.py fills."""
+    page = (ROOT / "docs" / "benchmarks.md").read_text()
+    begin, end = page.find("<!-- coldstart:begin -->"), page.find("<!-- coldstart:end -->")
+    assert 0 < begin < end, "docs/benchmarks.md lost its cold-start table markers"
+    block = page[begin:end]
+    for scenario in ("single AOI", "multi-AOI", "cross-CRS", "NDVI series"):
+        assert f"| {scenario}" in block
+
+
 def test_throughput_quick_runs(tmp_path: Path) -> None:
     _run(
         [
