@@ -78,11 +78,14 @@ def failed_assets(table: pa.Table, bands: Sequence[str]) -> list[FailedAsset]:
 def check_indexed[C: CollectionTable](
     collection: C, bands: Sequence[str] | None, errors: OnFailedAsset = "raise"
 ) -> C:
-    """``collection`` if every asset of ``bands`` (default: all) that the selected records
-    have was indexed; else raise (``errors="raise"``) or return it without those records
-    (``errors="skip"``). See the module docs."""
+    """``collection`` (narrowed to ``bands``' columns when its records are not read yet:
+    :meth:`~rasteret.index.table.CollectionTable.for_reading`) if every asset of
+    ``bands`` (default: all) that the selected records have was indexed; else raise
+    (``errors="raise"``) or return it without those records (``errors="skip"``). See the
+    module docs."""
     if errors not in ("raise", "skip"):
         raise ValueError(f"errors= must be 'raise' or 'skip', got {errors!r}")
+    collection = collection.for_reading(bands)
     table = collection.table
     selected = list(collection.bands if bands is None else bands)
     mask = np.zeros(table.num_rows, dtype=bool)

@@ -22,7 +22,7 @@ from rasteret.errors import StaleIndexError
 from rasteret.index.local_access import LocalAccess
 from rasteret.index.parquet import StoredCollection, files_unchanged
 
-#: Records per part of a streaming export (:meth:`LazyRecords.time_parts`).
+#: Records per part of a streaming export (:meth:`LazyRecords.export_parts`).
 PART_ROWS = 5_000
 
 
@@ -59,12 +59,49 @@ class LazyRecords:
     def count(self) -> int:
         return self.stored.count(self.filter)
 
-    def time_parts(self, rows: int | None = None) -> Iterator[pa.Table]:
-        """The selected rows in consecutive ``datetime`` ranges of about ``rows`` records
-        each, in time order (then the rows without a datetime): what a streaming export
-        writes with memory bounded by one part."""
+    def export_parts(self, rows: int | None = None) -> Iterator[pa.Table]:
+        """The selected rows as consecutive parts of about ``rows`` records in export
+        order (month, place, time: :mod:`rasteret.index.ordering`): what a streaming
+        export writes with memory bounded by one part.
+
+        Only the order keys (``id``, ``datetime``, ``bbox``) of every selected row are
+        read up front; each part is then read by its records' ids within its time span,
+        so row-group statistics prune the read to the months it covers. Without unique
+        ids, the parts are consecutive time ranges instead (each in export order)."""
+        from rasteret.index.ordering import sort_indices
+
         rows = rows or PART_ROWS
         names = list(self.columns) if self.columns is not None else None
+        keys = [k for k in ("id", "datetime", "bbox") if k in self.stored.schema.names]
+        ordered = self.stored.read(self.filter, keys)
+        if "id" not in keys or pc.count_distinct(ordered["id"]).as_py() != len(ordered):
+            yield from self._time_parts(rows, names)
+            return
+        ordered = ordered.take(sort_indices(ordered))
+        for start in range(0, len(ordered), rows):
+            part = ordered.slice(start, rows)
+            chosen = pc.field("id").isin(part["id"].combine_chunks())
+            if "datetime" in keys:
+                times = part["datetime"]
+                span = pc.min_max(times).as_py()
+                window = (
+                    None
+                    if span["min"] is None
+                    else (
+                        (pc.field("datetime") >= span["min"])
+                        & (pc.field("datetime") <= span["max"])
+                    )
+                )
+                if times.null_count:
+                    missing = pc.field("datetime").is_null()
+                    window = missing if window is None else window | missing
+                if window is not None:
+                    chosen = chosen & window
+            yield self.stored.read(chosen if self.filter is None else self.filter & chosen, names)
+
+    def _time_parts(self, rows: int, names: list[str] | None) -> Iterator[pa.Table]:
+        """The selected rows in consecutive ``datetime`` ranges of about ``rows`` records
+        each, in time order (then the rows without a datetime)."""
         times = self.stored.read(self.filter, ["datetime"])["datetime"]
         column = pc.field("datetime")
         valid = pc.drop_null(times)

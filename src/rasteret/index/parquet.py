@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
+from rasteret.index.ordering import sort_records, time_order
 from rasteret.index.swap import (
     clean_leftovers,
     open_across_swaps,
@@ -74,7 +75,8 @@ def local_path(path: str | os.PathLike[str]) -> Path | None:
 def write_collection_table(table: pa.Table, path: str | os.PathLike[str], metadata: dict) -> str:
     """Write ``table`` with schema ``metadata`` to ``path``; return the written path's stamp.
 
-    Rows are sorted by ``datetime`` then ``id`` and written in row groups of
+    Rows are sorted by month, place and time (:mod:`rasteret.index.ordering`) and
+    written in row groups of
     :func:`row_group_rows` rows (about :data:`ROW_GROUP_BYTES`) whatever the chunking of
     ``table`` (a table assembled
     from many small appends still gives few row groups); statistics are kept only for
@@ -153,10 +155,11 @@ def _write_dataset(table: pa.Table, directory: Path, metadata: dict, *, basename
 def write_collection_parts(
     parts: Iterable[pa.Table], path: str | os.PathLike[str], metadata: dict
 ) -> str:
-    """Write a collection given as consecutive parts (each sorted here; parts in time
-    order) to ``path`` holding at most :data:`ROW_GROUP_SIZE` rows or
-    :data:`ROW_GROUP_BYTES` plus one part in memory; same layout and atomic
-    replacement as :func:`write_collection_table`. Returns the written path's stamp."""
+    """Write a collection given as consecutive parts (each sorted here; parts in export
+    order: :meth:`rasteret.index.lazy.LazyRecords.export_parts`) to ``path``, holding at
+    most :data:`ROW_GROUP_SIZE` rows or :data:`ROW_GROUP_BYTES` plus one part in memory;
+    same layout and atomic replacement as :func:`write_collection_table`. Returns the
+    written path's stamp."""
     import pyarrow.parquet as pq
 
     target = local_path(path)
@@ -238,15 +241,9 @@ def _export_remote(path: str | os.PathLike[str], write_local: Any) -> str:
     return path_stamp(url)
 
 
-def sort_records(table: pa.Table) -> pa.Table:
-    """``table`` sorted by ``datetime`` then ``id`` (row-group statistics then prune)."""
-    keys = [(name, "ascending") for name in ("datetime", "id") if name in table.column_names]
-    return table.sort_by(keys) if keys and table.num_rows > 1 else table
-
-
 #: Top-level columns whose statistics filters use (plus every non-nested numeric,
 #: boolean and timestamp column, and the ``bbox`` fields).
-_STATISTICS_STRINGS = ("id", "split", "collection")
+_STATISTICS_STRINGS = ("id", "split", "collection", "platform", "constellation", "grid:code")
 
 
 def statistics_columns(schema: pa.Schema) -> list[str]:
@@ -306,10 +303,25 @@ class StoredCollection:
 
     def read(self, filter: Any = None, columns: list[str] | None = None) -> pa.Table:
         """The rows matching ``filter`` (a ``pyarrow.compute.Expression``), ``columns``
-        only (default: all), as the exported table."""
-        names = columns if columns is not None else self.schema.names
-        table = self.dataset.to_table(columns=list(names), filter=filter)
+        only (default: all), as the exported table: in time order (``datetime``, then
+        ``id``; :func:`rasteret.index.ordering.time_order`), whatever the order on disk."""
+        names = list(columns) if columns is not None else self.schema.names
+        keys = [k for k in ("datetime", "id") if k in self.schema.names and k not in names]
+        table = time_order(self.dataset.to_table(columns=names + keys, filter=filter))
+        if keys:
+            table = table.drop_columns(keys)
         return table.replace_schema_metadata(self.metadata)
+
+    def head(self, n: int, filter: Any, columns: list[str]) -> pa.Table:
+        """The first ``n`` rows of :meth:`read` (time order) of ``columns``; only the
+        order keys of the other rows are read."""
+        if "id" not in self.schema.names:
+            table = self.dataset.head(n, columns=columns, filter=filter)
+            return table.replace_schema_metadata(self.metadata)
+        first = self.read(filter, ["id"])["id"].slice(0, n)
+        chosen = pc.field("id").isin(first.combine_chunks())
+        rows = self.read(chosen if filter is None else filter & chosen, columns)
+        return rows.slice(0, n)
 
     def null_count(self, column: str) -> int | None:
         """Nulls of a top-level column from the files' row-group statistics (no data

@@ -408,6 +408,18 @@ class CollectionTable:
             view._cached = self._cached.select(keep)
         return view
 
+    def for_reading(self, bands: Sequence[str] | None) -> Self:
+        """The collection to read ``bands`` (``None``: all) from. Records not read from
+        disk yet get only those bands' columns, so reading one band of a 13-band index
+        decodes that band's headers, not all thirteen; a collection in memory is returned
+        as it is (narrowing it would only cost a new identity)."""
+        if bands is None or self._lazy is None or self._cached is not None:
+            return self
+        wanted = list(dict.fromkeys(bands))
+        if set(wanted) >= set(self.bands):
+            return self
+        return self.select_bands(wanted)
+
     def check_bands(self, wanted: Sequence[str]) -> None:
         """Raise :class:`BandNotFoundError` listing unknown and available bands."""
         available = self.bands
@@ -460,8 +472,7 @@ class CollectionTable:
         """The first ``n`` records as a table."""
         if self._cached is None and self._lazy is not None:
             names = list(columns) if columns is not None else self.schema.names
-            table = self._lazy.stored.dataset.head(n, columns=names, filter=self._lazy.filter)
-            return table.replace_schema_metadata(self.schema.metadata)
+            return self._lazy.stored.head(n, self._lazy.filter, names)
         table = self._table.slice(0, n)
         return table.select(list(columns)) if columns is not None else table
 
@@ -491,7 +502,7 @@ class CollectionTable:
         """
         metadata = self._export_metadata()
         if self._cached is None and self._lazy is not None:  # stream: a part at a time
-            stamp = parquet.write_collection_parts(self._lazy.time_parts(), path, metadata)
+            stamp = parquet.write_collection_parts(self._lazy.export_parts(), path, metadata)
             self._cached = None
         else:
             stamp = parquet.write_collection_table(self._table, path, metadata)
