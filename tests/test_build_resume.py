@@ -4,6 +4,7 @@ by the object server), and the result equals an uninterrupted build."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -108,3 +109,151 @@ def test_killed_build_resumes_fetching_only_missing_headers(tmp_path, monkeypatc
             for m in b[f"{band}_metadata"].to_pylist()
         ]
         assert left == right
+
+
+def _stac_catalog(root: Path, urls: list[str], names: list[str]) -> Path:
+    """A static catalog on disk: one item per served file (asset ``data``)."""
+    import json
+
+    links = []
+    for k, (url, name) in enumerate(zip(urls, names, strict=True)):
+        x = 10.0 + 0.01 * k
+        item = {
+            "type": "Feature",
+            "stac_version": "1.0.0",
+            "id": Path(name).stem,
+            "collection": "c",
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [[[x, 45], [x + 0.01, 45], [x + 0.01, 45.01], [x, 45.01], [x, 45]]],
+            },
+            "bbox": [x, 45, x + 0.01, 45.01],
+            "properties": {"datetime": f"2024-01-{1 + k % 28:02d}T10:00:00Z"},
+            "assets": {"data": {"href": url, "type": "image/tiff; application=geotiff"}},
+            "links": [{"rel": "collection", "href": "./collection.json"}],
+        }
+        (root / f"{item['id']}.json").write_text(json.dumps(item))
+        links.append({"rel": "item", "href": f"./{item['id']}.json"})
+    collection = {
+        "type": "Collection", "id": "c", "stac_version": "1.0.0", "description": "t",
+        "license": "other", "extent": {}, "links": links,
+    }  # fmt: skip
+    (root / "collection.json").write_text(json.dumps(collection))
+    catalog = {
+        "type": "Catalog", "id": "root", "stac_version": "1.0.0", "description": "root",
+        "links": [{"rel": "child", "href": "./collection.json"}],
+    }  # fmt: skip
+    (root / "catalog.json").write_text(json.dumps(catalog))
+    return root / "catalog.json"
+
+
+BUILDERS = {
+    "stac": textwrap.dedent(
+        """
+        from rasteret.ingest.stac import build_from_stac
+        def build(source, workspace):
+            return build_from_stac(name="resume", stac_api=source, collection="c",
+                band_map={"B1": "data"}, static_catalog=True, workspace_dir=workspace,
+                max_concurrent=2)
+        """
+    ),
+    "table": textwrap.dedent(
+        """
+        import pyarrow.parquet as pq
+        from rasteret.ingest import build_from_table
+        def build(source, workspace):
+            return build_from_table(pq.read_table(source), name="resume",
+                workspace_dir=workspace, max_concurrent=2)
+        """
+    ),
+}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="kills a child process with SIGKILL")
+@pytest.mark.parametrize("builder", sorted(BUILDERS))
+def test_killed_stac_and_table_builds_resume_fetching_only_missing_headers(
+    tmp_path: Path, builder: str
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    served = tmp_path / "served"
+    served.mkdir()
+    names = _write_files(served)
+    workspace = tmp_path / "ws"
+    catalog_dir = tmp_path / "catalog"
+    catalog_dir.mkdir()
+    with ObjectServer(served, latency=0.05) as server:
+        urls = [server.url_for(n) for n in names]
+        if builder == "stac":
+            source = str(_stac_catalog(catalog_dir, urls, names))
+        else:
+            source = str(tmp_path / "records.parquet")
+            pq.write_table(
+                pa.table(
+                    {
+                        "id": [Path(n).stem for n in names],
+                        "datetime": pa.array(
+                            [dt.datetime(2024, 1, 1) + dt.timedelta(days=k) for k in range(FILES)],
+                            pa.timestamp("us"),
+                        ),
+                        "assets": [{"B1": {"href": u}} for u in urls],
+                    }
+                ),
+                source,
+            )
+        script = BUILDERS[builder] + textwrap.dedent(
+            """
+            import sys
+            import rasteret.ingest.checkpoint as checkpoint
+            checkpoint.PART_RECORDS = int(sys.argv[1])
+            build(sys.argv[2], sys.argv[3])
+            """
+        )
+        child = subprocess.Popen(
+            [sys.executable, "-c", script, str(PART), source, str(workspace)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        parts_glob = ".resume*.parts-*/part-*.parquet"
+        deadline = time.monotonic() + 60
+        while len(list(workspace.glob(parts_glob))) < 2 and time.monotonic() < deadline:
+            if child.poll() is not None:
+                pytest.fail("the build finished before it could be killed")
+            time.sleep(0.02)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        written = len(list(workspace.glob(parts_glob)))
+        assert 2 <= written < FILES // PART
+
+        server.reset()
+        namespace: dict = {}
+        exec(BUILDERS[builder], namespace)
+        import rasteret.ingest.checkpoint as checkpoint
+
+        saved, checkpoint.PART_RECORDS = checkpoint.PART_RECORDS, PART
+        try:
+            resumed = namespace["build"](source, str(workspace))
+        finally:
+            checkpoint.PART_RECORDS = saved
+        assert server.requests == FILES - PART * written  # one header GET per missing file
+        assert not list(workspace.glob(".resume*.parts-*"))  # parts removed once written
+        assert sorted(resumed.record_ids) == sorted(Path(n).stem for n in names)
+        assert resumed.band_levels("B1")[0] is not None
+        if builder == "stac":  # the search parameters survive (update_collection needs them)
+            from rasteret.ingest.manage import STAC_PARAMS_KEY
+
+            assert STAC_PARAMS_KEY in resumed.schema.metadata
+
+        server.reset()
+        fresh = namespace["build"](source, str(tmp_path / "ws2"))
+        assert server.requests == FILES
+    a, b = resumed.table, fresh.table
+    assert a["id"].to_pylist() == b["id"].to_pylist()
+    strip = [
+        {k: v for k, v in m.items() if k != "last_modified"} for m in a["B1_metadata"].to_pylist()
+    ]
+    again = [
+        {k: v for k, v in m.items() if k != "last_modified"} for m in b["B1_metadata"].to_pylist()
+    ]
+    assert strip == again

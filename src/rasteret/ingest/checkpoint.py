@@ -7,6 +7,11 @@ rename), and dropped — so memory holds one part's headers, not 100,000 of them
 build is interrupted (killed, a crash, Ctrl-C), the next build with the same inputs (same
 build key) finds the finished parts, fetches only the headers of the records they do not
 hold, and the final collection is assembled from all parts (then the parts are removed).
+
+File builds (:func:`rasteret.ingest.files.build_from_files`, optionally on a dask
+cluster), STAC builds and table builds with ``enrich_cog=True`` (:func:`index_in_parts`)
+all persist this way; only the headers are checkpointed — a resumed STAC build runs its
+search again (items are cheap; headers are the per-file requests).
 """
 
 from __future__ import annotations
@@ -15,13 +20,16 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from rasteret.ingest.report import AssetError, BuildReport
+
+if TYPE_CHECKING:
+    from rasteret.ingest.headers import HeaderResult
 
 log = logging.getLogger("rasteret.ingest")
 
@@ -99,6 +107,71 @@ class BuildParts:
         stored.name, stored.data_source = name, data_source
         exported = stored.export(target)
         return CollectionTable.of(load(str(target), name=exported.name, local_roots="any"))
+
+
+def index_in_parts(
+    table: pa.Table,
+    fetch_headers: Callable[[list[str]], Mapping[str, HeaderResult]],
+    *,
+    bands: Sequence[str],
+    label: str,
+    name: str,
+    data_source: str,
+    target: Path,
+    key: str,
+    force: bool = False,
+    extra_metadata: Mapping[str, str] | None = None,
+) -> Any:
+    """Enrich the records of ``table`` (a STAC or table build's rows, no headers yet)
+    :data:`PART_RECORDS` at a time: fetch the part's headers with ``fetch_headers``
+    (hrefs → results), write the enriched part, drop it. Records an interrupted run of
+    the same build (``key``) already wrote are not fetched again. Returns the assembled
+    collection at ``target`` (see :func:`finish_parts`)."""
+    import pyarrow.compute as pc
+
+    from rasteret.index.columns import distinct_asset_hrefs
+    from rasteret.index.validate import validate_table
+    from rasteret.ingest.build import build_metadata, order_columns, prepare_rows
+
+    parts = BuildParts(target, key)
+    parent_existed = target.parent.exists()
+    if force:
+        parts.clear()
+    done = parts.done_ids()
+    if done:
+        known = pa.array(sorted(done), pa.string())
+        table = table.filter(pc.invert(pc.is_in(table["id"].cast(pa.string()), value_set=known)))
+    metadata = build_metadata(key, name, data_source, extra_metadata)
+    for start in range(0, table.num_rows, PART_RECORDS):
+        rows = table.slice(start, PART_RECORDS)
+        headers = fetch_headers(distinct_asset_hrefs(rows, bands))
+        rows = order_columns(prepare_rows(rows, headers, bands, label))
+        validate_table(rows, source=label)
+        parts.write(rows.replace_schema_metadata(metadata))
+        log.info("%s: %d of %d records indexed", label, start + rows.num_rows, table.num_rows)
+    return finish_parts(
+        parts, target, label=label, name=name, data_source=data_source, created=not parent_existed
+    )
+
+
+def finish_parts(
+    parts: BuildParts, target: Path, *, label: str, name: str, data_source: str, created: bool
+) -> Any:
+    """Check the report of every part (raising :class:`NothingIndexedError` when no asset
+    was indexed: then the parts, and the workspace directory when this build ``created``
+    it, are removed), assemble the collection at ``target``, remove the parts."""
+    from rasteret.ingest.report import NothingIndexedError, check_and_log
+
+    try:
+        check_and_log(parts.report(), label)
+        collection = parts.assemble(target, name=name, data_source=data_source)
+    except NothingIndexedError:  # a deterministic failure: nothing worth resuming
+        parts.clear()
+        if created and target.parent.is_dir() and not any(target.parent.iterdir()):
+            target.parent.rmdir()
+        raise
+    parts.clear()
+    return collection
 
 
 def batches[T](items: Sequence[T], size: int | None = None) -> list[Sequence[T]]:

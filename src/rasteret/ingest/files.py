@@ -267,8 +267,7 @@ def _build_in_parts(
     records at a time, resuming the parts an interrupted run of the same build wrote."""
     from rasteret.index.validate import validate_table
     from rasteret.ingest.build import build_metadata, order_columns
-    from rasteret.ingest.checkpoint import BuildParts, batches
-    from rasteret.ingest.report import NothingIndexedError, check_and_log
+    from rasteret.ingest.checkpoint import BuildParts, batches, finish_parts
 
     parts = BuildParts(target, key)
     parent_existed = target.parent.exists()
@@ -314,16 +313,9 @@ def _build_in_parts(
         for future in as_completed(futures):
             write(future.result())
             future.release()
-    try:
-        check_and_log(parts.report(), label)
-        collection = parts.assemble(target, name=name, data_source=data_source)
-    except NothingIndexedError:  # a deterministic failure: nothing worth resuming
-        parts.clear()
-        if not parent_existed and target.parent.is_dir() and not any(target.parent.iterdir()):
-            target.parent.rmdir()
-        raise
-    parts.clear()
-    return collection
+    return finish_parts(
+        parts, target, label=label, name=name, data_source=data_source, created=not parent_existed
+    )
 
 
 def index_part(

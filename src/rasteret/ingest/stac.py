@@ -170,8 +170,24 @@ def build_from_stac(
     rewrite = _rewriter(url_rewrite_patterns, originals)
     table = items_to_table(items, final_map, band_index_map, rewrite=rewrite, label=label)
     bands = list(final_map)
-    headers = _index(distinct_asset_hrefs(table, bands), originals, sign, max_concurrent, progress)
     stored = {**params, "band_map": final_map}
+    extra = {STAC_PARAMS_KEY.decode(): json.dumps(stored, default=str)}
+    if base is None:  # a new build: in resumable parts (rasteret.ingest.checkpoint)
+        from rasteret.ingest.checkpoint import index_in_parts
+
+        return index_in_parts(
+            table,
+            lambda hrefs: _index(hrefs, originals, sign, max_concurrent, progress),
+            bands=bands,
+            label=label,
+            name=name,
+            data_source=source,
+            target=target,
+            key=key,
+            force=force,
+            extra_metadata=extra,
+        )
+    headers = _index(distinct_asset_hrefs(table, bands), originals, sign, max_concurrent, progress)
     return finish_build(
         table,
         label=label,
@@ -181,7 +197,7 @@ def build_from_stac(
         key=key,
         headers=headers,
         bands=bands,
-        extra_metadata={STAC_PARAMS_KEY.decode(): json.dumps(stored, default=str)},
+        extra_metadata=extra,
         base=base,
     )
 

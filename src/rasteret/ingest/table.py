@@ -131,6 +131,20 @@ def build_from_table(
         table = rec.normalise_geometry(table, label)
 
     bands = [f.name for f in table["assets"].type]
+    if enrich_cog and headers is None and target is not None:  # resumable parts
+        from rasteret.ingest.checkpoint import index_in_parts
+
+        return index_in_parts(
+            table,
+            lambda hrefs: index_headers(hrefs, concurrency=max_concurrent),
+            bands=bands,
+            label=label,
+            name=name,
+            data_source=data_source,
+            target=target,
+            key=key,
+            force=force,
+        )
     if enrich_cog and headers is None:
         headers = index_headers(distinct_asset_hrefs(table, bands), concurrency=max_concurrent)
     return finish_build(
