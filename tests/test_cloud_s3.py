@@ -302,3 +302,37 @@ def test_pickled_store_carries_no_keys_and_workers_use_their_own(
         assert (values[t] == oracle(path)).all()
     log = aws.records()
     assert log and {r.access_key for r in log} == {"AKIAWORKERENVIRON001"}
+
+
+def test_partitioned_index_on_s3_reads_its_footers_concurrently(
+    aws, tmp_path: Path, monkeypatch
+) -> None:
+    """#15: a hive index on object storage has a footer per month; ``load`` reads them
+    together (moto answers each request after 0.2 s; one at a time, 12 footers would
+    take 2.4 s)."""
+    import datetime as dt
+
+    import rasteret
+    from index_tables import make_table
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFROMENVIRONMENT1")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-from-env")
+    records = [
+        {"id": f"m{k:02d}", "datetime": dt.datetime(2023, 1 + k, 3), "bbox": (10, 45, 11, 46)}
+        for k in range(12)
+    ]
+    rasteret.as_collection(make_table(records), name="months").export(tmp_path / "months")
+    files = sorted((tmp_path / "months").rglob("*.parquet"))
+    assert len(files) == 12
+    for file in files:
+        aws.put(PRIVATE, f"monthly/{file.relative_to(tmp_path).as_posix()}", file.read_bytes())
+    aws.reset()
+    aws.latency = 0.2
+    try:
+        with fetch_settings(stores=endpoint_stores(aws)):
+            loaded = rasteret.load(f"s3://{PRIVATE}/monthly/months")
+            assert len(loaded) == 12 and not loaded.is_read
+    finally:
+        aws.latency = 0.0
+    assert aws.max_in_flight >= 4  # footers in flight together
+    assert aws.requests <= 3 + 2 * len(files)

@@ -40,6 +40,8 @@ from rasteret.index.swap import (
 )
 
 PARTITION_COLUMNS: tuple[str, ...] = ("year", "month")
+#: Footers of a partitioned collection read at once by :func:`open_collection`.
+FOOTER_READS = 16
 PARTITIONING_KEY = "rasteret_partitioning"
 _HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 _COMPRESSION = {"compression": "zstd", "compression_level": 3}
@@ -491,7 +493,8 @@ def _fragments(
     filesystem: pafs.FileSystem, files: list[str], expressions: list[Any] | None = None
 ) -> list[Any]:
     """One ``ParquetFileFragment`` per file (with its hive partition expression), its
-    footer read once and kept by the fragment."""
+    footer read once and kept by the fragment. Footers are read :data:`FOOTER_READS` at
+    a time: a partitioned index on object storage has one per month."""
     import pyarrow.dataset as ds
 
     fmt = ds.ParquetFileFormat()
@@ -502,8 +505,14 @@ def _fragments(
             fragment = fmt.make_fragment(path, filesystem)
         else:
             fragment = fmt.make_fragment(path, filesystem, partition_expression=expression)
-        fragment.ensure_complete_metadata()
         fragments.append(fragment)
+    if len(fragments) == 1:
+        fragments[0].ensure_complete_metadata()
+    elif fragments:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(FOOTER_READS, len(fragments))) as pool:
+            list(pool.map(lambda fragment: fragment.ensure_complete_metadata(), fragments))
     return fragments
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -104,13 +105,19 @@ class _Recorder:
             status[0] = int(status_line.split(" ", 1)[0])
             return start_response(status_line, response_headers, *args)
 
-        response = self.app(environ, recording_start)
+        self.owner._enter()
         try:
-            chunks = list(response)
+            if self.owner.latency:
+                time.sleep(self.owner.latency)
+            response = self.app(environ, recording_start)
+            try:
+                chunks = list(response)
+            finally:
+                close = getattr(response, "close", None)
+                if close is not None:
+                    close()
         finally:
-            close = getattr(response, "close", None)
-            if close is not None:
-                close()
+            self.owner._leave()
         return self._count(environ, headers, status[0], chunks)
 
     def _count(
@@ -138,6 +145,11 @@ class MotoS3Server(ServerContext):
         self.region = region
         self.log: list[S3Request] = []
         self.requester_pays: set[str] = set()
+        #: Seconds every request waits before moto answers it (first-byte latency).
+        self.latency = 0.0
+        #: Most requests in progress at once since the last :meth:`reset`.
+        self.max_in_flight = 0
+        self._in_flight = 0
         self._lock = threading.Lock()
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -177,9 +189,19 @@ class MotoS3Server(ServerContext):
         with self._lock:
             self.log.append(record)
 
+    def _enter(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
     def reset(self) -> None:
         with self._lock:
             self.log = []
+            self.max_in_flight = self._in_flight
 
     def records(self, method: str | None = None, path: str | None = None) -> list[S3Request]:
         with self._lock:
