@@ -9,14 +9,19 @@ own) and reports seconds, peak RSS and bytes read from disk (``/proc/self/io`` r
 * ``subset``: ``.subset(date_range=<10 days>)`` then ``len`` (~1/300 of the records);
 * ``open``: ``xr.open_dataset(subset.where(<one grid>), engine="rasteret", bands=[first])``
   (lazy: coordinates and layout only, no pixel read);
+* ``place``: ``load(path).subset(bbox=<0.02° around a footprint's centre>, date_range=<91
+  days>)`` and ``xr.open_datatree`` of it (every band and grid; lazy) — "one place over a
+  few months";
 * ``export``: the subset's parent (the whole index) exported to a hive directory
   (``--export``; slow for big indexes).
 
 ``--code DIR`` (repeatable) runs the same steps with ``PYTHONPATH=DIR`` — e.g. a git
 worktree of an older commit — so the before / after numbers come from one run.
-Generate an index with ``benchmarks/large_index.py``. ``--s3`` uploads a single-file
-index to moto's S3 on 127.0.0.1 and runs the same steps on ``s3://bench/...`` through the
-fetch layer's stores, reporting moto's requests and bytes per step.
+Generate an index with ``benchmarks/large_index.py``. ``--s3`` uploads the
+index (a file, or a partitioned directory object by object) to moto's S3 on 127.0.0.1 and
+runs the same steps on ``s3://bench/...`` through the fetch layer's stores, reporting
+moto's requests and bytes per step (moto reads a whole object for every ranged GET, so
+its seconds are moto's; a partitioned index keeps each object small).
 """
 
 from __future__ import annotations
@@ -76,6 +81,17 @@ STEP = textwrap.dedent(
     one = s.where(pc.field("geometry") == tile)
     ds = xr.open_dataset(one, engine="rasteret", bands=[bands[0]])
     mark("open", t0, r0); out["opened_records"] = int(ds.sizes["time"])
+    boundary("place")
+    t0, r0 = time.perf_counter(), rchar()
+    box = s.to_table(columns=["bbox"])["bbox"][0].as_py()  # a point of one footprint
+    cx, cy = (box["xmin"] + box["xmax"]) / 2, (box["ymin"] + box["ymax"]) / 2
+    start = __import__("datetime").date.fromisoformat(window[0])
+    months = (str(start), str(start + __import__("datetime").timedelta(days=91)))
+    p = c.subset(bbox=(cx - 0.01, cy - 0.01, cx + 0.01, cy + 0.01), date_range=months)
+    placed = len(p)
+    tree = xr.open_datatree(p, engine="rasteret")  # every band, every grid (lazy)
+    mark("place", t0, r0); out["place_records"] = placed
+    out["place_grids"] = len(tree.children)
     boundary("end")
     if export_to:
         t0, r0 = time.perf_counter(), rchar()
@@ -137,15 +153,22 @@ def _main_s3(args: argparse.Namespace) -> int:
     with moto's request log split per step."""
     import time
 
+    from boto3.s3.transfer import TransferConfig
+
     from rasteret.testing.moto import ACCESS_KEY, SECRET_KEY, MotoS3Server
 
     source = Path(args.path)
-    if not source.is_file():
-        raise SystemExit("--s3 takes a single-file index (a .parquet file)")
+    files = [source] if source.is_file() else sorted(source.rglob("*.parquet"))
+    if not files:
+        raise SystemExit(f"--s3: no Parquet file at {source}")
+    single_put = TransferConfig(multipart_threshold=2**40)  # moto joins parts in memory
     with MotoS3Server() as s3:
         s3.create_bucket("bench")
         started = time.perf_counter()
-        s3.client().upload_file(str(source), "bench", f"index/{source.name}")
+        client = s3.client()
+        for file in files:
+            key = source.name if file == source else f"{source.name}/{file.relative_to(source)}"
+            client.upload_file(str(file), "bench", f"index/{key}", Config=single_put)
         uploaded = time.perf_counter() - started
         s3.reset()
         env = {
@@ -170,7 +193,8 @@ def _main_s3(args: argparse.Namespace) -> int:
                 step["bytes"] += record.bytes_sent
         for name, counts in steps.items():
             result.setdefault(name, {}).update(counts)
-        result["object_bytes"] = source.stat().st_size
+        result["object_bytes"] = sum(f.stat().st_size for f in files)
+        result["objects"] = len(files)
         result["upload_s"] = round(uploaded, 1)
     print("s3", json.dumps(result), flush=True)
     if args.json:

@@ -335,4 +335,6 @@ def test_partitioned_index_on_s3_reads_its_footers_concurrently(
     finally:
         aws.latency = 0.0
     assert aws.max_in_flight >= 4  # footers in flight together
-    assert aws.requests <= 3 + 2 * len(files)
+    assert aws.requests <= 2 + 2 * len(files)  # (stat + list) + the footer's range(s) each
+    assert len(aws.records("HEAD")) == 1  # sizes come from the listing, never a HEAD each
+    assert sum("list-type" in r.query for r in aws.records("GET")) == 1  # listed once

@@ -390,7 +390,7 @@ def _open_once(path: str | os.PathLike[str]) -> StoredCollection:
     if info.type == pafs.FileType.NotFound:
         raise FileNotFoundError(f"collection not found: {os.fspath(path)}")
     if info.type == pafs.FileType.File:
-        fragments = _fragments(filesystem, [root])
+        fragments = _fragments(filesystem, [root], sizes=[info.size])
         schema = fragments[0].physical_schema
         dataset = ds.FileSystemDataset(fragments, schema, ds.ParquetFileFormat(), filesystem)
         metadata = schema.metadata or {}
@@ -400,7 +400,8 @@ def _open_once(path: str | os.PathLike[str]) -> StoredCollection:
     if not files:
         raise FileNotFoundError(f"no Parquet files in collection directory {os.fspath(path)}")
     stamp = _stamp([_identity(filesystem, root, f) for f in files])
-    return _open_directory(filesystem, root, [f.path for f in files], stamp)
+    sizes = {f.path: f.size for f in files}
+    return _open_directory(filesystem, root, [f.path for f in files], stamp, sizes)
 
 
 def read_collection_table(path: str | os.PathLike[str]) -> tuple[pa.Table, str]:
@@ -451,7 +452,11 @@ def _partition_keys(root: str, file: str) -> list[tuple[str, str]]:
 
 
 def _open_directory(
-    filesystem: pafs.FileSystem, root: str, files: list[str], stamp: str
+    filesystem: pafs.FileSystem,
+    root: str,
+    files: list[str],
+    stamp: str,
+    sizes: dict[str, int | None] | None = None,
 ) -> StoredCollection:
     import pyarrow.dataset as ds
 
@@ -462,13 +467,14 @@ def _open_directory(
         return schema, [_partition_expression(root, path, schema) for path in files]
 
     partition_schema, expressions = partitions({})  # types from the paths, then checked
-    fragments = _fragments(filesystem, files, expressions)
+    known = None if sizes is None else [sizes.get(f) for f in files]
+    fragments = _fragments(filesystem, files, expressions, known)
     metadata = fragments[0].physical_schema.metadata or {}
     recorded = json.loads(metadata.get(PARTITIONING_KEY.encode(), b"{}"))
     recorded_schema, recorded_expressions = partitions(recorded.get("types", {}))
     if not recorded_schema.equals(partition_schema):  # e.g. string values that look numeric
         partition_schema = recorded_schema
-        fragments = _fragments(filesystem, files, recorded_expressions)
+        fragments = _fragments(filesystem, files, recorded_expressions, known)
     physical = [f.physical_schema for f in fragments]
     if all(s.equals(physical[0], check_metadata=False) for s in physical):
         schema = pa.unify_schemas([physical[0], partition_schema])
@@ -490,21 +496,25 @@ def _open_directory(
 
 
 def _fragments(
-    filesystem: pafs.FileSystem, files: list[str], expressions: list[Any] | None = None
+    filesystem: pafs.FileSystem,
+    files: list[str],
+    expressions: list[Any] | None = None,
+    sizes: list[int | None] | None = None,
 ) -> list[Any]:
     """One ``ParquetFileFragment`` per file (with its hive partition expression), its
     footer read once and kept by the fragment. Footers are read :data:`FOOTER_READS` at
-    a time: a partitioned index on object storage has one per month."""
+    a time (a partitioned index on object storage has one per month), and files whose
+    ``sizes`` the listing gave are not asked for their size again."""
     import pyarrow.dataset as ds
 
     fmt = ds.ParquetFileFormat()
     fragments = []
     for k, path in enumerate(files):
         expression = None if expressions is None else expressions[k]
-        if expression is None:
-            fragment = fmt.make_fragment(path, filesystem)
-        else:
-            fragment = fmt.make_fragment(path, filesystem, partition_expression=expression)
+        size = None if sizes is None or sizes[k] is None or sizes[k] < 0 else sizes[k]
+        fragment = fmt.make_fragment(
+            path, filesystem, partition_expression=expression, file_size=size
+        )
         fragments.append(fragment)
     if len(fragments) == 1:
         fragments[0].ensure_complete_metadata()

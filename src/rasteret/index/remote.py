@@ -43,6 +43,11 @@ class _ReaderHandler(pafs.FileSystemHandler):
         #: sizes and modification times (whole seconds over HTTP / S3) they identify a
         #: collection's files (:func:`rasteret.index.parquet.path_stamp`).
         self.etags: dict[str, str] = {}
+        #: Sizes known from a stat or a listing: opening those objects asks nothing.
+        self.sizes: dict[str, int] = {}
+        #: A directory listing made to tell a directory from a missing object, kept for
+        #: the recursive listing that follows it (one LIST, not two).
+        self.listings: dict[str, list[tuple[str, ObjectInfo]]] = {}
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _ReaderHandler) and other.reader is self.reader
@@ -69,6 +74,8 @@ class _ReaderHandler(pafs.FileSystemHandler):
     def _file_info(self, url: str, info: ObjectInfo) -> pafs.FileInfo:
         if info.etag:
             self.etags[url] = info.etag
+        if info.size is not None:
+            self.sizes[url] = int(info.size)
         return _file_info(url, info)
 
     def _directory_or_missing(self, path: str) -> pafs.FileInfo:
@@ -76,12 +83,16 @@ class _ReaderHandler(pafs.FileSystemHandler):
             listed = run_sync(self.reader.list(path))
         except Exception:  # cannot list (plain HTTP): it is not there
             listed = []
+        if listed:
+            self.listings[path.rstrip("/")] = listed
         kind = pafs.FileType.Directory if listed else pafs.FileType.NotFound
         return pafs.FileInfo(path, kind)
 
     def get_file_info_selector(self, selector: pafs.FileSelector) -> list[pafs.FileInfo]:
         base = selector.base_dir.rstrip("/")
-        listed = run_sync(self.reader.list(base))
+        listed = self.listings.pop(base, None)
+        if listed is None:
+            listed = run_sync(self.reader.list(base))
         if not listed and not selector.allow_not_found:
             raise FileNotFoundError(f"collection directory not found: {base}")
         infos = []
@@ -93,8 +104,10 @@ class _ReaderHandler(pafs.FileSystemHandler):
         return infos
 
     def open_input_file(self, path: str) -> pa.NativeFile:
-        info = run_sync(self.reader.stat(path))
-        return pa.PythonFile(_RangeFile(self.reader, path, int(info.size or 0)), mode="r")
+        size = self.sizes.get(path)
+        if size is None:
+            size = int(run_sync(self.reader.stat(path)).size or 0)
+        return pa.PythonFile(_RangeFile(self.reader, path, size), mode="r")
 
     def open_input_stream(self, path: str) -> pa.NativeFile:
         return self.open_input_file(path)
