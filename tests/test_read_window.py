@@ -175,3 +175,49 @@ def test_all_reads_of_a_time_series_are_in_flight_together(tmp_path: Path, objec
     assert object_server.max_in_flight >= 6  # every file's request was in flight at once
     assert all(r.start != 0 for r in object_server.log)  # no header reads
     assert object_server.requests <= 12  # tiles of one file coalesce into few requests
+
+
+def test_mosaic_skips_records_hidden_under_a_complete_one(scenes: dict) -> None:
+    """First-valid-wins: where the first record fills the window, the records under it
+    can add nothing, so they are not fetched; where it leaves pixels without a value,
+    the next ones are read (second wave). Pixels equal rasterio.merge either way."""
+    c, root = scenes["collection"], scenes["root"]
+    inside = (501_300.0, 5_198_000.0, 501_600.0, 5_198_300.0)  # A and B, no hole of A
+    with track() as only_a:
+        read_window(c, bands="B1", bounds=inside, res=10, crs=32633, records=["A"])
+    with track() as mosaic:
+        got = read_window_info(c, bands="B1", bounds=inside, res=10, crs=32633, records=["A", "B"])
+    assert mosaic.requests == only_a.requests and mosaic.bytes == only_a.bytes  # B not read
+    np.testing.assert_array_equal(got.data[0], _merge(_files(root, "AB", "B1"), inside, 10)[0])
+    assert got.valid.all()
+
+    edge = (502_400.0, 5_198_000.0, 502_700.0, 5_198_300.0)  # A ends at x = 502,540
+    with track() as only_a:
+        read_window(c, bands="B1", bounds=edge, res=10, crs=32633, records=["A"])
+    with track() as mosaic:
+        got = read_window_info(c, bands="B1", bounds=edge, res=10, crs=32633, records=["A", "B"])
+    assert mosaic.requests > only_a.requests  # B fills what A leaves
+    np.testing.assert_array_equal(got.data[0], _merge(_files(root, "AB", "B1"), edge, 10)[0])
+    assert got.valid.all()
+
+
+def test_mosaic_waves_put_disjoint_tiles_in_the_first() -> None:
+    """Tasks no earlier task of their plane overlaps are all read at once; only tasks an
+    earlier one may hide wait for the second wave (warps overlap everything)."""
+    from rasteret.geo.window import Window
+    from rasteret.read.grid_tasks import GridTask
+    from rasteret.read.window import _mosaic_waves
+
+    def task(slot: int, paste: tuple[int, int] | None, size: int = 10) -> GridTask:
+        return GridTask(slot, 0, None, Window(0, 0, size, size), paste, "nearest")  # type: ignore[arg-type]
+
+    tasks = [
+        task(0, (0, 0)),
+        task(0, (0, 10)),  # beside the first: first wave
+        task(0, (5, 5)),  # overlaps both: second wave
+        task(1, (5, 5)),  # another plane: first wave
+        task(1, None),  # a warp under an earlier task: second wave
+        task(2, None),  # a warp first in its plane: first wave
+        task(2, (0, 0)),  # under a warp: second wave
+    ]
+    assert _mosaic_waves(tasks) == ([0, 1, 3, 5], [2, 4, 6])

@@ -358,21 +358,32 @@ class WindowReader:
             for c, fill in enumerate(fills):
                 if (slot, c) not in whole:  # a single warp writes every pixel of its grid
                     data[slot, c] = fill
-        planner.prepare(tasks)  # warp maps computed while the first bytes are in flight
-        results = run_sync(_read_tasks(self.index, tasks, planner, dtype, outputs))
-        for task, output, result in zip(tasks, outputs, results, strict=True):
-            if output is not None:
-                continue  # already in place
-            values, ok = result
-            out_d = data[task.slot, task.band]
-            out_v = valid[task.slot, task.band]
-            if task.paste is not None:
-                r, c = task.paste
-                h, w = values.shape[-2:]
-                out_d, out_v = out_d[r : r + h, c : c + w], out_v[r : r + h, c : c + w]
-            take = ok & ~out_v
-            np.copyto(out_d, values, where=take, casting="unsafe")
-            out_v |= take
+        # a mosaic is read in two waves: every task that no earlier task of its (slot,
+        # band) can hide, then — only where those left pixels without a value — the rest
+        first, later = _mosaic_waves(tasks)
+        for wave in (first, later):
+            if wave is later:
+                wave = [i for i in later if not _covered(tasks[i], valid)]
+            if not wave:
+                continue
+            chosen = [tasks[i] for i in wave]
+            planner.prepare(chosen)  # warp maps computed while the first bytes are in flight
+            results = run_sync(
+                _read_tasks(self.index, chosen, planner, dtype, [outputs[i] for i in wave])
+            )
+            for task, i, result in zip(chosen, wave, results, strict=True):
+                if outputs[i] is not None:
+                    continue  # already in place
+                values, ok = result
+                out_d = data[task.slot, task.band]
+                out_v = valid[task.slot, task.band]
+                if task.paste is not None:
+                    r, c = task.paste
+                    h, w = values.shape[-2:]
+                    out_d, out_v = out_d[r : r + h, c : c + w], out_v[r : r + h, c : c + w]
+                take = ok & ~out_v
+                np.copyto(out_d, values, where=take, casting="unsafe")
+                out_v |= take
         times = np.array(
             [self.times[m[0]] if m else np.datetime64("NaT", "us") for m in members],
             dtype="datetime64[us]",
@@ -421,6 +432,47 @@ class WindowReader:
             f"{list(self.bands)}, CRSs {crss}) overlaps the window ({left:g}, {bottom:g}, "
             f"{right:g}, {top:g}) in {self.crs_key_of(grid)[:40]}; check bounds= and crs="
         )
+
+
+def _paste_box(task: GridTask) -> tuple[int, int, int, int] | None:
+    """The target rows / columns a copy task writes (``None``: a warp, anywhere)."""
+    if task.paste is None:
+        return None
+    r, c = task.paste
+    return r, c, r + task.window.height, c + task.window.width
+
+
+def _mosaic_waves(tasks: Sequence[GridTask]) -> tuple[list[int], list[int]]:
+    """Task indices in two waves. A mosaic merges first-valid-wins in task order, so a
+    task can only add pixels an earlier task of its (slot, band) left without a value:
+    the first wave holds every task no earlier task of its plane overlaps (a warp
+    overlaps everything), the second the others — read only if their area is still
+    missing values after the first (:func:`_covered`). The result is the same pixels;
+    a record hidden under a complete one is never fetched."""
+    first: list[int] = []
+    later: list[int] = []
+    boxes: dict[tuple[int, int], list[tuple[int, int, int, int] | None]] = {}
+    for i, task in enumerate(tasks):
+        box = _paste_box(task)
+        earlier = boxes.setdefault((task.slot, task.band), [])
+        hidden = any(
+            b is None
+            or box is None
+            or (b[0] < box[2] and box[0] < b[2] and b[1] < box[3] and box[1] < b[3])
+            for b in earlier
+        )
+        (later if hidden else first).append(i)
+        earlier.append(box)
+    return first, later
+
+
+def _covered(task: GridTask, valid: np.ndarray) -> bool:
+    """Whether every pixel ``task`` could write already holds a valid value."""
+    plane = valid[task.slot, task.band]
+    box = _paste_box(task)
+    if box is not None:
+        plane = plane[box[0] : box[2], box[1] : box[3]]
+    return bool(plane.all())
 
 
 async def _read_tasks(
