@@ -152,3 +152,27 @@ def test_streaming_export_writes_the_same_order_as_an_in_memory_one(
     loaded.export(streamed)
     disk = [pq.read_table(p, columns=["id"])["id"].to_pylist() for p in (whole, streamed)]
     assert disk[0] == disk[1] and len(disk[0]) == len(table)
+
+
+def test_streaming_partitioned_export_writes_one_file_per_month(
+    table, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rasteret.index.lazy as lazy
+
+    whole = tmp_path / "whole.parquet"
+    rasteret.as_collection(table, name="whole").export(whole)
+    monkeypatch.setattr(lazy, "PART_ROWS", 50)  # 26 parts, most within one month
+    monkeypatch.setattr(parquet, "ROW_GROUP_SIZE", ROWS_PER_GROUP)
+    hive = tmp_path / "hive"
+    rasteret.load(whole).export(hive)
+    files = sorted(hive.rglob("*.parquet"))
+    assert [f.name for f in files] == ["part-0.parquet"] * MONTHS  # not one per part
+    for file in files:  # row groups of the usual size, not one per part
+        rows = [
+            pq.ParquetFile(file).metadata.row_group(k).num_rows
+            for k in range(pq.ParquetFile(file).metadata.num_row_groups)
+        ]
+        assert rows[:-1] == [ROWS_PER_GROUP] * (len(rows) - 1)
+    again = rasteret.load(hive)
+    assert again.record_ids == rasteret.load(whole).record_ids
+    assert again.table.equals(rasteret.load(whole).table)

@@ -122,19 +122,7 @@ def _write_dataset(table: pa.Table, directory: Path, metadata: dict, *, basename
     """Write ``table`` (sorted here) into ``year=/month=`` partitions of ``directory``."""
     import pyarrow.dataset as ds  # imports pandas: keep it off the import path
 
-    table = sort_records(table)
-    derived = [name for name in PARTITION_COLUMNS if name not in table.column_names]
-    if "year" in derived:
-        table = table.append_column("year", pc.year(table["datetime"]).cast(pa.int32()))
-    if "month" in derived:
-        table = table.append_column("month", pc.month(table["datetime"]).cast(pa.int32()))
-    partitioning = {
-        "columns": list(PARTITION_COLUMNS),
-        "types": {name: str(table.schema.field(name).type) for name in PARTITION_COLUMNS},
-        "derived": derived,
-        "column_order": [n for n in table.column_names if n not in derived],
-    }
-    metadata = {**metadata, PARTITIONING_KEY: json.dumps(partitioning)}
+    table, metadata = _with_partitions(sort_records(table), metadata)
     table = table.replace_schema_metadata(metadata)
     directory.parent.mkdir(parents=True, exist_ok=True)
     ds.write_dataset(
@@ -162,7 +150,6 @@ def write_collection_parts(
     most :data:`ROW_GROUP_SIZE` rows or :data:`ROW_GROUP_BYTES` plus one part in memory;
     same layout and atomic replacement as :func:`write_collection_table`. Returns the
     written path's stamp."""
-    import pyarrow.parquet as pq
 
     target = local_path(path)
     if target is None:
@@ -174,55 +161,142 @@ def write_collection_parts(
         return path_stamp(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = temporary_sibling(target)
-    writer = None
-    pending: list[pa.Table] = []
-    rows = 0
+    writer = _RowGroupWriter(temporary)
     try:
         for part in parts:
-            if part.num_rows == 0:
-                continue
-            part = sort_records(part).replace_schema_metadata(metadata)
-            if writer is None:
-                writer = pq.ParquetWriter(
-                    temporary,
-                    part.schema,
-                    write_statistics=statistics_columns(part.schema),
-                    **_COMPRESSION,
-                )
-            pending.append(part)
-            rows += part.num_rows
-            if rows >= ROW_GROUP_SIZE or sum(t.nbytes for t in pending) >= ROW_GROUP_BYTES:
-                held = pa.concat_tables(pending)
-                writer.write_table(held, row_group_size=row_group_rows(held))
-                pending, rows = [], 0
-        if writer is None:
+            if part.num_rows:
+                writer.add(sort_records(part).replace_schema_metadata(metadata))
+        if not writer.close():
             raise ValueError(f"export to {target}: the collection has no records")
-        if pending:
-            held = pa.concat_tables(pending)
-            writer.write_table(held, row_group_size=row_group_rows(held))
-        writer.close()
-        writer = None
         os.replace(temporary, target)
     finally:
-        if writer is not None:
-            writer.close()
+        writer.close()
         temporary.unlink(missing_ok=True)
     return path_stamp(target)
 
 
+class _RowGroupWriter:
+    """One Parquet file written a table at a time, in row groups of about
+    :data:`ROW_GROUP_BYTES` (at most :data:`ROW_GROUP_SIZE` rows) whatever the size of
+    the tables added; at most one row group is held in memory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writer: Any = None
+        self.pending: list[pa.Table] = []
+        self.rows = 0
+        self.written = False
+
+    def add(self, table: pa.Table) -> None:
+        import pyarrow.parquet as pq
+
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(
+                self.path,
+                table.schema,
+                write_statistics=statistics_columns(table.schema),
+                **_COMPRESSION,
+            )
+        self.pending.append(table)
+        self.rows += table.num_rows
+        if self.rows >= ROW_GROUP_SIZE or sum(t.nbytes for t in self.pending) >= ROW_GROUP_BYTES:
+            self._flush(whole_groups=True)
+
+    def _flush(self, whole_groups: bool = False) -> None:
+        """Write the held rows (``whole_groups``: only full row groups, keeping the rest
+        for the next ones)."""
+        if not self.pending:
+            return
+        held = pa.concat_tables(self.pending)
+        size = row_group_rows(held)
+        count = (held.num_rows // size) * size if whole_groups else held.num_rows
+        if count:
+            self.writer.write_table(held.slice(0, count), row_group_size=size)
+            self.written = True
+        rest = held.slice(count)
+        self.pending, self.rows = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def close(self) -> bool:
+        """Write what is held and close; whether anything was written."""
+        if self.writer is not None:
+            try:
+                self._flush()
+            finally:
+                self.writer.close()
+                self.writer = None
+        return self.written
+
+
 def _write_partitioned_parts(parts: Iterable[pa.Table], target: Path, metadata: dict) -> None:
-    """:func:`_write_partitioned`, one part at a time into the same temporary directory."""
+    """:func:`_write_partitioned`, one part at a time: parts arrive in export order
+    (month by month), so each ``year=/month=`` partition is one file (a new file only if
+    a partition comes back after another), written in row groups of the usual size."""
 
     def write(temporary: Path) -> None:
-        written = 0
-        for k, part in enumerate(parts):
-            if part.num_rows:
-                _write_dataset(part, temporary, metadata, basename=f"part-{k}-{{i}}.parquet")
-                written += 1
+        writer: _RowGroupWriter | None = None
+        current: tuple[str, ...] | None = None
+        files: dict[tuple[str, ...], int] = {}
+        written = False
+        try:
+            for part in parts:
+                if not part.num_rows:
+                    continue
+                part, stored = _with_partitions(sort_records(part), metadata)
+                for key, rows in _partition_runs(part):
+                    if key != current:
+                        if writer is not None:
+                            written |= writer.close()
+                        number = files.get(key, 0)
+                        files[key] = number + 1
+                        names = (f"{n}={v}" for n, v in zip(PARTITION_COLUMNS, key, strict=True))
+                        folder = temporary.joinpath(*names)
+                        writer = _RowGroupWriter(folder / f"part-{number}.parquet")
+                        current = key
+                    assert writer is not None
+                    rows = rows.drop_columns(list(PARTITION_COLUMNS))
+                    writer.add(rows.replace_schema_metadata(stored))
+            if writer is not None:
+                written |= writer.close()
+                writer = None
+        finally:
+            if writer is not None:
+                writer.close()
         if not written:
             raise ValueError(f"export to {target}: the collection has no records")
 
     replace_directory(target, write)
+
+
+def _with_partitions(table: pa.Table, metadata: dict) -> tuple[pa.Table, dict]:
+    """``table`` with its ``year`` / ``month`` partition columns (derived from
+    ``datetime`` when absent) and the schema metadata that records them."""
+    derived = [name for name in PARTITION_COLUMNS if name not in table.column_names]
+    if "year" in derived:
+        table = table.append_column("year", pc.year(table["datetime"]).cast(pa.int32()))
+    if "month" in derived:
+        table = table.append_column("month", pc.month(table["datetime"]).cast(pa.int32()))
+    partitioning = {
+        "columns": list(PARTITION_COLUMNS),
+        "types": {name: str(table.schema.field(name).type) for name in PARTITION_COLUMNS},
+        "derived": derived,
+        "column_order": [n for n in table.column_names if n not in derived],
+    }
+    return table, {**metadata, PARTITIONING_KEY: json.dumps(partitioning)}
+
+
+def _partition_runs(table: pa.Table) -> Iterable[tuple[tuple[str, ...], pa.Table]]:
+    """Consecutive rows of ``table`` with the same partition values, as (hive directory
+    values, rows)."""
+    values = [table[name].to_pylist() for name in PARTITION_COLUMNS]
+    keys = [
+        tuple(_HIVE_NULL if v is None else str(v) for v in row) for row in zip(*values, strict=True)
+    ]
+    start = 0
+    for k in range(1, len(keys) + 1):
+        if k == len(keys) or keys[k] != keys[start]:
+            yield keys[start], table.slice(start, k - start)
+            start = k
 
 
 def _export_remote(path: str | os.PathLike[str], write_local: Any) -> str:
