@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -30,3 +31,25 @@ def lazy_exports(
         return sorted(public)
 
     return __getattr__, __dir__
+
+
+def keep_exports_over_submodules(package: str, names: Sequence[str]) -> None:
+    """Keep the lazily exported ``names`` of ``package`` that are also the names of its
+    submodules (``rasteret.geo.warp`` the function, ``rasteret.geo.warp`` the module):
+    importing such a submodule binds it on the package, which would hide the export. The
+    package's module class drops that binding, so the name keeps resolving to the export
+    (``from package.name import x`` and ``sys.modules`` still give the submodule)."""
+    module = sys.modules[package]
+    protected = frozenset(names)
+
+    class _Package(types.ModuleType):
+        def __setattr__(self, name: str, value: Any) -> None:
+            if (
+                name in protected
+                and isinstance(value, types.ModuleType)
+                and value.__name__ == f"{package}.{name}"
+            ):
+                return  # the submodule being bound: the export stays
+            super().__setattr__(name, value)
+
+    module.__class__ = _Package

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rasteret._lazy import lazy_exports
-
-# Imported now: these names are also submodule names (``rasteret.geo.warp`` /
-# ``rasteret.geo.rasterize``), which importing the submodules would bind on the package.
-from rasteret.geo.lazy import warp
-from rasteret.geo.rasterize import geometry_mask, rasterize
+from rasteret._lazy import keep_exports_over_submodules, lazy_exports
 
 if TYPE_CHECKING:
     from rasteret.geo.footprint import Footprint, FootprintError, grid_footprint
     from rasteret.geo.grid import GridError, GridSpec
+    from rasteret.geo.lazy import warp
     from rasteret.geo.overview import choose_overview
+    from rasteret.geo.rasterize import geometry_mask, rasterize
     from rasteret.geo.resampling import RESAMPLINGS
     from rasteret.geo.transform import (
         CRSError,
@@ -49,6 +46,10 @@ _LAZY: dict[str, str] = {
     "source_window": "rasteret.geo.warp",
     "warp_array": "rasteret.geo.warp",
     "Window": "rasteret.geo.window",
+    # also submodule names: kept over the submodules below
+    "warp": "rasteret.geo.lazy",
+    "rasterize": "rasteret.geo.rasterize",
+    "geometry_mask": "rasteret.geo.rasterize",
 }
 
 __all__ = [
@@ -76,3 +77,4 @@ __all__ = [
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)
+keep_exports_over_submodules(__name__, ["warp", "rasterize"])
