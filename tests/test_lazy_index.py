@@ -119,6 +119,22 @@ def test_band_selection_reads_only_its_columns(exported) -> None:
     assert "B08_metadata" not in one.table.column_names and one.bands == ["B04"]
 
 
+def test_reading_some_bands_reads_only_their_columns(exported) -> None:
+    """The surfaces' ``bands=`` narrow a selection not read yet to those bands' columns
+    (no ``select_bands`` needed): one band of two reads about half the bytes."""
+    collection = rasteret.load(exported["single"])
+    window = ("2019-03-01", "2019-03-31")
+    xr.open_dataset(collection.subset(date_range=window), engine="rasteret", bands=["B04"])
+    reads = {}
+    for bands in (["B04"], ["B04", "B08"]):
+        selection = rasteret.load(exported["single"]).subset(date_range=window)
+        before = _rchar()
+        xr.open_dataset(selection, engine="rasteret", bands=bands)
+        reads[len(bands)] = _rchar() - before
+        assert selection.is_read == (len(bands) == 2)  # one band: a narrowed view was read
+    assert reads[1] < 0.7 * reads[2]
+
+
 def test_open_dataset_and_pickle_follow_the_selection(exported) -> None:
     collection = rasteret.load(exported["hive"])
     warm = collection.subset(date_range=("2019-05-01", "2019-05-02"))
