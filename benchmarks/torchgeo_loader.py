@@ -178,8 +178,8 @@ def run(args: argparse.Namespace) -> dict:
     from rasteret.testing.objserver import ObjectServer
 
     work = Path(args.workdir)
-    data = work / f"data-{args.size}-{args.tile}-30"
-    records = make_scenes(data, size=args.size, tile=args.tile, scenes=30)
+    data = work / f"data-{args.size}-{args.tile}-{args.scenes}"
+    records = make_scenes(data, size=args.size, tile=args.tile, scenes=args.scenes)
     records = [r for r in records if r["epsg"] == ZONE]
     report: dict = {
         "latency_ms": args.latency_ms, "scenes": len(records), "bands": list(BANDS),
@@ -256,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=2, help="the first starts the forkserver")
     parser.add_argument("--size", type=int, default=5490)
     parser.add_argument("--tile", type=int, default=1024)
+    parser.add_argument("--scenes", type=int, default=30, help="half of them in UTM 33N")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "rasteret-bench"))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)

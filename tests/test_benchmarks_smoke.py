@@ -89,6 +89,39 @@ def test_throughput_quick_runs(tmp_path: Path) -> None:
     )  # fmt: skip
 
 
+def test_build_resume_quick_runs(tmp_path: Path) -> None:
+    """The 10,000-COG resume / cluster benchmark on 30 files: its own checks hold (the
+    rerun fetches only the missing headers, the cluster build equals the local one)."""
+    out = tmp_path / "build.json"
+    _run(
+        [
+            "benchmarks/build_resume.py", "--files", "30", "--part", "5",
+            "--workdir", str(tmp_path / "work"), "--json", str(out),
+        ],
+        tmp_path,
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    assert report["resumed"]["requests"] == 30 - report["killed"]["records_done"]
+    assert report["cluster"]["records"] == 30 and report["cluster_equals_local"]
+
+
+@pytest.mark.slow  # three processes import torchgeo (about 11 s each)
+def test_torchgeo_loader_quick_runs(tmp_path: Path) -> None:
+    """The DataLoader benchmark on small scenes, in-process loading: samples identical."""
+    pytest.importorskip("torchgeo", reason="the TorchGeo extra is not installed")
+    out = tmp_path / "loader.json"
+    _run(
+        [
+            "benchmarks/torchgeo_loader.py", "--size", "512", "--tile", "256", "--scenes", "4",
+            "--samples", "8", "--workers", "0", "--epochs", "1", "--latency-ms", "0",
+            "--workdir", str(tmp_path / "work"), "--json", str(out),
+        ],
+        tmp_path,
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    assert report["identical"] and report["rasteret"]["samples"] == 8
+
+
 # -- asv benchmarks, called directly ----------------------------------------------------------
 SHRINK: dict[str, dict[str, Any]] = {
     "decode": {"SIZE": 512, "TILE": 256},
