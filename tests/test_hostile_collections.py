@@ -121,6 +121,18 @@ def _past_end(struct: dict) -> dict:
     return struct
 
 
+def _into_next(tile: int):  # type: ignore[no-untyped-def]
+    """Tile ``tile``'s byte count grown to reach into the next tile (offsets stay in order)."""
+
+    def change(struct: dict) -> dict:
+        offsets, counts = struct["tile_offsets"], list(struct["tile_byte_counts"])
+        assert offsets[tile] < offsets[tile + 1]  # stored in tile order
+        counts[tile] = offsets[tile + 1] - offsets[tile] + 1
+        return {**struct, "tile_byte_counts": counts}
+
+    return change
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
@@ -152,6 +164,7 @@ def _past_end(struct: dict) -> dict:
         (_first_overview("image_width", 10_000), "overview 0: is 10000 x 35"),
         (_first_overview("tile_height", 0), "overview 0: image 45 x 35 in tiles of 32 x 0"),
         (_onto_tile(4, 1), "tiles 1 (bytes"),  # an offset edited into another tile
+        (_into_next(1), "tiles 1 (bytes"),  # a byte count running into the next tile
         (_first_overview(None, None, _onto_tile(1, 0)), "overview 0: tiles 0 (bytes"),
     ],
 )

@@ -235,7 +235,11 @@ def _overlaps(
     has = np.flatnonzero(counts > 0)
     if len(has) < 2:
         return
-    order = has[np.lexsort((offsets[has], parent[has]))]
+    # ``parent`` never decreases; a level whose blocks are stored in tile order (every
+    # COG writer's) is already sorted by offset within each parent: no sort needed
+    held, where = parent[has], offsets[has]
+    in_order = (held[1:] != held[:-1]) | (where[1:] >= where[:-1])
+    order = has if in_order.all() else has[np.lexsort((where, held))]
     first, second = order[:-1], order[1:]
     same = parent[first] == parent[second]
     clash = same & (offsets[second] < offsets[first] + counts[first])
