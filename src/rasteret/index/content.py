@@ -232,20 +232,29 @@ def _overlaps(
     """Blocks of one level whose byte ranges overlap (an edited offset that now points
     into another block). Identical ranges are allowed: a writer may store equal blocks
     once."""
-    has = np.flatnonzero(counts > 0)
-    if len(has) < 2:
+    positive = counts > 0
+    has: np.ndarray | None = None  # the blocks checked (None: all of them, in place)
+    if positive.all():  # the usual case: no sparse block, views instead of copies
+        held, where, size = parent, offsets, counts
+    else:
+        has = np.flatnonzero(positive)
+        held, where, size = parent[has], offsets[has], counts[has]
+    if len(held) < 2:
         return
     # ``parent`` never decreases; a level whose blocks are stored in tile order (every
     # COG writer's) is already sorted by offset within each parent: no sort needed
-    held, where = parent[has], offsets[has]
     in_order = (held[1:] != held[:-1]) | (where[1:] >= where[:-1])
-    order = has if in_order.all() else has[np.lexsort((where, held))]
-    first, second = order[:-1], order[1:]
-    same = parent[first] == parent[second]
-    clash = same & (offsets[second] < offsets[first] + counts[first])
-    clash &= ~((offsets[second] == offsets[first]) & (counts[second] == counts[first]))
-    for k in _first_per_parent(clash, parent[first]):
-        a, b = first[k], second[k]
+    if not in_order.all():
+        order = np.lexsort((where, held))
+        has = order if has is None else has[order]
+        held, where, size = held[order], where[order], size[order]
+    same = held[1:] == held[:-1]
+    clash = same & (where[1:] < where[:-1] + size[:-1])
+    clash &= ~((where[1:] == where[:-1]) & (size[1:] == size[:-1]))
+    if not clash.any():
+        return
+    for k in _first_per_parent(clash, held[:-1]):
+        a, b = (k, k + 1) if has is None else (has[k], has[k + 1])
         yield (
             int(level.owner[parent[a]]),
             level.label[parent[a]],
