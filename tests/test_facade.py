@@ -128,8 +128,16 @@ def test_legacy_options_warn_and_unknown_options_raise(sample_collection_path) -
     box = collection.bounds
     with pytest.warns(DeprecationWarning, match=r"max_concurrent=.*rasteret.configure"):
         collection.get_numpy(box, band, max_concurrent=8)
-    with pytest.raises(TypeError, match="max_concurent"):
+    with pytest.raises(TypeError, match="'max_concurent': the record filters are"):
         collection.get_numpy(box, band, max_concurent=8)
+    with pytest.raises(TypeError, match="'backed': the record filters are"):
+        collection.get_xarray(box, band, backed=None)  # a typo is never ignored
+    import inspect
+
+    from rasteret.read.selection import RECORD_FILTERS
+
+    subset = inspect.signature(rasteret.Collection.subset).parameters
+    assert tuple(subset)[1:] == RECORD_FILTERS  # the list the error shows stays true
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         collection.sample_points([(box[0] + 1e-3, box[1] + 1e-3)], band)

@@ -35,6 +35,8 @@ LEGACY_OPTIONS: Mapping[str, str] = {
     "allow_resample": "resampling onto the dataset grid is always on",
 }
 _PACKAGE = str(Path(__file__).resolve().parents[1])
+#: The keyword arguments of ``Collection.subset`` the readers pass through.
+RECORD_FILTERS = ("cloud_cover_lt", "date_range", "bbox", "geometries", "split", "split_column")
 
 
 def drop_legacy_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -60,6 +62,12 @@ def apply_filters(collection: Any, filters: dict[str, Any] | None) -> Collection
 
         collection = as_store_collection(collection)
     kept = drop_legacy_options(filters or {})
+    unknown = sorted(set(kept) - set(RECORD_FILTERS))
+    if unknown:
+        raise TypeError(
+            f"unexpected keyword argument(s) {', '.join(map(repr, unknown))}: the record "
+            f"filters are {', '.join(RECORD_FILTERS)} (Collection.subset)"
+        )
     active = {k: v for k, v in kept.items() if v is not None}
     if not set(active) - {"split_column"}:  # a split column alone selects nothing
         return collection
