@@ -289,3 +289,53 @@ def test_explicit_grid(zones: dict) -> None:
     assert stack.shape[1:] == (50, 50)
     assert stack.grids[0] == grid and stack.shape[0] == 2
     assert stack.mask.all()  # the scene in 33N covers the same ground
+
+
+def test_get_gdf_rows_equal_rasterio_mask(scene: dict) -> None:
+    """The original's ``get_gdf``: a row per (record, geometry, band), the AOI table's
+    columns joined on ``geometry_id``; each window equals ``rasterio.mask.mask``."""
+    import geopandas as gpd
+    from affine import Affine
+
+    polygons = _polygons()
+    fields = gpd.GeoDataFrame(
+        {"field": [f"f{k}" for k in range(4)]}, geometry=polygons, crs="EPSG:32633"
+    )
+    frame = scene["collection"].get_gdf(fields, ["B1", "SCL"])
+    assert isinstance(frame, gpd.GeoDataFrame) and frame.crs.to_epsg() == 32633
+    assert len(frame) == 2 * 4 * 2  # records x geometries x bands
+    assert list(frame.columns[:11]) == [
+        "record_id", "datetime", "cloud_cover", "collection", "geometry_id", "geometry",
+        "band", "data", "mask", "transform", "crs",
+    ]  # fmt: skip
+    assert list(frame["field"]) == [f"f{g}" for g in frame["geometry_id"]]
+    for row in frame[frame["band"] == "B1"].itertuples():
+        with rasterio.open(scene["paths"]["b" + row.record_id[1]]) as src:
+            geom = [polygons[row.geometry_id]]
+            expected, transform = rasterio.mask.mask(src, geom, crop=True)
+        np.testing.assert_array_equal(row.data, expected[0])
+        assert row.data.dtype == np.uint16 and row.data.shape == row.mask.shape
+        assert (
+            isinstance(row.transform, Affine) and tuple(row.transform)[:6] == tuple(transform)[:6]
+        )
+        assert row.crs == "EPSG:32633" and row.geometry.equals(polygons[row.geometry_id])
+    scl = frame[frame["band"] == "SCL"].iloc[0]
+    assert scl["transform"].a == 20.0  # each band on its own grid
+    taken = fields.rename(columns={"field": "band"})
+    with pytest.raises(ValueError, match=r"\['band'\] collide"):
+        scene["collection"].get_gdf(taken, "B1")
+
+
+def test_get_gdf_keeps_windows_in_their_own_crs(zones: dict) -> None:
+    """Windows of two UTM zones, which ``get_numpy`` would reproject onto one grid, stay
+    in their native CRS, one row each."""
+    aoi = shapely.box(11.99, 46.99, 12.01, 47.005)
+    from rasteret.read import get_gdf
+
+    frame = get_gdf(zones["collection"], [aoi], "B04")
+    windows = read_aoi_windows(zones["collection"], [aoi], "B04")
+    assert sorted(frame["crs"]) == ["EPSG:32632", "EPSG:32633"]
+    assert frame.crs.to_epsg() == 4326 and frame.geometry.iloc[0].equals(aoi)
+    for row, window in zip(frame.itertuples(), windows, strict=True):
+        assert row.record_id == window.record_id
+        np.testing.assert_array_equal(row.data, window.data[0])

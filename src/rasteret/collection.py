@@ -236,6 +236,57 @@ class Collection(CollectionTable):
             **legacy,
         )
 
+    def get_gdf(
+        self,
+        geometries: Any,
+        bands: str | Sequence[str],
+        *,
+        geometry_crs: Any = "auto",
+        geometry_column: str | None = None,
+        all_touched: bool = False,
+        fill_value: float | None = None,
+        target_crs: Any = None,
+        resolution: Any = None,
+        resampling: str | None = None,
+        overviews: bool = True,
+        cloud_cover_lt: float | None = None,
+        date_range: Sequence[Any] | None = None,
+        bbox: Sequence[float] | None = None,
+        split: str | Sequence[str] | None = None,
+        split_column: str = "split",
+        reader: RangeReader | None = None,
+        errors: OnFailedAsset = "raise",
+        **legacy: Any,
+    ) -> Any:
+        """The AOI reads of :meth:`get_numpy` as a ``geopandas.GeoDataFrame``, one row per
+        (record, geometry, band): ``record_id, datetime, cloud_cover, collection,
+        geometry_id, geometry`` (the AOI), ``band, data`` (2-D, native dtype), ``mask``,
+        ``transform`` (``affine.Affine``), ``crs``, plus a tabular input's other columns.
+        Windows may differ in shape and CRS. See :mod:`rasteret.read.aoi_gdf`."""
+        from rasteret.read import get_gdf
+
+        return get_gdf(
+            self,
+            geometries,
+            bands,
+            geometry_crs=geometry_crs,
+            geometry_column=geometry_column,
+            all_touched=all_touched,
+            fill_value=fill_value,
+            target_crs=target_crs,
+            resolution=resolution,
+            resampling=resampling,
+            overviews=overviews,
+            reader=reader,
+            errors=errors,
+            cloud_cover_lt=cloud_cover_lt,
+            date_range=date_range,
+            bbox=bbox,
+            split=split,
+            split_column=split_column,
+            **legacy,
+        )
+
     def read_aoi_windows(
         self,
         geometries: Any,

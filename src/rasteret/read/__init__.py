@@ -1,7 +1,7 @@
 """Analysis surfaces over the virtual Zarr store: AOI reads, mosaics, point sampling.
 
-* :func:`get_numpy` / :func:`get_xarray` / :func:`read_aoi_windows` — pixels inside
-  geometries, with identity (``AOIStack.records``) and a valid-data mask;
+* :func:`get_numpy` / :func:`get_xarray` / :func:`read_aoi_windows` / :func:`get_gdf` —
+  pixels inside geometries, with identity (``AOIStack.records``) and a valid-data mask;
 * ``groupby=`` on those — mosaics (:mod:`rasteret.read.mosaic`);
 * :func:`sample_points` — values at points as an Arrow table.
 
@@ -19,6 +19,7 @@ from rasteret._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from rasteret.read.aoi import get_numpy, read_aoi_windows
+    from rasteret.read.aoi_gdf import get_gdf
     from rasteret.read.aoi_xarray import get_xarray
     from rasteret.read.geometry import (
         GeometryCRSError,
@@ -34,6 +35,7 @@ _LAZY: dict[str, str] = {
     "get_numpy": "rasteret.read.aoi",
     "read_aoi_windows": "rasteret.read.aoi",
     "get_xarray": "rasteret.read.aoi_xarray",
+    "get_gdf": "rasteret.read.aoi_gdf",
     "GeometryCRSError": "rasteret.read.geometry",
     "GeometryError": "rasteret.read.geometry",
     "UnsupportedGeometryError": "rasteret.read.geometry",
@@ -59,6 +61,7 @@ __all__ = [
     "RaggedShapesError",
     "UnsupportedGeometryError",
     "coerce_geometries",
+    "get_gdf",
     "get_numpy",
     "get_xarray",
     "plot_quicklook",
