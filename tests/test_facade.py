@@ -141,3 +141,27 @@ def test_legacy_options_warn_and_unknown_options_raise(sample_collection_path) -
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         collection.sample_points([(box[0] + 1e-3, box[1] + 1e-3)], band)
+
+
+def test_original_collection_attributes(sample_collection_path) -> None:
+    """#16: ``start_date`` / ``end_date``, ``dataset`` and ``footprints(crs)``."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    collection = rasteret.load(sample_collection_path)
+    times = collection.table["datetime"]
+    assert collection.start_date == pc.min(times).as_py()
+    assert collection.end_date == pc.max(times).as_py()
+    spring = collection.where(pc.field("id") == collection.record_ids[-1])
+    assert spring.dataset.to_table().column("id").to_pylist() == [collection.record_ids[-1]]
+
+    lonlat = collection.footprints()
+    assert len(lonlat) == len(collection) and all(g.geom_type == "Polygon" for g in lonlat)
+    band = collection.bands[0]
+    for k, levels in enumerate(collection.band_levels(band)):
+        full = levels.full
+        crs = collection.table["proj:epsg"][k].as_py()
+        a, _, c, _, e, f = full.transform[:6]
+        extent = (c, f + e * full.height, c + a * full.width, f)  # the scene's own box
+        native = collection.footprints(crs)[k]
+        np.testing.assert_allclose(native.bounds, extent, atol=1e-3)  # metres

@@ -56,6 +56,52 @@ class Collection(CollectionTable):
     settings, or uses its environment's when they are the defaults.
     """
 
+    # ------------------------------------------------------------ original names
+
+    @property
+    def start_date(self) -> Any:
+        """The earliest record datetime (UTC-naive ``datetime``), ``None`` when empty."""
+        dates = self.date_range
+        return None if dates is None else dates[0]
+
+    @property
+    def end_date(self) -> Any:
+        """The latest record datetime (UTC-naive ``datetime``), ``None`` when empty."""
+        dates = self.date_range
+        return None if dates is None else dates[1]
+
+    @property
+    def dataset(self) -> Any:
+        """The selected records as a ``pyarrow.dataset.Dataset`` (the original's
+        ``collection.dataset.to_table()``); for a collection loaded from disk, reading
+        it reads the selection."""
+        import pyarrow.dataset as ds
+
+        return ds.dataset(self.table)
+
+    def footprints(self, crs: Any = None) -> Any:
+        """The records' footprints (the ``geometry`` column, lon/lat) as an array of Shapely
+        polygons in record order; in ``crs`` when given, densified first so edges that
+        curve there are followed."""
+        import numpy as np
+        import shapely
+
+        from rasteret.read.geometry import as_crs, transform_geometries
+
+        values = self._columns(["geometry"])["geometry"].to_pylist()
+        geoms = np.asarray(
+            [None if v is None else shapely.from_wkb(bytes(v)) for v in values], dtype=object
+        )
+        if crs is None:
+            return geoms
+        present = np.flatnonzero([g is not None for g in geoms])
+        out = geoms.copy()
+        if len(present):
+            out[present] = transform_geometries(
+                geoms[present], as_crs("OGC:CRS84"), as_crs(crs, what="crs")
+            )
+        return out
+
     # ------------------------------------------------------------ data plane
 
     def to_zarr_store(
