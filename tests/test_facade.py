@@ -165,3 +165,19 @@ def test_original_collection_attributes(sample_collection_path) -> None:
         extent = (c, f + e * full.height, c + a * full.width, f)  # the scene's own box
         native = collection.footprints(crs)[k]
         np.testing.assert_allclose(native.bounds, extent, atol=1e-3)  # metres
+
+
+def test_compare_to_catalog(sample_collection_path) -> None:
+    """#16: ``describe()`` plus the catalog entry of the data source; no entry: ValueError."""
+    loaded = rasteret.load(sample_collection_path)
+    sentinel = rasteret.as_collection(loaded.table, data_source="sentinel-2-l2a")
+    compared = sentinel.compare_to_catalog()
+    assert compared["records"] == len(loaded) and compared["bands"] == loaded.bands
+    entry = compared["catalog"]
+    assert entry["id"].endswith("/sentinel-2-l2a") and "B04" in entry["all_bands"]
+    assert set(compared["bands_not_indexed"]) == set(entry["all_bands"]) - set(loaded.bands)
+    exact = rasteret.as_collection(loaded.table, data_source="pc/sentinel-2-l2a")
+    assert exact.compare_to_catalog()["catalog"]["id"] == "pc/sentinel-2-l2a"
+    unknown = rasteret.as_collection(loaded.table, data_source="my-drone-flights")
+    with pytest.raises(ValueError, match="'my-drone-flights'"):
+        unknown.compare_to_catalog()

@@ -102,6 +102,41 @@ class Collection(CollectionTable):
             )
         return out
 
+    def compare_to_catalog(self) -> Any:
+        """:meth:`describe` plus ``catalog``: the built-in or registered catalog entry of
+        the collection's data source (``id, name, all_bands, temporal_range,
+        spatial_coverage, requires_auth, license``) and ``bands_not_indexed`` (catalog bands
+        this collection does not hold). The entry is the one whose id is the data source,
+        else the first whose STAC collection is. ``ValueError`` when none matches."""
+        from rasteret.catalog.registry import DatasetRegistry
+        from rasteret.index.describe import DescribeResult
+
+        source = self.data_source
+        entries = DatasetRegistry.list()
+        match = [d for d in entries if source and d.id == source] or [
+            d for d in entries if source and d.stac_collection == source
+        ]
+        if not match:
+            raise ValueError(
+                f"no catalog entry matches the collection's data source {source!r} (a "
+                "catalog id such as 'earthsearch/sentinel-2-l2a', or its STAC collection); "
+                "see rasteret.catalog, or register one"
+            )
+        entry = match[0]
+        catalog_bands = list(entry.band_map or {})
+        data = dict(self.describe().data)
+        data["catalog"] = {
+            "id": entry.id,
+            "name": entry.name,
+            "all_bands": catalog_bands,
+            "temporal_range": entry.temporal_range,
+            "spatial_coverage": entry.spatial_coverage,
+            "requires_auth": entry.requires_auth,
+            "license": entry.license,
+        }
+        data["bands_not_indexed"] = [b for b in catalog_bands if b not in self.bands]
+        return DescribeResult(data)
+
     # ------------------------------------------------------------ data plane
 
     def to_zarr_store(
