@@ -71,6 +71,14 @@ def _child(urls_file: Path, workspace: Path, part: int, name: str) -> subprocess
     )
 
 
+def _finish(child: subprocess.Popen, what: str) -> dict:
+    """The JSON a build child printed last (exits naming ``what`` when it failed)."""
+    out, err = child.communicate()
+    if child.returncode:
+        raise SystemExit(f"{what} failed:\n{err}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def run(args: argparse.Namespace) -> dict:
     import pyarrow.parquet as pq
 
@@ -102,20 +110,12 @@ def run(args: argparse.Namespace) -> dict:
         report["killed"] = {"parts": len(parts), "records_done": done, "requests": server.requests}
         # 2. resumed in a fresh process
         server.reset()
-        child = _child(urls_file, workspace, args.part, "resume")
-        out, err = child.communicate()
-        if child.returncode:
-            raise SystemExit(f"resumed build failed:\n{err}")
-        resumed = json.loads(out.strip().splitlines()[-1])
+        resumed = _finish(_child(urls_file, workspace, args.part, "resume"), "resumed build")
         report["resumed"] = {**resumed, "requests": server.requests}
         report["resume_fetched_only_missing"] = server.requests == args.files - done
         # 3. on a LocalCluster
         server.reset()
-        child = _child(urls_file, workspace, args.part, "cluster")
-        out, err = child.communicate()
-        if child.returncode:
-            raise SystemExit(f"cluster build failed:\n{err}")
-        cluster = json.loads(out.strip().splitlines()[-1])
+        cluster = _finish(_child(urls_file, workspace, args.part, "cluster"), "cluster build")
         report["cluster"] = {**cluster, "requests": server.requests}
     a = pq.read_table(resumed["uri"]).sort_by("id")
     b = pq.read_table(cluster["uri"]).sort_by("id")

@@ -33,16 +33,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from coldstart_data import make_scenes
+from torchgeo_samples import GDAL_ENV as SAMPLES_GDAL_ENV
 
-GDAL_ENV = {
-    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif",
-    "GDAL_HTTP_MULTIPLEX": "YES",
-    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-    "VSI_CACHE": "TRUE",
-    "GDAL_CACHEMAX": "512",
-    "GDAL_NUM_THREADS": "ALL_CPUS",
-}
+GDAL_ENV = {**SAMPLES_GDAL_ENV, "GDAL_NUM_THREADS": "ALL_CPUS"}  # RasterDataset's settings
 BANDS = ("B02", "B03", "B04", "B08")
 #: Modules a forkserver imports once, so each worker starts as a fork of a clean process
 #: (GDAL's HTTP connections do not survive a fork from a process that used them).

@@ -83,24 +83,9 @@ class Collection(CollectionTable):
         """The records' footprints (the ``geometry`` column, lon/lat) as an array of Shapely
         polygons in record order; in ``crs`` when given, densified first so edges that
         curve there are followed."""
-        import numpy as np
-        import shapely
+        from rasteret.read.geometry import footprints
 
-        from rasteret.read.geometry import as_crs, transform_geometries
-
-        values = self._columns(["geometry"])["geometry"].to_pylist()
-        geoms = np.asarray(
-            [None if v is None else shapely.from_wkb(bytes(v)) for v in values], dtype=object
-        )
-        if crs is None:
-            return geoms
-        present = np.flatnonzero([g is not None for g in geoms])
-        out = geoms.copy()
-        if len(present):
-            out[present] = transform_geometries(
-                geoms[present], as_crs("OGC:CRS84"), as_crs(crs, what="crs")
-            )
-        return out
+        return footprints(self._columns(["geometry"])["geometry"], crs)
 
     def compare_to_catalog(self) -> Any:
         """:meth:`describe` plus ``catalog``: the built-in or registered catalog entry of
@@ -108,34 +93,15 @@ class Collection(CollectionTable):
         spatial_coverage, requires_auth, license``) and ``bands_not_indexed`` (catalog bands
         this collection does not hold). The entry is the one whose id is the data source,
         else the first whose STAC collection is. ``ValueError`` when none matches."""
-        from rasteret.catalog.registry import DatasetRegistry
+        from rasteret.catalog.registry import catalog_summary
         from rasteret.index.describe import DescribeResult
 
-        source = self.data_source
-        entries = DatasetRegistry.list()
-        match = [d for d in entries if source and d.id == source] or [
-            d for d in entries if source and d.stac_collection == source
-        ]
-        if not match:
-            raise ValueError(
-                f"no catalog entry matches the collection's data source {source!r} (a "
-                "catalog id such as 'earthsearch/sentinel-2-l2a', or its STAC collection); "
-                "see rasteret.catalog, or register one"
-            )
-        entry = match[0]
-        catalog_bands = list(entry.band_map or {})
-        data = dict(self.describe().data)
-        data["catalog"] = {
-            "id": entry.id,
-            "name": entry.name,
-            "all_bands": catalog_bands,
-            "temporal_range": entry.temporal_range,
-            "spatial_coverage": entry.spatial_coverage,
-            "requires_auth": entry.requires_auth,
-            "license": entry.license,
-        }
-        data["bands_not_indexed"] = [b for b in catalog_bands if b not in self.bands]
-        return DescribeResult(data)
+        catalog = catalog_summary(self.data_source)
+        held = self.bands
+        missing = [b for b in catalog["all_bands"] if b not in held]
+        return DescribeResult(
+            {**self.describe().data, "catalog": catalog, "bands_not_indexed": missing}
+        )
 
     # ------------------------------------------------------------ data plane
 

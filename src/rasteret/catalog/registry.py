@@ -170,3 +170,29 @@ def _unknown(dataset_id: str, entries: dict) -> str:
         f"unknown dataset {dataset_id!r}{hint} (see `rasteret datasets list` or "
         "rasteret.catalog.DatasetRegistry.list())"
     )
+
+
+def catalog_summary(data_source: str) -> dict[str, object]:
+    """What ``Collection.compare_to_catalog`` shows of the catalog entry of
+    ``data_source``: the entry whose id it is, else the first whose STAC collection it is.
+    ``ValueError`` when no entry matches."""
+    entries = DatasetRegistry.list()
+    match = [d for d in entries if data_source and d.id == data_source] or [
+        d for d in entries if data_source and d.stac_collection == data_source
+    ]
+    if not match:
+        raise ValueError(
+            f"no catalog entry matches the collection's data source {data_source!r} (a "
+            "catalog id such as 'earthsearch/sentinel-2-l2a', or its STAC collection); "
+            "see rasteret.catalog, or register one"
+        )
+    entry = match[0]
+    return {
+        "id": entry.id,
+        "name": entry.name,
+        "all_bands": list(entry.band_map or {}),
+        "temporal_range": entry.temporal_range,
+        "spatial_coverage": entry.spatial_coverage,
+        "requires_auth": entry.requires_auth,
+        "license": entry.license,
+    }

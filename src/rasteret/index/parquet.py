@@ -78,68 +78,14 @@ def write_collection_table(table: pa.Table, path: str | os.PathLike[str], metada
     """Write ``table`` with schema ``metadata`` to ``path``; return the written path's stamp.
 
     Rows are sorted by month, place and time (:mod:`rasteret.index.ordering`) and
-    written in row groups of
-    :func:`row_group_rows` rows (about :data:`ROW_GROUP_BYTES`) whatever the chunking of
-    ``table`` (a table assembled
-    from many small appends still gives few row groups); statistics are kept only for
-    the columns filters use (:func:`statistics_columns`), so footers stay small.
+    written in row groups of :func:`row_group_rows` rows (about :data:`ROW_GROUP_BYTES`)
+    whatever the chunking of ``table`` (a table assembled from many small appends still
+    gives few row groups), one file per ``year=/month=`` partition for a directory;
+    statistics are kept only for the columns filters use (:func:`statistics_columns`),
+    so footers stay small. The same writer as :func:`write_collection_parts`, given one
+    part.
     """
-    import pyarrow.parquet as pq
-
-    table = sort_records(table)
-    target = local_path(path)
-    if target is None:
-        return _export_remote(path, lambda local: write_collection_table(table, local, metadata))
-    target = target.absolute()
-    clean_leftovers(target)
-    if target.name.endswith(".parquet"):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = temporary_sibling(target)
-        try:
-            pq.write_table(
-                table.replace_schema_metadata(metadata),
-                temporary,
-                row_group_size=row_group_rows(table),
-                write_statistics=statistics_columns(table.schema),
-                **_COMPRESSION,
-            )
-            os.replace(temporary, target)
-        finally:
-            temporary.unlink(missing_ok=True)
-    else:
-        _write_partitioned(table, target, metadata)
-    return path_stamp(target)
-
-
-def _write_partitioned(table: pa.Table, target: Path, metadata: dict) -> None:
-    replace_directory(
-        target,
-        lambda temporary: _write_dataset(table, temporary, metadata, basename="part-{i}.parquet"),
-    )
-
-
-def _write_dataset(table: pa.Table, directory: Path, metadata: dict, *, basename: str) -> None:
-    """Write ``table`` (sorted here) into ``year=/month=`` partitions of ``directory``."""
-    import pyarrow.dataset as ds  # imports pandas: keep it off the import path
-
-    table, metadata = _with_partitions(sort_records(table), metadata)
-    table = table.replace_schema_metadata(metadata)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    ds.write_dataset(
-        table,
-        directory,
-        format="parquet",
-        partitioning=list(PARTITION_COLUMNS),
-        partitioning_flavor="hive",
-        basename_template=basename,
-        file_options=ds.ParquetFileFormat().make_write_options(
-            write_statistics=statistics_columns(table.schema), **_COMPRESSION
-        ),
-        min_rows_per_group=row_group_rows(table),
-        max_rows_per_group=row_group_rows(table),
-        existing_data_behavior="overwrite_or_ignore",
-        preserve_order=True,
-    )
+    return write_collection_parts([table], path, metadata)
 
 
 def write_collection_parts(

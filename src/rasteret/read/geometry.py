@@ -355,6 +355,21 @@ def _check_types(geoms: np.ndarray, kind: GeometryKind) -> None:
 # ----------------------------------------------------------------------------- reprojection
 
 
+def footprints(wkb: pa.ChunkedArray | pa.Array, crs: Any = None) -> np.ndarray:
+    """Shapely polygons of a lon/lat WKB footprint column (null stays ``None``), in
+    ``crs`` when given (densified first: :func:`transform_geometries`)."""
+    geoms = shapely.from_wkb(np.asarray(wkb.to_pylist(), dtype=object))
+    if crs is None:
+        return geoms
+    present = ~shapely.is_missing(geoms)
+    out = geoms.copy()
+    if present.any():
+        out[present] = transform_geometries(
+            geoms[present], as_crs("OGC:CRS84"), as_crs(crs, what="crs")
+        )
+    return out
+
+
 def transform_geometries(
     geoms: np.ndarray, src: CRS, dst: CRS, *, densify: bool = True
 ) -> np.ndarray:
