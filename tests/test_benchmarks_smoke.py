@@ -89,6 +89,19 @@ def test_throughput_quick_runs(tmp_path: Path) -> None:
     )  # fmt: skip
 
 
+def test_explain_estimate_quick_runs(tmp_path: Path) -> None:
+    """The estimate-vs-measured table prints a row per read and latency, and its request
+    counts are the plan's."""
+    done = _run(["benchmarks/explain_estimate.py", "--quick"], tmp_path)
+    rows = [
+        line
+        for line in done.stdout.splitlines()
+        if line.startswith("| one") or line.startswith("| whole")
+    ]
+    assert len(rows) == 6, done.stdout
+    assert all(float(row.split("|")[-2]) > 0 for row in rows)
+
+
 def test_build_resume_quick_runs(tmp_path: Path) -> None:
     """The 10,000-COG resume / cluster benchmark on 30 files: its own checks hold (the
     rerun fetches only the missing headers, the cluster build equals the local one)."""

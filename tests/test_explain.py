@@ -72,3 +72,34 @@ def test_local_files_use_the_local_gap(tmp_path: Path) -> None:
         ds = xr.open_dataset(collection, engine="rasteret")
         ds["b1"].isel(y=slice(0, BLOCK)).load()
     assert plan.tiles == 8 and t.requests == plan.requests and t.bytes == plan.bytes
+
+
+def test_the_estimate_follows_the_plans_counts(collection, tmp_path: Path) -> None:
+    """Decoded bytes are the fetched tiles' pixels (rasterio's block shape and dtype); the
+    seconds follow the documented model from the plan's exact request and byte counts."""
+    import math
+
+    import numpy as np
+    import rasterio
+
+    from rasteret.store.cost import DECODE_RATES
+
+    with fetch_settings(max_in_flight=3):
+        plan = explain(collection, "b1")
+    with rasterio.open(tmp_path / NAMES[0]) as src:  # the fixture's files, served
+        (bh, bw), itemsize = src.block_shapes[0], np.dtype(src.dtypes[0]).itemsize
+        assert src.compression.value == "DEFLATE"
+    assert plan.decoded == ((8, plan.tiles * bh * bw * itemsize),)
+    assert plan.in_flight == 3
+    cost = plan.estimate(0.1, bandwidth=1e6, cores=2)
+    assert cost.io_seconds == math.ceil(plan.requests / 3) * 0.1 + plan.bytes / 1e6
+    assert cost.decode_seconds == plan.decoded_bytes / DECODE_RATES[8] / 2
+    assert cost.seconds == max(cost.io_seconds, cost.decode_seconds)
+    assert cost.bound == "bandwidth"  # 1 MB/s dominates
+    assert plan.estimate(10.0, cores=2).bound == "latency"
+    assert plan.estimate(0.0, bandwidth=1e12, cores=1).bound == "decode"
+    html = plan._repr_html_()
+    assert "at 30 ms" in html and "at 100 ms" in html and "0 header reads" in html
+    assert "estimate: ~" in str(plan)
+    with pytest.raises(ValueError, match="in_flight"):
+        plan.estimate(0.03, in_flight=0)

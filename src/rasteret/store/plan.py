@@ -12,18 +12,24 @@ never fetched.
   :class:`~rasteret.store.window_read.ArrayWindow` requests (what a read surface is about
   to fetch).
 
-The read byte budget (:mod:`rasteret.store.budget`) is checked against these plans.
+The read byte budget (:mod:`rasteret.store.budget`) is checked against these plans, and
+:meth:`ReadPlan.estimate` turns one into seconds at a given latency
+(:mod:`rasteret.store.cost`).
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from rasteret.fetch import RangeReader, merge_ranges
 from rasteret.fetch.secrets import redact_url
 from rasteret.geo.window import Window
+from rasteret.store.cost import DEFAULT_BANDWIDTH, CostEstimate, estimate_cost
 
 if TYPE_CHECKING:
     from rasteret.store.layout import ArrayLayout, StoreLayout, TileSource
@@ -58,6 +64,10 @@ class ReadPlan:
     sparse_tiles: int = 0  # tiles in the read that are absent (filled, never fetched)
     window: Window | None = None
     notes: tuple[str, ...] = field(default=())
+    #: ``(compression code, decoded bytes)`` of the fetched tiles, per compression.
+    decoded: tuple[tuple[int, int], ...] = field(default=())
+    #: Requests the fetch layer keeps in flight (``FetchConfig.max_in_flight``).
+    in_flight: int = 64
 
     @property
     def requests(self) -> int:
@@ -79,6 +89,33 @@ class ReadPlan:
         """Tiles fetched (also the request count without any coalescing)."""
         return sum(o.tiles for o in self.objects)
 
+    @property
+    def decoded_bytes(self) -> int:
+        """Bytes of the decoded tiles (what decode costs, before any crop)."""
+        return sum(count for _, count in self.decoded)
+
+    def estimate(
+        self,
+        latency: float = 0.03,
+        *,
+        bandwidth: float = DEFAULT_BANDWIDTH,
+        in_flight: int | None = None,
+        cores: int | None = None,
+    ) -> CostEstimate:
+        """Seconds this read should take at ``latency`` (first-byte seconds per request),
+        ``bandwidth`` (bytes / s) and ``in_flight`` concurrent requests (default: the
+        reader's ``max_in_flight``) on ``cores`` (default: this machine's); the model is in
+        :mod:`rasteret.store.cost`."""
+        return estimate_cost(
+            self.requests,
+            self.bytes,
+            dict(self.decoded),
+            latency=latency,
+            in_flight=self.in_flight if in_flight is None else in_flight,
+            bandwidth=bandwidth,
+            cores=cores,
+        )
+
     def __str__(self) -> str:
         where = ""
         if self.window is not None:
@@ -97,7 +134,25 @@ class ReadPlan:
         if len(self.objects) > 10:
             lines.append(f"  ... {len(self.objects) - 10} more object(s)")
         lines.extend(f"  note: {n}" for n in self.notes)
+        lines.append(f"  estimate: {self.estimate()}")
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = [
+            ("objects", f"{len(self.objects):,}"),
+            ("range requests", f"{self.requests:,} (0 header reads)"),
+            ("bytes", f"{self.bytes:,} ({self.tile_bytes:,} in {self.tiles:,} tiles)"),
+            ("decoded", f"{self.decoded_bytes:,} bytes"),
+            ("sparse tiles", f"{self.sparse_tiles:,} (filled, not fetched)"),
+        ]
+        rows += [(f"at {ms} ms", str(self.estimate(ms / 1000))) for ms in (0, 30, 100)]
+        rows += [("note", note) for note in self.notes]
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+            for k, v in rows
+        )
+        return f"<table class='rasteret-plan'>{body}</table>"
 
 
 class _Ranges:
@@ -106,6 +161,7 @@ class _Ranges:
     def __init__(self) -> None:
         self.per_object: dict[str, dict[int, int]] = {}  # href -> {start: end}
         self.sparse = 0
+        self.decoded: dict[int, int] = {}  # compression code -> decoded bytes
 
     def add(self, source: TileSource, array: ArrayLayout, window: Window) -> None:
         """The tiles of ``source`` (one record of ``array``) under ``window``."""
@@ -115,6 +171,7 @@ class _Ranges:
         i0, i1 = window.row_off // bh, min(array.tiles_down, -(-window.row_stop // bh))
         j0, j1 = window.col_off // bw, min(array.tiles_across, -(-window.col_stop // bw))
         ranges = self.per_object.setdefault(source.href, {})
+        fetched = len(ranges)
         for i in range(i0, i1):
             for j in range(j0, j1):
                 n = i * array.tiles_across + j
@@ -126,6 +183,9 @@ class _Ranges:
                 ranges[start] = max(ranges.get(start, 0), start + count)
         if not ranges:
             del self.per_object[source.href]
+        code = int(array.codec.get("compression", 0))
+        tile = bh * bw * np.dtype(array.dtype).itemsize * int(array.codec.get("samples", 1) or 1)
+        self.decoded[code] = self.decoded.get(code, 0) + (len(ranges) - fetched) * tile
 
     def plan(
         self,
@@ -146,7 +206,15 @@ class _Ranges:
                     sum(end - start for start, end in ranges),
                 )
             )
-        return ReadPlan(tuple(objects), groups, self.sparse, window, notes)
+        return ReadPlan(
+            tuple(objects),
+            groups,
+            self.sparse,
+            window,
+            notes,
+            decoded=tuple(sorted(self.decoded.items())),
+            in_flight=reader.config.max_in_flight,
+        )
 
 
 def plan_arrays(
