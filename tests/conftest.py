@@ -51,3 +51,14 @@ def object_server(tmp_path: Path) -> Iterator[object]:
 
     with ObjectServer(tmp_path) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator() -> Iterator[object]:
+    """gcp-storage-emulator on 127.0.0.1 with a request log and private buckets
+    (``tests/_gcs.py``), shared by the whole session; skips when it is not installed."""
+    pytest.importorskip("gcp_storage_emulator", reason="gcp-storage-emulator (test extra)")
+    from _gcs import GcsEmulator
+
+    with GcsEmulator() as server:
+        yield server

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     )
     from rasteret.collection import Collection, as_collection, load
     from rasteret.fetch import configure
+    from rasteret.fetch.legacy import CloudConfig, create_backend
     from rasteret.store import open_store
 
 _LAZY: dict[str, str] = {
@@ -42,6 +43,8 @@ _LAZY: dict[str, str] = {
     "register": "rasteret.catalog",
     "register_local": "rasteret.catalog",
     "configure": "rasteret.fetch",
+    "CloudConfig": "rasteret.fetch.legacy",
+    "create_backend": "rasteret.fetch.legacy",
     "build_from_stac": "rasteret.builders",
     "update_collection": "rasteret.builders",
     "Collection": "rasteret.collection",
@@ -53,6 +56,7 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "CloudConfig",
     "Collection",
     "DatasetDescriptor",
     "DatasetRegistry",
@@ -63,6 +67,7 @@ __all__ = [
     "build_from_stac",
     "build_from_table",
     "configure",
+    "create_backend",
     "load",
     "open_store",
     "register",

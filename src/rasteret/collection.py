@@ -14,7 +14,7 @@ only the index layer; nothing here touches the network at import.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from rasteret.index.table import CollectionTable
@@ -24,19 +24,23 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import xarray as xr
 
+    from rasteret._progress import ProgressOption
     from rasteret.fetch import RangeReader
     from rasteret.geo import GridSpec, Window
     from rasteret.index.failed import OnFailedAsset
     from rasteret.ingest.refresh import RefreshReport
     from rasteret.integrations.torchgeo import RasteretGeoDataset
+    from rasteret.integrations.virtual_export_icechunk import IcechunkExport
     from rasteret.read import AOIStack, AOIWindow
     from rasteret.read.explain import ReadPlan
+    from rasteret.read.rasters import RasterAccessor
     from rasteret.store import VirtualStore
 
 __all__ = ["Collection", "as_collection", "load"]
 
 Bounds = tuple[float, float, float, float]
-#: ``groupby`` of AOI reads: ``"solar_day"``, ``"id"``, a column name, or ``record -> key``.
+#: ``groupby`` of AOI reads and composites: ``"solar_day"``, ``"time"``, ``"id"``, an ISO
+#: 8601 period (``"P1M"``), a column name, or ``record -> key``.
 GroupBy = str | Callable[[dict[str, Any]], Any] | None
 
 
@@ -53,7 +57,10 @@ class Collection(CollectionTable):
     ``RangeReader(FetchConfig(max_in_flight=16))``) sets the fetch settings of one read;
     the default is the process's reader (:func:`rasteret.configure`). Readers travel to
     dask and DataLoader workers by reference: the worker builds its own with the same
-    settings, or uses its environment's when they are the defaults.
+    settings, or uses its environment's when they are the defaults. The original API's
+    ``backend=`` (:func:`rasteret.create_backend`) and ``cloud_config=``
+    (:class:`rasteret.CloudConfig`) are honoured by the reads that take them, as store
+    options over that read's reader, with a ``DeprecationWarning``.
     """
 
     # ------------------------------------------------------------ original names
@@ -103,6 +110,26 @@ class Collection(CollectionTable):
             {**self.describe().data, "catalog": catalog, "bands_not_indexed": missing}
         )
 
+    def iterate_rasters(
+        self, data_source: str | None = None, bands: Sequence[str] | None = None
+    ) -> AsyncIterator[RasterAccessor]:
+        """``async for raster in collection.iterate_rasters(): ...``: one
+        :class:`~rasteret.read.rasters.RasterAccessor` per record (table order) with its
+        metadata, band headers and reads of that record alone (``await
+        raster.load_bands(geometries, bands)``), through the store: no header is read.
+        ``bands`` restricts (and validates) the bands; ``data_source`` overrides the
+        collection's."""
+        from rasteret.read.rasters import iterate_rasters
+
+        return iterate_rasters(self, data_source=data_source, bands=bands)
+
+    async def get_first_raster(self) -> RasterAccessor:
+        """The first record's :class:`~rasteret.read.rasters.RasterAccessor`
+        (``ValueError`` when the collection is empty)."""
+        from rasteret.read.rasters import get_first_raster
+
+        return await get_first_raster(self)
+
     # ------------------------------------------------------------ data plane
 
     def to_zarr_store(
@@ -123,6 +150,9 @@ class Collection(CollectionTable):
         bands: str | Sequence[str] | None = None,
         *,
         chunks: Any = None,
+        groupby: GroupBy = None,
+        fuse: str | None = None,
+        with_properties: bool | str | Sequence[str] | None = None,
         **engine_options: Any,
     ) -> xr.Dataset:
         """``xr.open_dataset(self, engine="rasteret", bands=..., chunks=...)``.
@@ -130,13 +160,68 @@ class Collection(CollectionTable):
         Lazy, native dtype, one grid. ``chunks={}`` gives dask arrays chunked in whole
         tiles; ``engine_options`` are the engine's (``group=``, ``overview_level=``,
         ``crs=`` / ``resolution=`` / ``bbox=`` / ``grid=`` target grids, ...; see
-        :mod:`rasteret.backend.entrypoint`).
+        :mod:`rasteret.backend.entrypoint`). ``groupby`` (``"solar_day"``, a column, an
+        ISO 8601 period such as ``"P1M"``...) composites each group of records onto one
+        time step with ``fuse`` (``first`` by default, ``last``, ``min``, ``max``,
+        ``mean``, ``median``); ``with_properties`` (``True`` or column names) adds record
+        columns as coordinates along ``time`` (:mod:`rasteret.backend.composite`).
         """
         import xarray as xr
 
+        records = {"groupby": groupby, "fuse": fuse, "with_properties": with_properties}
+        engine_options.update({k: v for k, v in records.items() if v is not None})
         return xr.open_dataset(
             self, engine="rasteret", bands=bands, chunks=chunks, **engine_options
         )
+
+    def to_icechunk(
+        self,
+        storage_or_path: Any,
+        *,
+        bands: str | Sequence[str] | None = None,
+        branch: str = "main",
+        message: str | None = None,
+        codecs: Literal["auto", "standard"] = "auto",
+        containers: dict[str, Any] | None = None,
+        errors: OnFailedAsset = "raise",
+    ) -> IcechunkExport:
+        """Commit these records as an Icechunk virtual dataset that ``xr.open_zarr`` reads
+        without rasteret (needs the ``icechunk`` extra): one group per grid, one array
+        per band, one virtual chunk per COG tile.
+
+        ``storage_or_path`` is an ``icechunk.Storage`` or a local directory (created as
+        a repository when it is none). Standard Zarr codecs where the files allow,
+        else the ``rasteret.tiff`` codec (``codecs="standard"`` refuses those). See
+        :mod:`rasteret.integrations.virtual_export_icechunk`.
+        """
+        from rasteret.integrations.virtual_export_icechunk import to_icechunk
+
+        return to_icechunk(
+            self,
+            storage_or_path,
+            bands=bands,
+            branch=branch,
+            message=message,
+            codecs=codecs,
+            containers=containers,
+            errors=errors,
+        )
+
+    def to_kerchunk(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        bands: str | Sequence[str] | None = None,
+        errors: OnFailedAsset = "raise",
+    ) -> dict[str, Any]:
+        """Kerchunk version-1 references (Zarr v2, standard codecs only) of these
+        records, written to ``path`` as JSON when given; fsspec's ``reference://``
+        filesystem and zarr open them without rasteret. See
+        :mod:`rasteret.integrations.virtual_export_kerchunk`.
+        """
+        from rasteret.integrations.virtual_export_kerchunk import to_kerchunk
+
+        return to_kerchunk(self, path, bands=bands, errors=errors)
 
     # ------------------------------------------------------------ AOI reads
 
@@ -153,7 +238,7 @@ class Collection(CollectionTable):
         with_mask: bool = True,
         apply_scale: bool = False,
         fill_value: float | None = None,
-        grid: GridSpec | None = None,
+        grid: GridSpec | Any = None,
         target_crs: Any = None,
         resolution: Any = None,
         resampling: str | None = None,
@@ -165,6 +250,8 @@ class Collection(CollectionTable):
         split_column: str = "split",
         reader: RangeReader | None = None,
         errors: OnFailedAsset = "raise",
+        like: Any = None,
+        progress: ProgressOption = None,
         **legacy: Any,
     ) -> AOIStack:
         """Pixels of ``bands`` inside ``geometries`` for every record, stacked with identity.
@@ -188,10 +275,15 @@ class Collection(CollectionTable):
         CRSs are reprojected to the most common one (as the original did); windows of
         different shapes raise :class:`~rasteret.read.RaggedShapesError` saying what to
         pass. ``errors="skip"`` reads without records whose asset failed to index
-        (default: :class:`~rasteret.errors.UnindexedAssetError`).
+        (default: :class:`~rasteret.errors.UnindexedAssetError`). ``grid=`` may be an
+        odc-geo ``GeoBox``; ``like=`` an xarray object with a CRS (or a GeoBox) to read
+        onto. ``progress=True`` / ``False`` / ``callable(done, total)`` reports the
+        read's tiles (``total`` fixed, last call ``done == total``).
         """
         from rasteret.read import get_numpy
+        from rasteret.read.selection import legacy_read_options
 
+        reader, legacy = legacy_read_options(legacy, reader)  # backend= / cloud_config=
         return get_numpy(
             self,
             geometries,
@@ -211,6 +303,8 @@ class Collection(CollectionTable):
             overviews=overviews,
             reader=reader,
             errors=errors,
+            like=like,
+            progress=progress,
             cloud_cover_lt=cloud_cover_lt,
             date_range=date_range,
             bbox=bbox,
@@ -232,7 +326,7 @@ class Collection(CollectionTable):
         with_mask: bool = True,
         apply_scale: bool = False,
         fill_value: float | None = None,
-        grid: GridSpec | None = None,
+        grid: GridSpec | Any = None,
         target_crs: Any = None,
         resolution: Any = None,
         resampling: str | None = None,
@@ -244,18 +338,26 @@ class Collection(CollectionTable):
         split_column: str = "split",
         reader: RangeReader | None = None,
         errors: OnFailedAsset = "raise",
+        with_properties: bool | str | Sequence[str] | None = None,
+        like: Any = None,
+        progress: ProgressOption = None,
         **legacy: Any,
     ) -> xr.Dataset:
         """The AOI reads of :meth:`get_numpy` as an ``xr.Dataset`` ``(time, geometry, y, x)``.
 
         One variable per band in its native dtype (nodata in ``attrs["nodata"]``)
         plus ``{band}_valid`` masks with ``with_mask=True``; ``time`` has one entry per
-        record (``id`` coordinate) or per mosaic group with ``groupby``; ``y`` / ``x``
-        span the union of the geometries' windows; a CF ``spatial_ref`` carries the CRS.
-        Options as :meth:`get_numpy`.
+        record (``id`` coordinate) or per mosaic group with ``groupby`` (for an ISO 8601
+        period such as ``"P1M"``, at the period's first day); ``y`` / ``x`` span the
+        union of the geometries' windows; a CF ``spatial_ref`` carries the CRS.
+        ``with_properties`` (``True``: every scalar record column, or column names) adds
+        record columns as coordinates along ``time`` (for groups, those constant within
+        every group). Options as :meth:`get_numpy`.
         """
         from rasteret.read import get_xarray
+        from rasteret.read.selection import legacy_read_options
 
+        reader, legacy = legacy_read_options(legacy, reader)  # backend= / cloud_config=
         return get_xarray(
             self,
             geometries,
@@ -275,6 +377,9 @@ class Collection(CollectionTable):
             overviews=overviews,
             reader=reader,
             errors=errors,
+            with_properties=with_properties,
+            like=like,
+            progress=progress,
             cloud_cover_lt=cloud_cover_lt,
             date_range=date_range,
             bbox=bbox,
@@ -311,7 +416,9 @@ class Collection(CollectionTable):
         ``transform`` (``affine.Affine``), ``crs``, plus a tabular input's other columns.
         Windows may differ in shape and CRS. See :mod:`rasteret.read.aoi_gdf`."""
         from rasteret.read import get_gdf
+        from rasteret.read.selection import legacy_read_options
 
+        reader, legacy = legacy_read_options(legacy, reader)  # backend= / cloud_config=
         return get_gdf(
             self,
             geometries,
@@ -389,6 +496,8 @@ class Collection(CollectionTable):
         y_column: str | None = None,
         match: Literal["all", "latest"] = "all",
         with_mask: bool = False,
+        max_distance_pixels: int = 0,
+        return_neighbourhood: Literal["off", "always", "if_center_nodata"] = "off",
         cloud_cover_lt: float | None = None,
         date_range: Sequence[Any] | None = None,
         bbox: Sequence[float] | None = None,
@@ -396,6 +505,7 @@ class Collection(CollectionTable):
         split_column: str = "split",
         reader: RangeReader | None = None,
         errors: OnFailedAsset = "raise",
+        progress: ProgressOption = None,
         **legacy: Any,
     ) -> pa.Table:
         """Values of ``bands`` at ``points`` as an Arrow table, one row per (point,
@@ -404,11 +514,19 @@ class Collection(CollectionTable):
         ``points``: Shapely points, WKB, ``(x, y)`` tuples, an ``(N, 2)`` array, GeoArrow,
         or a table with ``x_column`` / ``y_column`` (then ``geometry_crs`` is required).
         ``match="latest"`` keeps, per (point, band), the newest record whose pixel is
-        valid. The schema is :data:`rasteret.read.POINT_SAMPLES_SCHEMA`, then the point
-        table's other columns, then ``valid`` with ``with_mask=True``.
+        valid. ``max_distance_pixels=N``: where the point's pixel is not valid, the
+        nearest valid pixel within ``N`` pixels (adds ``pixel_row``, ``pixel_col``,
+        ``distance_pixels``, ``distance``); ``return_neighbourhood="always"`` /
+        ``"if_center_nodata"`` adds the ``(2N+1)²`` window as ``neighbourhood_values``
+        (see :mod:`rasteret.read.points_search`). The schema is
+        :data:`rasteret.read.POINT_SAMPLES_SCHEMA`, then those columns, then the point
+        table's other columns, then ``valid`` with ``with_mask=True``. ``progress``: as
+        :meth:`get_numpy` (the tiles holding points).
         """
         from rasteret.read import sample_points
+        from rasteret.read.selection import legacy_read_options
 
+        reader, legacy = legacy_read_options(legacy, reader)  # backend= / cloud_config=
         return sample_points(
             self,
             points,
@@ -419,8 +537,11 @@ class Collection(CollectionTable):
             y_column=y_column,
             match=match,
             with_mask=with_mask,
+            max_distance_pixels=max_distance_pixels,
+            return_neighbourhood=return_neighbourhood,
             reader=reader,
             errors=errors,
+            progress=progress,
             cloud_cover_lt=cloud_cover_lt,
             date_range=date_range,
             bbox=bbox,
@@ -436,7 +557,7 @@ class Collection(CollectionTable):
         bounds: Bounds | None = None,
         res: float | Sequence[float] | None = None,
         crs: Any = None,
-        grid: GridSpec | None = None,
+        grid: Any = None,
         records: Sequence[str] | None = None,
         group_by: GroupBy = None,
         resampling: str | None = None,
@@ -444,6 +565,7 @@ class Collection(CollectionTable):
         overviews: bool = True,
         reader: RangeReader | None = None,
         errors: OnFailedAsset = "raise",
+        progress: ProgressOption = None,
     ) -> np.ndarray:
         """Pixels of ``bands`` on one grid: ``[C, H, W]``, or ``[T, C, H, W]`` with ``group_by``.
 
@@ -452,7 +574,8 @@ class Collection(CollectionTable):
         the records' shared CRS, ``res`` to the finest native resolution. ``records``:
         only these record ids; default every record overlapping the window
         (:class:`~rasteret.read.NoDataError` when none). All reads of the window run in
-        one concurrent batch; see :mod:`rasteret.read.window`.
+        one concurrent batch; see :mod:`rasteret.read.window`. ``grid`` may be an odc-geo
+        ``GeoBox``; ``progress``: as :meth:`get_numpy`.
         """
         from rasteret.read.window import read_window
 
@@ -470,6 +593,7 @@ class Collection(CollectionTable):
             overviews=overviews,
             reader=reader,
             errors=errors,
+            progress=progress,
         )
 
     def explain(
@@ -573,7 +697,9 @@ class Collection(CollectionTable):
         :mod:`rasteret.integrations.torchgeo`.
         """
         from rasteret.integrations.torchgeo import to_torchgeo_dataset
+        from rasteret.read.selection import legacy_read_options
 
+        reader, legacy = legacy_read_options(legacy, reader)  # backend= / cloud_config=
         return to_torchgeo_dataset(
             self,
             bands=bands,
@@ -635,6 +761,10 @@ def load(
     local_roots: Iterable[str | os.PathLike[str]] | Literal["any"] | None = None,
 ) -> Collection:
     """Load an exported collection (a GeoParquet file or a ``year=/month=`` directory).
+
+    ``path`` is local or a URL (``s3://``, ``gs://``, ``az://``, ``https://`` and
+    ``hf://datasets/<org>/<name>/<path>`` files): streamed through the fetch layer's
+    stores (footers, then the row groups a selection needs), never copied to disk.
 
     ``require_band_metadata=False`` also accepts record tables without header structs
     (built with ``enrich_cog=False``): they can be filtered and exported, not read.

@@ -19,17 +19,28 @@ is refused when it is opened (:class:`~rasteret.read.budget.ReadBudgetExceeded`,
 the plan): its reads run later, in dask tasks, outside the caller's ``read_budget``.
 
 Target grid: ``crs=``, ``resolution=``, ``bbox=`` (``bbox_crs=``, ``shape=``, ``align=``,
-``resampling=``) or ``grid=`` (a :class:`rasteret.geo.GridSpec`) put every record of
-every grid (e.g. two UTM zones) on ONE aligned ``(time, y, x)`` grid, lazily (dask),
-reading the overview level GDAL would choose when the target is coarser. That path
-lives in :mod:`rasteret.backend.target_grid` (imported on use: it calls the ``geo``
-warp, which the native path does not need).
+``resampling=``) or ``grid=`` / ``geobox=`` / ``like=`` (a :class:`rasteret.geo.GridSpec`,
+an odc-geo ``GeoBox``, or an xarray object with a CRS: :func:`rasteret.geo.odc.as_grid`)
+put every record of every grid (e.g. two UTM zones) on ONE aligned ``(time, y, x)`` grid,
+lazily (dask), reading the overview level GDAL would choose when the target is coarser.
+That path lives in :mod:`rasteret.backend.target_grid` (imported on use: it calls the
+``geo`` warp, which the native path does not need).
+
+``filename_or_obj`` may also be one GeoTIFF (a path or URL ending in ``.tif`` / ``.tiff``):
+its header is read once and it opens on its own grid, bands ``b1`` … ``bN`` as ``(y, x)``
+variables, overviews as groups of ``open_datatree`` (:mod:`rasteret.backend.scene`).
+Variables support xarray's ``await ds.load_async()`` (:mod:`rasteret.backend.variables`).
+
+Composites: ``groupby=`` (``"solar_day"``, a column, ``"P1M"``...) with ``fuse=``
+(``first``, ``last``, ``min``, ``max``, ``mean``, ``median``) put each group of records
+on one time step, and ``with_properties=`` adds record columns as coordinates along
+``time``, on native and target grids (:mod:`rasteret.backend.composite`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,6 +49,7 @@ from xarray.backends import BackendEntrypoint
 
 from rasteret.backend.chunks import DEFAULT_TARGET_BYTES
 from rasteret.backend.resolve import looks_like_collection
+from rasteret.backend.scene import as_scene_dataset, looks_like_scene
 
 if TYPE_CHECKING:
     from rasteret.fetch import RangeReader
@@ -73,11 +85,18 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
         "align",
         "resampling",
         "grid",
+        "geobox",
+        "like",
         "reader",
         "errors",
+        "groupby",
+        "fuse",
+        "with_properties",
     )
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
+        # a single GeoTIFF opens only with an explicit engine="rasteret": claiming every
+        # ``.tif`` would take ``xr.open_dataset("x.tif")`` away from rioxarray's engine
         return looks_like_collection(filename_or_obj)
 
     def open_dataset(  # type: ignore[override]
@@ -103,10 +122,19 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
         align: Any = None,
         resampling: Any = None,
         grid: Any = None,
+        geobox: Any = None,
+        like: Any = None,
         reader: RangeReader | None = None,
         errors: OnFailedAsset = "raise",
+        groupby: Any = None,
+        fuse: str | None = None,
+        with_properties: Any = None,
     ) -> xr.Dataset:
+        from rasteret.backend.composite import RecordOptions
+
+        records = RecordOptions(groupby, fuse, with_properties)  # checked before any read
         store = _store(filename_or_obj, bands, reader, errors)
+        scene = _scene(filename_or_obj)  # one GeoTIFF: its own grid, no time axis
         options = GroupOptions(
             drop_variables=drop_variables,
             mask_and_scale=mask_and_scale,
@@ -117,14 +145,17 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
             concat_characters=concat_characters,
             chunk_bytes=chunk_bytes,
         )
+        from rasteret.geo.odc import pick_grid
+
+        grid = pick_grid(grid=grid, geobox=geobox, like=like)  # GridSpec | GeoBox | xarray
         wants_grid = any(v is not None for v in (crs, resolution, bbox, shape, grid))
         if wants_grid:
             if group is not None or overview_level is not None:
                 raise ValueError(
                     "group= / overview_level= select a native grid; they cannot be combined "
-                    "with a target grid (crs= / resolution= / bbox= / grid=)"
+                    "with a target grid (crs= / resolution= / bbox= / grid= / geobox= / like=)"
                 )
-            return _open_on_target_grid(
+            cube = _open_on_target_grid(
                 store,
                 grid=grid,
                 crs=crs,
@@ -138,14 +169,17 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
                     store, path, options, mask_and_scale=False
                 ),
                 mask_and_scale=mask_and_scale,
+                coverage=records.groupby is not None,
             )
+            return scene(records.apply(cube, store, None, mask_and_scale=mask_and_scale))
         from rasteret.backend.resolve import resolve_group
 
         path = resolve_group(store, group, overview_level)
         check_open_budget(
             store, [(path, a, None) for a in store.layout.groups[path].arrays.values()]
         )
-        return open_group_dataset(store, path, options)
+        ds = open_group_dataset(store, path, options)
+        return scene(records.apply(ds, store, path, mask_and_scale=mask_and_scale))
 
     def open_groups_as_dict(  # type: ignore[override]
         self,
@@ -165,8 +199,9 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
         )
         root = xr.Dataset(attrs=_root_attributes(store))
         groups: dict[str, xr.Dataset] = {"/": root}
+        scene = _scene(filename_or_obj)
         for name in store.groups:
-            groups[f"/{name}"] = open_group_dataset(store, name, group_options)
+            groups[f"/{name}"] = scene(open_group_dataset(store, name, group_options))
         return groups
 
     def open_datatree(  # type: ignore[override]
@@ -237,6 +272,7 @@ def _open_on_target_grid(
     open_group: Any,
     resampling: Any,
     mask_and_scale: bool = False,
+    coverage: bool = False,
     **grid_parameters: Any,
 ) -> xr.Dataset:
     from rasteret.backend.target_grid import open_on_grid, source_reads, target_grid
@@ -246,7 +282,10 @@ def _open_on_target_grid(
         if not isinstance(grid, GridSpec):
             raise TypeError(f"grid= must be a rasteret.geo.GridSpec, not {type(grid).__name__}")
         if any(v is not None for k, v in grid_parameters.items() if k != "align"):
-            raise ValueError("pass either grid= or crs= / resolution= / bbox= / shape=, not both")
+            raise ValueError(
+                "pass either grid= / geobox= / like= or crs= / resolution= / bbox= / shape=, "
+                "not both"
+            )
         target = grid
     else:
         target = target_grid(store, **grid_parameters)
@@ -255,7 +294,12 @@ def _open_on_target_grid(
     if current_budget() is not None:  # planned only then: a warp mapping per array
         check_open_budget(store, source_reads(store, target, resampling))
     return open_on_grid(
-        store, target, resampling=resampling, open_group=open_group, mask_and_scale=mask_and_scale
+        store,
+        target,
+        resampling=resampling,
+        open_group=open_group,
+        mask_and_scale=mask_and_scale,
+        coverage=coverage,
     )
 
 
@@ -299,10 +343,24 @@ def _store(
         return given
     if isinstance(filename_or_obj, os.PathLike):
         filename_or_obj = os.fspath(filename_or_obj)
+    if looks_like_scene(filename_or_obj):  # its header read once, indexed in memory
+        from rasteret.backend.scene import scene_collection
+        from rasteret.fetch import default_reader
+
+        reader = reader if reader is not None else default_reader()
+        filename_or_obj = scene_collection(filename_or_obj, reader)
     collection = as_store_collection(filename_or_obj)
     selected = [bands] if isinstance(bands, str) else bands
     collection = check_indexed(collection, selected, errors)
     return build_tiles(collection, bands, reader=reader)
+
+
+def _scene(filename_or_obj: Any) -> Callable[[xr.Dataset], xr.Dataset]:
+    """What a dataset of ``filename_or_obj`` becomes: a GeoTIFF's loses its one-record
+    ``time`` axis (:func:`~rasteret.backend.scene.as_scene_dataset`), others are kept."""
+    if not looks_like_scene(filename_or_obj):
+        return lambda ds: ds
+    return lambda ds: as_scene_dataset(ds, filename_or_obj)
 
 
 def _root_attributes(store: TileStore) -> dict[str, Any]:

@@ -127,6 +127,7 @@ def open_on_grid(
     open_group: Any,
     chunks: int | tuple[int, int] | None = None,
     mask_and_scale: bool = False,
+    coverage: bool = False,
 ) -> xr.Dataset:
     """All groups of ``store`` warped onto ``target`` as one lazy ``(time, y, x)`` Dataset.
 
@@ -135,10 +136,13 @@ def open_on_grid(
     (``attrs["nodata"]``), or with ``mask_and_scale`` are float with each record's nodata as
     NaN and its scale / offset applied (:func:`mask_and_scale_records`);
     ``attrs["rasteret_sources"]`` says which group / overview level each native grid was
-    read from.
+    read from. ``coverage``: also ``{band}_coverage`` (uint8, 1 where a record's grid
+    covers the target pixel) for each band with records that declare no nodata — what
+    tells their pixels outside their grid from data (the composites use it).
     """
     layout = store.layout
     pieces: dict[str, list[xr.DataArray]] = {}
+    covers: dict[str, list[xr.DataArray]] = {}
     fills: dict[str, Any] = {}
     records: dict[str, np.datetime64] = {}
     sources: list[str] = []
@@ -184,6 +188,19 @@ def open_on_grid(
                 }
                 warped.attrs = {**kept, **warped.attrs}
                 pieces.setdefault(stack.band, []).append(warped)
+                if coverage and fill is None:  # no nodata: which pixels the record covers
+                    covered = warp(
+                        Coverage(source.shape),
+                        target,
+                        source_grid=grid,
+                        resampling=band_resampling(stack.band, resampling),
+                        nodata=0,
+                        chunks=chunks,
+                        dims=("time", "y", "x"),
+                    )
+                    covers.setdefault(stack.band, []).append(
+                        covered.assign_coords({k: warped[k].variable for k in ("time", "id")})
+                    )
     order = sorted(records, key=lambda rid: (records[rid], rid))
     variables = {band: _merge(parts, order, fills[band]) for band, parts in pieces.items()}
     if mask_and_scale:  # applied: no band keeps radiometry coordinates
@@ -194,12 +211,35 @@ def open_on_grid(
             band: mask_and_scale_records(v, band).drop_vars(radiometry, errors="ignore")
             for band, v in variables.items()
         }
+    for band, parts in covers.items():
+        variables[f"{band}_coverage"] = _merge(parts, order, 0)
     times = np.array([records[rid] for rid in order], dtype="datetime64[ns]")
     ds = xr.Dataset(variables)
     ds = ds.assign_coords(time=("time", times), id=("time", np.asarray(order, dtype=str)))
     ds.attrs["rasteret_target_grid"] = repr(target)
     ds.attrs["rasteret_sources"] = "; ".join(sources)
     return ds
+
+
+class Coverage:
+    """A lazy ``(time, y, x)`` array of ones (uint8) of ``shape``: warped like a band, it
+    says which target pixels a record's grid covers. Reads nothing."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(np.uint8)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key: tuple[Any, ...]) -> np.ndarray:
+        shape = [
+            len(range(*k.indices(n)))
+            for k, n in zip(key, self.shape, strict=False)
+            if isinstance(k, slice)
+        ]
+        return np.ones(shape, dtype=self.dtype)
+
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
+        return ("rasteret.Coverage", self.shape)
 
 
 def _level_for(layout, name, full: GridSpec, target: GridSpec, resampling) -> tuple[str, GridSpec]:

@@ -13,6 +13,11 @@ written with ``to_zarr`` would be re-scaled or masked on reading): nodata is the
 would tell rioxarray the values were masked to NaN), scale / offset are coordinates;
 ``encoding`` also carries ``chunks`` (one tile) and ``preferred_chunks``, never the TIFF
 codec (so a result can be written with ``to_zarr`` / ``to_netcdf``).
+
+Band variables also implement xarray's asynchronous indexing (``async_getitem``), so
+``await ds.load_async()`` reads on the caller's event loop without blocking it: the
+fetch layer keeps its state (coalescing, in-flight limit) per event loop, and decoding
+runs in the decode pool, so two datasets awaited together overlap their requests.
 """
 
 from __future__ import annotations
@@ -29,7 +34,11 @@ from rasteret.geo.window import Window
 from rasteret.store.bands import band_stacks, decode_records, radiometry_coordinates
 from rasteret.store.coords import coordinate_arrays
 from rasteret.store.metadata import array_document, fill_value, group_attributes
-from rasteret.store.window_read import ArrayWindow, read_array_windows_sync
+from rasteret.store.window_read import (
+    ArrayWindow,
+    read_array_windows,
+    read_array_windows_sync,
+)
 
 if TYPE_CHECKING:
     from rasteret.store.bands import BandStack
@@ -68,8 +77,19 @@ class TileBackendArray(BackendArray):
             key, self.shape, indexing.IndexingSupport.BASIC, self._read
         )
 
+    async def async_getitem(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        """``__getitem__`` on the caller's event loop (xarray's ``load_async``): the tiles
+        are fetched there, decoded in the decode pool, and the loop stays free meanwhile,
+        so concurrent ``load_async`` calls overlap their I/O."""
+        return await indexing.async_explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.BASIC, self._read_async
+        )
+
     def _read(self, key: tuple[Any, ...]) -> np.ndarray:
         return read_band(self.store, self.stack, key, decoded=self.decoded)
+
+    async def _read_async(self, key: tuple[Any, ...]) -> np.ndarray:
+        return await read_band_async(self.store, self.stack, key, decoded=self.decoded)
 
 
 def read_band(
@@ -78,37 +98,71 @@ def read_band(
     """``[t, rows, cols]`` (ints or forward slices) of a band: each time step read from the
     array that holds its record, every tile in one batch, in the stack's common dtype
     (``decoded``: float, each record's nodata / scale / offset applied)."""
-    t_key, y_key, x_key = key
-    steps = list(range(stack.shape[0]))
-    times = steps[t_key] if isinstance(t_key, slice) else [steps[int(t_key)]]
-    _, height, width = stack.shape
-    y0, y1, y_step = _span(y_key, height)
-    x0, x1, x_step = _span(x_key, width)
-    window = Window(y0, x0, max(0, y1 - y0), max(0, x1 - x0))
-    out = np.empty((len(times), window.height, window.width), stack.dtype)
-    requests, outputs, casts = [], [], []
-    for k, t in enumerate(times):
-        member = stack.member_of[t]
-        if member < 0:
-            out[k] = stack.raw_fill()
-            continue
-        array = stack.arrays[member]
-        requests.append(ArrayWindow(stack.paths[member], t, window))
-        if np.dtype(array.dtype) == stack.dtype:
-            outputs.append(out[k])
-        else:
-            outputs.append(None)
-            casts.append((k, len(requests) - 1))
-    if requests:
-        results = read_array_windows_sync(store.layout, store.reader, requests, outputs=outputs)
-        for k, r in casts:
+    read = _BandRead(stack, key)
+    results = (
+        read_array_windows_sync(store.layout, store.reader, read.requests, outputs=read.outputs)
+        if read.requests
+        else []
+    )
+    return read.finish(results, decoded=decoded)
+
+
+async def read_band_async(
+    store: TileStore, stack: BandStack, key: tuple[Any, ...], *, decoded: bool = False
+) -> np.ndarray:
+    """:func:`read_band` on the running event loop (no thread blocks while tiles are in
+    flight)."""
+    read = _BandRead(stack, key)
+    results = (
+        await read_array_windows(store.layout, store.reader, read.requests, outputs=read.outputs)
+        if read.requests
+        else []
+    )
+    return read.finish(results, decoded=decoded)
+
+
+class _BandRead:
+    """The windows one indexing call of a band reads, and its output: the time steps'
+    requests (decoded straight into ``out`` when an array has the stack's dtype)."""
+
+    def __init__(self, stack: BandStack, key: tuple[Any, ...]) -> None:
+        t_key, y_key, x_key = key
+        steps = list(range(stack.shape[0]))
+        self.stack = stack
+        self.key = key
+        self.times = steps[t_key] if isinstance(t_key, slice) else [steps[int(t_key)]]
+        _, height, width = stack.shape
+        y0, y1, self.y_step = _span(y_key, height)
+        x0, x1, self.x_step = _span(x_key, width)
+        window = Window(y0, x0, max(0, y1 - y0), max(0, x1 - x0))
+        self.out = np.empty((len(self.times), window.height, window.width), stack.dtype)
+        self.requests: list[ArrayWindow] = []
+        self.outputs: list[np.ndarray | None] = []
+        self.casts: list[tuple[int, int]] = []
+        for k, t in enumerate(self.times):
+            member = stack.member_of[t]
+            if member < 0:
+                self.out[k] = stack.raw_fill()
+                continue
+            array = stack.arrays[member]
+            self.requests.append(ArrayWindow(stack.paths[member], t, window))
+            if np.dtype(array.dtype) == stack.dtype:
+                self.outputs.append(self.out[k])
+            else:
+                self.outputs.append(None)
+                self.casts.append((k, len(self.requests) - 1))
+
+    def finish(self, results: list[np.ndarray], *, decoded: bool) -> np.ndarray:
+        """The indexed values from the read ``results`` (one per request)."""
+        out = self.out
+        for k, r in self.casts:
             out[k] = results[r]
-    if decoded:
-        out = decode_records(out, stack, times, stack.decoded_dtype())
-    if (y_step, x_step) != (1, 1):
-        out = out[:, ::y_step, ::x_step]
-    squeeze = tuple(axis for axis, k in enumerate(key) if not isinstance(k, slice))
-    return out.squeeze(axis=squeeze) if squeeze else out
+        if decoded:
+            out = decode_records(out, self.stack, self.times, self.stack.decoded_dtype())
+        if (self.y_step, self.x_step) != (1, 1):
+            out = out[:, :: self.y_step, :: self.x_step]
+        squeeze = tuple(axis for axis, k in enumerate(self.key) if not isinstance(k, slice))
+        return out.squeeze(axis=squeeze) if squeeze else out
 
 
 class TileSteps:

@@ -12,7 +12,8 @@ Users set them once, through :func:`rasteret.fetch.configure`::
 
 A URL gets the options of every matching prefix, the longer prefix winning field by
 field. Prefixes match the URL as written and its canonical form (``s3://bucket/key``
-for every S3 spelling, ``az://account/container/path`` for Azure, ``gs://bucket/key``).
+for every S3 spelling; for Azure ``https://{account}.blob.core.windows.net/{container}``,
+or ``az://container`` when the account comes from the store options; ``gs://bucket/key``).
 
 Credentials never travel in a pickle (dask graphs, TorchGeo datasets, pickled stores
 and readers). A pickled :class:`StoreOptions` leaves out every secret setting

@@ -14,7 +14,13 @@ registry's). Understood spellings:
 * Azure Blob: ``https://account.blob.core.windows.net/container/path`` (Planetary
   Computer hrefs; nothing is stripped from the path), ``…dfs.core.windows.net``,
   ``az://container/path`` / ``azure://`` (account from the store options / environment),
-  ``abfs[s]://container@account.dfs.core.windows.net/path``.
+  ``abfs[s]://container@account.dfs.core.windows.net/path``. A query on any of them is
+  a SAS token (``Route.query``): the store for the container carries it.
+* Hugging Face Hub: ``hf://datasets/<org>/<name>[@<revision>]/<path>`` (also
+  ``hf://spaces/…`` and model repos ``hf://<org>/<name>/…``) read from the file's
+  resolve URL, ``{HF_ENDPOINT or https://huggingface.co}/datasets/<org>/<name>/resolve/
+  <revision or main>/<path>`` (:func:`hf_resolve_url`): an HTTP route, one store per
+  repository revision. The route's ``url`` is that resolve URL.
 * Anything else ``http(s)://`` (one store per origin), ``file://`` and plain paths.
 * A URL under a prefix in ``custom_prefixes`` (the longest wins): kind ``"custom"``.
 
@@ -37,6 +43,8 @@ from rasteret.fetch.stores import get_store, mark_obstore_used, obstore_usable
 Kind = Literal["local", "http", "cloud", "custom"]
 Provider = Literal["local", "http", "s3", "gcs", "azure", "custom"]
 CLOUD_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "az", "azure", "abfs", "abfss", "adl"})
+HF_DEFAULT_ENDPOINT = "https://huggingface.co"
+_HF_REPO_TYPES = ("datasets", "spaces")
 
 _S3_VHOST = re.compile(
     r"^(?P<bucket>.+?)\.s3(?:[.-](?:dualstack\.)?(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+))?"
@@ -49,8 +57,10 @@ _GCS_VHOST = re.compile(r"^(?P<bucket>.+)\.storage\.googleapis\.com$")
 _AZURE_HOST = re.compile(r"^(?P<account>[a-z0-9]+)\.(?:blob|dfs)\.core\.windows\.net$")
 
 __all__ = [
+    "HF_DEFAULT_ENDPOINT",
     "Route",
     "get_store",
+    "hf_resolve_url",
     "mark_obstore_used",
     "obstore_usable",
     "route",
@@ -99,9 +109,53 @@ def route(
     custom = _custom_prefix(url, custom_prefixes)
     if custom is not None:
         return Route(url, "custom", custom, url[len(custom) :].lstrip("/"), "custom")
+    if url.startswith("hf://"):
+        return _parse_hf(url, hf_endpoint())
     if endpoints is None:
         endpoints = env_s3_endpoints()
     return _parse(url, endpoints)
+
+
+def hf_endpoint() -> str:
+    """The Hugging Face Hub endpoint: ``$HF_ENDPOINT`` (a mirror), else the public Hub."""
+    return (os.environ.get("HF_ENDPOINT") or HF_DEFAULT_ENDPOINT).rstrip("/")
+
+
+def hf_resolve_url(url: str, endpoint: str | None = None) -> str:
+    """The download (resolve) URL of ``hf://[datasets/|spaces/]<org>/<name>[@<rev>]/<path>``
+    on ``endpoint`` (default :func:`hf_endpoint`).
+
+    ``<rev>`` is a branch, tag or commit (default ``main``; ``refs/pr/1`` may be written
+    percent-encoded, as ``huggingface_hub`` does). Raises ``ValueError`` naming the URL
+    when it names no file of a repository.
+    """
+    base, path = _hf_split(url, endpoint or hf_endpoint())
+    return f"{base}/{urllib.parse.quote(path)}"
+
+
+def _hf_split(url: str, endpoint: str) -> tuple[str, str]:
+    """``(repository revision base URL, file path)`` of an ``hf://`` URL."""
+    rest = url[len("hf://") :].split("?", 1)[0].split("#", 1)[0]
+    parts = [p for p in rest.split("/") if p]
+    kind = parts.pop(0) if parts and parts[0] in _HF_REPO_TYPES else ""
+    if len(parts) < 3:
+        raise ValueError(
+            f"{url}: not a file of a Hugging Face repository "
+            "(expected hf://datasets/<org>/<name>[@<revision>]/<path>)"
+        )
+    org, name, path = parts[0], parts[1], "/".join(parts[2:])
+    name, _, revision = name.partition("@")
+    if not revision and "@" in org:
+        raise ValueError(f"{url}: a revision follows the repository name (<org>/<name>@<rev>)")
+    revision = urllib.parse.quote(urllib.parse.unquote(revision or "main"), safe="")
+    repo = "/".join(p for p in (kind, org, name) if p)
+    return f"{endpoint}/{repo}/resolve/{revision}", path
+
+
+@lru_cache(maxsize=1024)
+def _parse_hf(url: str, endpoint: str) -> Route:
+    base, path = _hf_split(url, endpoint)
+    return Route(f"{base}/{urllib.parse.quote(path)}", "http", base, path, "http")
 
 
 def env_s3_endpoints() -> tuple[str, ...]:
@@ -137,7 +191,9 @@ def _parse(url: str, endpoints: tuple[str, ...]) -> Route:
     if scheme in ("az", "azure", "abfs", "abfss", "adl"):
         container, _, account = parsed.netloc.partition("@")
         match = _AZURE_HOST.match(account.lower()) if account else None
-        return _azure(url, match.group("account") if match else "", container, parsed.path)
+        found = _azure(url, match.group("account") if match else "", container, parsed.path)
+        # a SAS token (pre-signed, or appended by a signer): the store carries it
+        return replace(found, query=parsed.query) if parsed.query else found
     if scheme and len(scheme) > 1:  # not a Windows drive letter
         raise ValueError(f"{url}: unsupported URL scheme {scheme!r}")
     return Route(url, "local", "file", _local_path(url), "local")

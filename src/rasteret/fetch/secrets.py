@@ -4,7 +4,9 @@ A list of secret parameter names can never be complete (``token=``, ``auth=``,
 ``code=``, CloudFront ``Policy`` / ``Signature`` / ``Key-Pair-Id``, each vendor's own
 names...), so rasteret lists the opposite: :data:`PUBLIC_QUERY_PARAMS`, the few
 parameters that address an object version and are never credentials. Every other query
-parameter, and user info (``user:password@``), is treated as a secret:
+parameter, and user info (``user:password@``; not the ``container@`` of an
+``abfs[s]://`` / ``wasb[s]://`` URL, which names the Azure container), is treated as a
+secret:
 
 * :func:`strip_credentials` (an href about to be persisted: collection tables, exports,
   ``{band}_error``) drops it;
@@ -34,7 +36,9 @@ _REDACTED = "REDACTED"
 _URL_IN_TEXT = re.compile(
     r"(?P<url>[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+)|(?P<query>\?[^\s'\"<>]*=[^\s'\"<>]*)"
 )
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)@")
+#: Schemes whose ``name@host`` names an Azure container, not a user (no password in it).
+_CONTAINER_SCHEMES = ("abfs://", "abfss://", "wasb://", "wasbs://")
 _SEPARATORS = re.compile(r"([&?])")
 
 
@@ -69,12 +73,23 @@ def strip_credentials(url: str) -> str:
     if "://" not in url or ("?" not in url and "@" not in url):
         return url
     base, hash_, fragment = url.partition("#")
-    base = _USERINFO.sub(r"\1", base)
+    base = _without_userinfo(base, "")
     path, question, query = base.partition("?")
     if question:
         kept = [p for p in _pieces(query) if _public_piece(p)]
         base = f"{path}?{'&'.join(kept)}" if kept else path
     return f"{base}{hash_}{fragment}"
+
+
+def _without_userinfo(url: str, replacement: str) -> str:
+    """``url`` with its user info replaced by ``replacement``, except the container of
+    an ``abfs[s]://`` / ``wasb[s]://`` URL (``container@account.dfs.core.windows.net``)."""
+    match = _USERINFO.match(url)
+    if match is None:
+        return url
+    if url.lower().startswith(_CONTAINER_SCHEMES) and ":" not in match.group(2):
+        return url
+    return url[: match.end(1)] + replacement + url[match.end() :]
 
 
 def _redact_query(query: str, bare: bool) -> str:
@@ -97,7 +112,7 @@ def redact_url(url: str) -> str:
     """``url`` with user info and the value of every non-public query parameter
     replaced by ``REDACTED`` (parameter names are kept, to say what was there)."""
     if "@" in url:
-        url = _USERINFO.sub(rf"\1{_REDACTED}@", url)
+        url = _without_userinfo(url, f"{_REDACTED}@")
     if "?" not in url:
         return url
     base, _, rest = url.partition("?")

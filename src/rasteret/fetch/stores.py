@@ -57,6 +57,7 @@ _GCS_CREDENTIAL_ENV = (
     "GOOGLE_SERVICE_ACCOUNT_PATH",
     "GOOGLE_SERVICE_ACCOUNT_KEY",
 )
+_GCS_BASE_URL_KEYS = ("base_url", "google_base_url")
 _CREDENTIAL_WORDS = ("key", "secret", "token", "sas", "password", "service_account", "credential")
 _LOCALHOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -177,14 +178,13 @@ def resolve(r: Route, config: FetchConfig) -> tuple[Any, str]:
         raise TypeError(f"signer {signer!r} returned {type(signed).__name__}, not a URL string")
     if signed == r.url:
         return get_store(r, config), r.path
-    parts = urllib.parse.urlsplit(signed)
-    if r.provider == "azure" and r.account and parts.query:
-        unsigned = urllib.parse.urlunsplit(parts._replace(query=""))
-        if unsigned == r.url.split("?", 1)[0]:  # same object: the SAS is a container token
-            return _sas_store(r, config, options, parts.query), r.path
     from rasteret.fetch.routing import route
 
     sr = route(signed, (), registered_prefixes())
+    if sr.provider == "azure" and sr.query:
+        # a SAS on any spelling (az://, azure://, abfs[s]://, https://…blob…): a container
+        # token, carried by the container's store with this URL's options (endpoint, account)
+        return _sas_store(sr, config, options, sr.query), sr.path
     return get_store(sr, config.with_(stores=(("", options),), signer=None)), sr.path
 
 
@@ -282,21 +282,7 @@ def _build_store(r: Route, config: FetchConfig, options: StoreOptions) -> Any:
     if r.provider == "azure":
         return _build_azure(r, config, options)
     if r.provider == "gcs":
-        from obstore.store import GCSStore
-
-        kwargs: dict[str, Any] = options.config_dict()
-        anonymous = options.anonymous
-        if anonymous is None:
-            anonymous = not _has_credentials(options, _GCS_CREDENTIAL_ENV)
-        if anonymous:
-            kwargs["skip_signature"] = True
-        return GCSStore(
-            r.bucket,
-            client_options=_client_options(config, options, options.endpoint),
-            retry_config=_NO_RETRY,
-            credential_provider=options.credential_provider,
-            **kwargs,
-        )
+        return _build_gcs(r, config, options)
     raise ValueError(f"{r.url}: no store for provider {r.provider!r}")
 
 
@@ -338,6 +324,41 @@ def _build_s3(r: Route, config: FetchConfig, options: StoreOptions) -> Any:
         credential_provider=options.credential_provider,
         **kwargs,
     )
+
+
+def _build_gcs(r: Route, config: FetchConfig, options: StoreOptions) -> Any:
+    from obstore.store import GCSStore
+
+    kwargs: dict[str, Any] = options.config_dict()
+    base_url = _gcs_base_url(options.endpoint, kwargs)
+    for name in _GCS_BASE_URL_KEYS:
+        kwargs.pop(name, None)
+    if base_url:
+        kwargs["base_url"] = base_url
+    anonymous = options.anonymous
+    if anonymous is None:
+        anonymous = not _has_credentials(options, _GCS_CREDENTIAL_ENV)
+    if anonymous:
+        kwargs["skip_signature"] = True
+    return GCSStore(
+        r.bucket,
+        client_options=_client_options(config, options, base_url),
+        retry_config=_NO_RETRY,
+        credential_provider=options.credential_provider,
+        **kwargs,
+    )
+
+
+def _gcs_base_url(endpoint: str | None, config: dict[str, Any]) -> str | None:
+    """The GCS API base URL for a store: its ``endpoint``, else ``base_url`` /
+    ``google_base_url`` in its config, else ``GOOGLE_BASE_URL``, else
+    ``STORAGE_EMULATOR_HOST`` (the emulator convention of Google's client libraries,
+    ``http://`` assumed when it has no scheme); ``None``: Google's own."""
+    found = endpoint or next((config[k] for k in _GCS_BASE_URL_KEYS if config.get(k)), None)
+    found = found or _env("GOOGLE_BASE_URL")
+    if not found and (host := _env("STORAGE_EMULATOR_HOST")):
+        found = host if "://" in host else f"http://{host}"
+    return str(found).rstrip("/") if found else None
 
 
 def _build_azure(

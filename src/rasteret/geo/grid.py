@@ -11,6 +11,9 @@ pixel *corners* in GDAL / rasterio order ``(a, b, c, d, e, f)``::
 ``e < 0``) unless a transform says otherwise; coordinates (``coords``) exist only for
 axis-aligned grids. Equality and hashing use the canonical CRS text, the transform
 rounded to 1e-9 and the shape, so equal grids from different sources compare equal.
+``affine`` / :meth:`GridSpec.from_affine` speak ``affine.Affine`` (imported on use: it is
+not a rasteret dependency); :meth:`GridSpec.from_geobox` / :meth:`GridSpec.to_geobox`
+convert exactly to and from odc-geo's ``GeoBox`` (:mod:`rasteret.geo.odc`).
 """
 
 from __future__ import annotations
@@ -169,6 +172,20 @@ class GridSpec:
             return cls(crs, transform, (obj.sizes["y"], obj.sizes["x"]))
         return cls.from_coords(obj["x"].values, obj["y"].values, crs)
 
+    @classmethod
+    def from_affine(cls, crs: CRSLike, affine: Any, shape: tuple[int, int]) -> GridSpec:
+        """The grid of an ``affine.Affine`` (or any ``(a, b, c, d, e, f, ...)`` sequence:
+        rasterio's ``transform``), ``crs`` and ``shape`` (height, width)."""
+        return cls(crs, tuple(affine)[:6], shape)
+
+    @classmethod
+    def from_geobox(cls, geobox: Any) -> GridSpec:
+        """The grid of an ``odc.geo.geobox.GeoBox``: same CRS, affine and shape
+        (:mod:`rasteret.geo.odc`; odc-geo is not imported by rasteret)."""
+        from rasteret.geo.odc import grid_from_geobox
+
+        return grid_from_geobox(geobox)
+
     # -- properties ------------------------------------------------------------------
     @property
     def crs(self) -> CRS:  # type: ignore[override]
@@ -199,6 +216,19 @@ class GridSpec:
         h, w = self.shape
         xs, ys = self.pixel_to_xy(np.array([0, w, w, 0]), np.array([0, 0, h, h]))
         return (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+
+    @property
+    def affine(self) -> Any:
+        """The transform as an ``affine.Affine`` (the ``affine`` package, a rasterio and
+        odc-geo dependency, is imported here: it is not a rasteret dependency)."""
+        try:
+            from affine import Affine
+        except ImportError as exc:
+            raise ImportError(
+                "GridSpec.affine needs the affine package: pip install affine "
+                "(GridSpec.transform holds the same six numbers)"
+            ) from exc
+        return Affine(*self.transform)
 
     @property
     def coords(self) -> dict[str, np.ndarray]:
@@ -279,6 +309,13 @@ class GridSpec:
     def with_crs(self, crs: CRSLike) -> GridSpec:
         """The same pixels labelled with another CRS (no reprojection)."""
         return GridSpec(crs, self.transform, self.shape)
+
+    def to_geobox(self) -> Any:
+        """This grid as an ``odc.geo.geobox.GeoBox`` (needs odc-geo; exact round trip with
+        :meth:`from_geobox`)."""
+        from rasteret.geo.odc import grid_to_geobox
+
+        return grid_to_geobox(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {

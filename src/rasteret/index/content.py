@@ -41,7 +41,8 @@ from rasteret.tiff.image import MAX_BLOCK_BYTES as MAX_BLOCK_PAYLOAD
 #: TIFF compressions rasteret knows (decodable, or named as unsupported on read).
 KNOWN_COMPRESSIONS = frozenset(
     {1, 2, 3, 4, 5, 6, 7, 8, 32773, 32946, 34887, 34925, 50000, 50001, 50002, 52546}
-    | {32809, 34676, 34677, 32908, 32909, 34712, 32947, 34661, 34892}
+    | {33003, 33005, 34712}  # JPEG 2000
+    | {32809, 34676, 34677, 32908, 32909, 32947, 34661, 34892}
 )
 NUMERIC_DTYPES = frozenset(
     f"{kind}{bits}"

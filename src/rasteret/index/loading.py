@@ -22,7 +22,10 @@ def load(
     require_band_metadata: bool = True,
     local_roots: LocalRoots = None,
 ) -> CollectionTable:
-    """Open an exported collection (a Parquet file or a hive-partitioned directory).
+    """Open an exported collection (a Parquet file or a hive-partitioned directory),
+    local or at a URL (``s3://``, ``gs://``, ``az://``, ``https://``, ``hf://datasets/…``:
+    an Arrow dataset over the fetch layer's stores, :mod:`rasteret.index.remote`; nothing
+    is copied to local disk).
 
     Nothing but the schema is read here: filters (``subset`` / ``where``) and band
     selections are pushed down to the files, and the selected rows are read and validated

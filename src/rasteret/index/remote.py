@@ -6,7 +6,9 @@ and request counters as tile reads (``s3://``, ``gs://``, ``az://``, ``https://`
 the stores registered with :func:`rasteret.fetch.register_store`). Parquet footers and
 the selected row groups are fetched as byte ranges; nothing else is downloaded.
 Directories (hive exports) are listed with the store's LIST; a plain HTTP(S) server cannot
-list, so only single ``.parquet`` files load from it.
+list, so only single ``.parquet`` files load from it — also from the Hugging Face Hub
+(``hf://datasets/<org>/<name>/<path>``, read from its resolve URL on ``$HF_ENDPOINT`` or
+huggingface.co: :mod:`rasteret.fetch.routing`). Nothing is copied to local disk.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from rasteret._async import run_sync
-from rasteret.errors import FetchError
+from rasteret.errors import FetchError, ObjectNotFoundError
 
 if TYPE_CHECKING:
     from rasteret.fetch import ObjectInfo, RangeReader
@@ -67,7 +69,9 @@ class _ReaderHandler(pafs.FileSystemHandler):
     def _info(self, path: str) -> pafs.FileInfo:
         try:
             info = run_sync(self.reader.stat(path))
-        except FetchError:  # missing (or refused: S3 says 403 for a missing key too)
+        except FetchError as error:  # missing (or refused: S3 says 403 for a missing key too)
+            if self.reader.route(path).kind == "http":
+                raise _not_an_http_file(path, error) from None
             return self._directory_or_missing(path)
         return self._file_info(path, info)
 
@@ -117,6 +121,20 @@ class _ReaderHandler(pafs.FileSystemHandler):
 
     create_dir = delete_dir = delete_dir_contents = delete_root_dir_contents = _read_only
     delete_file = move = copy_file = open_output_stream = open_append_stream = _read_only
+
+
+def _not_an_http_file(path: str, error: FetchError) -> Exception:
+    """Why an HTTP(S) URL (``hf://`` included) is no collection file: the server's refusal
+    as it is (e.g. 401: a private repository needs a token), or, when nothing is there, a
+    ``FileNotFoundError`` saying that such a server cannot list a directory."""
+    from rasteret.fetch.secrets import redact_url
+
+    if not isinstance(error, ObjectNotFoundError):
+        return error
+    return FileNotFoundError(
+        f"collection not found: {redact_url(path)} (no object there; an HTTP(S) server, "
+        "hf:// included, cannot list a directory: load a .parquet file by its URL)"
+    )
 
 
 def _file_info(url: str, info: ObjectInfo) -> pafs.FileInfo:

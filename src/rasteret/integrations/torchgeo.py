@@ -345,9 +345,10 @@ def to_torchgeo_dataset(
     lon/lat). See the module docs for the sample format and defaults.
 
     ``chip_size`` is not used (samplers choose the patch size: ``RandomGeoSampler(ds,
-    size=256)``); ``max_concurrent`` / ``backend`` / ``cloud_config`` /
-    ``allow_resample`` of the original API are ignored with a ``DeprecationWarning``
-    (:data:`rasteret.read.selection.LEGACY_OPTIONS`). A record whose asset of a
+    size=256)``); ``max_concurrent`` / ``allow_resample`` of the original API are
+    ignored with a ``DeprecationWarning`` (:data:`rasteret.read.selection.LEGACY_OPTIONS`);
+    its ``backend`` / ``cloud_config`` are honoured by ``Collection.to_torchgeo_dataset``
+    (here: pass ``reader=``; they raise ``TypeError``). A record whose asset of a
     selected band could not be indexed raises
     :class:`~rasteret.errors.UnindexedAssetError` unless ``errors="skip"``.
     """

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rasteret._progress import ProgressOption
 from rasteret.fetch import RangeReader
 from rasteret.geo.grid import GridSpec
 from rasteret.index import CollectionTable
@@ -35,13 +36,15 @@ def get_numpy(
     with_mask: bool = True,
     apply_scale: bool = False,
     fill_value: float | None = None,
-    grid: GridSpec | None = None,
+    grid: Any = None,
     target_crs: Any = None,
     resolution: Any = None,
     resampling: str | None = None,
     overviews: bool = True,
     reader: RangeReader | None = None,
     errors: OnFailedAsset = "raise",
+    like: Any = None,
+    progress: ProgressOption = None,
     **filters: Any,
 ) -> AOIStack:
     """Pixels of ``bands`` inside ``geometries`` for every record, stacked with identity.
@@ -57,6 +60,14 @@ def get_numpy(
     float with NaN for invalid pixels; ``**filters`` go to ``collection.subset``. On a
     target grid (``grid=`` or ``target_crs=`` / ``resolution=``) coarser than the data, the
     overview GDAL would choose is read (``overviews=False``: always full resolution).
+    ``grid=`` is a :class:`~rasteret.geo.GridSpec` or an odc-geo ``GeoBox``; ``like=`` an
+    xarray object with a CRS (or a GeoBox) whose grid to read onto.
+
+    ``progress``: ``True`` shows a line on a terminal, ``False`` nothing, a callable is
+    called as ``progress(done, total)`` in **tiles** (the distinct tiles the read fetches
+    and decodes: ``done`` only grows, ``total`` is fixed, the last call has ``done ==
+    total``), from rasteret's read threads; default: a line on a terminal for large reads
+    (:func:`rasteret.read.stacks.read_progress`).
     """
     found = read_aoi(
         collection,
@@ -78,6 +89,8 @@ def get_numpy(
         errors=errors,
         filters=filters,
         one_grid=True,
+        like=like,
+        progress=progress,
     )
     return stack_windows(
         found.windows, single_band=found.single_band, with_mask=with_mask, fill_value=found.fill

@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 import shapely
 
+from rasteret._progress import ProgressOption
 from rasteret.fetch import RangeReader
 from rasteret.geo.grid import GridSpec
+from rasteret.geo.odc import pick_grid
 from rasteret.index import CollectionTable
 from rasteret.index.columns import record_ids
 from rasteret.index.failed import OnFailedAsset, check_indexed
@@ -28,7 +30,7 @@ from rasteret.read.native import read_native
 from rasteret.read.radiometry import apply_scale as scale_values
 from rasteret.read.result import AOIWindow, NoDataError
 from rasteret.read.selection import apply_filters, band_names, time_ordered_rows
-from rasteret.read.stacks import StoreIndex
+from rasteret.read.stacks import StoreIndex, read_progress
 
 GroupBy = str | Callable[[dict[str, Any]], Any] | None
 
@@ -55,7 +57,7 @@ def read_aoi(
     fuse: str = "first",
     apply_scale: bool = False,
     fill_value: float | None = None,
-    grid: GridSpec | None = None,
+    grid: Any = None,
     target_crs: Any = None,
     resolution: Any = None,
     resampling: str | None = None,
@@ -64,11 +66,17 @@ def read_aoi(
     errors: OnFailedAsset = "raise",
     filters: dict[str, Any] | None = None,
     one_grid: bool = False,
+    like: Any = None,
+    progress: ProgressOption = None,
 ) -> AOIRead:
     """The windows of ``bands`` inside ``geometries`` (arguments as
     :func:`rasteret.read.get_numpy`; ``filters`` go to ``collection.subset``).
     ``one_grid``: records overlapping the geometries in several CRSs are reprojected to
-    the most common one (:mod:`rasteret.read.common_crs`), so the windows can stack."""
+    the most common one (:mod:`rasteret.read.common_crs`), so the windows can stack.
+    ``grid`` / ``like``: a GridSpec, an odc-geo GeoBox or (``like``) an xarray object
+    with a CRS (:func:`rasteret.geo.odc.as_grid`). ``progress``: the read's tiles
+    (:func:`rasteret.read.stacks.read_progress`)."""
+    grid = pick_grid(grid=grid, like=like)
     collection = apply_filters(collection, filters)
     band_list, single = band_names(collection, bands)
     collection = check_indexed(collection, band_list, errors)
@@ -86,10 +94,8 @@ def read_aoi(
         found = dominant_grid(index, rows, geoms, band_list)
         if found is not None:  # records in several CRSs: the most common one
             target_crs, resolution = found
-    if grid is not None or target_crs is not None or resolution is not None:
-        from rasteret.read.common_grid import read_on_grid  # only onto a target grid
-
-        windows = read_on_grid(
+    with read_progress(progress):
+        windows = _read_windows(
             collection,
             index,
             rows,
@@ -105,14 +111,6 @@ def read_aoi(
             fill_value=fill_value,
             overviews=overviews,
         )
-    elif groupby is not None:
-        from rasteret.read.mosaic import read_mosaic  # only with groupby
-
-        windows = read_mosaic(
-            collection, index, rows, geoms, band_list, groupby, fuse, all_touched, fill_value
-        )
-    else:
-        windows = read_native(collection, index, rows, geoms, band_list, all_touched, fill_value)
     if not windows:
         raise NoDataError(no_data_message(collection, index, geoms, band_list))
     fill: Any = windows[0].data.dtype.type(0) if fill_value is None else fill_value
@@ -122,6 +120,52 @@ def read_aoi(
     elif fill_value is None:
         fill = band_fills(index, band_list, rows)[0]
     return AOIRead(windows, single, fill)
+
+
+def _read_windows(
+    collection: CollectionTable,
+    index: StoreIndex,
+    rows: np.ndarray,
+    geoms: Geometries,
+    band_list: list[str],
+    *,
+    grid: GridSpec | None,
+    target_crs: Any,
+    resolution: Any,
+    resampling: str | None,
+    all_touched: bool,
+    groupby: GroupBy,
+    fuse: str,
+    fill_value: float | None,
+    overviews: bool,
+) -> list[AOIWindow]:
+    """The read :func:`read_aoi` picks: onto a target grid, mosaicked, or native."""
+    if grid is not None or target_crs is not None or resolution is not None:
+        from rasteret.read.common_grid import read_on_grid  # only onto a target grid
+
+        return read_on_grid(
+            collection,
+            index,
+            rows,
+            geoms,
+            band_list,
+            grid=grid,
+            target_crs=target_crs,
+            resolution=resolution,
+            resampling=resampling,
+            all_touched=all_touched,
+            groupby=groupby,
+            fuse=fuse,
+            fill_value=fill_value,
+            overviews=overviews,
+        )
+    if groupby is not None:
+        from rasteret.read.mosaic import read_mosaic  # only with groupby
+
+        return read_mosaic(
+            collection, index, rows, geoms, band_list, groupby, fuse, all_touched, fill_value
+        )
+    return read_native(collection, index, rows, geoms, band_list, all_touched, fill_value)
 
 
 def scaled(window: AOIWindow, index: StoreIndex) -> AOIWindow:

@@ -7,22 +7,30 @@ odc-stac read it; no CF packing in ``attrs`` or ``encoding``, so ``.rio`` works 
 the target grid — and ``y`` / ``x`` span the union of the geometries' windows (pixel
 centres, ``y`` descending for north-up). ``time`` has one entry per record (``id``
 coordinate along it; equal timestamps are kept apart, never merged) or per mosaic group
-with ``groupby`` (``group`` and ``record_ids`` coordinates). A CF ``spatial_ref``
-coordinate carries the CRS and ``GeoTransform``.
+with ``groupby`` (``group`` and ``record_ids`` coordinates; for an ISO 8601 period such
+as ``"P1M"`` the time is the period's first day). ``with_properties`` adds record
+columns as coordinates along ``time`` (:mod:`rasteret.index.properties`; for groups,
+those constant within every group). A CF ``spatial_ref`` coordinate carries the CRS and
+``GeoTransform``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from rasteret._progress import ProgressOption
 from rasteret.fetch import RangeReader
 from rasteret.geo.grid import GridSpec
 from rasteret.geo.transform import crs_key
 from rasteret.index import CollectionTable
+from rasteret.index.columns import record_ids
 from rasteret.index.failed import OnFailedAsset
+from rasteret.index.grouping import groupby_period
+from rasteret.index.properties import group_properties, property_columns, property_values
 from rasteret.read.aoi_engine import read_aoi
 from rasteret.read.result import AOIWindow, RaggedShapesError
 
@@ -40,17 +48,22 @@ def get_xarray(
     with_mask: bool = True,
     apply_scale: bool = False,
     fill_value: float | None = None,
-    grid: GridSpec | None = None,
+    grid: Any = None,
     target_crs: Any = None,
     resolution: Any = None,
     resampling: str | None = None,
     overviews: bool = True,
     reader: RangeReader | None = None,
     errors: OnFailedAsset = "raise",
+    with_properties: bool | str | Sequence[str] | None = None,
+    like: Any = None,
+    progress: ProgressOption = None,
     **filters: Any,
 ) -> Any:
     """AOI reads of ``bands`` as an ``xr.Dataset`` (see module docs). The options are
-    those of :func:`rasteret.read.get_numpy`; ``**filters`` go to ``collection.subset``."""
+    those of :func:`rasteret.read.get_numpy`; ``**filters`` go to ``collection.subset``;
+    ``with_properties``: ``True`` (every scalar record column) or column names as
+    coordinates along ``time``."""
     import xarray as xr
 
     found = read_aoi(
@@ -73,9 +86,14 @@ def get_xarray(
         errors=errors,
         filters=filters,
         one_grid=True,
+        like=like,
+        progress=progress,
     )
     windows, fill = found.windows, found.fill
     union = _union_grid(windows)
+    period = groupby_period(collection.table, groupby) if groupby is not None else None
+    if period is not None:  # one time step per period, at its first day
+        windows = [replace(w, datetime=np.datetime64(w.group, "us")) for w in windows]
     keys = list(dict.fromkeys((w.group, str(w.datetime)) for w in windows))
     gids = sorted({w.geometry_id for w in windows})
     t_of = {k: i for i, k in enumerate(keys)}
@@ -110,6 +128,8 @@ def get_xarray(
     else:
         coords["group"] = ("time", [k[0] for k in keys])
         coords["record_ids"] = ("time", [", ".join(group_of[k].record_ids) for k in keys])
+    properties, omitted = _properties(collection, windows, keys, coords, groupby, with_properties)
+    coords.update(properties)
     variables: dict[str, Any] = {}
     for c, band in enumerate(first.bands):
         var = xr.DataArray(data[c], dims=("time", "geometry", "y", "x"))
@@ -118,10 +138,43 @@ def get_xarray(
         if with_mask:
             variables[f"{band}_valid"] = xr.DataArray(valid[c], dims=("time", "geometry", "y", "x"))
     ds = xr.Dataset(variables, coords=coords)
+    if omitted:
+        ds.attrs["rasteret_omitted_coordinates"] = f"{', '.join(omitted)} (differ within a group)"
     for band in first.bands:
         fv = _band_fill(windows, first.bands.index(band), fill)
         ds[band].attrs["nodata"] = fv  # rioxarray / odc-stac; no CF packing (module docs)
     return ds
+
+
+def _properties(
+    collection: CollectionTable,
+    windows: Sequence[AOIWindow],
+    keys: list[tuple[Any, str]],
+    coords: dict[str, Any],
+    groupby: Any,
+    with_properties: Any,
+) -> tuple[dict[str, Any], list[str]]:
+    """Record columns as coordinates along ``time``: per record, or per group where they
+    are constant in every group (the others named in ``attrs``, see module docs)."""
+    table = collection.table
+    names = property_columns(table, with_properties)
+    clash = [n for n in names if n in coords or n in ("group", "record_ids", "geometry")]
+    if clash and with_properties is not True:
+        raise ValueError(f"with_properties: {clash} would replace the dataset's own names")
+    names = [n for n in names if n not in clash]
+    if not names:
+        return {}, []
+    row_of = {rid: row for row, rid in enumerate(record_ids(table))}
+    members: dict[tuple[Any, str], list[int]] = {k: [] for k in keys}
+    for w in windows:
+        rows = members[(w.group, str(w.datetime))]
+        ids = w.record_ids or ((w.record_id,) if w.record_id is not None else ())
+        rows += [row_of[i] for i in ids if row_of[i] not in rows]
+    if groupby is None:
+        values = property_values(table, [members[k][0] for k in keys], names)
+        return {name: ("time", v) for name, v in values.items()}, []
+    kept, omitted = group_properties(table, [members[k] for k in keys], names)
+    return {name: ("time", v) for name, v in kept.items()}, omitted
 
 
 def _band_fill(windows: Sequence[AOIWindow], c: int, fill: Any) -> Any:

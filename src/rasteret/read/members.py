@@ -101,6 +101,20 @@ def read_members(
     return stacks
 
 
+def member_requests(reads: Sequence[MemberRead]) -> list[WindowRequest]:
+    """The store windows :func:`read_members` reads for ``reads``: each band's data and
+    internal mask (e.g. to declare a read's progress before it runs in rounds)."""
+    requests: list[WindowRequest] = []
+    for read in reads:
+        for src in read.sources:
+            if src is None:
+                continue
+            requests.append(WindowRequest(src.path, src.t, read.window))
+            if src.mask_array is not None:
+                requests.append(WindowRequest(f"{src.group}/{src.mask_array}", src.t, read.window))
+    return requests
+
+
 def fill_band(
     out: np.ndarray,
     out_valid: np.ndarray,

@@ -2,8 +2,10 @@
 
 ``groupby``: ``"time"`` (equal datetimes), ``"solar_day"`` (local solar date at the
 record's footprint centre: UTC + longitude / 15 h — same-day passes over adjacent
-tiles merge), ``"id"`` (no fusion), a column name (equal values), or a callable taking
-the record as a dict (non-band columns) and returning its key.
+tiles merge), ``"id"`` (no fusion), an ISO 8601 period (``"P1M"``: calendar months), a
+column name (equal values), or a callable taking the record as a dict (non-band
+columns) and returning its key (:mod:`rasteret.index.grouping`, shared with the xarray
+engine's composites).
 
 Fuse order is deterministic: members sorted by (datetime, id); groups ordered by their
 first member. Fusers: ``first`` (default: first valid pixel), ``last``, ``min``,
@@ -23,67 +25,26 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from rasteret.geo.composite import FUSERS, fuse_stack
 from rasteret.geo.window import Window
 from rasteret.index import CollectionTable
 from rasteret.index.columns import datetimes, record_ids
+from rasteret.index.grouping import group_keys, ordered_groups
 from rasteret.read.fills import band_fills
 from rasteret.read.geometry import Geometries
 from rasteret.read.geometry_windows import geometry_mask, geometry_windows, window_grid
-from rasteret.read.members import MemberRead, build_frames, member_window, read_members
+from rasteret.read.members import (
+    MemberRead,
+    build_frames,
+    member_requests,
+    member_window,
+    read_members,
+)
 from rasteret.read.result import AOIWindow, RaggedShapesError
-from rasteret.read.stacks import StoreIndex
+from rasteret.read.stacks import StoreIndex, plan_progress
 
-FUSERS = ("first", "last", "min", "max", "mean", "median")
-
-
-def group_keys(collection: CollectionTable, rows: np.ndarray, groupby: Any) -> list[str]:
-    """The group key (as text) of each row in ``rows``."""
-    table = collection.table
-    if callable(groupby):
-        keep = [n for n in table.column_names if not n.endswith(("_metadata", "_error"))]
-        records = table.select(keep).take(pa.array(rows)).to_pylist()
-        return [str(groupby(r)) for r in records]
-    if groupby == "id":
-        values = record_ids(table)
-        return [values[r] for r in rows]
-    times = datetimes(table["datetime"])
-    if groupby == "time":
-        return [str(times[r]) for r in rows]
-    if groupby == "solar_day":
-        lon = _centre_longitudes(table)
-        local = times + (lon * 3600 / 15 * 1e6).astype("timedelta64[us]")
-        return [str(local[r].astype("datetime64[D]")) for r in rows]
-    if isinstance(groupby, str) and groupby in table.column_names:
-        values = table[groupby].to_pylist()
-        return [str(values[r]) for r in rows]
-    raise ValueError(
-        f"groupby={groupby!r}: use 'time', 'solar_day', 'id', a column name "
-        f"({[n for n in table.column_names if not n.endswith(('_metadata', '_error'))]}) "
-        "or a callable"
-    )
-
-
-def _centre_longitudes(table: pa.Table) -> np.ndarray:
-    if "bbox" not in table.column_names:
-        raise ValueError("groupby='solar_day' needs the records' 'bbox' column (CRS84)")
-    bbox = table["bbox"].combine_chunks()
-    xmin = pc.struct_field(bbox, "xmin").to_numpy(zero_copy_only=False)
-    xmax = pc.struct_field(bbox, "xmax").to_numpy(zero_copy_only=False)
-    centre = (xmin + xmax) / 2
-    wraps = xmin > xmax  # crosses the antimeridian
-    centre = np.where(wraps, ((xmin + xmax + 360) / 2 + 180) % 360 - 180, centre)
-    return np.nan_to_num(centre.astype(np.float64))
-
-
-def ordered_groups(keys: Sequence[str], rows: np.ndarray) -> list[tuple[str, list[int]]]:
-    """``(key, member rows)`` in first-member order (rows are already time-ordered)."""
-    groups: dict[str, list[int]] = {}
-    for key, row in zip(keys, rows, strict=True):
-        groups.setdefault(key, []).append(int(row))
-    return list(groups.items())
+__all__ = ["FUSERS", "fuse_arrays", "group_keys", "ordered_groups", "read_mosaic"]
 
 
 def read_mosaic(
@@ -198,6 +159,8 @@ def _fuse_in_rounds(
     index: StoreIndex, jobs: list[_Job], bands: Sequence[str], fills: Sequence[Any], reverse: bool
 ) -> None:
     order = {id(j): (j.members[::-1] if reverse else j.members) for j in jobs}
+    everything = member_requests([m[1] for j in jobs for m in j.members])
+    plan_progress(index.layout, everything)  # read in rounds: the total is every member
     started = False
     k = 0
     while True:
@@ -242,38 +205,10 @@ def _fuse_all(
 def fuse_arrays(
     stack: np.ndarray, ok: np.ndarray, fuse: str, fills: Sequence[Any]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fuse ``stack`` ``[M, C, h, w]`` (members in fuse order) with validity ``ok``."""
-    if len(stack) == 1 and fuse in ("first", "last", "min", "max"):
-        # one member: its valid pixels as they are, fills elsewhere (no masked-array pass)
-        data = stack[0]
-        valid = ok[0]
-        if not valid.all():
-            data = data.copy()
-            for c in range(stack.shape[1]):
-                data[c][~valid[c]] = fills[c]
-        return data, valid
-    if fuse in ("first", "last"):
-        members = range(len(stack)) if fuse == "first" else range(len(stack) - 1, -1, -1)
-        data = np.empty(stack.shape[1:], stack.dtype)
-        for c in range(stack.shape[1]):
-            data[c] = fills[c]
-        valid = np.zeros(stack.shape[1:], bool)
-        for m in members:
-            take = ok[m] & ~valid
-            data[take] = stack[m][take]
-            valid |= take
-        return data, valid
-    masked = np.ma.MaskedArray(stack, mask=~ok)
-    if fuse == "min":
-        fused = masked.min(axis=0)
-    elif fuse == "max":
-        fused = masked.max(axis=0)
-    elif fuse == "mean":
-        fused = masked.astype(np.float64).mean(axis=0)
-    else:
-        fused = np.ma.median(masked.astype(np.float64), axis=0)
-    valid = ok.any(axis=0)
-    data = np.ma.getdata(fused).copy()
-    for c in range(stack.shape[1]):
-        data[c][~valid[c]] = np.nan if fuse in ("mean", "median") else fills[c]
-    return data, valid
+    """Fuse ``stack`` ``[M, C, h, w]`` (members in fuse order) with validity ``ok``
+    (:func:`rasteret.geo.composite.fuse_stack`, per-band ``fills``)."""
+    try:  # exact in the stack's dtype (a NaN fill of an integer stack stays float)
+        fill = np.array(fills, dtype=stack.dtype)
+    except (ValueError, OverflowError):
+        fill = np.array(fills, dtype=np.float64)
+    return fuse_stack(stack, ok, fuse, fill.reshape(-1, *([1] * (stack.ndim - 2))))

@@ -12,31 +12,57 @@ Output: an Arrow table with the original schema (column order kept)::
     record_id string, datetime timestamp[us], collection string, band string,
     value float64, raster_crs int32
 
-then the point table's other columns (taken by ``point_index``), and ``valid`` (bool:
-not nodata / masked) when ``with_mask=True``. ``value`` stays float64 as in the original:
-every integer up to 2**53 and every float32 is exact in float64, and one column holds
-bands of different dtypes. Points outside a record's grid give no row. Rows are ordered
-by point, then record time (datetime, id), then band.
+then, with ``max_distance_pixels=N > 0``::
+
+    pixel_row int64, pixel_col int64, distance_pixels int32, distance float64
+
+(the record's pixel whose value is ``value``; its Chebyshev distance from the point's
+own pixel and the distance, in the raster CRS's units, from the point to its footprint;
+both null when no valid pixel lies within ``N`` pixels: ``value`` is then the point's
+own pixel, as without a search), then, with ``return_neighbourhood`` other than
+``"off"``, ``neighbourhood_values fixed_size_list<float64>[(2N+1)²]`` (the window
+centred on the point's own pixel, row-major; an element is null where the pixel is
+outside the raster or not valid; the whole list is null on rows whose own pixel is
+valid with ``"if_center_nodata"``), then the point table's other columns (taken by
+``point_index``), and ``valid`` (bool: not nodata / NaN / masked) when
+``with_mask=True``. ``value`` stays float64 as in the original: every integer up to
+2**53 and every float32 is exact in float64, and one column holds bands of different
+dtypes. Points outside a record's grid give no row. Rows are ordered by point, then
+record time (datetime, id), then band.
+
+The nearest-valid-pixel rule (ring, then distance, then ring scan order) is defined in
+:mod:`rasteret.read.points_search`. Reads: the tiles holding points first; then, in a
+second batch, only the tiles under the windows of points whose own pixel is not valid
+(``return_neighbourhood="always"``: the windows' tiles of every point, in one batch).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 
+from rasteret._progress import ProgressOption
 from rasteret.fetch import RangeReader
 from rasteret.geo.transform import crs_epsg, transform_points
-from rasteret.geo.window import Window
 from rasteret.index import CollectionTable
 from rasteret.index.columns import datetimes, record_ids
 from rasteret.index.failed import OnFailedAsset, check_indexed
 from rasteret.read.geometry import point_coordinates
-from rasteret.read.radiometry import valid_mask
+from rasteret.read.points_search import (
+    BandTiles,
+    TileGroups,
+    fetch_tiles,
+    gather,
+    search,
+    window_offsets,
+    window_tiles,
+)
 from rasteret.read.selection import apply_filters, band_names, time_ordered_rows
-from rasteret.read.stacks import StoreIndex, WindowRequest, read_windows
+from rasteret.read.stacks import BandSource, StoreIndex, read_progress
 
 POINT_SAMPLES_SCHEMA = pa.schema(
     [
@@ -53,6 +79,9 @@ POINT_SAMPLES_SCHEMA = pa.schema(
     ]
 )
 
+Neighbourhood = Literal["off", "always", "if_center_nodata"]
+NEIGHBOURHOOD_MODES: tuple[str, ...] = ("off", "always", "if_center_nodata")
+
 
 def sample_points(
     collection: CollectionTable,
@@ -65,8 +94,11 @@ def sample_points(
     y_column: str | None = None,
     match: Literal["all", "latest"] = "all",
     with_mask: bool = False,
+    max_distance_pixels: int = 0,
+    return_neighbourhood: Neighbourhood = "off",
     reader: RangeReader | None = None,
     errors: OnFailedAsset = "raise",
+    progress: ProgressOption = None,
     **filters: Any,
 ) -> pa.Table:
     """Values of ``bands`` at ``points`` for every record whose grid holds them.
@@ -75,10 +107,18 @@ def sample_points(
     table / array of GeoArrow points or WKB, or a table with ``x_column`` / ``y_column``
     (``geometry_crs`` then required). ``match="latest"`` keeps, per (point, band), the
     newest record whose pixel there is valid (else the newest record covering the
-    point). See the module docs for the output schema.
+    point). ``max_distance_pixels=N``: where the point's pixel is not valid, take the
+    nearest valid pixel within ``N`` pixels (rule: :mod:`rasteret.read.points_search`).
+    ``return_neighbourhood``: also return the ``(2N+1)²`` window values, for every row
+    (``"always"``) or only where the point's pixel is not valid (``"if_center_nodata"``);
+    needs ``N > 0``. ``progress``: ``True`` / ``False`` / ``callable(done, total)`` in
+    tiles, as :func:`rasteret.read.get_numpy`'s; ``total`` is the tiles holding points
+    (the extra tiles of a nearest-valid search are not counted). See the module docs for
+    the output schema.
     """
     if match not in ("all", "latest"):
         raise ValueError(f"match={match!r}: use 'all' or 'latest'")
+    radius = _check_search(max_distance_pixels, return_neighbourhood)
     collection = apply_filters(collection, filters)
     band_list, _ = band_names(collection, bands)
     collection = check_indexed(collection, band_list, errors)
@@ -96,8 +136,7 @@ def sample_points(
     projected: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     parts: list[_Part] = []  # one per (record, band) with points inside
-    requests: list[WindowRequest] = []
-    located: dict[tuple[Any, ...], tuple[np.ndarray, ...] | None] = {}
+    located: dict[tuple[Any, ...], _Located | None] = {}
     for rank, row in enumerate(rows):
         for b, band in enumerate(band_list):
             src = index.source(band, int(row))
@@ -109,102 +148,192 @@ def sample_points(
             if grid_key not in located:  # bands / dates on one grid share the point sort
                 located[grid_key] = _locate(*projected[src.crs_key], src)
             found = located[grid_key]
-            if found is None:
-                continue
-            which, r, c, tiles, starts = found
-            th, tw = src.block_shape
-            parts.append(_Part(rank, int(row), b, src, which, r, c, starts, len(requests)))
-            tiles_across = -(-src.width // tw)
-            for t in tiles:
-                ti, tj = divmod(int(t), tiles_across)
-                r0, c0 = ti * th, tj * tw
-                tile = Window(r0, c0, min(th, src.height - r0), min(tw, src.width - c0))
-                requests.append(WindowRequest(src.path, src.t, tile))
-                if src.mask_array is not None:
-                    requests.append(WindowRequest(f"{src.group}/{src.mask_array}", src.t, tile))
-    arrays = read_windows(index, requests)
+            if found is not None:
+                parts.append(_Part(rank, int(row), b, found, BandTiles(src)))
 
-    columns: dict[str, list[np.ndarray]] = {k: [] for k in ("point", "rank", "band", "value")}
-    columns["valid"], columns["row"] = [], []
-    for part in parts:
-        values, valid = part.values(arrays)
-        columns["point"].append(part.which)
-        columns["rank"].append(np.full(part.which.size, part.rank, np.int64))
-        columns["row"].append(np.full(part.which.size, part.row, np.int64))
-        columns["band"].append(np.full(part.which.size, part.band, np.int32))
-        columns["value"].append(values)
-        columns["valid"].append(valid)
-    if parts:
-        cat = {k: np.concatenate(v) for k, v in columns.items()}
-    else:
-        cat = {
-            "point": np.empty(0, np.int64),
-            "rank": np.empty(0, np.int64),
-            "row": np.empty(0, np.int64),
-            "band": np.empty(0, np.int32),
-            "value": np.empty(0, np.float64),
-            "valid": np.empty(0, bool),
-        }
+    search_mode = _SearchMode(radius, return_neighbourhood)
+    with read_progress(progress):  # total: the first batch (the tiles holding points)
+        fetch_tiles(index, [(p.tiles, search_mode.first_tiles(p)) for p in parts])
+        for part in parts:
+            part.sample_centres()
+        if radius:
+            fetch_tiles(index, [(p.tiles, search_mode.window_tiles(p)) for p in parts])
+            for part in parts:
+                part.search(search_mode)
+
+    cat = _concatenate(parts, search_mode)
     order = _output_order(cat["point"], cat["rank"], cat["band"], len(x), len(rows), len(band_list))
     cat = {k: v[order] for k, v in cat.items()}
     if match == "latest":
         cat = _latest(cat)
-    return _table(cat, x, y, crs, index, ids, names, band_list, collection, attributes, with_mask)
+    table = _table(cat, x, y, crs, index, ids, names, band_list, collection)
+    return _append_columns(table, cat, search_mode, attributes, with_mask)
+
+
+def _check_search(max_distance_pixels: Any, return_neighbourhood: Any) -> int:
+    """Validate the search options (upstream's rules); return the radius."""
+    if isinstance(max_distance_pixels, bool) or not isinstance(
+        max_distance_pixels, int | np.integer
+    ):
+        raise TypeError(
+            f"max_distance_pixels={max_distance_pixels!r}: must be an int (pixels), not "
+            f"{type(max_distance_pixels).__name__}"
+        )
+    if max_distance_pixels < 0:
+        raise ValueError(f"max_distance_pixels={max_distance_pixels}: must be >= 0")
+    if return_neighbourhood not in NEIGHBOURHOOD_MODES:
+        raise ValueError(
+            f"return_neighbourhood={return_neighbourhood!r}: use one of {NEIGHBOURHOOD_MODES}"
+        )
+    if return_neighbourhood != "off" and max_distance_pixels == 0:
+        raise ValueError(
+            f"return_neighbourhood={return_neighbourhood!r} needs max_distance_pixels > 0 "
+            "(the window is (2 * max_distance_pixels + 1) pixels square)"
+        )
+    return int(max_distance_pixels)
+
+
+@dataclass(frozen=True)
+class _Located:
+    """Points inside one grid: indices, pixel (row, col), fractional pixel position and
+    their grouping by tile."""
+
+    which: np.ndarray
+    r: np.ndarray
+    c: np.ndarray
+    frac_r: np.ndarray
+    frac_c: np.ndarray
+    groups: TileGroups
+
+
+@dataclass(frozen=True)
+class _SearchMode:
+    radius: int
+    neighbourhood: Neighbourhood
+
+    @property
+    def windows(self) -> bool:
+        return self.neighbourhood != "off"
+
+    def first_tiles(self, part: _Part) -> np.ndarray:
+        """Tiles of the first batch: those holding points (and with ``"always"`` every
+        tile under the windows, which are all needed: one batch instead of two)."""
+        at = part.at
+        if self.neighbourhood == "always":
+            return window_tiles(part.tiles, at.r, at.c, self.radius)
+        return at.groups.tiles
+
+    def searched(self, part: _Part) -> np.ndarray:
+        """Points of ``part`` whose window is needed (boolean)."""
+        if self.neighbourhood == "always":
+            return np.ones(part.at.r.size, bool)
+        return ~part.centre_valid
+
+    def window_tiles(self, part: _Part) -> np.ndarray:
+        need = self.searched(part)
+        return window_tiles(part.tiles, part.at.r[need], part.at.c[need], self.radius)
 
 
 class _Part:
-    """Points of one (record, band): point indices sorted by tile, and their pixels."""
+    """Points of one (record, band): pixels, values and the pixel each value comes from."""
 
-    def __init__(
-        self,
-        rank: int,
-        row: int,
-        band: int,
-        src: Any,
-        which: np.ndarray,
-        r: np.ndarray,
-        c: np.ndarray,
-        starts: np.ndarray,
-        first_request: int,
-    ) -> None:
-        self.rank, self.row, self.band, self.src = rank, row, band, src
-        self.which, self.r, self.c, self.starts = which, r, c, starts
-        self.first_request = first_request
+    def __init__(self, rank: int, row: int, band: int, at: _Located, tiles: BandTiles) -> None:
+        self.rank, self.row, self.band, self.at, self.tiles = rank, row, band, at, tiles
+        n = at.which.size
+        self.values = np.empty(n, np.float64)
+        self.valid = np.empty(n, bool)
+        self.centre_valid = self.valid
+        self.pixel_row, self.pixel_col = at.r, at.c
+        self.ring = np.zeros(n, np.int64)
+        self.distance = np.zeros(n, np.float64)
+        self.windows: np.ndarray | None = None
+        self.has_window = np.zeros(n, bool)
 
-    def values(self, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        src = self.src
-        th, tw = src.block_shape
-        step = 2 if src.mask_array is not None else 1
-        values = np.empty(self.which.size, np.float64)
-        valid = np.empty(self.which.size, bool)
-        bounds = [*list(self.starts), self.which.size]
-        for k in range(len(self.starts)):
-            lo, hi = bounds[k], bounds[k + 1]
-            tile = arrays[self.first_request + k * step]
-            internal = arrays[self.first_request + k * step + 1] if step == 2 else None
-            rr = self.r[lo:hi] % th
-            cc = self.c[lo:hi] % tw
-            picked = tile[rr, cc]
-            values[lo:hi] = picked
-            mask = None if internal is None else internal[rr, cc]
-            valid[lo:hi] = valid_mask(picked, src.nodata, mask)
-        return values, valid
+    def sample_centres(self) -> None:
+        self.values, self.valid = gather(self.tiles, self.at.r, self.at.c, self.at.groups)
+        self.centre_valid = self.valid
+
+    def search(self, mode: _SearchMode) -> None:
+        at, need = self.at, mode.searched(self)
+        found = search(
+            self.tiles,
+            at.r[need],
+            at.c[need],
+            at.frac_r[need],
+            at.frac_c[need],
+            mode.radius,
+            with_windows=mode.windows,
+        )
+        self.values, self.valid = self.values.copy(), self.valid.copy()
+        self.pixel_row, self.pixel_col = at.r.copy(), at.c.copy()
+        self.values[need], self.valid[need] = found.value, found.valid
+        self.pixel_row[need], self.pixel_col[need] = found.row, found.col
+        self.ring = np.where(self.centre_valid, 0, -1)
+        self.distance = np.where(self.centre_valid, 0.0, np.nan)
+        self.ring[need], self.distance[need] = found.ring, found.distance
+        if found.windows is not None:
+            self.windows = np.full((at.which.size, found.windows.shape[1]), np.nan)
+            self.windows[need] = found.windows
+            self.has_window = need
 
 
-def _locate(px: np.ndarray, py: np.ndarray, src: Any) -> tuple[np.ndarray, ...] | None:
-    """Points inside ``src``'s grid sorted by tile: (point indices, rows, cols, tiles, starts)."""
-    cols, rrows = _pixel(px, py, src.transform)
-    inside = (cols >= 0) & (rrows >= 0) & (cols < src.width) & (rrows < src.height)
+_COLUMN_DTYPES: dict[str, type] = {
+    "point": np.int64,
+    "rank": np.int64,
+    "row": np.int64,
+    "band": np.int32,
+    "value": np.float64,
+    "valid": np.bool_,
+}
+_SEARCH_DTYPES: dict[str, type] = {
+    "pixel_row": np.int64,
+    "pixel_col": np.int64,
+    "ring": np.int64,
+    "distance": np.float64,
+}
+
+
+def _concatenate(parts: list[_Part], mode: _SearchMode) -> dict[str, np.ndarray]:
+    """One array per output column over every part (empty arrays when there is none)."""
+    columns: dict[str, list[np.ndarray]] = {
+        "point": [p.at.which for p in parts],
+        "rank": [np.full(p.at.which.size, p.rank, np.int64) for p in parts],
+        "row": [np.full(p.at.which.size, p.row, np.int64) for p in parts],
+        "band": [np.full(p.at.which.size, p.band, np.int32) for p in parts],
+        "value": [p.values for p in parts],
+        "valid": [p.valid for p in parts],
+    }
+    dtypes = dict(_COLUMN_DTYPES)
+    if mode.radius:
+        columns["pixel_row"] = [p.pixel_row for p in parts]
+        columns["pixel_col"] = [p.pixel_col for p in parts]
+        columns["ring"] = [p.ring for p in parts]
+        columns["distance"] = [p.distance for p in parts]
+        dtypes |= _SEARCH_DTYPES
+    if not parts:
+        empty = {k: np.empty(0, dtype) for k, dtype in dtypes.items()}
+        if mode.windows:
+            empty["windows"] = np.empty((0, window_offsets(mode.radius).size), np.float64)
+            empty["has_window"] = np.empty(0, bool)
+        return empty
+    if mode.windows:  # set by _Part.search (a window needs a radius: always searched)
+        columns["windows"] = [p.windows for p in parts if p.windows is not None]
+        columns["has_window"] = [p.has_window for p in parts]
+    return {k: np.concatenate(v) for k, v in columns.items()}
+
+
+def _locate(px: np.ndarray, py: np.ndarray, src: BandSource) -> _Located | None:
+    """Points inside ``src``'s grid (``None`` when there is none)."""
+    frac_c, frac_r = _pixel(px, py, src.transform)
+    cols, rows = _floor(frac_c), _floor(frac_r)
+    inside = (cols >= 0) & (rows >= 0) & (cols < src.width) & (rows < src.height)
     which = np.flatnonzero(inside)
     if which.size == 0:
         return None
-    th, tw = src.block_shape
-    r, c = rrows[which], cols[which]
-    tile = (r // th) * (-(-src.width // tw)) + (c // tw)
-    order = np.argsort(tile, kind="stable")
-    which, r, c, tile = which[order], r[order], c[order], tile[order]
-    starts = np.flatnonzero(np.r_[True, tile[1:] != tile[:-1]])
-    return which, r, c, tile[starts], starts
+    r, c = rows[which], cols[which]
+    tiles = BandTiles(src)
+    groups = TileGroups.of(tiles.tile_ids(r, c))
+    return _Located(which, r, c, frac_r[which], frac_c[which], groups)
 
 
 def _output_order(
@@ -221,16 +350,19 @@ def _output_order(
 
 
 def _pixel(x: np.ndarray, y: np.ndarray, transform: Sequence[float]) -> tuple[np.ndarray, ...]:
-    """``floor`` of the inverse affine (rasterio's ``index`` / ``sample``); -1 where not finite."""
+    """The inverse affine: fractional ``(cols, rows)`` of the points; NaN where not finite."""
     a, b, c, d, e, f = transform
     det = a * e - b * d
     dx, dy = x - c, y - f
     cols = (e * dx - b * dy) / det
     rows = (a * dy - d * dx) / det
     ok = np.isfinite(cols) & np.isfinite(rows)
-    cols = np.where(ok, np.floor(cols), -1).astype(np.int64)
-    rows = np.where(ok, np.floor(rows), -1).astype(np.int64)
-    return cols, rows
+    return np.where(ok, cols, np.nan), np.where(ok, rows, np.nan)
+
+
+def _floor(values: np.ndarray) -> np.ndarray:
+    """``floor`` as int64 (rasterio's ``index`` / ``sample``); -1 where NaN."""
+    return np.where(np.isnan(values), -1, np.floor(values)).astype(np.int64)
 
 
 def _latest(cat: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -264,9 +396,8 @@ def _table(
     names: list[str],
     bands: list[str],
     collection: CollectionTable,
-    attributes: pa.Table | None,
-    with_mask: bool,
 ) -> pa.Table:
+    """The :data:`POINT_SAMPLES_SCHEMA` columns of the rows ``cat``."""
     n = cat["point"].size
     point = cat["point"]
     row = cat["row"]
@@ -288,9 +419,34 @@ def _table(
         "value": pa.array(cat["value"], pa.float64()),
         "raster_crs": _nullable_int32(raster_epsg[row] if n else np.empty(0)),
     }
-    table = pa.table(columns, schema=POINT_SAMPLES_SCHEMA)
+    return pa.table(columns, schema=POINT_SAMPLES_SCHEMA)
+
+
+def _append_columns(
+    table: pa.Table,
+    cat: dict[str, np.ndarray],
+    mode: _SearchMode,
+    attributes: pa.Table | None,
+    with_mask: bool,
+) -> pa.Table:
+    """The search columns, the window, the point table's columns, then ``valid``."""
+    if mode.radius:
+        found = cat["ring"] >= 0
+        table = table.append_column("pixel_row", pa.array(cat["pixel_row"], pa.int64()))
+        table = table.append_column("pixel_col", pa.array(cat["pixel_col"], pa.int64()))
+        ring = pa.array(cat["ring"].astype(np.int32), pa.int32(), mask=~found)
+        table = table.append_column("distance_pixels", ring)
+        distance = pa.array(cat["distance"], pa.float64(), mask=~found)
+        table = table.append_column("distance", distance)
+    if mode.windows:
+        windows = cat["windows"]
+        cells = pa.array(windows.reshape(-1), pa.float64(), mask=np.isnan(windows.reshape(-1)))
+        lists = pa.FixedSizeListArray.from_arrays(
+            cells, windows.shape[1], mask=pa.array(~cat["has_window"], pa.bool_())
+        )
+        table = table.append_column("neighbourhood_values", lists)
     if attributes is not None and attributes.num_columns:
-        extra = attributes.take(pa.array(point))
+        extra = attributes.take(pa.array(cat["point"]))
         for name in extra.column_names:
             if name in table.column_names:
                 raise ValueError(f"point table column {name!r} collides with an output column")

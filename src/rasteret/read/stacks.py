@@ -5,19 +5,30 @@ windows in one batch through :func:`rasteret.store.window_read.read_array_window
 (the store's layout and reader, without zarr's per-chunk machinery), so the tiles of
 every window are fetched concurrently, the fetch layer coalesces the reads of one file
 into few requests, and decoding overlaps the fetches.
+
+Progress (``progress=`` of ``get_numpy``, ``get_xarray``, ``read_window`` and
+``sample_points``) is counted in **tiles**: a surface opens :func:`read_progress`
+around its reads; ``total`` is the number of distinct tiles its plan reads (declared
+with :func:`plan_progress` by a surface that reads in several batches, else the tiles
+of its first batch), ``done`` the distinct planned tiles fetched and decoded so far, and
+the read ends at ``done == total`` (a tile a mosaic never needed to read counts as done
+then). Without ``progress=`` a batch of 64 windows or more shows a line on a terminal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import contextlib
+import contextvars
+import threading
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pyproj import CRS
 
-from rasteret._progress import ProgressLine
+from rasteret._progress import ProgressCounter, ProgressLine, ProgressOption, progress_reporter
 from rasteret._types import Affine6
 from rasteret.fetch import RangeReader
 from rasteret.geo.transform import CRSError, to_crs
@@ -186,7 +197,8 @@ def read_windows(
 
     check_windows_budget(index.layout, index.reader, requests)  # in the caller's context
 
-    return run_sync(read_windows_async(index, requests, outputs, on_done))
+    coro = read_windows_async(index, requests, outputs, on_done)
+    return run_sync(_in_scope(_scope.get(), coro))  # the caller's progress, explicitly
 
 
 async def read_windows_async(
@@ -195,8 +207,19 @@ async def read_windows_async(
     outputs: Sequence[np.ndarray | None] | None = None,
     on_done: Callable[[int, np.ndarray], None] | None = None,
 ) -> list[np.ndarray]:
-    """:func:`read_windows` on the running event loop; a progress line on a terminal for
+    """:func:`read_windows` on the running event loop; its decoded tiles are reported to
+    the :func:`read_progress` the read runs in, else a progress line on a terminal for
     reads of many windows (silent otherwise)."""
+    scope = _scope.get()
+    if scope is not None:
+        return await read_array_windows(
+            index.layout,
+            index.reader,
+            requests,
+            progress=scope.batch(index.layout, requests),
+            outputs=outputs,
+            on_done=on_done,
+        )
     bar: ProgressLine | None = None
 
     def progress(done: int, total: int) -> None:
@@ -217,3 +240,121 @@ async def read_windows_async(
     finally:
         if bar is not None:
             bar.close()
+
+
+# ----------------------------------------------------------------------------- progress
+
+#: A tile of a read: (array path, time index, tile row, tile column).
+TileKey = tuple[str, int, int, int]
+
+
+def tile_keys(layout: StoreLayout, requests: Sequence[WindowRequest]) -> set[TileKey]:
+    """The distinct tiles with data (not sparse) that ``requests`` read: the tiles
+    :func:`~rasteret.store.window_read.read_array_windows` fetches and decodes."""
+    keys: set[TileKey] = set()
+    for request in requests:
+        array = layout.array(request.path)
+        source = None if array is None else array.sources[request.t]
+        window = request.window
+        if source is None or window.height <= 0 or window.width <= 0:
+            continue
+        assert array is not None
+        block_h, block_w = array.block_shape
+        rows = np.arange(
+            window.row_off // block_h, (window.row_off + window.height - 1) // block_h + 1
+        )
+        cols = np.arange(
+            window.col_off // block_w, (window.col_off + window.width - 1) // block_w + 1
+        )
+        ii, jj = np.meshgrid(rows, cols, indexing="ij")
+        counts = np.asarray(source.byte_counts)[ii * array.tiles_across + jj]
+        keys.update(
+            (request.path, request.t, int(i), int(j))
+            for i, j in zip(ii[counts > 0], jj[counts > 0], strict=True)
+        )
+    return keys
+
+
+class ReadProgress:
+    """The tiles of one surface's read reported to a :class:`ProgressCounter`: the first
+    declared plan fixes ``total``; each batch counts only planned tiles not counted
+    before (a tile read twice counts once)."""
+
+    def __init__(self, counter: ProgressCounter | None) -> None:
+        self.counter = counter  # None: progress=False, nothing shown
+        self._planned: set[TileKey] | None = None
+        self._counted: set[TileKey] = set()
+        self._lock = threading.Lock()
+
+    def plan(self, keys: set[TileKey]) -> None:
+        """Declare the tiles the read will need (the first declaration wins)."""
+        with self._lock:
+            if self._planned is None and self.counter is not None:
+                self._planned = keys
+                self.counter.start(len(keys))
+
+    def batch(
+        self, layout: StoreLayout, requests: Sequence[WindowRequest]
+    ) -> Callable[[int, int], None] | None:
+        """The per-tile ``progress`` of one batch of ``requests``: its first ``n``
+        decoded tiles advance the counter, ``n`` the planned tiles it adds."""
+        if self.counter is None:
+            return None
+        keys = tile_keys(layout, requests)
+        self.plan(keys)
+        with self._lock:
+            assert self._planned is not None
+            fresh = (keys & self._planned) - self._counted
+            self._counted |= fresh
+        new, counter = len(fresh), self.counter
+
+        def progress(done: int, total: int) -> None:  # sequential: the reader's lock
+            if done <= new:
+                counter.advance()
+
+        return progress
+
+
+_scope: contextvars.ContextVar[ReadProgress | None] = contextvars.ContextVar(
+    "rasteret_read_progress", default=None
+)
+
+
+@contextlib.contextmanager
+def read_progress(progress: ProgressOption, desc: str = "reading tiles") -> Iterator[None]:
+    """Report the tiles read inside the block to ``progress`` (see the module docs):
+    ``True`` a line on a terminal, ``False`` nothing, a callable ``progress(done,
+    total)`` (called from rasteret's read threads, one call at a time: keep it quick;
+    an exception it raises fails the read). ``None`` leaves the default (a line for
+    batches of many windows). The end (``done == total``) is reported when the block
+    completes without an error."""
+    if progress is None:
+        yield
+        return
+    report, close = progress_reporter(progress, desc)
+    counter = ProgressCounter(report) if report is not None else None
+    token = _scope.set(ReadProgress(counter))
+    try:
+        yield
+        if counter is not None:
+            counter.finish()
+    finally:
+        _scope.reset(token)
+        close()
+
+
+async def _in_scope[T](scope: ReadProgress | None, coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` with ``scope`` as the read's progress (whatever thread runs it)."""
+    token = _scope.set(scope)
+    try:
+        return await coro
+    finally:
+        _scope.reset(token)
+
+
+def plan_progress(layout: StoreLayout, requests: Sequence[WindowRequest]) -> None:
+    """Declare every window a read may need before it reads in several batches (mosaic
+    rounds, waves), so the progress ``total`` is fixed from the start."""
+    scope = _scope.get()
+    if scope is not None and scope.counter is not None:
+        scope.plan(tile_keys(layout, requests))

@@ -38,9 +38,11 @@ from typing import Any
 import numpy as np
 
 from rasteret._async import run_sync
+from rasteret._progress import ProgressOption
 from rasteret._types import Bounds
 from rasteret.fetch import RangeReader
 from rasteret.geo.grid import GridSpec
+from rasteret.geo.odc import pick_grid
 from rasteret.geo.transform import crs_key
 from rasteret.geo.window import Window
 from rasteret.index import CollectionTable
@@ -51,7 +53,7 @@ from rasteret.read.grid_tasks import GridTask, TaskPlanner, overview_sources
 from rasteret.read.radiometry import fill_value_for, valid_mask
 from rasteret.read.result import NoDataError
 from rasteret.read.selection import band_names
-from rasteret.read.stacks import BandSource, StoreIndex
+from rasteret.read.stacks import BandSource, StoreIndex, plan_progress, read_progress
 from rasteret.read.window_io import read_sources, source_requests
 
 GroupBy = str | Callable[[dict[str, Any]], Any] | None
@@ -103,7 +105,7 @@ def read_window(
     bounds: Bounds | None = None,
     res: float | Sequence[float] | None = None,
     crs: Any = None,
-    grid: GridSpec | None = None,
+    grid: Any = None,
     records: Sequence[str] | None = None,
     group_by: GroupBy = None,
     resampling: Resampling = None,
@@ -111,6 +113,7 @@ def read_window(
     overviews: bool = True,
     reader: RangeReader | None = None,
     errors: OnFailedAsset = "raise",
+    progress: ProgressOption = None,
 ) -> np.ndarray:
     """Pixels of ``bands`` on one grid: ``[C, H, W]``, or ``[T, C, H, W]`` with ``group_by``.
 
@@ -122,7 +125,8 @@ def read_window(
     default every record that overlaps the window (:class:`NoDataError` when none).
     See the module docs for resampling, mosaics and ``group_by``;
     :func:`read_window_info` also returns the valid-data mask and which records fed
-    each output.
+    each output. ``grid`` may be an odc-geo ``GeoBox``. ``progress``: ``True`` / ``False``
+    / ``callable(done, total)`` in tiles, as :func:`rasteret.read.get_numpy`'s.
     """
     return read_window_info(
         collection,
@@ -138,6 +142,7 @@ def read_window(
         overviews=overviews,
         reader=reader,
         errors=errors,
+        progress=progress,
     ).data
 
 
@@ -148,7 +153,7 @@ def read_window_info(
     bounds: Bounds | None = None,
     res: float | Sequence[float] | None = None,
     crs: Any = None,
-    grid: GridSpec | None = None,
+    grid: Any = None,
     records: Sequence[str] | None = None,
     group_by: GroupBy = None,
     resampling: Resampling = None,
@@ -156,8 +161,10 @@ def read_window_info(
     overviews: bool = True,
     reader: RangeReader | None = None,
     errors: OnFailedAsset = "raise",
+    progress: ProgressOption = None,
 ) -> WindowRead:
     """:func:`read_window` with its valid-data mask and identity (:class:`WindowRead`)."""
+    grid = pick_grid(grid=grid)  # a GridSpec or an odc-geo GeoBox
     band_list = [bands] if isinstance(bands, str) else list(bands)
     collection = check_indexed(collection, band_list, errors)
     window_reader = WindowReader.of(collection, band_list, reader=reader)
@@ -171,14 +178,15 @@ def read_window_info(
         raise ValueError("pass either grid= or bounds= / res= / crs=, not both")
     enforce_read_budget(collection, band_list, grid.bounds, grid.crs)
     rows = None if records is None else window_reader.rows_of(records)
-    return window_reader.read(
-        grid,
-        rows,
-        group_by=group_by,
-        resampling=resampling,
-        fill_value=fill_value,
-        overviews=overviews,
-    )
+    with read_progress(progress):
+        return window_reader.read(
+            grid,
+            rows,
+            group_by=group_by,
+            resampling=resampling,
+            fill_value=fill_value,
+            overviews=overviews,
+        )
 
 
 # ----------------------------------------------------------------------------- reader
@@ -339,6 +347,7 @@ class WindowReader:
             members.append([])
         requests = source_requests([(task.source, task.window) for task in tasks])
         check_windows_budget(self.index.layout, self.index.reader, requests)  # before a fetch
+        plan_progress(self.index.layout, requests)  # read in waves: the total is all of it
         dtype, fills = self._dtype_and_fills(fill_value)
         n = len(slots)
         shape = (n, len(self.bands), *grid.shape)

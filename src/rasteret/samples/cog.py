@@ -1,5 +1,8 @@
 """Write small Cloud-Optimized GeoTIFFs without GDAL (imagecodecs does the encoding).
 
+``compression="jpeg2000"`` writes lossless (reversible) JPEG 2000 codestreams (TIFF
+Compression 34712), which GDAL's GTiff driver cannot write.
+
 The files follow GDAL's COG layout: a ``GDAL_STRUCTURAL_METADATA`` ghost area, every IFD
 before the first tile, overview data before full-resolution data. They carry GeoKeys
 (ModelPixelScale + ModelTiepoint, or ModelTransformation for rotated grids), GDAL_NODATA,
@@ -34,11 +37,20 @@ COMPRESSION_CODES = {
     "packbits": 32773,
     "lzma": 34925,
     "zstd": 50000,
+    "jpeg2000": 34712,
 }
 _SAMPLE_FORMATS = {"u": 1, "i": 2, "f": 3}
 
 
-def _encoder(compression: str, level: int | None) -> Callable[[bytes], bytes]:
+def _encoder(compression: str, level: int | None) -> Callable[[np.ndarray], bytes]:
+    """Encoder of a ``(rows, cols, samples)`` block (byte codecs encode its bytes)."""
+    if compression == "jpeg2000":
+        return _jpeg2k_encode
+    byte_codec = _byte_encoder(compression, level)
+    return lambda block: byte_codec(block.tobytes())
+
+
+def _byte_encoder(compression: str, level: int | None) -> Callable[[bytes], bytes]:
     match compression:
         case "none":
             return bytes
@@ -55,6 +67,12 @@ def _encoder(compression: str, level: int | None) -> Callable[[bytes], bytes]:
     raise ValueError(
         f"unsupported compression {compression!r}; use one of {sorted(COMPRESSION_CODES)}"
     )
+
+
+def _jpeg2k_encode(block: np.ndarray) -> bytes:
+    """A lossless (reversible 5/3 wavelet) JPEG 2000 codestream of one block."""
+    image = block[..., 0] if block.shape[-1] == 1 else block
+    return bytes(imagecodecs.jpeg2k_encode(image, level=0, codecformat="J2K"))
 
 
 def _apply_predictor(block: np.ndarray, predictor: int) -> np.ndarray:
@@ -144,7 +162,7 @@ def _tile_blocks(
                     continue
                 chunk = np.ascontiguousarray(np.moveaxis(plane[window], 0, -1))
                 chunk = chunk.astype(chunk.dtype.newbyteorder("<"), copy=False)
-                blocks.append(encode(_apply_predictor(chunk, predictor).tobytes()))
+                blocks.append(encode(_apply_predictor(chunk, predictor)))
     return blocks
 
 
@@ -214,7 +232,8 @@ def write_cog(
     level when the factors divide (GDAL's cascade). ``interleave="band"`` writes
     planar configuration 2. ``sparse=True`` leaves all-nodata tiles out (offset and
     byte count 0, as GDAL's ``SPARSE_OK``). Predictor 2 (horizontal) works for every
-    dtype, 3 (floating point) for floats; both are dropped without compression.
+    dtype, 3 (floating point) for floats; both are dropped without compression and with
+    ``jpeg2000`` (lossless JPEG 2000, 8- and 16-bit integers only).
     Returns the block offsets and byte counts of every IFD.
     """
     data = np.asarray(array)
@@ -230,8 +249,10 @@ def write_cog(
         raise ValueError(f"{path}: interleave must be 'pixel' or 'band', not {interleave!r}")
     if compression not in COMPRESSION_CODES:
         raise ValueError(f"{path}: unsupported compression {compression!r}")
-    if compression in ("none", "packbits"):
+    if compression in ("none", "packbits", "jpeg2000"):
         predictor = 1
+    if compression == "jpeg2000" and (data.dtype.kind not in "iu" or data.dtype.itemsize > 2):
+        raise ValueError(f"{path}: jpeg2000 needs 8- or 16-bit integers, not {data.dtype}")
     if predictor == 3 and data.dtype.kind != "f":
         raise ValueError(f"{path}: predictor 3 needs a floating-point dtype, not {data.dtype}")
     bands = data.shape[0]

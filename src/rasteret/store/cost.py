@@ -33,6 +33,9 @@ DECODE_RATES: dict[int, float] = {
     32946: 6e8,  # deflate (old code)
     32773: 1e9,  # PackBits
     34887: 3e8,  # LERC
+    34712: 5e7,  # JPEG 2000
+    33003: 5e7,  # JPEG 2000 (Aperio YCbCr)
+    33005: 5e7,  # JPEG 2000 (Aperio RGB)
     34925: 1e8,  # LZMA
     50000: 1e9,  # zstd
     50001: 1.5e8,  # WebP

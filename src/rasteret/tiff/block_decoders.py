@@ -10,11 +10,11 @@ Decoders raise :class:`PayloadError` (or the codec's exception) on a bad payload
 :class:`Unsupported` at build time for a configuration they cannot decode.
 
 Memory is bounded by the declared block, not by what a payload says: byte codecs decode
-into the block (:mod:`.decompress`); JPEG, WebP, LERC and JPEG-XL streams must declare an
-image that fits the block (:mod:`.streams`, read before decoding) and are decoded into an
-output array of exactly that size, so a stream the codec library reads differently (more
-bands, channels or rows) fails before the library allocates for it; an animated WebP is
-refused outright.
+into the block (:mod:`.decompress`); JPEG, WebP, LERC, JPEG-XL and JPEG 2000 streams must
+declare an image that fits the block (:mod:`.streams`, :mod:`.jpeg2k`, read before
+decoding) and are decoded into an output array of exactly that size, so a stream the
+codec library reads differently (more bands, channels or rows) fails before the library
+allocates for it; an animated WebP is refused outright.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import numpy as np
 
 from rasteret.errors import CorruptTiffError, UnsupportedTiffError
 from rasteret.tiff.decompress import BYTE_CODECS, Decompressor, lerc_inner, surplus_limit
+from rasteret.tiff.jpeg2k import JPEG2000_COMPRESSIONS, MAX_CODESTREAM_TILES, J2kHeader, j2k_header
 from rasteret.tiff.photometric import (
     YCBCR_SUBSAMPLINGS,
     cmyk_to_rgba,
@@ -81,7 +82,6 @@ UNSUPPORTED_CODECS = {
     34677: "SGILog24 compression (34677)",
     32908: "PixarFilm compression (32908)",
     32909: "PixarLog compression (32909)",
-    34712: "JPEG 2000 compression (34712)",
     32947: "DCS compression (32947)",
     34661: "JBIG compression (34661)",
 }
@@ -155,6 +155,8 @@ def build_decoder(d: BlockDecoding) -> BlockDecoder:
         return _webp_decoder(d, dtype)
     if compression == 34887:
         return _lerc_decoder(d, dtype)
+    if compression in JPEG2000_COMPRESSIONS:
+        return _jpeg2k_decoder(d, dtype)
     if compression in (50002, 52546):
         if not imagecodecs.JPEGXL.available:
             raise unsupported("JPEG-XL compression", "imagecodecs built without libjxl")
@@ -392,6 +394,59 @@ def _webp_decoder(d: BlockDecoding, dtype: np.dtype) -> BlockDecoder:
         return _fit(image, d, dtype, rows, "WebP")
 
     return decode_webp
+
+
+def _jpeg2k_decoder(d: BlockDecoding, dtype: np.dtype) -> BlockDecoder:
+    """JPEG 2000 (34712, 33003, 33005; see :mod:`rasteret.tiff.jpeg2k`)."""
+    if dtype.kind not in "iu" or dtype.itemsize > 4:
+        raise unsupported("JPEG 2000 sample type", f"{dtype} (integers of up to 32 bits)")
+    if d.predictor != 1:
+        raise unsupported(f"predictor {d.predictor}", "with JPEG 2000")
+    ycbcr = d.compression == 33003 and d.samples == 3 and dtype == np.uint8
+
+    def decode_jpeg2k(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
+        header = j2k_header(data)
+        out = _jpeg2k_output(header, d, dtype, rows)
+        image = imagecodecs.jpeg2k_decode(data, out=out)
+        if ycbcr and not header.transform:  # Aperio YCbCr: convert as OpenSlide does
+            image = ycbcr_to_rgb(image.reshape(-1), d.block_width, header.height, 1, 1)
+        return _fit(image.astype(dtype, copy=False), d, dtype, rows, "JPEG 2000")
+
+    return decode_jpeg2k
+
+
+def _jpeg2k_output(
+    header: J2kHeader | None, d: BlockDecoding, dtype: np.dtype, rows: int
+) -> np.ndarray:
+    """The array OpenJPEG decodes into, after the declared image is checked against the
+    block: its declared rows x the block's width x samples, in the narrowest dtype of
+    the declared precision (what OpenJPEG returns)."""
+    if header is None:
+        raise PayloadError("JPEG 2000 stream has no SOC + SIZ main header")
+    _check_declared((header.height, header.width), d, "JPEG 2000")
+    if header.height < max(rows, 1):
+        raise PayloadError(f"JPEG 2000 stream declares {header.height} rows, {rows} needed")
+    if header.subsampled:  # e.g. Aperio 33003 with 4:2:2 chroma: not decoded (yet)
+        raise unsupported("JPEG 2000 with subsampled components")
+    if header.components != d.samples:
+        raise PayloadError(
+            f"JPEG 2000 stream declares {header.components} components, "
+            f"block has {d.samples} samples"
+        )
+    if header.precision > dtype.itemsize * 8 or header.signed != (dtype.kind == "i"):
+        sign = "signed" if header.signed else "unsigned"
+        raise PayloadError(
+            f"JPEG 2000 stream declares {sign} {header.precision}-bit samples, "
+            f"block has {dtype} samples"
+        )
+    if header.tiles > MAX_CODESTREAM_TILES:
+        raise PayloadError(
+            f"JPEG 2000 stream declares {header.tiles} codestream tiles "
+            f"(at most {MAX_CODESTREAM_TILES} per block)"
+        )
+    itemsize = 1 if header.precision <= 8 else 2 if header.precision <= 16 else 4
+    native = np.dtype(f"{dtype.kind}{itemsize}")
+    return _output((header.height, header.width), d, native, d.samples, "JPEG 2000")
 
 
 def _lerc_decoder(d: BlockDecoding, dtype: np.dtype) -> BlockDecoder:

@@ -7,7 +7,8 @@ its configuration. :func:`decode_block` turns a block's bytes into an array shap
 
 Supported: uncompressed, LZW, deflate (libdeflate), ZSTD, PackBits, LZMA, CCITT
 RLE/G3/G4, JPEG (with JPEGTables; YCbCr returned as RGB like libtiff's
-``JPEGCOLORMODE_RGB``), WebP, LERC (plain, LERC_DEFLATE, LERC_ZSTD), JPEG-XL;
+``JPEGCOLORMODE_RGB``), WebP, LERC (plain, LERC_DEFLATE, LERC_ZSTD), JPEG-XL, JPEG 2000
+(34712, and Aperio's 33003 / 33005: :mod:`.jpeg2k`; OpenJPEG via imagecodecs);
 predictors 2 and 3 in either byte order; chunky and planar; packed and odd sample
 widths; 8-bit CMYK and non-JPEG YCbCr converted like GDAL (:mod:`.photometric`).
 Anything else raises :class:`~rasteret.errors.UnsupportedTiffError`; an undecodable
