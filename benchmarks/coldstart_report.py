@@ -29,25 +29,40 @@ def load_outputs(npz: Path, outputs: list[list[Any]]) -> dict[str, tuple[np.ndar
 
 
 def _inside(scenario: dict[str, Any], key: str, records: dict[str, Any], shape, transform):
-    """(pixels of ``key``'s window inside its AOI polygon, pixels its edge touches); on the
-    target grid every pixel is inside and none is an edge pixel."""
+    """(pixels of ``key``'s window inside its AOI polygon as GDAL's ``transform_geom``
+    gives it, pixels on its edge); on the target grid every pixel is inside and none is an
+    edge pixel.
+
+    The edge is the pixels the polygon's outline touches plus those between it and the
+    densified lon/lat box: ``transform_geom`` joins the box's projected corners by straight
+    lines, while lines of constant longitude / latitude are curves in UTM, and rasteret
+    (like any densifying tool) masks the curved box.
+    """
     if scenario["grid"] == "target":
         return np.ones(shape, bool), np.zeros(shape, bool)
     import rasterio.features
     import rasterio.warp
+    import shapely
+    from pyproj import Transformer
     from rasterio import Affine
 
     scene, aoi = key.split("|")
     w, s, e, n = scenario["aois"][int(aoi)]
     ring = [(w, s), (e, s), (e, n), (w, n), (w, s)]
-    geom = rasterio.warp.transform_geom(
-        "EPSG:4326", f"EPSG:{records[scene]['epsg']}", {"type": "Polygon", "coordinates": [ring]}
-    )
+    crs = f"EPSG:{records[scene]['epsg']}"
+    polygon = {"type": "Polygon", "coordinates": [ring]}
+    geom = rasterio.warp.transform_geom("EPSG:4326", crs, polygon)
     affine = Affine(*transform)
     inside = rasterio.features.geometry_mask([geom], shape, affine, invert=True)
     line = {"type": "LineString", "coordinates": geom["coordinates"][0]}
     edge = rasterio.features.geometry_mask([line], shape, affine, invert=True, all_touched=True)
-    return inside, edge
+    to_utm = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    curved = shapely.transform(
+        shapely.segmentize(shapely.box(w, s, e, n), 1e-4),
+        lambda xy: np.column_stack(to_utm.transform(xy[:, 0], xy[:, 1])),
+    )
+    curved_inside = rasterio.features.geometry_mask([curved], shape, affine, invert=True)
+    return inside, edge | (curved_inside != inside)
 
 
 def compare(reference: dict, other: dict, scenario: dict[str, Any], records: dict) -> dict:
