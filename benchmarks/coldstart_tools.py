@@ -141,13 +141,14 @@ def prepare_rasteret_xarray() -> Callable[[dict[str, Any]], Output]:
                         members, engine="rasteret", bands=bands, grid=grid, chunks={}
                     )
                     opened.append((str(i), ds))
-        computed = dask.compute(*(ds[bands] for _, ds in opened))
+        # the bands stacked in the graph: one copy into (band, time, y, x), then views
+        computed = dask.compute(*(ds[bands].to_dataarray("band") for _, ds in opened))
         out: Output = {}
-        for (label, _), ds in zip(opened, computed, strict=True):
+        for (label, ds), stacked in zip(opened, computed, strict=True):
             grid = GridSpec.from_xarray(ds[bands[0]])
+            values = stacked.values
             for t, record_id in enumerate(ds["id"].values):
-                data = np.stack([ds[b].values[t] for b in bands])
-                out[f"{record_id}|{label}"] = (data, tuple(grid.transform))
+                out[f"{record_id}|{label}"] = (values[:, t], tuple(grid.transform))
         return out
 
     return run

@@ -12,7 +12,9 @@ that has no pixels of a band reads as that band's nodata.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,7 +26,7 @@ from rasteret.geo.lazy import warp
 from rasteret.geo.overview import choose_overview
 from rasteret.geo.resampling import check_resampling
 from rasteret.geo.transform import CRSLike, crs_equal, to_crs, transform_bounds
-from rasteret.geo.warp import resolution_scale, source_window
+from rasteret.geo.warp import output_nodata, resolution_scale, source_window
 from rasteret.store.bands import band_stacks
 from rasteret.store.metadata import fill_value
 
@@ -141,7 +143,7 @@ def open_on_grid(
     tells their pixels outside their grid from data (the composites use it).
     """
     layout = store.layout
-    pieces: dict[str, list[xr.DataArray]] = {}
+    pieces: dict[str, list[_Piece]] = {}
     covers: dict[str, list[xr.DataArray]] = {}
     fills: dict[str, Any] = {}
     records: dict[str, np.datetime64] = {}
@@ -159,7 +161,7 @@ def open_on_grid(
         for stack in band_stacks(layout.groups[path], path).values():
             if stack.kind != "data" or stack.name not in ds:
                 continue
-            # one piece per array of the band: each warped with its records' own nodata
+            # one piece per array of the band: each read with its records' own nodata
             for member, array in enumerate(stack.arrays):
                 steps = [t for t, m in enumerate(stack.member_of) if m == member]
                 if not steps:
@@ -168,47 +170,41 @@ def open_on_grid(
                 own_fill, note = fill_value(array.nodata, np.dtype(array.dtype))
                 fill = own_fill if note is None else None
                 fills.setdefault(stack.band, fill)
-                # each warp task reads only the source window under its target chunk
-                source = TileSteps(store, f"{path}/{array.name}", array, steps)
-                warped = warp(
-                    source,
-                    target,
-                    source_grid=grid,
-                    resampling=band_resampling(stack.band, resampling),
-                    src_nodata=fill,
-                    nodata=fill,
-                    chunks=chunks,
-                    dims=("time", "y", "x"),
-                )
-                warped = warped.assign_coords(
-                    {k: v.variable for k, v in variable.coords.items() if v.dims == ("time",)}
-                )
+                method = band_resampling(stack.band, resampling)
+                coords = {k: v.variable for k, v in variable.coords.items() if v.dims == ("time",)}
                 kept = {
                     k: v for k, v in variable.attrs.items() if k not in ("missing_value", "nodata")
                 }
-                warped.attrs = {**kept, **warped.attrs}
-                pieces.setdefault(stack.band, []).append(warped)
+                piece = _Piece(
+                    f"{path}/{array.name}", grid, method, fill, str(array.dtype), steps, coords,
+                    kept,
+                )  # fmt: skip
+                pieces.setdefault(stack.band, []).append(piece)
                 if coverage and fill is None:  # no nodata: which pixels the record covers
+                    source = TileSteps(store, piece.path, array, steps)
                     covered = warp(
                         Coverage(source.shape),
                         target,
                         source_grid=grid,
-                        resampling=band_resampling(stack.band, resampling),
+                        resampling=method,
                         nodata=0,
                         chunks=chunks,
                         dims=("time", "y", "x"),
                     )
                     covers.setdefault(stack.band, []).append(
-                        covered.assign_coords({k: warped[k].variable for k in ("time", "id")})
+                        covered.assign_coords({k: coords[k] for k in ("time", "id")})
                     )
     order = sorted(records, key=lambda rid: (records[rid], rid))
-    variables = {band: _merge(parts, order, fills[band]) for band, parts in pieces.items()}
+    variables = {
+        band: _band_on_grid(store, target, parts, order, fills[band], lazy=not coverage)
+        for band, parts in pieces.items()
+    }
     if mask_and_scale:  # applied: no band keeps radiometry coordinates
         radiometry = [
             f"{b}_{k}" for b in variables for k in ("nodata", "scale_factor", "add_offset")
         ]
         variables = {
-            band: mask_and_scale_records(v, band).drop_vars(radiometry, errors="ignore")
+            band: mask_and_scale_records(_as_dask(v), band).drop_vars(radiometry, errors="ignore")
             for band, v in variables.items()
         }
     for band, parts in covers.items():
@@ -242,6 +238,92 @@ class Coverage:
         return ("rasteret.Coverage", self.shape)
 
 
+@dataclass(frozen=True)
+class _Piece:
+    """One store array's records of a band, before they are placed on the record order."""
+
+    path: str
+    grid: GridSpec
+    resampling: str
+    nodata: float | None
+    dtype: str
+    steps: list[int]
+    coords: dict[str, xr.Variable]  # along ``time``
+    attrs: dict[str, Any]
+
+
+def _band_on_grid(
+    store: Any, target: GridSpec, parts: list[_Piece], order: list[str], fill: Any, *, lazy: bool
+) -> xr.DataArray:
+    """One band on ``target`` in record ``order``: a :class:`GridBandArray` (``lazy``; xarray
+    chunks it) or a dask array of it, with the pieces' time coordinates merged (a record
+    missing from every piece gets ``fill`` there too)."""
+    from xarray.core import indexing
+
+    from rasteret.backend.grid_array import GridBandArray, GridMember, grid_chunks
+    from rasteret.geo.lazy import spatial_coordinates
+
+    dtype = np.result_type(*(np.dtype(p.dtype) for p in parts))
+    if fill is None:
+        fill = np.nan if dtype.kind == "f" else 0
+    fill = np.asarray(fill).astype(dtype).item()
+    coords, index = _merged_coords([p.coords for p in parts], order, fill)
+    located: list[list[int]] = [[] for _ in parts]
+    bounds = np.cumsum([0] + [len(p.steps) for p in parts])
+    for t, at in enumerate(index.tolist()):
+        if at >= 0:
+            k = int(np.searchsorted(bounds, at, side="right")) - 1
+            located[k].append(t)
+    members = [
+        GridMember(
+            p.path, p.grid, p.resampling, p.nodata, p.dtype,
+            tuple(p.steps[at - bounds[k]] for at in (int(index[t]) for t in located[k])),
+            tuple(located[k]),
+        )
+        for k, p in enumerate(parts)
+    ]  # fmt: skip
+    array = GridBandArray(store, target, members, len(order), dtype, fill)
+    attrs = {k: v for k, v in parts[0].attrs.items() if k != "_FillValue"}
+    own = [output_nodata(dtype, p.nodata, p.nodata) for p in parts]
+    first = np.asarray(own[0]).astype(dtype).item()
+    if not (isinstance(own[0], float) and math.isnan(own[0]) and dtype.kind not in "fc"):
+        attrs["nodata"] = first
+    if len({_key(v) for v in own}) > 1:
+        attrs.pop("nodata", None)  # per record: the ``{band}_nodata`` coordinate
+    attrs["grid_mapping"] = "spatial_ref"
+    attrs["resampling"] = parts[0].resampling
+    encoding = {"preferred_chunks": grid_chunks(target, len(order), dtype)}
+    variable = xr.Variable(("time", "y", "x"), indexing.LazilyIndexedArray(array), attrs, encoding)
+    out = xr.DataArray(variable, coords={**coords, **spatial_coordinates(target)})
+    out.encoding = dict(encoding)  # not kept from the Variable when coords are given
+    return out if lazy else _as_dask(out)
+
+
+def _as_dask(variable: xr.DataArray) -> xr.DataArray:
+    """``variable`` as a dask array in its preferred chunks (a no-op when it is one)."""
+    preferred = variable.encoding.get("preferred_chunks")
+    if preferred is None or variable.chunks is not None:  # ``.data`` would load it
+        return variable
+    return variable.chunk(preferred)
+
+
+def _merged_coords(
+    coords: list[dict[str, xr.Variable]], order: list[str], fill: Any
+) -> tuple[dict[str, xr.Variable], np.ndarray]:
+    """The pieces' time coordinates (each with ``id``) placed on the record ``order``
+    (``fill`` where a record is in no piece), and each record's position in the pieces'
+    concatenation (``-1``: in none)."""
+    starts = np.cumsum([0] + [len(c["id"]) for c in coords])
+    positions = [
+        xr.DataArray(np.arange(len(c["id"])) + start, dims="time", coords=c, name="__position__")
+        for c, start in zip(coords, starts, strict=False)
+    ]
+    stacked = xr.concat([p.swap_dims(time="id").drop_vars("time") for p in positions], dim="id")
+    fills = {name: fill for name in stacked.coords if name != "id"} | {"__position__": -1}
+    merged = stacked.reindex(id=order, fill_value=fills).swap_dims(id="time").drop_vars("id")
+    return {k: v.variable for k, v in merged.coords.items()}, merged.values
+
+
 def _level_for(layout, name, full: GridSpec, target: GridSpec, resampling) -> tuple[str, GridSpec]:
     """The group (full or overview) to read for ``target``, and its grid."""
     xs, ys = resolution_scale(full, target)
@@ -264,17 +346,40 @@ def _level_for(layout, name, full: GridSpec, target: GridSpec, resampling) -> tu
 
 
 def _merge(parts: list[xr.DataArray], order: list[str], fill: Any) -> xr.DataArray:
-    """Concatenate per-grid pieces along time and place them on the full record order."""
-    stacked = xr.concat([p.swap_dims(time="id").drop_vars("time") for p in parts], dim="id")
-    dtype = stacked.dtype
-    if fill is None:
-        fill = np.nan if dtype.kind == "f" else 0
-    merged = stacked.reindex(id=order, fill_value=np.asarray(fill).astype(dtype).item())
-    merged = merged.swap_dims(id="time").drop_vars("id")
-    merged.attrs = dict(parts[0].attrs)
-    if len({_key(p.attrs.get("nodata")) for p in parts}) > 1:
-        merged.attrs.pop("nodata", None)  # per record: the ``{band}_nodata`` coordinate
-    return merged.astype(dtype, copy=False)
+    """Concatenate lazily warped per-grid pieces (dask) along time and place them on the
+    record order without copying: the time axis in chunks of one record, each referring
+    to its piece's chunk, a fill chunk for a record in no piece."""
+    import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    dtype = np.result_type(*(p.dtype for p in parts))
+    fill = np.asarray(fill).astype(dtype).item()
+    coords, index = _merged_coords(
+        [{k: v.variable for k, v in p.coords.items() if v.dims == ("time",)} for p in parts],
+        order,
+        fill,
+    )
+    source = da.concatenate(
+        [p.data.astype(dtype, copy=False).rechunk({0: 1}) for p in parts], axis=0
+    )
+    _, row_chunks, col_chunks = source.chunks
+    name = "rasteret-merge-" + tokenize(source.name, index, fill, str(dtype))
+    dsk: dict[Any, Any] = {}
+    for t, at in enumerate(index.tolist()):
+        for i, rows in enumerate(row_chunks):
+            for j, cols in enumerate(col_chunks):
+                if at >= 0:
+                    dsk[(name, t, i, j)] = (source.name, at, i, j)  # an alias: no task
+                else:
+                    dsk[(name, t, i, j)] = (np.full, (1, rows, cols), fill, dtype)
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[source])
+    data = da.Array(graph, name, ((1,) * len(index), row_chunks, col_chunks), dtype=dtype)
+    first = parts[0]
+    coords |= {k: v.variable for k, v in first.coords.items() if "time" not in v.dims}
+    out = xr.DataArray(data, dims=("time", *first.dims[1:]), coords=coords)
+    out.attrs = dict(first.attrs)
+    return out
 
 
 def _key(value: Any) -> Any:

@@ -32,6 +32,7 @@ from rasteret.geo.warp import (
     ERROR_THRESHOLD,
     corner_coordinates,
     kernel_scale,
+    nearest_index,
     output_nodata,
     source_coordinates,
     source_window,
@@ -187,7 +188,7 @@ def _warp_sliced(
     name, coords_name = f"warp-{token}", f"warp-coords-{coords_token}"
     row_offsets = np.cumsum((0, *row_chunks))
     col_offsets = np.cumsum((0, *col_chunks))
-    shift = _lattice_offset(grid, target) if resampling == "nearest" else None
+    shift = lattice_offset(grid, target) if resampling == "nearest" else None
     dsk: dict[Any, Any] = {}
     for i, j in itertools.product(range(len(row_chunks)), range(len(col_chunks))):
         window = Window(int(row_offsets[i]), int(col_offsets[j]), row_chunks[i], col_chunks[j])
@@ -198,7 +199,13 @@ def _warp_sliced(
             needed = source_window(
                 grid, target, window, resampling=resampling, error_threshold=error_threshold
             )
-        if needed is not None and shift is None:
+        if needed is not None and shift is None and resampling == "nearest":
+            # the index map of this chunk into its source crop: derived once, shared by
+            # every band and record run warped with it
+            dsk[(coords_name, i, j)] = (
+                nearest_index, grid, target, window, needed, error_threshold,
+            )  # fmt: skip
+        elif needed is not None and shift is None:
             dsk[(coords_name, i, j)] = (
                 _coordinates, grid, target, window, resampling, error_threshold,
             )  # fmt: skip
@@ -227,7 +234,7 @@ def _warp_sliced(
     return da.Array(graph, name, out_chunks, dtype=out_dtype)
 
 
-def _lattice_offset(grid: GridSpec, target: GridSpec) -> tuple[int, int] | None:
+def lattice_offset(grid: GridSpec, target: GridSpec) -> tuple[int, int] | None:
     """``(rows, cols)`` from target to source pixels when both grids share one pixel
     lattice (same CRS, same axis-aligned pixel size, origins a whole number of pixels
     apart), else ``None``."""
@@ -378,12 +385,14 @@ def _token(*parts: Any) -> str:
     return tokenize(*[p.to_dict() if isinstance(p, GridSpec) else str(p) for p in parts])
 
 
-def _as_dataarray(data, target, lead_dims, lead_coords, attrs, fill, resampling) -> xr.DataArray:
+def spatial_coordinates(target: GridSpec) -> dict[str, Any]:
+    """The coordinates of a variable on ``target``: ``x`` / ``y`` pixel centres (axis-aligned
+    grids) and the CF ``spatial_ref`` scalar."""
     import xarray as xr
 
     from rasteret.geo.cf import spatial_ref_attributes
 
-    coords: dict[str, Any] = dict(lead_coords)
+    coords: dict[str, Any] = {}
     if target.is_axis_aligned:
         xy = target.coords
         coords["y"] = ("y", xy["y"])
@@ -391,6 +400,13 @@ def _as_dataarray(data, target, lead_dims, lead_coords, attrs, fill, resampling)
     epsg = target.crs.to_epsg(min_confidence=100)
     ref = spatial_ref_attributes(epsg, None if epsg else target.crs.to_wkt(), target.transform)
     coords["spatial_ref"] = xr.Variable((), np.int64(0), ref or {"crs_wkt": crs_key(target.crs)})
+    return coords
+
+
+def _as_dataarray(data, target, lead_dims, lead_coords, attrs, fill, resampling) -> xr.DataArray:
+    import xarray as xr
+
+    coords: dict[str, Any] = {**lead_coords, **spatial_coordinates(target)}
     # nodata as rioxarray / odc-stac read it; a CF ``_FillValue`` in attrs would mask a
     # derived result written with to_zarr (xarray keeps attrs through arithmetic)
     out_attrs = {k: v for k, v in attrs.items() if k not in ("missing_value", "_FillValue")}

@@ -15,7 +15,9 @@ on the source chunks its footprint (plus the kernel radius) touches.
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -203,10 +205,18 @@ def source_window(
     """The source pixels needed to fill ``window`` of ``target`` (``None``: none).
 
     The target window's pixel edges are mapped on a mesh (every 16 pixels and the
-    edges), padded by the kernel radius and clipped to the source.
+    edges), padded by the kernel radius and clipped to the source. Results are cached
+    per (grids, window, resampling): a lazy read asks once per band and chunk.
     """
     resampling = check_resampling(resampling)
     window = window or Window(0, 0, *target.shape)
+    return _source_window(source, target, window, resampling, error_threshold)
+
+
+@functools.lru_cache(maxsize=512)
+def _source_window(
+    source: GridSpec, target: GridSpec, window: Window, resampling: str, error_threshold: float
+) -> Window | None:
     cols = np.unique(np.r_[np.arange(window.width, step=16), window.width]) + window.col_off
     rows = np.unique(np.r_[np.arange(window.height, step=16), window.height]) + window.row_off
     sx, sy = map_positions(
@@ -272,6 +282,9 @@ def warp_array(
     ``src_nodata`` / NaN. Invalid target pixels get ``nodata`` (default: ``src_nodata``,
     else NaN for floats, 0 for integers). ``dtype`` defaults to the source dtype (results
     of bilinear/cubic/average are rounded half up and clamped for integer dtypes).
+    ``coordinates`` are precomputed source coordinates of ``window`` (``(sx, sy)``, or
+    the corners for area kernels), or a :class:`NearestIndex` into exactly ``data``'s
+    crop, shared by every band warped on the same grids.
     """
     resampling = check_resampling(resampling)
     window = window or Window(0, 0, *target.shape)
@@ -281,6 +294,16 @@ def warp_array(
     out_dtype = np.dtype(dtype) if dtype is not None else flat.dtype
     fill = output_nodata(out_dtype, nodata, src_nodata)
     row0, col0 = source_offset
+    if isinstance(coordinates, NearestIndex):  # shared map of this crop: no re-derivation
+        if flat.shape[-2:] != coordinates.crop_shape:
+            raise ValueError(
+                f"data of shape {flat.shape[-2:]} is not the crop {coordinates.crop_shape} "
+                "its NearestIndex maps into"
+            )
+        if resampling == "nearest" and valid is None and flat.dtype == out_dtype:
+            out = _gather_index(flat, coordinates.index, coordinates.inside, src_nodata, fill)
+            return out.reshape((*lead, window.height, window.width))
+        coordinates, row0, col0 = (coordinates.sx, coordinates.sy), 0, 0
     if resampling == "nearest" and valid is None and flat.dtype == out_dtype:
         sx, sy = coordinates or source_coordinates(
             source, target, window, error_threshold=error_threshold
@@ -312,18 +335,78 @@ def warp_array(
     return out.reshape((*lead, window.height, window.width))
 
 
+@dataclass(frozen=True)
+class NearestIndex:
+    """The nearest-neighbour map of a target window into a source crop, computed once
+    and shared by every band warped with it (:func:`nearest_index`): the flat index of
+    each target pixel's source pixel in a ``(height, width)`` crop and whether the
+    centre falls inside it; ``sx`` / ``sy`` (relative to the crop) for other kernels."""
+
+    index: np.ndarray
+    inside: np.ndarray
+    sx: np.ndarray
+    sy: np.ndarray
+    crop_shape: tuple[int, int]
+
+
+def nearest_index(
+    source: GridSpec,
+    target: GridSpec,
+    window: Window,
+    crop: Window,
+    error_threshold: float = ERROR_THRESHOLD,
+) -> NearestIndex:
+    """The :class:`NearestIndex` of ``window`` (target pixels) into ``crop`` (source
+    pixels)."""
+    from rasteret.geo.resampling import centre_pixel
+
+    sx, sy = source_coordinates(source, target, window, error_threshold=error_threshold)
+    sx, sy = sx - crop.col_off, sy - crop.row_off
+    iy, ix, inside = centre_pixel(sx, sy, crop.height, crop.width)
+    return NearestIndex(iy * crop.width + ix, inside, sx, sy, (crop.height, crop.width))
+
+
 def _gather_nearest(
     flat: np.ndarray, sx: np.ndarray, sy: np.ndarray, src_nodata: float | None, fill: float
 ) -> np.ndarray:
     """Nearest warp of ``flat`` ``(n, H, W)`` as one gather per step through a flat index
     (no fancy indexing, no source-sized mask): the values, ``fill`` where the centre falls
     outside or the gathered value is invalid, exactly as the general path gives them."""
-    from rasteret.geo.resampling import centre_pixel, keep_off_nodata
+    from rasteret.geo.resampling import centre_pixel
 
-    n, height, width = flat.shape
+    _, height, width = flat.shape
     iy, ix, inside = centre_pixel(sx, sy, height, width)
-    index = iy * width + ix
-    out = np.empty((n, *index.shape), flat.dtype)
+    return _gather_index(flat, iy * width + ix, inside, src_nodata, fill)
+
+
+def gather_nearest(
+    data: np.ndarray,
+    nearest: NearestIndex,
+    src_nodata: float | None,
+    fill: float,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The nearest warp of ``data`` ``(n, H, W)`` (the crop ``nearest`` maps into, in the
+    output dtype) through its shared index map, written into ``out`` ``(n, h, w)`` when
+    given (no allocation): equal to :func:`warp_array` with ``resampling="nearest"``."""
+    if data.shape[-2:] != nearest.crop_shape:
+        raise ValueError(f"data of shape {data.shape[-2:]} is not the crop {nearest.crop_shape}")
+    return _gather_index(data, nearest.index, nearest.inside, src_nodata, fill, out)
+
+
+def _gather_index(
+    flat: np.ndarray,
+    index: np.ndarray,
+    inside: np.ndarray,
+    src_nodata: float | None,
+    fill: float,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    from rasteret.geo.resampling import keep_off_nodata
+
+    n = flat.shape[0]
+    if out is None:
+        out = np.empty((n, *index.shape), flat.dtype)
     ok = np.empty(index.shape, bool)
     for k in range(n):
         step = out[k]
@@ -341,9 +424,12 @@ def _gather_nearest(
 __all__ = [
     "DEFAULT_CHUNK",
     "ERROR_THRESHOLD",
+    "NearestIndex",
     "corner_coordinates",
+    "gather_nearest",
     "kernel_scale",
     "map_positions",
+    "nearest_index",
     "output_nodata",
     "source_coordinates",
     "source_window",

@@ -178,6 +178,20 @@ class CollectionTable:
             self._fingerprint = digest.hexdigest()
         return self._fingerprint
 
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
+        """dask's (and ``xr.open_dataset``'s) token: the stored files' stamp and the
+        selection when the records come from files (nothing read or hashed), else the
+        Arrow table's own buffers (an in-memory table's :attr:`fingerprint` does not hash
+        every value, and a token must)."""
+        from dask.base import normalize_token
+
+        if self._whole_stored and self._stamp:
+            return ("rasteret.CollectionTable", "stored", self._stamp)
+        if self._lazy is not None:  # a selection of stored files, read or not
+            lazy = self._lazy
+            return ("rasteret.CollectionTable", lazy.stored.stamp, str(lazy.filter), lazy.columns)
+        return ("rasteret.CollectionTable", normalize_token(self._table))
+
     @classmethod
     def of(cls, collection: CollectionTable) -> Self:
         """``collection`` as an instance of this class, sharing its table, name, location
