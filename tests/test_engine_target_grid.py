@@ -191,3 +191,26 @@ def _epsg_is(collection, epsg: int):  # type: ignore[no-untyped-def]
     if "proj:epsg" in collection.table.column_names:
         return pc.field("proj:epsg") == epsg
     return pc.field("crs") == f"EPSG:{epsg}"
+
+
+def test_a_target_grid_band_is_lazily_indexed_and_read_in_one_batch(served) -> None:  # type: ignore[no-untyped-def]
+    """Each band on a target grid is a lazily indexed backend array (no dask graph run
+    inside a task): not dask without ``chunks``, one task per chunk with ``chunks={}``,
+    the same pixels either way, and one load is one batch: every object it touches is
+    fetched with one request (its tiles under the AOI coalesced), both zones at once."""
+    from rasteret.fetch import track
+
+    server, collection, _ = served
+    grid = {"crs": "EPSG:32633", "resolution": 10, "bbox": AOI_LONLAT, "bbox_crs": "EPSG:4326"}
+    lazy = xr.open_dataset(collection, engine="rasteret", bands=["B04"], **grid)
+    assert lazy["B04"].chunks is None
+    chunked = _open(collection, bands=["B04"], **grid)
+    assert chunked["B04"].data.npartitions == 1  # a small target: one chunk, one task
+    assert not any("warp" in name for name in chunked["B04"].data.dask.layers)
+    server.reset()
+    with track() as fetched:
+        values = lazy["B04"].values
+    objects = {entry.path for entry in server.log}
+    assert fetched.requests == server.requests == len(objects) >= 4  # 2 zones x 2+ scenes
+    with dask.config.set(scheduler="threads"):
+        np.testing.assert_array_equal(chunked["B04"].values, values)

@@ -265,3 +265,35 @@ def test_lazy_area_warp_in_row_chunks_is_bit_identical_to_gdal() -> None:
     with dask.config.set(scheduler="synchronous"):
         values = lazy.values[0]
     np.testing.assert_array_equal(values, _gdal(src, SOURCE, target, "average"))
+
+
+def test_a_shared_nearest_index_gathers_what_warp_array_gives() -> None:
+    """The nearest index map of a target window into a source crop (derived once, shared
+    by every band) gathers the same pixels as ``warp_array``, into a given buffer, and a
+    crop of another shape is refused."""
+    from rasteret.geo.warp import gather_nearest, nearest_index
+    from rasteret.geo.window import Window
+
+    source = GridSpec("EPSG:32632", (10.0, 0, 699960.0, 0, -10.0, 5300040.0), (600, 600))
+    target = GridSpec.from_bbox(
+        transform_bounds((701000, 5296000, 704000, 5299000), "EPSG:32632", "EPSG:32633"),
+        "EPSG:32633",
+        10,
+    )
+    window = Window(5, 7, target.height - 10, target.width - 12)
+    crop = source_window(source, target, window)
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 1000, (2, *source.shape), dtype=np.uint16)
+    data[:, ::7, ::5] = 0  # nodata pixels
+    piece = data[:, crop.row_off : crop.row_stop, crop.col_off : crop.col_stop]
+    expected = warp_array(data, source, target, src_nodata=0, window=window)
+    shared = nearest_index(source, target, window, crop)
+    out = np.empty((2, *window.shape), np.uint16)
+    gather_nearest(piece, shared, 0, 0, out)
+    np.testing.assert_array_equal(out, expected)
+    via_warp_array = warp_array(
+        piece, source, target, src_nodata=0, window=window, coordinates=shared
+    )
+    np.testing.assert_array_equal(via_warp_array, expected)
+    with pytest.raises(ValueError, match="crop"):
+        gather_nearest(piece[:, 1:], shared, 0, 0)
