@@ -109,9 +109,16 @@ def prepare_rasteret_xarray() -> Callable[[dict[str, Any]], Output]:
     (native grid, AOI), all computed together."""
     import dask
     import dask.array
+    import pyarrow.dataset
+    import pyarrow.parquet  # noqa: F401
+    import pyproj  # noqa: F401
     import xarray as xr
 
+    # the engine's own modules, imported before the clock as the rasteret tool's are
     import rasteret
+    import rasteret.backend.grid_array
+    import rasteret.backend.target_grid
+    import rasteret.store
     from rasteret.geo import GridSpec
 
     # xarray loads every installed engine's entry point on its first open_dataset (here
@@ -141,14 +148,14 @@ def prepare_rasteret_xarray() -> Callable[[dict[str, Any]], Output]:
                         members, engine="rasteret", bands=bands, grid=grid, chunks={}
                     )
                     opened.append((str(i), ds))
-        # the bands stacked in the graph: one copy into (band, time, y, x), then views
-        computed = dask.compute(*(ds[bands].to_dataarray("band") for _, ds in opened))
+        computed = dask.compute(*(ds[bands] for _, ds in opened))
         out: Output = {}
-        for (label, ds), stacked in zip(opened, computed, strict=True):
+        for (label, _), ds in zip(opened, computed, strict=True):
             grid = GridSpec.from_xarray(ds[bands[0]])
-            values = stacked.values
+            values = [ds[b].values for b in bands]  # the engine's own layout: per band
             for t, record_id in enumerate(ds["id"].values):
-                out[f"{record_id}|{label}"] = (values[:, t], tuple(grid.transform))
+                # the record's bands as views (stacked only when saved for the check)
+                out[f"{record_id}|{label}"] = ([v[t] for v in values], tuple(grid.transform))
         return out
 
     return run

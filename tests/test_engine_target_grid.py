@@ -214,3 +214,37 @@ def test_a_target_grid_band_is_lazily_indexed_and_read_in_one_batch(served) -> N
     assert fetched.requests == server.requests == len(objects) >= 4  # 2 zones x 2+ scenes
     with dask.config.set(scheduler="threads"):
         np.testing.assert_array_equal(chunked["B04"].values, values)
+
+
+def test_records_with_other_nodata_or_dtype_keep_their_own_on_a_lattice_target(
+    tmp_path: Path,
+) -> None:
+    """A band whose records differ in nodata and dtype (split arrays): on a target on
+    their pixel lattice, every record reads as GDAL reads it, its nodata pixels as its own
+    nodata — never the contents of an unfilled buffer — and outside the scene its fill."""
+    from _testcollections import write_cog
+    from rasteret.geo import Window
+
+    rng = np.random.default_rng(5)
+    transform = Affine(10, 0, 500000, 0, -10, 5200000)
+    files = []
+    for k, (dtype, nodata) in enumerate([("uint16", 0), ("uint16", 65535), ("int16", -9999)]):
+        data = rng.integers(1, 3000, (1, 256, 256)).astype(dtype)
+        data[0, 40:90, 10:200] = nodata
+        files.append(
+            write_cog(
+                tmp_path / f"scene_2024010{k + 1}.tif", data, transform=transform,
+                nodata=nodata, blocksize=128,
+            )
+        )  # fmt: skip
+    collection = build_from_files([str(p) for p in files])
+    native = GridSpec("EPSG:32633", tuple(transform)[:6], (256, 256))
+    crop = native.crop(Window(-8, 30, 200, 226))
+    ds = xr.open_dataset(collection, engine="rasteret", grid=crop)
+    values = ds["b1"].values
+    for t, path in enumerate(files):
+        with rasterio.open(path) as src:
+            expected = src.read(1).astype(values.dtype)
+            own = np.asarray(src.nodata).astype(values.dtype)
+        np.testing.assert_array_equal(values[t, 8:, :], expected[:192, 30:256], err_msg=str(t))
+        assert (values[t, :8] == own).all()  # above the scene: the record's own nodata

@@ -349,10 +349,26 @@ def _store(
 
         reader = reader if reader is not None else default_reader()
         filename_or_obj = scene_collection(filename_or_obj, reader)
+    from rasteret.fetch import default_reader
+    from rasteret.index.table import CollectionTable
+
+    # a collection object opened again (e.g. one AOI after another) reuses its store: the
+    # index check and the tile layout are built once per (bands, reader, errors)
+    chosen = reader if reader is not None else default_reader()
+    key = (bands if isinstance(bands, str) or bands is None else tuple(bands), chosen, errors)
+    cache = (
+        filename_or_obj.__dict__.setdefault("_engine_stores", {})
+        if isinstance(filename_or_obj, CollectionTable)
+        else {}
+    )
+    found = cache.get(key)
+    if found is not None:
+        return found
     collection = as_store_collection(filename_or_obj)
     selected = [bands] if isinstance(bands, str) else bands
     collection = check_indexed(collection, selected, errors)
-    return build_tiles(collection, bands, reader=reader)
+    cache[key] = store = build_tiles(collection, bands, reader=reader)
+    return store
 
 
 def _scene(filename_or_obj: Any) -> Callable[[xr.Dataset], xr.Dataset]:

@@ -94,18 +94,28 @@ class GridBandArray(BackendArray):
         y0, y1, y_step = _span(y_key, self.shape[1])
         x0, x1, x_step = _span(x_key, self.shape[2])
         window = Window(y0, x0, max(0, y1 - y0), max(0, x1 - x0))
-        out = np.full((len(times), window.height, window.width), self.fill, self.dtype)
-        if not window.is_empty and times:
+        # not pre-filled: every row is filled or entirely written below (a fill pass over
+        # a large fresh buffer costs as much as the copy it saves)
+        out = np.empty((len(times), window.height, window.width), self.dtype)
+        painted = (
             self._place(out, {t: k for k, t in enumerate(times)}, window)
+            if not window.is_empty and times
+            else set()
+        )
+        rest = [k for k in range(len(times)) if k not in painted]
+        if rest:
+            out[rest] = self.fill
         if (y_step, x_step) != (1, 1):
             out = out[:, ::y_step, ::x_step]
         squeeze = tuple(axis for axis, k in enumerate(key) if not isinstance(k, slice))
         return out.squeeze(axis=squeeze) if squeeze else out
 
-    def _place(self, out: np.ndarray, where: dict[int, int], window: Window) -> None:
+    def _place(self, out: np.ndarray, where: dict[int, int], window: Window) -> set[int]:
         """Read every selected record's source window in one batch and put each on
         ``out`` (``where``: dataset time index → row of ``out``) as soon as it is decoded,
-        from the decode thread: same-lattice records are decoded straight into ``out``."""
+        from the decode thread: same-lattice records are decoded straight into ``out``.
+        Returns the rows it fills entirely (the others are the band's fill)."""
+        painted: set[int] = set()
         requests: list[ArrayWindow] = []
         outputs: list[np.ndarray] = []
         owners: list[tuple[_Job, int] | None] = []
@@ -120,9 +130,10 @@ class GridBandArray(BackendArray):
                 continue
             rows = [k for k, _ in picks]
             fill = output_nodata(self.dtype, member.nodata, member.nodata)
-            if not _same_value(fill, self.fill):
-                out[rows] = fill  # the record's own nodata where its grid does not reach
             job = _Job.plan(member, self.target, window, rows, fill)
+            if job is None or not job.paints(window):
+                out[rows] = fill  # the record's own nodata where its grid does not reach
+            painted.update(rows)
             if job is None:
                 continue
             requests += [ArrayWindow(member.path, step, job.needed) for _, step in picks]
@@ -144,6 +155,7 @@ class GridBandArray(BackendArray):
             read_array_windows_sync(
                 self.store.layout, self.store.reader, requests, outputs=outputs, on_done=place
             )
+        return painted
 
 
 class _Job:
@@ -189,6 +201,11 @@ class _Job:
         c0 = self.needed.col_off - self.shift[1] - window.col_off
         return slice(r0, r0 + self.needed.height), slice(c0, c0 + self.needed.width)
 
+    def paints(self, window: Window) -> bool:
+        """Whether placing a record writes every pixel of its row: a warp always does
+        (fill where invalid); a copy when the source covers the whole window."""
+        return self.shift is None or self.needed.shape == window.shape
+
     def direct_views(
         self, out: np.ndarray, window: Window, dtype: np.dtype
     ) -> list[np.ndarray] | None:
@@ -223,9 +240,11 @@ class _Job:
         data = self.stack[n : n + 1]
         if self.shift is not None:  # same lattice, but nodata or dtype differ: masked copy
             rows, cols = self._paste(window)
+            dst = out[k, rows, cols]
+            np.copyto(dst, data[0], casting="unsafe")
             valid = valid_mask(data[0], member.nodata)
-            np.copyto(out[k, rows, cols], data[0], where=True if valid is None else valid,
-                      casting="unsafe")  # fmt: skip
+            if valid is not None:  # the record's nodata becomes its fill in the output
+                np.copyto(dst, self.fill, where=~valid, casting="unsafe")
             return
         if self.coordinates is not None and data.dtype == dtype:  # gathered into ``out``
             gather_nearest(data, self.coordinates, member.nodata, self.fill, out[k : k + 1])

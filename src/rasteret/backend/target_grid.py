@@ -310,18 +310,31 @@ def _as_dask(variable: xr.DataArray) -> xr.DataArray:
 def _merged_coords(
     coords: list[dict[str, xr.Variable]], order: list[str], fill: Any
 ) -> tuple[dict[str, xr.Variable], np.ndarray]:
-    """The pieces' time coordinates (each with ``id``) placed on the record ``order``
-    (``fill`` where a record is in no piece), and each record's position in the pieces'
-    concatenation (``-1``: in none)."""
-    starts = np.cumsum([0] + [len(c["id"]) for c in coords])
-    positions = [
-        xr.DataArray(np.arange(len(c["id"])) + start, dims="time", coords=c, name="__position__")
-        for c, start in zip(coords, starts, strict=False)
-    ]
-    stacked = xr.concat([p.swap_dims(time="id").drop_vars("time") for p in positions], dim="id")
-    fills = {name: fill for name in stacked.coords if name != "id"} | {"__position__": -1}
-    merged = stacked.reindex(id=order, fill_value=fills).swap_dims(id="time").drop_vars("id")
-    return {k: v.variable for k, v in merged.coords.items()}, merged.values
+    """The pieces' time coordinates (each piece's include ``id``) placed on the record
+    ``order`` (``fill`` where a record is in no piece; ``time`` and ``id`` are the
+    caller's), and each record's position in the pieces' concatenation (``-1``: none)."""
+    ids = np.concatenate([np.asarray(c["id"].values).astype(str) for c in coords])
+    first: dict[str, int] = {}
+    for k, record_id in enumerate(ids.tolist()):
+        first.setdefault(record_id, k)
+    index = np.fromiter((first.get(r, -1) for r in order), np.int64, len(order))
+    missing = index < 0
+    merged: dict[str, xr.Variable] = {}
+    names = dict.fromkeys(n for c in coords for n in c if n not in ("id", "time"))
+    for name in names:
+        template = next(c[name] for c in coords if name in c)
+        parts = [
+            np.asarray(c[name].values) if name in c else np.full(len(c["id"]), fill) for c in coords
+        ]
+        values = np.concatenate(parts)[np.where(missing, 0, index)]
+        if missing.any():
+            try:
+                values = values.astype(np.result_type(values.dtype, type(fill)), copy=False)
+            except TypeError:  # text / object values: a fill of another kind
+                values = values.astype(object)
+            values[missing] = fill
+        merged[name] = xr.Variable("time", values, attrs=template.attrs)
+    return merged, index
 
 
 def _level_for(layout, name, full: GridSpec, target: GridSpec, resampling) -> tuple[str, GridSpec]:
