@@ -214,6 +214,11 @@ def test_options_that_cannot_be_honoured_raise(aws: Any) -> None:
         rasteret.CloudConfig(provider="azure", requester_pays=True)
     with pytest.raises(ValueError, match="unknown field"):
         rasteret.create_backend(cloud_config={"provider": "aws", "bucket": "x"})
+    for build in (rasteret.build_from_files, rasteret.build_from_table, rasteret.build_from_stac):
+        with pytest.raises(TypeError, match=r"backend=.*rasteret.configure\(stores="):
+            build([], backend=rasteret.create_backend())
+    with pytest.raises(TypeError, match=r"cloud_config=.*rasteret.configure"):
+        rasteret.build("sentinel-2-l2a", cloud_config=rasteret.CloudConfig(provider="aws"))
     assert aws.requests == 0
     # options that change nothing about what is read or how: warned about, not applied
     with pytest.warns(DeprecationWarning, match="max_concurrent=.*ignored"):

@@ -20,6 +20,9 @@ from rasteret.ingest.stac import build_from_stac as _build_from_stac
 from rasteret.ingest.stac import update_collection as _update_collection
 from rasteret.ingest.table import build_from_table as _build_from_table
 
+#: The original API's storage arguments, refused by the builds with what to use instead.
+_ORIGINAL_STORAGE_ARGUMENTS = ("backend", "cloud_config")
+
 __all__ = ["build", "build_from_files", "build_from_stac", "build_from_table", "update_collection"]
 
 
@@ -28,6 +31,13 @@ def returning_collection[**P](func: Callable[P, CollectionTable]) -> Callable[P,
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> Collection:
+        given = [name for name in _ORIGINAL_STORAGE_ARGUMENTS if name in kwargs]
+        if given:  # never ignored: the headers of a private bucket need its credentials
+            raise TypeError(
+                f"{func.__name__}() does not take {' / '.join(given)}= (the original API's "
+                "object-store settings): set the bucket's credentials and options with "
+                "rasteret.configure(stores={'s3://bucket': {...}}) before building"
+            )
         return Collection.of(func(*args, **kwargs))
 
     signature = inspect.signature(func)
