@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -34,13 +33,6 @@ if TYPE_CHECKING:
 #: "1" is the original system's 17-field band struct; "2" adds the fields of
 #: :data:`~rasteret.index.schema.BAND_METADATA_TYPE` (overviews, mask, full CRS, ...).
 COLLECTION_VERSION = "2"
-
-_GEOARROW_WKB = {
-    b"ARROW:extension:name": b"geoarrow.wkb",
-    b"ARROW:extension:metadata": json.dumps(
-        {"crs": "OGC:CRS84", "crs_type": "authority_code"}
-    ).encode(),
-}
 
 
 class CollectionTable:
@@ -503,7 +495,9 @@ class CollectionTable:
 
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
         """Arrow C stream of the table, ``geometry`` marked ``geoarrow.wkb`` (OGC:CRS84)."""
-        return _geoarrow_annotated(self._table).__arrow_c_stream__(requested_schema)
+        from rasteret.index.geoarrow_stream import geoarrow_annotated
+
+        return geoarrow_annotated(self._table).__arrow_c_stream__(requested_schema)
 
     # ------------------------------------------------------------ persistence
 
@@ -572,21 +566,6 @@ class CollectionTable:
         from rasteret.index.loading import as_collection
 
         return cls.of(as_collection(data, **kwargs))
-
-
-def _geoarrow_annotated(table: pa.Table) -> pa.Table:
-    if "geometry" not in table.column_names:
-        return table
-    index = table.schema.get_field_index("geometry")
-    field = table.schema.field(index)
-    if isinstance(field.type, pa.ExtensionType) or not (
-        pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type)
-    ):
-        return table
-    schema = table.schema.set(
-        index, field.with_metadata({**(field.metadata or {}), **_GEOARROW_WKB})
-    )
-    return pa.Table.from_arrays(table.columns, schema=schema)
 
 
 def _type_signature(t: pa.DataType) -> str:
