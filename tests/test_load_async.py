@@ -79,3 +79,17 @@ def test_load_async_of_a_selection_and_a_collection(served) -> None:  # type: ig
         )
     whole = asyncio.run(xr.open_dataset(collection, engine="rasteret").load_async())
     xr.testing.assert_identical(whole, xr.open_dataset(collection, engine="rasteret").load())
+
+
+def test_load_async_on_a_target_grid_equals_load(tmp_path: Path) -> None:
+    """A dataset on a target grid loads asynchronously too (its bands implement
+    ``async_getitem``), with the pixels of ``.load()``."""
+    from rasteret.samples import make_sentinel2_like
+
+    records = make_sentinel2_like(tmp_path, scenes=2, size=256, bands=("B04",), tile=128)
+    collection = build_from_files([r["hrefs"]["B04"] for r in records])
+    grid = {"crs": "EPSG:32633", "resolution": 20}
+    expected = xr.open_dataset(collection, engine="rasteret", **grid).load()
+    loaded = asyncio.run(xr.open_dataset(collection, engine="rasteret", **grid).load_async())
+    assert expected["b1"].shape[0] == 2
+    np.testing.assert_array_equal(loaded["b1"].values, expected["b1"].values)

@@ -28,6 +28,7 @@ import numpy as np
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
+from rasteret.backend.variables import index_span
 from rasteret.geo.grid import GridSpec
 from rasteret.geo.lazy import SLICED_CHUNK, SLICED_TASK_BYTES, lattice_offset
 from rasteret.geo.warp import (
@@ -41,7 +42,7 @@ from rasteret.geo.warp import (
     warp_array,
 )
 from rasteret.geo.window import Window
-from rasteret.store.window_read import ArrayWindow, read_array_windows_sync
+from rasteret.store.window_read import ArrayWindow, read_array_windows, read_array_windows_sync
 
 if TYPE_CHECKING:
     from rasteret.store.tiles import TileStore
@@ -87,40 +88,65 @@ class GridBandArray(BackendArray):
             key, self.shape, indexing.IndexingSupport.BASIC, self._read
         )
 
-    def _read(self, key: tuple[Any, ...]) -> np.ndarray:
-        t_key, y_key, x_key = key
-        times = list(range(self.shape[0]))
-        times = times[t_key] if isinstance(t_key, slice) else [times[int(t_key)]]
-        y0, y1, y_step = _span(y_key, self.shape[1])
-        x0, x1, x_step = _span(x_key, self.shape[2])
-        window = Window(y0, x0, max(0, y1 - y0), max(0, x1 - x0))
-        # not pre-filled: every row is filled or entirely written below (a fill pass over
-        # a large fresh buffer costs as much as the copy it saves)
-        out = np.empty((len(times), window.height, window.width), self.dtype)
-        painted = (
-            self._place(out, {t: k for k, t in enumerate(times)}, window)
-            if not window.is_empty and times
-            else set()
+    async def async_getitem(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        """``__getitem__`` on the caller's event loop (xarray's ``load_async``)."""
+        return await indexing.async_explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.BASIC, self._read_async
         )
+
+    def _read(self, key: tuple[Any, ...]) -> np.ndarray:
+        read = _GridRead(self, key)
+        if read.requests:
+            read_array_windows_sync(
+                self.store.layout, self.store.reader, read.requests, outputs=read.outputs,
+                on_done=read.place,
+            )  # fmt: skip
+        return read.result()
+
+    async def _read_async(self, key: tuple[Any, ...]) -> np.ndarray:
+        read = _GridRead(self, key)
+        if read.requests:
+            await read_array_windows(
+                self.store.layout, self.store.reader, read.requests, outputs=read.outputs,
+                on_done=read.place,
+            )  # fmt: skip
+        return read.result()
+
+
+class _GridRead:
+    """One indexing call of a :class:`GridBandArray`: the output, and the requests of
+    every selected record's source window (one batch). ``place`` puts each record on the
+    output as soon as it is decoded (from the decode thread); same-lattice records are
+    decoded straight into it. The output is not pre-filled: a fill pass over a large fresh
+    buffer costs as much as the copy it saves, so rows no read paints entirely are filled
+    here instead."""
+
+    def __init__(self, array: GridBandArray, key: tuple[Any, ...]) -> None:
+        t_key, y_key, x_key = key
+        times = list(range(array.shape[0]))
+        times = times[t_key] if isinstance(t_key, slice) else [times[int(t_key)]]
+        y0, y1, self.y_step = index_span(y_key, array.shape[1])
+        x0, x1, self.x_step = index_span(x_key, array.shape[2])
+        window = Window(y0, x0, max(0, y1 - y0), max(0, x1 - x0))
+        self.key, self.array, self.window = key, array, window
+        self.out = np.empty((len(times), window.height, window.width), array.dtype)
+        self.requests: list[ArrayWindow] = []
+        self.outputs: list[np.ndarray] = []
+        self.owners: list[tuple[_Job, int] | None] = []
+        painted: set[int] = set()
+        if not window.is_empty:
+            painted = self._plan({t: k for k, t in enumerate(times)})
         rest = [k for k in range(len(times)) if k not in painted]
         if rest:
-            out[rest] = self.fill
-        if (y_step, x_step) != (1, 1):
-            out = out[:, ::y_step, ::x_step]
-        squeeze = tuple(axis for axis, k in enumerate(key) if not isinstance(k, slice))
-        return out.squeeze(axis=squeeze) if squeeze else out
+            self.out[rest] = array.fill
 
-    def _place(self, out: np.ndarray, where: dict[int, int], window: Window) -> set[int]:
-        """Read every selected record's source window in one batch and put each on
-        ``out`` (``where``: dataset time index → row of ``out``) as soon as it is decoded,
-        from the decode thread: same-lattice records are decoded straight into ``out``.
-        Returns the rows it fills entirely (the others are the band's fill)."""
+    def _plan(self, where: dict[int, int]) -> set[int]:
+        """The requests of each member's selected records (``where``: dataset time index →
+        row of the output); the rows a read will paint entirely."""
+        array, window, out = self.array, self.window, self.out
         painted: set[int] = set()
-        requests: list[ArrayWindow] = []
-        outputs: list[np.ndarray] = []
-        owners: list[tuple[_Job, int] | None] = []
         shared: dict[tuple[Any, ...], NearestIndex] = {}
-        for member in self.members:
+        for member in array.members:
             picks = [
                 (where[p], s)
                 for p, s in zip(member.positions, member.steps, strict=True)
@@ -129,33 +155,35 @@ class GridBandArray(BackendArray):
             if not picks:
                 continue
             rows = [k for k, _ in picks]
-            fill = output_nodata(self.dtype, member.nodata, member.nodata)
-            job = _Job.plan(member, self.target, window, rows, fill)
+            fill = output_nodata(array.dtype, member.nodata, member.nodata)
+            job = _Job.plan(member, array.target, window, rows, fill)
             if job is None or not job.paints(window):
                 out[rows] = fill  # the record's own nodata where its grid does not reach
             painted.update(rows)
             if job is None:
                 continue
-            requests += [ArrayWindow(member.path, step, job.needed) for _, step in picks]
-            direct = job.direct_views(out, window, self.dtype)
+            self.requests += [ArrayWindow(member.path, step, job.needed) for _, step in picks]
+            direct = job.direct_views(out, window, array.dtype)
             if direct is not None:  # decoded in place: nothing left to do per record
-                outputs += direct
-                owners += [None] * len(direct)
+                self.outputs += direct
+                self.owners += [None] * len(direct)
                 continue
-            job.prepare(self.target, window, shared)
-            outputs += list(job.stack)
-            owners += [(job, n) for n in range(len(rows))]
-
-        def place(index: int, _: np.ndarray) -> None:
-            owner = owners[index]
-            if owner is not None:
-                owner[0].put(owner[1], out, self.target, window, self.dtype)
-
-        if requests:
-            read_array_windows_sync(
-                self.store.layout, self.store.reader, requests, outputs=outputs, on_done=place
-            )
+            job.prepare(array.target, window, shared)
+            self.outputs += list(job.stack)
+            self.owners += [(job, n) for n in range(len(rows))]
         return painted
+
+    def place(self, index: int, _: np.ndarray) -> None:
+        owner = self.owners[index]
+        if owner is not None:
+            owner[0].put(owner[1], self.out, self.array.target, self.window, self.array.dtype)
+
+    def result(self) -> np.ndarray:
+        out = self.out
+        if (self.y_step, self.x_step) != (1, 1):
+            out = out[:, :: self.y_step, :: self.x_step]
+        squeeze = tuple(axis for axis, k in enumerate(self.key) if not isinstance(k, slice))
+        return out.squeeze(axis=squeeze) if squeeze else out
 
 
 class _Job:
@@ -270,17 +298,3 @@ def grid_chunks(target: GridSpec, times: int, dtype: np.dtype) -> dict[str, int]
 def _same_value(a: Any, b: Any) -> bool:
     both_nan = isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
     return both_nan or a == b
-
-
-def _span(key: Any, size: int) -> tuple[int, int, int]:
-    """``(start, stop, step)`` of the rows an index reads (``stop`` exclusive, step > 0)."""
-    if isinstance(key, slice):
-        start, stop, step = key.indices(size)
-        if step < 0:
-            raise NotImplementedError("negative steps are applied by xarray, not the backend")
-        if stop <= start:
-            return start, start, 1
-        last = start + ((stop - start - 1) // step) * step
-        return start, last + 1, step
-    index = int(key)
-    return index, index + 1, 1

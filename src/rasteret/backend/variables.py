@@ -132,8 +132,8 @@ class _BandRead:
         self.key = key
         self.times = steps[t_key] if isinstance(t_key, slice) else [steps[int(t_key)]]
         _, height, width = stack.shape
-        y0, y1, self.y_step = _span(y_key, height)
-        x0, x1, self.x_step = _span(x_key, width)
+        y0, y1, self.y_step = index_span(y_key, height)
+        x0, x1, self.x_step = index_span(x_key, width)
         window = Window(y0, x0, max(0, y1 - y0), max(0, x1 - x0))
         self.out = np.empty((len(self.times), window.height, window.width), stack.dtype)
         self.requests: list[ArrayWindow] = []
@@ -195,8 +195,8 @@ def read_stack(
     if array is None:
         raise KeyError(f"no array {path!r} in {store!r}")
     _, height, width = array.shape
-    y0, y1, y_step = _span(y_key, height)
-    x0, x1, x_step = _span(x_key, width)
+    y0, y1, y_step = index_span(y_key, height)
+    x0, x1, x_step = index_span(x_key, width)
     window = Window(y0, x0, max(0, y1 - y0), max(0, x1 - x0))
     requests = [ArrayWindow(path, t, window) for t in times]
     out = np.empty((len(requests), window.height, window.width), np.dtype(array.dtype))
@@ -208,7 +208,7 @@ def read_stack(
     return out.squeeze(axis=squeeze) if squeeze else out
 
 
-def _span(key: Any, size: int) -> tuple[int, int, int]:
+def index_span(key: Any, size: int) -> tuple[int, int, int]:
     """``(start, stop, step)`` of the rows an index reads (``stop`` exclusive, step > 0)."""
     if isinstance(key, slice):
         start, stop, step = key.indices(size)
