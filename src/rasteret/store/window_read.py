@@ -280,7 +280,12 @@ def _decode_tile(tile: _Tile, data: Any) -> np.ndarray:
     origin = f"{source.href} ({source.origin}, bytes {tile.offset}-{tile.offset + tile.length - 1})"
     if source.jpeg_tables:
         data = b"".join((source.jpeg_tables[:-2], memoryview(data)[2:]))
-    block = decode_block(memoryview(data), decoding.block, source=origin, rows=decoding.min_rows)
+    # only the rows down to the lowest one a window uses (deflate, LZW: the rest of the
+    # stream is never inflated)
+    stop = max(use[3].stop for use in tile.uses)
+    block = decode_block(
+        memoryview(data), decoding.block, source=origin, rows=decoding.min_rows, stop=stop
+    )
     if block.ndim == 2:
         block = block[:, :, np.newaxis]
     if not 0 <= decoding.sample < block.shape[2]:
@@ -289,7 +294,7 @@ def _decode_tile(tile: _Tile, data: Any) -> np.ndarray:
         )
     plane = block[:, :, decoding.sample]
     expected = (decoding.block.block_height, decoding.block.block_width)
-    if plane.shape != expected:
+    if plane.shape != expected and plane.shape != (stop, expected[1]):
         raise CorruptTiffError(
             origin, f"decoded block of {plane.shape} does not match the chunk shape {expected}"
         )

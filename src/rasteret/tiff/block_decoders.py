@@ -6,6 +6,10 @@ predictor, unpacker, colour conversion) is resolved once here, so decoding a blo
 is a handful of C calls: allocate the output, decompress straight into it, swap and
 un-predict in place. A block decoder is ``decoder(data, rows, tables_spliced) -> ndarray`` where
 ``rows`` is the number of rows the payload must supply (0: any whole number of rows).
+A prefix decoder (:func:`build_prefix_decoder`, only for byte codecs that can stop
+early, see :data:`~rasteret.tiff.decompress.PREFIX_CODECS`) is ``decoder(data, rows,
+stop)`` and decodes only the block's first ``stop`` rows (the rows a window needs from
+the top): it returns ``(stop, width, samples)``, for about ``stop / height`` of the work.
 Decoders raise :class:`PayloadError` (or the codec's exception) on a bad payload and
 :class:`Unsupported` at build time for a configuration they cannot decode.
 
@@ -28,7 +32,13 @@ import imagecodecs
 import numpy as np
 
 from rasteret.errors import CorruptTiffError, UnsupportedTiffError
-from rasteret.tiff.decompress import BYTE_CODECS, Decompressor, lerc_inner, surplus_limit
+from rasteret.tiff.decompress import (
+    BYTE_CODECS,
+    PREFIX_CODECS,
+    Decompressor,
+    lerc_inner,
+    surplus_limit,
+)
 from rasteret.tiff.jpeg2k import JPEG2000_COMPRESSIONS, MAX_CODESTREAM_TILES, J2kHeader, j2k_header
 from rasteret.tiff.photometric import (
     YCBCR_SUBSAMPLINGS,
@@ -52,6 +62,7 @@ if TYPE_CHECKING:
 
 Buffer = bytes | bytearray | memoryview
 BlockDecoder = Callable[[Buffer, int, bool], np.ndarray]
+PrefixDecoder = Callable[[Buffer, int, int], np.ndarray]
 
 NATIVE_ORDER = "<" if sys.byteorder == "little" else ">"
 
@@ -193,60 +204,24 @@ def _payload_check(compression: int, row_bytes: int, name: str) -> Callable[[Buf
 
 def _byte_decoder(d: BlockDecoding, dtype: np.dtype) -> BlockDecoder:
     name, decompress = BYTE_CODECS[d.compression]
-    height, width, samples = d.block_height, d.block_width, d.samples
-    bits, predictor = d.bits_per_sample, d.predictor
-    if predictor not in (1, 2, 3):
-        raise unsupported(f"predictor {predictor}")
-    direct = is_direct(bits, d.sample_format)
-    if predictor == 2 and not (direct and bits in HORIZONTAL_BITS and dtype.kind != "c"):
-        raise unsupported("predictor 2", f"with {bits}-bit SampleFormat {d.sample_format} samples")
-    if predictor == 3 and not (d.sample_format == 3 and bits in FLOATING_BITS):
-        raise unsupported("predictor 3", f"with {bits}-bit SampleFormat {d.sample_format} samples")
-
-    convert: Callable[[np.ndarray], np.ndarray] | None = None
+    _check_predictor(d, dtype)
     if d.photometric == 6:  # YCbCr stored without JPEG
         return _ycbcr_decoder(d, name, decompress)
-    if d.photometric == 5 and bits == 8:
-        if not (samples == 4 and d.planar_configuration == 1):
-            layout = f"{samples} samples, planar {d.planar_configuration}"
-            raise unsupported("8-bit CMYK layout", layout)
-        convert = cmyk_to_rgba
-
-    row_bytes = stored_row_bytes(width, samples, bits)
-    full = row_bytes * height
-    shape = (height, width, samples)
-    # predictor 3 output is native whatever the file's byte order (libtiff skips the swab)
-    swap = direct and dtype.itemsize > 1 and predictor != 3 and d.byte_order != NATIVE_ORDER
-    unpack = None if direct else make_unpacker(bits, d.sample_format, d.byte_order, width, samples)
-    check_payload = _payload_check(d.compression, row_bytes, name)
-
-    if unpack is None:
+    height = d.block_height
+    decode_rows = _direct_rows(d, dtype, decompress)
+    if decode_rows is not None:
 
         def decode_direct(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
-            check_payload(data, rows)
-            # a block that may be short (a strip) starts zeroed (calloc: untouched pages
-            # cost nothing), and only its decoded rows are processed
-            out = np.empty(shape, dtype) if rows >= height else np.zeros(shape, dtype)
-            flat = out.reshape(-1).view(np.uint8)
-            n = decompress(data, memoryview(flat))
-            have = _check_size(n, full, row_bytes, rows, name)
-            if have < height:
-                flat[have * row_bytes : n] = 0  # a partial row past the last whole one
-            part = out[:have]
-            if swap:
-                part.byteswap(inplace=True)
-            if predictor == 2:
-                undo_horizontal(part)
-            elif predictor == 3:
-                part = undo_floating(part)
-            if convert is not None:
-                part = convert(part)
-            if have == height:
-                return part
-            out[:have] = part
-            return out
+            return decode_rows(data, rows, height)
 
         return decode_direct
+
+    row_bytes = stored_row_bytes(d.block_width, d.samples, d.bits_per_sample)
+    full = row_bytes * height
+    shape = (height, d.block_width, d.samples)
+    bits, width, samples = d.bits_per_sample, d.block_width, d.samples
+    unpack = make_unpacker(bits, d.sample_format, d.byte_order, width, samples)
+    check_payload = _payload_check(d.compression, row_bytes, name)
 
     def decode_unpack(data: Buffer, rows: int, _spliced: bool) -> np.ndarray:
         check_payload(data, rows)
@@ -261,6 +236,77 @@ def _byte_decoder(d: BlockDecoding, dtype: np.dtype) -> BlockDecoder:
         return out
 
     return decode_unpack
+
+
+def build_prefix_decoder(d: BlockDecoding) -> PrefixDecoder | None:
+    """The prefix decoder of ``d`` (see the module docs), or ``None`` when its blocks can
+    only be decoded whole (other codecs, unpacked or YCbCr samples). Call after
+    :func:`build_decoder` has accepted ``d``."""
+    decompress = PREFIX_CODECS.get(d.compression)
+    if decompress is None or d.photometric == 6:
+        return None
+    dtype = sample_dtype(d.bits_per_sample, d.sample_format)
+    return None if dtype is None else _direct_rows(d, dtype, decompress)
+
+
+def _check_predictor(d: BlockDecoding, dtype: np.dtype) -> None:
+    bits, predictor = d.bits_per_sample, d.predictor
+    if predictor not in (1, 2, 3):
+        raise unsupported(f"predictor {predictor}")
+    direct = is_direct(bits, d.sample_format)
+    if predictor == 2 and not (direct and bits in HORIZONTAL_BITS and dtype.kind != "c"):
+        raise unsupported("predictor 2", f"with {bits}-bit SampleFormat {d.sample_format} samples")
+    if predictor == 3 and not (d.sample_format == 3 and bits in FLOATING_BITS):
+        raise unsupported("predictor 3", f"with {bits}-bit SampleFormat {d.sample_format} samples")
+
+
+def _direct_rows(
+    d: BlockDecoding, dtype: np.dtype, decompress: Decompressor
+) -> PrefixDecoder | None:
+    """``decode(data, rows, stop)``: the first ``stop`` rows of a block whose samples are
+    whole native values (``None`` for samples that need unpacking)."""
+    bits, predictor = d.bits_per_sample, d.predictor
+    if not is_direct(bits, d.sample_format):
+        return None
+    name = BYTE_CODECS[d.compression][0]
+    width, samples = d.block_width, d.samples
+    convert: Callable[[np.ndarray], np.ndarray] | None = None
+    if d.photometric == 5 and bits == 8:
+        if not (samples == 4 and d.planar_configuration == 1):
+            layout = f"{samples} samples, planar {d.planar_configuration}"
+            raise unsupported("8-bit CMYK layout", layout)
+        convert = cmyk_to_rgba
+    row_bytes = stored_row_bytes(width, samples, bits)
+    # predictor 3 output is native whatever the file's byte order (libtiff skips the swab)
+    swap = dtype.itemsize > 1 and predictor != 3 and d.byte_order != NATIVE_ORDER
+    check_payload = _payload_check(d.compression, row_bytes, name)
+
+    def decode_rows(data: Buffer, rows: int, stop: int) -> np.ndarray:
+        check_payload(data, min(rows, stop))
+        # a block that may be short (a strip) starts zeroed (calloc: untouched pages
+        # cost nothing), and only its decoded rows are processed
+        shape = (stop, width, samples)
+        out = np.empty(shape, dtype) if rows >= stop else np.zeros(shape, dtype)
+        flat = out.reshape(-1).view(np.uint8)
+        n = decompress(data, memoryview(flat))
+        have = _check_size(n, stop * row_bytes, row_bytes, min(rows, stop), name)
+        if have < stop:
+            flat[have * row_bytes : n] = 0  # a partial row past the last whole one
+        part = out[:have]
+        if swap:
+            part.byteswap(inplace=True)
+        if predictor == 2:
+            undo_horizontal(part)
+        elif predictor == 3:
+            part = undo_floating(part)
+        if convert is not None:
+            part = convert(part)
+        if have == stop:
+            return part
+        out[:have] = part
+        return out
+
+    return decode_rows
 
 
 def _ycbcr_decoder(d: BlockDecoding, name: str, decompress: Decompressor) -> BlockDecoder:

@@ -36,7 +36,13 @@ from typing import Any
 import numpy as np
 
 from rasteret.errors import CorruptTiffError, UnsupportedTiffError
-from rasteret.tiff.block_decoders import MAX_DECODED_BLOCK_BYTES, BlockDecoder, build_decoder
+from rasteret.tiff.block_decoders import (
+    MAX_DECODED_BLOCK_BYTES,
+    BlockDecoder,
+    PrefixDecoder,
+    build_decoder,
+    build_prefix_decoder,
+)
 from rasteret.tiff.model import ImageLayout
 from rasteret.tiff.unpack import sample_dtype
 
@@ -139,9 +145,14 @@ class BlockDecoding:
     def _decoder(self) -> BlockDecoder:
         return build_decoder(self)
 
+    @cached_property
+    def _prefix_decoder(self) -> PrefixDecoder | None:
+        return build_prefix_decoder(self)
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.pop("_decoder", None)  # a compiled closure: rebuilt on first use
+        state.pop("_decoder", None)  # compiled closures: rebuilt on first use
+        state.pop("_prefix_decoder", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -165,6 +176,7 @@ def decode_block(
     block_index: int | None = None,
     rows: int | None = None,
     tables_spliced: bool = False,
+    stop: int | None = None,
 ) -> np.ndarray:
     """Decode one block's bytes into a ``(block_height, block_width, samples)`` array.
 
@@ -172,7 +184,10 @@ def decode_block(
     supply at least those); without it a tile must be complete and a strip must hold
     whole rows (rows past its end are zero: a short last strip). The result is
     writable, C-contiguous, native byte order. ``tables_spliced=True`` says JPEG
-    payloads already carry the JPEGTables. Errors name ``source`` and ``block_index``.
+    payloads already carry the JPEGTables. ``stop`` asks for the first ``stop`` rows
+    only: codecs that can stop early (deflate, LZW, none) then decode just those and
+    return ``(stop, block_width, samples)``; the others return the whole block. Errors
+    name ``source`` and ``block_index``.
     """
     decoder = _decoder_for(decoding, source)
     if rows is not None and not 0 <= rows <= decoding.block_height:
@@ -183,6 +198,10 @@ def decode_block(
     if rows is None:
         rows = decoding.block_height if decoding.tiled else 0
     try:
+        if stop is not None and 0 < stop < decoding.block_height:
+            prefix = decoding._prefix_decoder
+            if prefix is not None:
+                return prefix(data, rows, stop)
         return decoder(data, rows, tables_spliced)
     except CorruptTiffError:
         raise

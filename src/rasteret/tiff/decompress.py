@@ -13,6 +13,15 @@ PackBits retry and the LERC inner codecs decode into a bounded buffer. (liblzma 
 the dictionary an LZMA stream declares as address space, but writes only what it
 decodes.)
 
+**Prefixes.** :data:`PREFIX_CODECS` holds, per codec that can stop early, a
+decompressor that decodes only the first ``len(out)`` bytes of a stream — the rows a
+window needs from the top of a block — for about that fraction of a full decode:
+deflate through ISA-L (``isal_decode``: it fills ``out`` before it reports the
+overflow; without ISA-L, zlib's ``max_length``), LZW and uncompressed blocks as
+above. A prefix is not checksummed (the Adler-32 of a zlib stream covers the whole
+stream); a stream that ends early or is corrupt is left to zlib's verdict, as for a
+full decode.
+
 Codec failures propagate as the codec's own exception; :mod:`rasteret.tiff.decode`
 wraps them into :class:`~rasteret.errors.CorruptTiffError`.
 """
@@ -45,6 +54,22 @@ def _deflate(data: Buffer, out: memoryview) -> int:
         # Larger than the block, or a stream without a clean end (libtiff accepts a
         # truncated stream if it yields enough bytes): inflate as far as it goes.
         return _store(zlib.decompressobj().decompress(data, len(out)), out)
+
+
+def _zlib_prefix(data: Buffer, out: memoryview) -> int:
+    return _store(zlib.decompressobj().decompress(data, len(out)), out)
+
+
+def _isal_prefix(data: Buffer, out: memoryview) -> int:
+    try:
+        return len(imagecodecs.isal_decode(data, out=out))  # the whole stream fitted
+    except imagecodecs.IsalError as exc:
+        if "OUT_OVERFLOW" in str(exc):  # stopped with ``out`` full: the prefix is there
+            return len(out)
+    return _zlib_prefix(data, out)  # no clean end, or corrupt: zlib decides
+
+
+_deflate_prefix: Decompressor = _isal_prefix if imagecodecs.ISAL.available else _zlib_prefix
 
 
 #: A stream may decode to more than its block (the surplus is ignored, as libtiff does),
@@ -105,6 +130,16 @@ BYTE_CODECS: dict[int, tuple[str, Decompressor]] = {
     32773: ("PackBits", _packbits),
     34925: ("LZMA", _lzma),
     50000: ("ZSTD", _zstd),
+}
+
+
+#: TIFF Compression tag value -> decompressor of a stream's first ``len(out)`` bytes, for
+#: the codecs that decode a prefix in proportion to its length (the others decode whole).
+PREFIX_CODECS: dict[int, Decompressor] = {
+    1: _copy_raw,
+    5: _lzw,
+    8: _deflate_prefix,
+    32946: _deflate_prefix,
 }
 
 

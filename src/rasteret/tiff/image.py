@@ -115,8 +115,10 @@ async def read_image(
             )
         # only rows inside the image must decode (GDAL reads short edge tiles too)
         rows = min(bh, image.height - block_row * bh)
+        # and only rows down to the window's last one are decoded (deflate, LZW)
+        stop = min(rows, row_off + height - block_row * bh)
         args = (data, decoding)
-        kwargs = {"source": source, "block_index": index, "rows": rows}
+        kwargs = {"source": source, "block_index": index, "rows": rows, "stop": stop}
         if count < INLINE_DECODE_BYTES:
             block = decode_block(*args, **kwargs)
         else:
