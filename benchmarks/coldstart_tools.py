@@ -124,6 +124,9 @@ def prepare_rasteret_xarray() -> Callable[[dict[str, Any]], Output]:
     # xarray loads every installed engine's entry point on its first open_dataset (here
     # rioxarray's too): a library import, counted with the imports like the other tools'
     xr.backends.list_engines()
+    from xarray.namedarray.parallelcompat import list_chunkmanagers
+
+    list_chunkmanagers()  # xarray's chunk-manager discovery: an entry-point scan, once
     dask.base.get_scheduler()  # dask's first compute imports distributed when installed
 
     def run(spec: dict[str, Any]) -> Output:

@@ -10,7 +10,8 @@ twice into a temporary folder, once with GDAL's COG driver and once with
 with every tool, each measurement in a fresh process (cold start; the OS page cache is
 warm for local reads). Tools: rasterio ``src.read(1)`` (local path, and ``/vsicurl/``
 with GDAL's remote-COG settings), rasteret's index build, rasteret's xarray engine
-(``xr.open_dataset(..., engine="rasteret", chunks={})[band].values``), rasteret's
+(``xr.open_dataset(..., engine="rasteret", chunks={})[band].values``, and without
+``chunks``: no dask), rasteret's
 reference reader ``rasteret.tiff.read_image``, and two in-memory decode floors.
 Every array must equal rasterio's (exit status 1 otherwise). Prints a markdown table;
 ``--json`` also writes every raw measurement.
@@ -39,7 +40,7 @@ from bench_data import BAND, SceneFile, machine_info, make_scene_files  # noqa: 
 from rasteret.testing.objserver import ObjectServer  # noqa: E402
 
 WORKER = HERE / "bench_workers.py"
-READ_TOOLS = ("rasterio", "rasteret-xarray", "rasteret-read_image")
+READ_TOOLS = ("rasterio", "rasteret-xarray", "rasteret-xarray-nodask", "rasteret-read_image")
 FLOOR_TOOLS = ("floor-decode_block", "floor-imagecodecs")
 LOCAL_GDAL_ENV = {"GDAL_NUM_THREADS": "ALL_CPUS"}
 #: GDAL's recommended settings for reading COGs over HTTP.
@@ -134,6 +135,7 @@ def cases_for(
         },
         {"tool": "rasterio", "target": rasterio_target, "gdal_env": gdal_env},
         {"tool": "rasteret-xarray", "collection": str(collection), "band": BAND},
+        {"tool": "rasteret-xarray-nodask", "collection": str(collection), "band": BAND},
         {"tool": "rasteret-read_image", "target": target},
     ]
     if access == "local":

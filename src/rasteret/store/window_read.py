@@ -2,14 +2,16 @@
 
 ``read_array_windows(layout, reader, requests)`` serves every request (an array of the
 layout, a time index, a pixel :class:`~rasteret.geo.Window`) from the tiles it
-touches, looked up in the layout (no header is read). All tiles of one object are
-fetched with one :meth:`RangeReader.read_ranges` call (coalesced by the reader's gap,
-bounded by its ``max_in_flight``); a tile that several windows share is fetched and
-decoded once. Each object's tiles are decoded in a thread pool as soon as its bytes
-arrive (imagecodecs releases the GIL; large tiles one job each, small ones grouped), so
-decoding overlaps the fetches still in flight and uses every core; tiles are copied
-straight into the outputs, which start as the array's Zarr ``fill_value`` (sparse
-tiles and records without the band read as fill, exactly as through Zarr). JPEG tables
+touches, looked up in the layout (no header is read). The tiles of one object are
+fetched with one :meth:`RangeReader.read_ranges` call per part of about
+:data:`OBJECT_PART_BYTES` (coalesced by the reader's gap, bounded by its
+``max_in_flight``); a tile that several windows share is fetched and decoded once.
+Each part's tiles are decoded in a thread pool as soon as its bytes arrive
+(imagecodecs releases the GIL; large tiles one job each, small ones grouped), so
+decoding overlaps the fetches still in flight and uses every core; a tile is decoded
+only down to the lowest row a window uses, and copied straight into the outputs,
+which start as the array's Zarr ``fill_value`` (sparse tiles and records without the
+band read as fill, exactly as through Zarr). JPEG tables
 are spliced into each tile and decode errors name the file, record, band and byte
 range, as :class:`~rasteret.store.virtual.VirtualStore` does.
 
@@ -179,7 +181,7 @@ async def read_array_windows(
         loop = asyncio.get_running_loop()
         pool = decode_pool()
 
-        async def one_object(href: str, members: list[_Tile]) -> None:
+        async def one_part(href: str, members: list[_Tile]) -> None:
             source = members[0].source
             expected = None
             if source.size is not None or source.etag or source.last_modified:
@@ -198,8 +200,32 @@ async def read_array_windows(
                 )
             )
 
-        await asyncio.gather(*(one_object(h, m) for h, m in by_object.items()))
+        await asyncio.gather(
+            *(one_part(h, part) for h, m in by_object.items() for part in _object_parts(m))
+        )
     return outputs
+
+
+#: Compressed bytes fetched per part of one object: an object's tiles are fetched in
+#: parts of about this size, concurrently, and each part is decoded as soon as it
+#: arrives — a whole-scene read decodes while the rest of the scene is still arriving
+#: (one 33 MB request would hold every decode until its last byte).
+OBJECT_PART_BYTES = 4 * 2**20
+
+
+def _object_parts(members: list[_Tile]) -> list[list[_Tile]]:
+    """``members`` (tiles of one object) in offset order, cut into runs of about
+    :data:`OBJECT_PART_BYTES` (a part of one tile when tiles are larger)."""
+    ordered = sorted(members, key=lambda t: t.offset)
+    parts: list[list[_Tile]] = [[]]
+    size = 0
+    for tile in ordered:
+        if parts[-1] and size + tile.length > OBJECT_PART_BYTES:
+            parts.append([])
+            size = 0
+        parts[-1].append(tile)
+        size += tile.length
+    return parts
 
 
 #: Compressed bytes decoded per thread-pool job: large tiles get a job each (so one
