@@ -71,6 +71,7 @@ from rasteret.fetch import RangeReader
 from rasteret.geo.transform import crs_key, to_crs, transform_bounds, transform_points
 from rasteret.index import CollectionTable
 from rasteret.index.failed import OnFailedAsset, check_indexed
+from rasteret.integrations.torchgeo_query import IndexQuery
 from rasteret.read.selection import drop_legacy_options
 from rasteret.read.stacks import BandSource
 from rasteret.read.window import GroupBy, Resampling, WindowReader, target_grid
@@ -124,6 +125,8 @@ class RasteretGeoDataset(GeoDataset):
         reader = WindowReader.of(collection, self.bands, reader=self.fetch_reader)
         self._reader: WindowReader | None = reader
         self._reference: Any = None
+        self._bounds: tuple[Any, Any, tuple[slice, slice, slice]] | None = None
+        self._index_query: tuple[Any, IndexQuery] | None = None
         self._token = reader.store.token
         crs, xy_res = _dataset_grid(reader, target_crs, res)
         self.index = _build_index(reader, crs)
@@ -137,17 +140,14 @@ class RasteretGeoDataset(GeoDataset):
         x, y, t = self._disambiguate_slice(index)
         # closed on both sides (TorchGeo's RasterDataset leaves it right-closed): records
         # are instants, and a sampler's query for one is the empty-looking [t, t]
-        interval = pd.Interval(t.start, t.stop, closed="both")
-        df = self.index.iloc[self.index.index.overlaps(interval)]
-        df = df.iloc[:: t.step]
-        df = df.cx[x.start : x.stop, y.start : y.stop]
-        if df.empty:
+        records = self._query().records(x, y, t)
+        if not records:
             raise IndexError(f"index: {index} not found in dataset with bounds: {self.bounds}")
         reader = self._window_reader()
         grid = target_grid((x.start, y.start, x.stop, y.stop), (x.step, y.step), self.crs)
         result = reader.read(
             grid,
-            reader.rows_of(list(df["record_id"])),
+            reader.rows_of(records),
             group_by=self.group_by,
             resampling=self.resampling,
             fill_value=self.fill_value,
@@ -172,6 +172,22 @@ class RasteretGeoDataset(GeoDataset):
         if self.transforms is not None:
             sample = self.transforms(sample)
         return sample
+
+    @property
+    def bounds(self) -> tuple[slice, slice, slice]:
+        """Bounding x, y and t slices of the index (TorchGeo's, computed once per index and
+        resolution instead of on every sample)."""
+        cached = getattr(self, "_bounds", None)
+        if cached is None or cached[0] is not self.index or cached[1] != self.res:
+            computed = GeoDataset.bounds.fget(self)  # type: ignore[attr-defined]
+            cached = self._bounds = (self.index, self.res, computed)
+        return cached[2]
+
+    def _query(self) -> IndexQuery:
+        cached = getattr(self, "_index_query", None)
+        if cached is None or cached[0] is not self.index:
+            cached = self._index_query = (self.index, IndexQuery.of(self.index))
+        return cached[1]
 
     def __getitems__(self, indices: Sequence[GeoSlice]) -> list[Sample]:
         """A DataLoader batch (PyTorch calls this instead of ``__getitem__`` per sample):
@@ -212,6 +228,7 @@ class RasteretGeoDataset(GeoDataset):
         state["_reference"] = self.reference()
         state["collection"] = None
         state["_reader"] = None
+        state["_bounds"] = state["_index_query"] = None  # rebuilt from the index
         # a pickled GeoDataFrame is ~500 bytes per record; compressed ~20x smaller
         state["index"] = _PackedIndex(zlib.compress(pickle.dumps(self.index), 6))
         return state
