@@ -297,3 +297,38 @@ def test_a_shared_nearest_index_gathers_what_warp_array_gives() -> None:
     np.testing.assert_array_equal(via_warp_array, expected)
     with pytest.raises(ValueError, match="crop"):
         gather_nearest(piece[:, 1:], shared, 0, 0)
+
+
+def test_separable_nearest_index_equals_the_per_pixel_map() -> None:
+    """Same CRS, no rotation: the map built from one row and one column of coordinates is
+    the per-pixel map (``centre_pixel`` on ``source_coordinates``), index for index, over
+    finer and coarser targets, fractional offsets, windows and crops partly outside."""
+    from rasteret.geo.resampling import centre_pixel
+    from rasteret.geo.warp import separable_nearest_index, source_coordinates
+    from rasteret.geo.window import Window
+
+    rng = np.random.default_rng(5)
+    checked = 0
+    for _ in range(60):
+        res = float(rng.choice([10.0, 20.0, 60.0]))
+        source = GridSpec("EPSG:32633", (res, 0.0, 500000.0, 0.0, -res, 4200000.0), (300, 400))
+        tres = float(rng.choice([7.0, 10.0, 13.3, 30.0]))
+        x0 = 500000.0 + float(rng.uniform(-500.0, 3000.0))
+        y0 = 4200000.0 - float(rng.uniform(-500.0, 3000.0))
+        target = GridSpec("EPSG:32633", (tres, 0.0, x0, 0.0, -tres, y0), (120, 150))
+        window = Window(int(rng.integers(0, 40)), int(rng.integers(0, 40)), 70, 90)
+        crop = Window(int(rng.integers(-5, 100)), int(rng.integers(-5, 100)), 150, 120)
+        fast = separable_nearest_index(source, target, window, crop)
+        assert fast is not None
+        sx, sy = source_coordinates(source, target, window)
+        iy, ix, inside = centre_pixel(sx - crop.col_off, sy - crop.row_off, crop.height, crop.width)
+        np.testing.assert_array_equal(fast.inside, inside)
+        np.testing.assert_array_equal(fast.index, iy * crop.width + ix)
+        checked += int(inside.any()) + int((~inside).any())
+    assert checked > 60  # both pixels inside and outside the crop were compared
+    rotated = GridSpec("EPSG:32633", (10.0, 1.0, 500000.0, 0.0, -10.0, 4200000.0), (50, 50))
+    other_crs = GridSpec("EPSG:32632", (10.0, 0.0, 500000.0, 0.0, -10.0, 4200000.0), (50, 50))
+    plain = GridSpec("EPSG:32633", (10.0, 0.0, 500000.0, 0.0, -10.0, 4200000.0), (50, 50))
+    whole = Window(0, 0, 50, 50)
+    assert separable_nearest_index(rotated, plain, whole, whole) is None
+    assert separable_nearest_index(other_crs, plain, whole, whole) is None

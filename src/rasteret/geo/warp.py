@@ -360,10 +360,49 @@ def nearest_index(
     pixels)."""
     from rasteret.geo.resampling import centre_pixel
 
+    separable = separable_nearest_index(source, target, window, crop)
+    if separable is not None:
+        return separable
     sx, sy = source_coordinates(source, target, window, error_threshold=error_threshold)
     sx, sy = sx - crop.col_off, sy - crop.row_off
     iy, ix, inside = centre_pixel(sx, sy, crop.height, crop.width)
     return NearestIndex(iy * crop.width + ix, inside, sx, sy, (crop.height, crop.width))
+
+
+def separable_nearest_index(
+    source: GridSpec, target: GridSpec, window: Window, crop: Window
+) -> NearestIndex | None:
+    """:func:`nearest_index` from one row and one column of coordinates, when ``source``
+    and ``target`` share a CRS and neither grid is rotated: each source column then
+    depends on the target column only (and rows on rows), so the map is an outer
+    combination of two 1-D maps — the same index, computed with the same floating-point
+    operations per axis, instead of a transform per pixel. ``None`` otherwise."""
+    from rasteret.geo.resampling import centre_pixel
+
+    if any((target.transform[1], target.transform[3], source.transform[1], source.transform[3])):
+        return None
+    if not crs_equal(source.crs, target.crs):
+        return None
+    cols = window.col_off + np.arange(window.width) + 0.5
+    rows = window.row_off + np.arange(window.height) + 0.5
+    # the affine path of map_positions, one axis at a time (the other axis's term is 0)
+    x, _ = target.pixel_to_xy(cols, np.zeros_like(cols))
+    _, y = target.pixel_to_xy(np.zeros_like(rows), rows)
+    sx, _ = source.xy_to_pixel(x, np.zeros_like(x))
+    _, sy = source.xy_to_pixel(np.zeros_like(y), y)
+    sx, sy = sx - crop.col_off, sy - crop.row_off
+    _, ix, inside_x = centre_pixel(sx, np.zeros_like(sx), 1, crop.width)
+    iy, _, inside_y = centre_pixel(np.zeros_like(sy), sy, crop.height, 1)
+    inside = inside_y[:, None] & inside_x[None, :]
+    index = np.where(inside, iy[:, None] * crop.width + ix[None, :], 0)
+    shape = (window.height, window.width)
+    return NearestIndex(
+        index,
+        inside,
+        np.broadcast_to(sx[None, :], shape),
+        np.broadcast_to(sy[:, None], shape),
+        (crop.height, crop.width),
+    )
 
 
 def _gather_nearest(

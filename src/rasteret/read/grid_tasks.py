@@ -218,6 +218,13 @@ class TaskPlanner:
         with lock:
             cached = self._index.get(key)
             if cached is None:
+                from rasteret.geo.warp import separable_nearest_index
+
+                whole = Window(0, 0, *self.grid.shape)
+                nearest = separable_nearest_index(source_grid(src), self.grid, whole, window)
+                if nearest is not None:
+                    cached = self._index[key] = (nearest.index, nearest.inside)
+                    return cached
                 (sx, sy), _ = self._coordinates(src, "nearest")
                 h, w = window.height, window.width
                 iy, ix, inside = centre_pixel(sx - window.col_off, sy - window.row_off, h, w)
