@@ -68,7 +68,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-ms", default="0,30", help="server latencies, comma separated")
     parser.add_argument("--tools", help=f"subset of {','.join(ALL_TOOLS)}")
     parser.add_argument("--scenarios", help="subset of single,multi,crosscrs,ndvi")
-    parser.add_argument("--threads", type=int, default=16, help="GDAL/rioxarray file pool size")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=16,
+        help="GDAL/rioxarray file pool size, and rasteret-xarray's dask threads",
+    )
     parser.add_argument("--quick", action="store_true", help="CI smoke: 512² scenes, 128-px tiles")
     parser.add_argument(
         "--no-bytecode",

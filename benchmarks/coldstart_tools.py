@@ -151,7 +151,11 @@ def prepare_rasteret_xarray() -> Callable[[dict[str, Any]], Output]:
                         members, engine="rasteret", bands=bands, grid=grid, chunks={}
                     )
                     opened.append((str(i), ds))
-        computed = dask.compute(*(ds[bands] for _, ds in opened))
+        # dask's threaded scheduler on the same pool size as GDAL's and odc-stac's
+        # (``threads``): a chunk's task mostly waits for the store
+        computed = dask.compute(
+            *(ds[bands] for _, ds in opened), num_workers=spec.get("threads", 16)
+        )
         out: Output = {}
         for (label, _), ds in zip(opened, computed, strict=True):
             grid = GridSpec.from_xarray(ds[bands[0]])
