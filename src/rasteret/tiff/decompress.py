@@ -47,17 +47,18 @@ def _copy_raw(data: Buffer, out: memoryview) -> int:
     return _store(data, out)
 
 
+def _zlib_prefix(data: Buffer, out: memoryview) -> int:
+    """Inflate as far as the stream goes, at most ``len(out)`` bytes (zlib)."""
+    return _store(zlib.decompressobj().decompress(data, len(out)), out)
+
+
 def _deflate(data: Buffer, out: memoryview) -> int:
     try:
         return len(imagecodecs.deflate_decode(data, out=out))
     except imagecodecs.DeflateError:
         # Larger than the block, or a stream without a clean end (libtiff accepts a
         # truncated stream if it yields enough bytes): inflate as far as it goes.
-        return _store(zlib.decompressobj().decompress(data, len(out)), out)
-
-
-def _zlib_prefix(data: Buffer, out: memoryview) -> int:
-    return _store(zlib.decompressobj().decompress(data, len(out)), out)
+        return _zlib_prefix(data, out)
 
 
 def _isal_prefix(data: Buffer, out: memoryview) -> int:
