@@ -13,7 +13,7 @@ from rasterio.transform import Affine
 from rasterio.warp import Resampling, reproject
 
 from _testcollections import make_collection, record
-from _windowscenes import BANDS, write_scenes
+from _windowscenes import BANDS, RES, write_scenes
 from rasteret.fetch import track
 from rasteret.read.result import NoDataError
 from rasteret.read.window import read_window, read_window_info, target_grid
@@ -119,6 +119,28 @@ def test_cross_crs_matches_gdal_warp(scenes: dict) -> None:
         diff = np.abs(got.data[0][ok].astype(np.float64) - expected[ok].astype(np.float64))
         assert diff.max() <= atol, (band, diff.max())
         assert (diff == 0).mean() >= exact_share, (band, (diff == 0).mean())
+
+
+@pytest.mark.parametrize("shift", [(0.3, -0.4), (-0.45, 0.2), (17.3, -21.6)])
+def test_sub_pixel_shifted_grid_matches_gdal_warp(scenes: dict, shift) -> None:  # type: ignore[no-untyped-def]
+    """Same CRS and pixel size, shifted by a fraction of a pixel (a copy of a block, not a
+    gather), one grid reaching past scene A's edge: GDAL's nearest warp, pixel for pixel,
+    with its nodata where A has none or no data."""
+    from rasteret.geo import GridSpec
+
+    c, root = scenes["collection"], scenes["root"]
+    dx, dy = shift
+    x0, y0 = 499_980.0 + 40 * RES + dx * RES, 5_200_020.0 - 30 * RES + dy * RES
+    grid = GridSpec("EPSG:32633", (RES, 0.0, x0, 0.0, -RES, y0), (200, 240))
+    for band in BANDS:
+        got = read_window_info(
+            c, bands=band, grid=grid, records=["A"], resampling="nearest", overviews=False
+        )
+        expected = _warp(_files(root, "A", band)[0], grid, "nearest")
+        nodata = -9999 if band == "B2" else 0
+        np.testing.assert_array_equal(got.valid[0], expected != nodata, err_msg=band)
+        np.testing.assert_array_equal(got.data[0][got.valid[0]], expected[expected != nodata])
+        assert 0.3 < got.valid[0].mean() < 0.95  # the hole and the edge are both in the grid
 
 
 def test_coarse_window_reads_the_overview(scenes: dict) -> None:

@@ -327,8 +327,76 @@ def test_separable_nearest_index_equals_the_per_pixel_map() -> None:
         checked += int(inside.any()) + int((~inside).any())
     assert checked > 60  # both pixels inside and outside the crop were compared
     rotated = GridSpec("EPSG:32633", (10.0, 1.0, 500000.0, 0.0, -10.0, 4200000.0), (50, 50))
+    _assert_offset_blocks()
     other_crs = GridSpec("EPSG:32632", (10.0, 0.0, 500000.0, 0.0, -10.0, 4200000.0), (50, 50))
     plain = GridSpec("EPSG:32633", (10.0, 0.0, 500000.0, 0.0, -10.0, 4200000.0), (50, 50))
     whole = Window(0, 0, 50, 50)
     assert separable_nearest_index(rotated, plain, whole, whole) is None
     assert separable_nearest_index(other_crs, plain, whole, whole) is None
+
+
+def _assert_offset_blocks() -> None:
+    """Same pixel size, any shift: the map is one block copied one for one (``block``
+    describes the index and inside exactly); another pixel size is no block."""
+    from rasteret.geo.warp import separable_nearest_index
+    from rasteret.geo.window import Window
+
+    rng = np.random.default_rng(11)
+    source = GridSpec("EPSG:32633", (10.0, 0.0, 500000.0, 0.0, -10.0, 4200000.0), (300, 400))
+    for _ in range(40):
+        x0 = 500000.0 + float(rng.uniform(-800.0, 4500.0))
+        y0 = 4200000.0 - float(rng.uniform(-800.0, 3500.0))
+        target = GridSpec("EPSG:32633", (10.0, 0.0, x0, 0.0, -10.0, y0), (120, 150))
+        window = Window(int(rng.integers(0, 40)), int(rng.integers(0, 40)), 70, 90)
+        crop = Window(int(rng.integers(-5, 100)), int(rng.integers(-5, 100)), 150, 120)
+        fast = separable_nearest_index(source, target, window, crop)
+        assert fast is not None
+        if not fast.inside.any():
+            assert fast.block is None
+            continue
+        block = fast.block
+        assert block is not None
+        inside = np.zeros_like(fast.inside)
+        inside[block.rows, block.cols] = True
+        np.testing.assert_array_equal(fast.inside, inside)
+        rows = np.arange(block.src_rows.start, block.src_rows.stop)
+        cols = np.arange(block.src_cols.start, block.src_cols.stop)
+        expected = rows[:, None] * crop.width + cols[None, :]
+        np.testing.assert_array_equal(fast.index[block.rows, block.cols], expected)
+    finer = GridSpec("EPSG:32633", (7.0, 0.0, 500100.0, 0.0, -7.0, 4199900.0), (50, 50))
+    whole = Window(0, 0, 50, 50)
+    assert separable_nearest_index(source, finer, whole, Window(0, 0, 300, 400)).block is None
+
+
+@pytest.mark.parametrize(
+    ("dtype", "src_nodata", "fill"),
+    [
+        ("uint16", 0, 0),
+        ("uint16", None, 0),
+        ("float32", -9999.0, -9999.0),
+        ("float32", None, np.nan),
+    ],
+)
+def test_offset_block_copy_equals_the_gather(dtype: str, src_nodata, fill) -> None:  # type: ignore[no-untyped-def]
+    """``gather_nearest`` on a plain-offset map copies a block: the same values, fill
+    and nudged clashes (a valid value equal to the fill) as the per-pixel gather."""
+    from rasteret.geo.warp import _gather_index, gather_nearest, separable_nearest_index
+    from rasteret.geo.window import Window
+
+    rng = np.random.default_rng(3)
+    source = GridSpec("EPSG:32633", (10.0, 0.0, 500000.0, 0.0, -10.0, 4200000.0), (300, 400))
+    crop = Window(20, 30, 150, 120)
+    data = rng.integers(0, 4, (2, 150, 120)).astype(dtype)  # many 0s: nodata and fill clashes
+    if dtype == "float32":
+        data[0, 5:9, 5:9] = np.nan
+        data[data == 3] = -9999.0
+    used = 0
+    for x0, y0 in ((500_453.0, 4_199_612.0), (500_050.0, 4_199_950.0), (501_203.0, 4_198_788.0)):
+        target = GridSpec("EPSG:32633", (10.0, 0.0, x0, 0.0, -10.0, y0), (80, 90))
+        fast = separable_nearest_index(source, target, Window(0, 0, 80, 90), crop)
+        assert fast is not None and fast.block is not None
+        got = gather_nearest(data, fast, src_nodata, fill)
+        expected = _gather_index(data, fast.index, fast.inside, src_nodata, fill)
+        np.testing.assert_array_equal(got, expected)
+        used += int((~fast.inside).any())
+    assert used  # a grid reaching past the crop was compared too

@@ -340,13 +340,28 @@ class NearestIndex:
     """The nearest-neighbour map of a target window into a source crop, computed once
     and shared by every band warped with it (:func:`nearest_index`): the flat index of
     each target pixel's source pixel in a ``(height, width)`` crop and whether the
-    centre falls inside it; ``sx`` / ``sy`` (relative to the crop) for other kernels."""
+    centre falls inside it; ``sx`` / ``sy`` (relative to the crop) for other kernels.
+    ``block`` is set when the map is a plain offset (:class:`OffsetBlock`)."""
 
     index: np.ndarray
     inside: np.ndarray
     sx: np.ndarray
     sy: np.ndarray
     crop_shape: tuple[int, int]
+    block: OffsetBlock | None = None
+
+
+@dataclass(frozen=True)
+class OffsetBlock:
+    """A nearest map that is a plain offset: the target pixels ``[rows, cols]`` take the
+    crop's pixels ``[src_rows, src_cols]`` one for one (same CRS and pixel size, shifted
+    by less than half a pixel or a whole number of pixels); every other target pixel
+    falls outside the crop. A copy of a block instead of a gather per pixel."""
+
+    rows: slice
+    cols: slice
+    src_rows: slice
+    src_cols: slice
 
 
 def nearest_index(
@@ -396,13 +411,31 @@ def separable_nearest_index(
     inside = inside_y[:, None] & inside_x[None, :]
     index = np.where(inside, iy[:, None] * crop.width + ix[None, :], 0)
     shape = (window.height, window.width)
+    rows, cols = _consecutive_run(iy, inside_y), _consecutive_run(ix, inside_x)
+    block = None
+    if rows is not None and cols is not None:
+        block = OffsetBlock(rows[0], cols[0], rows[1], cols[1])
     return NearestIndex(
         index,
         inside,
         np.broadcast_to(sx[None, :], shape),
         np.broadcast_to(sy[:, None], shape),
         (crop.height, crop.width),
+        block,
     )
+
+
+def _consecutive_run(index: np.ndarray, inside: np.ndarray) -> tuple[slice, slice] | None:
+    """``(target slice, source slice)`` when the inside positions of a 1-D nearest map
+    are one run of target positions taking consecutive source positions; else ``None``."""
+    where = np.flatnonzero(inside)
+    if where.size == 0 or where[-1] - where[0] + 1 != where.size:
+        return None
+    taken = index[where[0] : where[-1] + 1]
+    first = int(taken[0])
+    if not np.array_equal(taken, np.arange(first, first + taken.size)):
+        return None
+    return slice(int(where[0]), int(where[-1]) + 1), slice(first, first + taken.size)
 
 
 def _gather_nearest(
@@ -430,7 +463,40 @@ def gather_nearest(
     given (no allocation): equal to :func:`warp_array` with ``resampling="nearest"``."""
     if data.shape[-2:] != nearest.crop_shape:
         raise ValueError(f"data of shape {data.shape[-2:]} is not the crop {nearest.crop_shape}")
+    if nearest.block is not None:
+        return _copy_offset_block(data, nearest, src_nodata, fill, out)
     return _gather_index(data, nearest.index, nearest.inside, src_nodata, fill, out)
+
+
+def _copy_offset_block(
+    data: np.ndarray,
+    nearest: NearestIndex,
+    src_nodata: float | None,
+    fill: float,
+    out: np.ndarray | None,
+) -> np.ndarray:
+    """:func:`gather_nearest` of a map that is a plain offset: a block copy, the same
+    validity and fill as the gather."""
+    from rasteret.geo.resampling import keep_off_nodata
+
+    block = nearest.block
+    assert block is not None
+    n = data.shape[0]
+    if out is None:
+        out = np.empty((n, *nearest.index.shape), data.dtype)
+    inner = (block.rows, block.cols)
+    whole = (block.rows.stop - block.rows.start, block.cols.stop - block.cols.start)
+    for k in range(n):
+        step = out[k]
+        if whole != step.shape:
+            step.fill(fill)  # outside the crop: nothing to copy
+        values = step[inner]
+        np.copyto(values, data[k, block.src_rows, block.src_cols])
+        ok = valid_mask(values, src_nodata)
+        keep_off_nodata(values, np.ones(values.shape, bool) if ok is None else ok, fill)
+        if ok is not None:
+            np.copyto(values, fill, where=~ok, casting="unsafe")
+    return out
 
 
 def _gather_index(

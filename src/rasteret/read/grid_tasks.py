@@ -10,7 +10,7 @@ import math
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,8 +23,13 @@ from rasteret.read.members import member_window, source_grid
 from rasteret.read.radiometry import valid_mask
 from rasteret.read.stacks import BandSource, StoreIndex, group_sources
 
+if TYPE_CHECKING:
+    from rasteret.geo.warp import OffsetBlock
+
 #: Overview sources of a read: ``(band, row) -> [overview level 0, 1, ...]``.
 OverviewSources = Mapping[tuple[str, int], list[BandSource]]
+#: A cached nearest map: flat index into the source window, inside, offset block or None.
+_NearestMap = tuple[np.ndarray, np.ndarray, "OffsetBlock | None"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ class TaskPlanner:
         self.full = Window(0, 0, grid.height, grid.width)
         self._bounds_in: dict[str, Bounds | None] = {}
         self._coords: dict[tuple[Any, ...], Any] = {}
-        self._index: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
+        self._index: dict[tuple[Any, ...], _NearestMap] = {}
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
 
@@ -203,10 +208,11 @@ class TaskPlanner:
                 cached = self._coords[key] = (coords, sc)
         return cached
 
-    def _nearest_index(self, src: BandSource, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        """``(flat index into the window, inside)`` of each target pixel's nearest source
-        pixel, once per (source grid, source window) of this read: every record of a
-        source grid reuses it (``warp_array``'s ``centre_pixel`` on the same coordinates)."""
+    def _nearest_index(self, src: BandSource, window: Window) -> _NearestMap:
+        """``(flat index into the window, inside, offset block or None)`` of each target
+        pixel's nearest source pixel, once per (source grid, source window) of this read:
+        every record of a source grid reuses it (``warp_array``'s ``centre_pixel`` on the
+        same coordinates)."""
         from rasteret.geo.resampling import centre_pixel
 
         key = (src.crs_key, src.transform, src.height, src.width, window)
@@ -223,13 +229,13 @@ class TaskPlanner:
                 whole = Window(0, 0, *self.grid.shape)
                 nearest = separable_nearest_index(source_grid(src), self.grid, whole, window)
                 if nearest is not None:
-                    cached = self._index[key] = (nearest.index, nearest.inside)
+                    cached = self._index[key] = (nearest.index, nearest.inside, nearest.block)
                     return cached
                 (sx, sy), _ = self._coordinates(src, "nearest")
                 h, w = window.height, window.width
                 iy, ix, inside = centre_pixel(sx - window.col_off, sy - window.row_off, h, w)
                 flat = iy * w + ix
-                cached = self._index[key] = (flat, inside)
+                cached = self._index[key] = (flat, inside, None)
         return cached
 
     def warp_nearest_into(
@@ -255,9 +261,12 @@ class TaskPlanner:
             or not (out.flags.c_contiguous and out_valid.flags.c_contiguous)
         ):
             return False
-        flat, inside = self._nearest_index(task.source, task.window)
+        flat, inside, block = self._nearest_index(task.source, task.window)
         if flat.shape != out.shape:
             return False
+        if block is not None:
+            _copy_block(block, data, valid, out, out_valid, fill, task.source.nodata)
+            return True
         np.take(np.ascontiguousarray(data).reshape(-1), flat, out=out, mode="clip")
         if valid is None:  # the nodata rule of the gathered values, not a gathered mask
             np.copyto(out_valid, valid_mask(out, task.source.nodata))
@@ -274,7 +283,7 @@ class TaskPlanner:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Nearest-neighbour warp as a gather through the cached index map; equal to the
         ``warp_array`` path (invalid pixels 0 for integers, NaN for floats)."""
-        flat, inside = self._nearest_index(task.source, task.window)
+        flat, inside, _ = self._nearest_index(task.source, task.window)
         values = np.take(np.ascontiguousarray(data).reshape(-1), flat)
         ok = np.take(np.ascontiguousarray(valid).reshape(-1), flat)
         ok &= inside
@@ -283,6 +292,32 @@ class TaskPlanner:
         values = values.astype(dtype, copy=False)
         np.putmask(values, ~ok, np.nan if dtype.kind == "f" else 0)
         return values, ok
+
+
+def _copy_block(
+    block: OffsetBlock,
+    data: np.ndarray,
+    valid: np.ndarray | None,
+    out: np.ndarray,
+    out_valid: np.ndarray,
+    fill: Any,
+    nodata: Any,
+) -> None:
+    """:meth:`TaskPlanner.warp_nearest_into` for a map that is a plain offset: the block
+    copied, the same validity and fill as the gather, the rest of ``out`` filled."""
+    inner = (block.rows, block.cols)
+    if (block.rows.stop - block.rows.start, block.cols.stop - block.cols.start) != out.shape:
+        out.fill(fill)  # outside the source crop: nothing to gather
+        out_valid.fill(False)
+    values, ok = out[inner], out_valid[inner]
+    np.copyto(values, data[block.src_rows, block.src_cols])
+    if valid is None:  # the nodata rule of the copied values
+        np.copyto(ok, valid_mask(values, nodata))
+    else:
+        np.copyto(ok, valid[block.src_rows, block.src_cols])
+    if values.dtype.kind == "f":
+        ok &= ~np.isnan(values)
+    np.copyto(values, fill, where=~ok, casting="unsafe")
 
 
 def _aligned(src: BandSource, grid: GridSpec) -> bool:
