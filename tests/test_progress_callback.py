@@ -155,3 +155,44 @@ def _drain(master: int) -> str:
         chunks.append(chunk)
     os.close(master)
     return b"".join(chunks).decode()
+
+
+def test_options_set_the_default_of_progress(scenes, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The original's ``set_options`` / ``get_options`` / ``options``: what ``progress=None``
+    means (a line on a terminal or none); an explicit ``progress=`` always wins; the
+    ``with`` block restores the previous value, even when it raises."""
+    import rasteret
+
+    collection, _ = scenes
+    assert rasteret.get_options() == {"progress": None}
+    master, slave = pty.openpty()
+    try:
+        with os.fdopen(slave, "w") as terminal:
+            monkeypatch.setattr(sys, "stderr", terminal)
+            collection.get_numpy([AREA], "B1", geometry_crs=CRS)  # few windows: no line
+            with rasteret.options(progress=True):
+                assert rasteret.get_options() == {"progress": True}
+                collection.get_numpy([AREA], "B1", geometry_crs=CRS)  # one line
+                collection.get_numpy([AREA], "B1", geometry_crs=CRS, progress=False)
+            assert rasteret.get_options() == {"progress": None}
+            rasteret.set_options(progress=True)
+            with rasteret.options(progress=False):
+                collection.get_numpy([AREA], "B1", geometry_crs=CRS)  # none
+                calls = Calls()
+                collection.get_numpy([AREA], "B1", geometry_crs=CRS, progress=calls)
+                calls.check(6)  # an explicit callable still hears every tile
+            assert rasteret.get_options() == {"progress": True}
+            rasteret.set_options()  # nothing given: nothing changes
+            assert rasteret.get_options() == {"progress": True}
+            with pytest.raises(ValueError, match="inside"), rasteret.options(progress=False):
+                raise ValueError("inside")
+            assert rasteret.get_options() == {"progress": True}
+    finally:
+        rasteret.set_options(progress=None)
+    shown = _drain(master)
+    assert "reading tiles: 6/6" in shown and shown.count("\n") == 1, shown  # one line
+    assert rasteret.get_options() == {"progress": None}
+    with pytest.raises(TypeError, match="progress must be True, False or None"):
+        rasteret.set_options(progress="yes")
+    with pytest.raises(TypeError, match="progress must be True, False or None"):
+        rasteret.options(progress=1).__enter__()

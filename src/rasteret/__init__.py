@@ -18,6 +18,7 @@ from rasteret._lazy import lazy_exports
 from rasteret._version import __version__
 
 if TYPE_CHECKING:
+    from rasteret._options import get_options, options, set_options
     from rasteret.builders import (
         build,
         build_from_files,
@@ -53,6 +54,9 @@ _LAZY: dict[str, str] = {
     "build_from_table": "rasteret.builders",
     "build_from_files": "rasteret.builders",
     "open_store": "rasteret.store",
+    "get_options": "rasteret._options",
+    "options": "rasteret._options",
+    "set_options": "rasteret._options",
 }
 
 __all__ = [
@@ -68,10 +72,13 @@ __all__ = [
     "build_from_table",
     "configure",
     "create_backend",
+    "get_options",
     "load",
     "open_store",
+    "options",
     "register",
     "register_local",
+    "set_options",
     "update_collection",
     "version",
 ]

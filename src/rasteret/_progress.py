@@ -4,7 +4,8 @@ dependency), and a thread-safe counter of a fixed total for ``progress=`` callba
 ``progress=`` of the read surfaces (:data:`ProgressOption`): ``None`` (the default: a line
 on a terminal for large reads), ``True`` (a line on a terminal), ``False`` (nothing) or a
 callable ``progress(done, total)``. :func:`progress_reporter` turns it into the
-``report(done, total)`` a :class:`ProgressCounter` calls.
+``report(done, total)`` a :class:`ProgressCounter` calls. What ``None`` means can be
+changed with :func:`rasteret.set_options` / :func:`rasteret.options`.
 """
 
 from __future__ import annotations
@@ -18,14 +19,28 @@ from collections.abc import Callable
 ProgressOption = bool | Callable[[int, int], None] | None
 
 
+def default_line(windows: int) -> bool:
+    """Whether a read of ``windows`` windows without ``progress=`` shows a line (on a
+    terminal): :func:`rasteret.set_options`' ``progress``, else for 64 windows or more."""
+    from rasteret._options import default_progress
+
+    chosen = default_progress()
+    return windows >= 64 if chosen is None else chosen
+
+
 class ProgressLine:
     """``desc: done/total (failed)`` rewritten in place on stderr.
 
     Silent unless ``enabled`` is true and stderr is a terminal; ``enabled=None`` means
-    "on a terminal". Updates are throttled to ~10 per second.
+    the ``progress`` option (:func:`rasteret.set_options`), by default "on a terminal".
+    Updates are throttled to ~10 per second.
     """
 
     def __init__(self, total: int, desc: str = "indexing headers", enabled: bool | None = None):
+        if enabled is None:  # the default of rasteret.set_options / options, if set
+            from rasteret._options import default_progress
+
+            enabled = default_progress()
         stream = sys.stderr
         is_tty = bool(getattr(stream, "isatty", lambda: False)())
         self.active = is_tty and enabled is not False and total > 0

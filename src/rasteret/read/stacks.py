@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pyproj import CRS
 
-from rasteret._progress import ProgressCounter, ProgressLine, ProgressOption, progress_reporter
+from rasteret._options import default_progress
+from rasteret._progress import (
+    ProgressCounter,
+    ProgressLine,
+    ProgressOption,
+    default_line,
+    progress_reporter,
+)
 from rasteret._types import Affine6
 from rasteret.fetch import RangeReader
 from rasteret.geo.transform import CRSError, to_crs
@@ -225,7 +232,7 @@ async def read_windows_async(
     def progress(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = ProgressLine(total, desc="reading tiles", enabled=len(requests) >= 64)
+            bar = ProgressLine(total, desc="reading tiles", enabled=default_line(len(requests)))
         bar.update()
 
     try:
@@ -328,6 +335,8 @@ def read_progress(progress: ProgressOption, desc: str = "reading tiles") -> Iter
     an exception it raises fails the read). ``None`` leaves the default (a line for
     batches of many windows). The end (``done == total``) is reported when the block
     completes without an error."""
+    if progress is None:
+        progress = default_progress()
     if progress is None:
         yield
         return
