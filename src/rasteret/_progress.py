@@ -15,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from rasteret._options import default_progress
+
 #: ``progress=`` of a read: ``None`` / ``True`` / ``False`` or ``callable(done, total)``.
 ProgressOption = bool | Callable[[int, int], None] | None
 
@@ -22,8 +24,6 @@ ProgressOption = bool | Callable[[int, int], None] | None
 def default_line(windows: int) -> bool:
     """Whether a read of ``windows`` windows without ``progress=`` shows a line (on a
     terminal): :func:`rasteret.set_options`' ``progress``, else for 64 windows or more."""
-    from rasteret._options import default_progress
-
     chosen = default_progress()
     return windows >= 64 if chosen is None else chosen
 
@@ -38,8 +38,6 @@ class ProgressLine:
 
     def __init__(self, total: int, desc: str = "indexing headers", enabled: bool | None = None):
         if enabled is None:  # the default of rasteret.set_options / options, if set
-            from rasteret._options import default_progress
-
             enabled = default_progress()
         stream = sys.stderr
         is_tty = bool(getattr(stream, "isatty", lambda: False)())

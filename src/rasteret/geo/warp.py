@@ -363,6 +363,11 @@ class OffsetBlock:
     src_rows: slice
     src_cols: slice
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the copied block."""
+        return self.rows.stop - self.rows.start, self.cols.stop - self.cols.start
+
 
 def nearest_index(
     source: GridSpec,
@@ -485,10 +490,9 @@ def _copy_offset_block(
     if out is None:
         out = np.empty((n, *nearest.index.shape), data.dtype)
     inner = (block.rows, block.cols)
-    whole = (block.rows.stop - block.rows.start, block.cols.stop - block.cols.start)
     for k in range(n):
         step = out[k]
-        if whole != step.shape:
+        if block.shape != step.shape:
             step.fill(fill)  # outside the crop: nothing to copy
         values = step[inner]
         np.copyto(values, data[k, block.src_rows, block.src_cols])

@@ -306,7 +306,7 @@ def _copy_block(
     """:meth:`TaskPlanner.warp_nearest_into` for a map that is a plain offset: the block
     copied, the same validity and fill as the gather, the rest of ``out`` filled."""
     inner = (block.rows, block.cols)
-    if (block.rows.stop - block.rows.start, block.cols.stop - block.cols.start) != out.shape:
+    if block.shape != out.shape:
         out.fill(fill)  # outside the source crop: nothing to gather
         out_valid.fill(False)
     values, ok = out[inner], out_valid[inner]
