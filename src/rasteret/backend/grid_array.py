@@ -13,13 +13,16 @@ pixels a side, runs of records of about 128 MiB), so every dask task is one batc
 no nested dask graph, no copy between pieces.
 
 A record whose grid does not reach the window reads as its own nodata (its array's fill);
-a record without the band as the band's fill. Never a fill where a record has data: a
-failed read raises, naming the object.
+a record without the band as the band's fill; a pixel its record's internal mask (a GDAL
+mask band) clears, as the record's nodata, as GDAL's warp (the mask window is read in the
+same batch as the data). Never a fill where a record has data: a failed read raises,
+naming the object.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -52,7 +55,9 @@ if TYPE_CHECKING:
 class GridMember:
     """The records of one store array (``path``) in a band on the target grid: store time
     ``steps`` and the dataset time index (``positions``) of each; read on ``grid`` with
-    ``resampling``, its pixels equal to ``nodata`` invalid (``None``: all valid)."""
+    ``resampling``, its pixels equal to ``nodata`` invalid (``None``: all valid), and
+    those its internal mask clears: ``masks`` gives each step's mask array path (``None``:
+    no mask; empty: no step has one)."""
 
     path: str
     grid: GridSpec
@@ -61,6 +66,7 @@ class GridMember:
     dtype: str
     steps: tuple[int, ...]
     positions: tuple[int, ...]
+    masks: tuple[str | None, ...] = ()
 
 
 class GridBandArray(BackendArray):
@@ -116,7 +122,8 @@ class GridBandArray(BackendArray):
 class _GridRead:
     """One indexing call of a :class:`GridBandArray`: the output, and the requests of
     every selected record's source window (one batch). ``place`` puts each record on the
-    output as soon as it is decoded (from the decode thread); same-lattice records are
+    output as soon as it is decoded (from the decode thread) — with its internal mask
+    window, when it has one, once both are; same-lattice records without a mask are
     decoded straight into it. The output is not pre-filled: a fill pass over a large fresh
     buffer costs as much as the copy it saves, so rows no read paints entirely are filled
     here instead."""
@@ -133,6 +140,7 @@ class _GridRead:
         self.requests: list[ArrayWindow] = []
         self.outputs: list[np.ndarray] = []
         self.owners: list[tuple[_Job, int] | None] = []
+        self.lock = threading.Lock()
         painted: set[int] = set()
         if not window.is_empty:
             painted = self._plan({t: k for k, t in enumerate(times)})
@@ -147,14 +155,15 @@ class _GridRead:
         painted: set[int] = set()
         shared: dict[tuple[Any, ...], NearestIndex] = {}
         for member in array.members:
+            masks = member.masks or (None,) * len(member.steps)
             picks = [
-                (where[p], s)
-                for p, s in zip(member.positions, member.steps, strict=True)
+                (where[p], s, m)
+                for p, s, m in zip(member.positions, member.steps, masks, strict=True)
                 if p in where
             ]
             if not picks:
                 continue
-            rows = [k for k, _ in picks]
+            rows = [k for k, _, _ in picks]
             fill = output_nodata(array.dtype, member.nodata, member.nodata)
             job = _Job.plan(member, array.target, window, rows, fill)
             if job is None or not job.paints(window):
@@ -162,8 +171,9 @@ class _GridRead:
             painted.update(rows)
             if job is None:
                 continue
-            self.requests += [ArrayWindow(member.path, step, job.needed) for _, step in picks]
-            direct = job.direct_views(out, window, array.dtype)
+            self.requests += [ArrayWindow(member.path, step, job.needed) for _, step, _ in picks]
+            masked = any(mask is not None for _, _, mask in picks)
+            direct = None if masked else job.direct_views(out, window, array.dtype)
             if direct is not None:  # decoded in place: nothing left to do per record
                 self.outputs += direct
                 self.owners += [None] * len(direct)
@@ -171,12 +181,24 @@ class _GridRead:
             job.prepare(array.target, window, shared)
             self.outputs += list(job.stack)
             self.owners += [(job, n) for n in range(len(rows))]
+            for n, (_, step, mask) in enumerate(picks):
+                if mask is not None:  # placed once the data and the mask are both decoded
+                    self.requests.append(ArrayWindow(mask, step, job.needed))
+                    self.outputs.append(job.mask_window(n))
+                    self.owners.append((job, n))
         return painted
 
     def place(self, index: int, _: np.ndarray) -> None:
         owner = self.owners[index]
-        if owner is not None:
-            owner[0].put(owner[1], self.out, self.array.target, self.window, self.array.dtype)
+        if owner is None:
+            return
+        job, n = owner
+        if job.masks is not None:
+            with self.lock:
+                job.pending[n] -= 1
+                if job.pending[n]:
+                    return  # the other of data / mask is still being decoded
+        job.put(n, self.out, self.array.target, self.window, self.array.dtype)
 
     def result(self) -> np.ndarray:
         out = self.out
@@ -189,9 +211,13 @@ class _GridRead:
 class _Job:
     """One member's part of a read: the source window ``needed`` under the target window,
     the same-lattice ``shift`` (a copy) or ``None`` (a warp), the rows of ``out``, and the
-    decoded windows (``stack``) with the shared nearest index map when warped."""
+    decoded windows (``stack``) with the shared nearest index map when warped; ``masks``
+    holds the records' internal mask windows (allocated by :meth:`mask_window`) and
+    ``pending`` how many of each record's windows are not decoded yet."""
 
-    __slots__ = ("coordinates", "fill", "member", "needed", "rows", "shift", "stack")
+    __slots__ = (
+        "coordinates", "fill", "masks", "member", "needed", "pending", "rows", "shift", "stack",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -210,6 +236,17 @@ class _Job:
         )
         self.stack = np.empty((len(rows), *needed.shape), np.dtype(member.dtype))
         self.coordinates: NearestIndex | None = None
+        self.masks: np.ndarray | None = None
+        self.pending: list[int] = []
+
+    def mask_window(self, n: int) -> np.ndarray:
+        """The buffer record ``n``'s internal mask window decodes into (all ones — every
+        pixel valid — for the records without a mask)."""
+        if self.masks is None:
+            self.masks = np.full(self.stack.shape, 255, np.uint8)
+            self.pending = [1] * len(self.rows)
+        self.pending[n] += 1
+        return self.masks[n]
 
     @classmethod
     def plan(
@@ -266,23 +303,29 @@ class _Job:
         """Record ``n`` of the stack (decoded) onto its row of ``out``."""
         member, needed, k = self.member, self.needed, self.rows[n]
         data = self.stack[n : n + 1]
-        if self.shift is not None:  # same lattice, but nodata or dtype differ: masked copy
+        internal = None if self.masks is None else self.masks[n : n + 1]
+        if self.shift is not None:  # same lattice, but nodata, dtype or a mask: masked copy
             rows, cols = self._paste(window)
             dst = out[k, rows, cols]
             np.copyto(dst, data[0], casting="unsafe")
             valid = valid_mask(data[0], member.nodata)
+            if internal is not None:
+                kept = internal[0] != 0
+                valid = kept if valid is None else valid & kept
             if valid is not None:  # the record's nodata becomes its fill in the output
                 np.copyto(dst, self.fill, where=~valid, casting="unsafe")
             return
         if self.coordinates is not None and data.dtype == dtype:  # gathered into ``out``
-            gather_nearest(data, self.coordinates, member.nodata, self.fill, out[k : k + 1])
+            gather_nearest(
+                data, self.coordinates, member.nodata, self.fill, out[k : k + 1], valid=internal
+            )
             return
         scale = None if member.resampling == "nearest" else kernel_scale(member.grid, target)
         out[k] = warp_array(
             data, member.grid, target, resampling=member.resampling, src_nodata=member.nodata,
             nodata=self.fill, dtype=dtype, window=window,
             source_offset=(needed.row_off, needed.col_off), scale=scale,
-            coordinates=self.coordinates,
+            coordinates=self.coordinates, valid=None if internal is None else internal != 0,
         )[0]  # fmt: skip
 
 

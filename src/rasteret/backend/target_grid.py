@@ -105,15 +105,13 @@ def source_reads(
     store: Any, target: GridSpec, resampling: str | Mapping[str, str] | None = None
 ) -> list[tuple[str, ArrayLayout, Window]]:
     """What :func:`open_on_grid` reads when all of it is computed: per native grid, the
-    level it reads and, per data array there, the source window under ``target``
-    (``(group, array, window)``, for the read budget)."""
+    level it reads and, per data (or internal mask) array there, the source window under
+    ``target`` (``(group, array, window)``, for the read budget)."""
     layout = store.layout
     reads = []
     for name in layout.grid_groups:
         path, grid = _level_for(layout, name, group_grid(layout.groups[name]), target, resampling)
         for array in layout.groups[path].arrays.values():
-            if array.kind != "data":
-                continue
             method = band_resampling(array.band, resampling)
             window = source_window(grid, target, resampling=method)
             if window is not None:
@@ -158,6 +156,7 @@ def open_on_grid(
         if source_window(grid, target) is None:
             continue  # this grid does not reach the target: nothing to read
         ds = open_group(path)
+        internal = _internal_masks(layout.groups[path], path)
         for stack in band_stacks(layout.groups[path], path).values():
             if stack.kind != "data" or stack.name not in ds:
                 continue
@@ -175,9 +174,10 @@ def open_on_grid(
                 kept = {
                     k: v for k, v in variable.attrs.items() if k not in ("missing_value", "nodata")
                 }
+                masks = tuple(internal.get((stack.band, t)) for t in steps)
                 piece = _Piece(
                     f"{path}/{array.name}", grid, method, fill, str(array.dtype), steps, coords,
-                    kept,
+                    kept, masks if any(m is not None for m in masks) else (),
                 )  # fmt: skip
                 pieces.setdefault(stack.band, []).append(piece)
                 if coverage and fill is None:  # no nodata: which pixels the record covers
@@ -217,6 +217,17 @@ def open_on_grid(
     return ds
 
 
+def _internal_masks(group: Any, path: str) -> dict[tuple[str, int], str]:
+    """``(band, time step)`` → the store path of its internal mask array, in group ``path``."""
+    return {
+        (array.band, t): f"{path}/{array.name}"
+        for array in group.arrays.values()
+        if array.kind == "mask"
+        for t, source in enumerate(array.sources)
+        if source is not None
+    }
+
+
 class Coverage:
     """A lazy ``(time, y, x)`` array of ones (uint8) of ``shape``: warped like a band, it
     says which target pixels a record's grid covers. Reads nothing."""
@@ -250,6 +261,7 @@ class _Piece:
     steps: list[int]
     coords: dict[str, xr.Variable]  # along ``time``
     attrs: dict[str, Any]
+    masks: tuple[str | None, ...] = ()  # per step: its internal mask array (empty: none)
 
 
 def _band_on_grid(
@@ -274,14 +286,16 @@ def _band_on_grid(
         if at >= 0:
             k = int(np.searchsorted(bounds, at, side="right")) - 1
             located[k].append(t)
-    members = [
-        GridMember(
-            p.path, p.grid, p.resampling, p.nodata, p.dtype,
-            tuple(p.steps[at - bounds[k]] for at in (int(index[t]) for t in located[k])),
-            tuple(located[k]),
-        )
-        for k, p in enumerate(parts)
-    ]  # fmt: skip
+    members = []
+    for k, p in enumerate(parts):
+        at = [int(index[t]) - int(bounds[k]) for t in located[k]]
+        masks = tuple(p.masks[a] for a in at) if p.masks else ()
+        members.append(
+            GridMember(
+                p.path, p.grid, p.resampling, p.nodata, p.dtype, tuple(p.steps[a] for a in at),
+                tuple(located[k]), masks,
+            )
+        )  # fmt: skip
     array = GridBandArray(store, target, members, len(order), dtype, fill)
     attrs = {k: v for k, v in parts[0].attrs.items() if k != "_FillValue"}
     own = [output_nodata(dtype, p.nodata, p.nodata) for p in parts]

@@ -462,15 +462,20 @@ def gather_nearest(
     src_nodata: float | None,
     fill: float,
     out: np.ndarray | None = None,
+    valid: np.ndarray | None = None,
 ) -> np.ndarray:
     """The nearest warp of ``data`` ``(n, H, W)`` (the crop ``nearest`` maps into, in the
     output dtype) through its shared index map, written into ``out`` ``(n, h, w)`` when
-    given (no allocation): equal to :func:`warp_array` with ``resampling="nearest"``."""
+    given (no allocation): equal to :func:`warp_array` with ``resampling="nearest"``.
+    ``valid`` (``(n, H, W)``, non-zero where a source pixel has data: an internal mask)
+    invalidates pixels besides ``src_nodata`` / NaN, as ``warp_array``'s ``valid``."""
     if data.shape[-2:] != nearest.crop_shape:
         raise ValueError(f"data of shape {data.shape[-2:]} is not the crop {nearest.crop_shape}")
+    if valid is not None and valid.shape != data.shape:
+        raise ValueError(f"validity of shape {valid.shape} is not the data's {data.shape}")
     if nearest.block is not None:
-        return _copy_offset_block(data, nearest, src_nodata, fill, out)
-    return _gather_index(data, nearest.index, nearest.inside, src_nodata, fill, out)
+        return _copy_offset_block(data, nearest, src_nodata, fill, out, valid)
+    return _gather_index(data, nearest.index, nearest.inside, src_nodata, fill, out, valid)
 
 
 def _copy_offset_block(
@@ -479,6 +484,7 @@ def _copy_offset_block(
     src_nodata: float | None,
     fill: float,
     out: np.ndarray | None,
+    valid: np.ndarray | None = None,
 ) -> np.ndarray:
     """:func:`gather_nearest` of a map that is a plain offset: a block copy, the same
     validity and fill as the gather."""
@@ -497,6 +503,9 @@ def _copy_offset_block(
         values = step[inner]
         np.copyto(values, data[k, block.src_rows, block.src_cols])
         ok = valid_mask(values, src_nodata)
+        if valid is not None:
+            kept = valid[k, block.src_rows, block.src_cols] != 0
+            ok = kept if ok is None else ok & kept
         keep_off_nodata(values, np.ones(values.shape, bool) if ok is None else ok, fill)
         if ok is not None:
             np.copyto(values, fill, where=~ok, casting="unsafe")
@@ -510,6 +519,7 @@ def _gather_index(
     src_nodata: float | None,
     fill: float,
     out: np.ndarray | None = None,
+    valid: np.ndarray | None = None,
 ) -> np.ndarray:
     from rasteret.geo.resampling import keep_off_nodata
 
@@ -525,6 +535,9 @@ def _gather_index(
             np.copyto(ok, inside)
         else:
             np.logical_and(gathered, inside, out=ok)
+        if valid is not None:
+            kept = np.take(np.ascontiguousarray(valid[k]).reshape(-1), index, mode="clip")
+            np.logical_and(ok, kept != 0, out=ok)
         keep_off_nodata(step, ok, fill)
         np.copyto(step, fill, where=~ok, casting="unsafe")
     return out

@@ -1,0 +1,133 @@
+"""Internal masks (a GDAL mask band stored in the COG) on the engine's target grid: a pixel
+its record's mask clears reads as the record's nodata, exactly as GDAL's warp of the file
+(``rasterio.warp.reproject`` of the band honours its per-dataset mask) — on the same
+lattice (a copy), shifted by a fraction of a pixel (a block copy), in another CRS (the
+nearest gather) and with a resampling kernel; read over HTTP."""
+
+from __future__ import annotations
+
+import datetime as dt
+from datetime import UTC
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import xarray as xr
+from affine import Affine
+from rasterio.warp import Resampling, reproject
+
+from _testcollections import make_collection, record
+from rasteret.geo import GridSpec
+from rasteret.testing.objserver import ObjectServer
+
+ORIGIN = (300000.0, 5000000.0)
+SIZE = 96
+NODATA = 7  # the second record's declared nodata
+
+
+def _masked_cog(
+    path: Path, data: np.ndarray, mask: np.ndarray | None, nodata: float | None
+) -> Path:
+    """A tiled GeoTIFF written by GDAL with an internal (per-dataset) mask: 32-px deflate
+    tiles, no overviews (GDAL's ``reproject`` of a band reads the full resolution)."""
+    profile = {
+        "driver": "GTiff", "width": SIZE, "height": SIZE, "count": 1, "dtype": data.dtype,
+        "crs": "EPSG:32633", "nodata": nodata, "tiled": True, "blockxsize": 32,
+        "blockysize": 32, "compress": "deflate",
+        "transform": Affine(10.0, 0.0, ORIGIN[0], 0.0, -10.0, ORIGIN[1]),
+    }  # fmt: skip
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
+        dst.write(data, 1)
+        if mask is not None:
+            dst.write_mask(mask)
+    return path
+
+
+@pytest.fixture(scope="module")
+def masked(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("gridmasks")
+    rng = np.random.default_rng(11)
+    paths = []
+    # a masked record without nodata, one with nodata, and one without a mask in the same
+    # store array as the first (records placed once both of their windows are decoded)
+    for k, (nodata, masked) in enumerate(((None, True), (NODATA, True), (None, False))):
+        data = rng.integers(10, 1000, (SIZE, SIZE)).astype(np.uint16)
+        mask = np.full((SIZE, SIZE), 255, np.uint8)
+        mask[10 + 20 * k : 40 + 20 * k, 5:50] = 0  # a cleared block, different per record
+        mask[rng.random((SIZE, SIZE)) < 0.05] = 0  # and scattered pixels
+        if nodata is not None:
+            data[60:70, 60:90] = nodata  # nodata where the mask keeps the pixel
+        paths.append(_masked_cog(root / f"m{k}.tif", data, mask if masked else None, nodata))
+    when = dt.datetime(2024, 8, 1, 10, tzinfo=UTC)
+    with ObjectServer(root) as server:
+        rows = [
+            record(f"m{k}", when + dt.timedelta(days=k), {"b": p}, href_of=_served(server, root))
+            for k, p in enumerate(paths)
+        ]
+        yield server, make_collection(rows, ["b"]), paths
+
+
+def _served(server: ObjectServer, root: Path):  # type: ignore[no-untyped-def]
+    return lambda path: server.url_for(str(Path(path).relative_to(root)))
+
+
+def _gdal(path: Path, target: GridSpec, resampling: str) -> np.ndarray:
+    """GDAL's warp of the file onto ``target``, filled with the record's nodata (0 without
+    one). Without nodata GDAL's warper honours the internal mask itself; with both it
+    ignores the mask (it says so), while rasteret treats a pixel as invalid when either
+    says so — as its native reads do — so there the oracle warps GDAL's masked read (the
+    mask's cleared pixels set to nodata)."""
+    with rasterio.open(path) as src:
+        fill = src.nodata if src.nodata is not None else 0
+        out = np.full(target.shape, fill, np.uint16)
+        if src.nodata is None:
+            source = rasterio.band(src, 1)
+            extra = {}
+        else:
+            source = np.where(src.read_masks(1) != 0, src.read(1), src.nodata)
+            extra = {"src_transform": src.transform, "src_crs": src.crs, "src_nodata": fill}
+        reproject(
+            source, out, dst_transform=Affine(*target.transform[:6]), dst_crs=target.crs,
+            dst_nodata=fill, resampling=Resampling[resampling], **extra,
+        )  # fmt: skip
+    return out
+
+
+def _targets() -> dict[str, tuple[GridSpec, str]]:
+    left, top = ORIGIN
+    lattice = (left - 40, top - 700, left + 600, top + 30)  # reaches past the scene
+    shifted = (left + 3, top - 903, left + 903, top - 3)  # 3 m off the lattice
+    return {
+        "same lattice": (GridSpec.from_bbox(lattice, "EPSG:32633", 10), "nearest"),
+        "sub-pixel shift": (GridSpec.from_bbox(shifted, "EPSG:32633", 10), "nearest"),
+        "other CRS": (GridSpec.from_bbox(_lonlat_box(), "EPSG:4326", 0.0001), "nearest"),
+        "bilinear": (GridSpec.from_bbox(shifted, "EPSG:32633", 20), "bilinear"),
+    }
+
+
+def _lonlat_box() -> tuple[float, float, float, float]:
+    from rasteret.geo import transform_bounds
+
+    left, top = ORIGIN
+    inner = (left + 50, top - SIZE * 10 + 50, left + SIZE * 10 - 50, top - 50)
+    return transform_bounds(inner, "EPSG:32633", "EPSG:4326")
+
+
+@pytest.mark.parametrize("case", list(_targets()))
+def test_target_grid_reads_masked_pixels_as_nodata_like_gdal(masked, case: str) -> None:  # type: ignore[no-untyped-def]
+    server, collection, paths = masked
+    target, resampling = _targets()[case]
+    ds = xr.open_dataset(
+        collection, engine="rasteret", grid=target, resampling=resampling, chunks={}
+    )
+    server.reset()
+    cube = ds["b"].values
+    assert server.requests > 0
+    assert cube.shape[0] == 3
+    for k, path in enumerate(paths):
+        expected = _gdal(path, target, resampling)
+        if k < 2:
+            cleared = (expected == (NODATA if k else 0)).mean()
+            assert cleared > 0.05, "the case must show masked pixels"
+        np.testing.assert_array_equal(cube[k], expected, err_msg=f"{case}: record {k}")
