@@ -559,3 +559,61 @@ def test_s3_export_reads_only_tiles_and_refuses_a_changed_object(
         with pytest.raises(icechunk.IcechunkError, match="checksum"):
             ds["B04"].load()
     _assert_reads_whole_tiles([(r.start, r.end) for r in gets], collection)
+
+
+def _masked_scene(root: Path, scene: str, seed: int, masked: bool) -> Path:
+    """``{scene}/B04.tif``: 512² uint16, 256-px deflate tiles, with an internal (1-bit,
+    per-dataset) mask clearing a block when ``masked``."""
+    from affine import Affine
+
+    rng = np.random.default_rng(seed)
+    path = root / scene / "B04.tif"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile = {
+        "driver": "GTiff", "width": 512, "height": 512, "count": 1, "dtype": "uint16",
+        "crs": "EPSG:32632", "transform": Affine(10, 0, 600000, 0, -10, 5200000),
+        "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate",
+    }  # fmt: skip
+    mask = np.full((512, 512), 255, np.uint8)
+    mask[40 + seed : 300, 100:420] = 0
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
+        dst.write(rng.integers(1, 5000, (512, 512)).astype(np.uint16), 1)
+        if masked:
+            dst.write_mask(mask)
+    return path
+
+
+def test_internal_masks_are_exported_next_to_their_band(tmp_path: Path) -> None:
+    """Before, the masks were dropped and their pixels read as data: now ``B04_mask``
+    holds GDAL's mask (rasterio's ``read_masks``; 1-bit, so 0 / 1) and ``B04`` names it."""
+    paths = {s: _masked_scene(tmp_path, s, k, True) for k, s in enumerate(("a", "b"))}
+    collection = _build(tmp_path)
+    result = collection.to_icechunk(tmp_path / "out.icechunk")
+    ds = _open_group(tmp_path / "out.icechunk", result, "epsg32632_10m")
+    assert ds["B04"].attrs["ancillary_variables"] == "B04_mask"
+    assert ds["B04_mask"].attrs["flag_values"] == [0, 1]
+    for t, record in enumerate(ds["id"].values):
+        with rasterio.open(paths[str(record)]) as src:
+            gdal = src.read_masks(1)
+            assert (gdal == 0).mean() > 0.2
+            np.testing.assert_array_equal(ds["B04_mask"].values[t], (gdal != 0).astype(np.uint8))
+            np.testing.assert_array_equal(ds["B04"].values[t], src.read(1))
+    # GDAL's masks are 1-bit: no standard Zarr codec decodes them
+    with pytest.raises(VirtualExportError, match=r"band 'B04'.*1-bit.*internal_masks='omit'"):
+        collection.to_kerchunk()
+    omitted = collection.to_kerchunk(internal_masks="omit")["refs"]
+    assert not any(key.startswith("epsg32632_10m/B04_mask") for key in omitted)
+    attrs = json.loads(omitted["epsg32632_10m/B04/.zattrs"])
+    assert attrs["rasteret_internal_mask"].startswith("omitted")
+
+
+def test_a_band_masked_in_only_some_records_is_refused_by_name(tmp_path: Path) -> None:
+    _masked_scene(tmp_path, "masked", 1, True)
+    _masked_scene(tmp_path, "plain", 2, False)
+    collection = _build(tmp_path)
+    with pytest.raises(VirtualExportError, match=r"1 have none \(plain\)"):
+        collection.to_icechunk(tmp_path / "out.icechunk")
+    assert not (tmp_path / "out.icechunk").exists()
+    result = collection.to_icechunk(tmp_path / "out.icechunk", internal_masks="omit")
+    ds = _open_group(tmp_path / "out.icechunk", result, "epsg32632_10m")
+    assert "B04_mask" not in ds and "rasteret_internal_mask" in ds["B04"].attrs

@@ -78,6 +78,7 @@ class DataPlane(CollectionTable):
         codecs: Literal["auto", "standard"] = "auto",
         containers: dict[str, Any] | None = None,
         errors: OnFailedAsset = "raise",
+        internal_masks: Literal["export", "omit"] = "export",
     ) -> IcechunkExport:
         """Commit these records as an Icechunk virtual dataset that ``xr.open_zarr`` reads
         without rasteret (needs the ``icechunk`` extra): one group per grid, one array
@@ -85,7 +86,9 @@ class DataPlane(CollectionTable):
 
         ``storage_or_path`` is an ``icechunk.Storage`` or a local directory (created as
         a repository when it is none). Standard Zarr codecs where the files allow,
-        else the ``rasteret.tiff`` codec (``codecs="standard"`` refuses those). See
+        else the ``rasteret.tiff`` codec (``codecs="standard"`` refuses those). A band's
+        internal mask is exported as ``{band}_mask`` (``internal_masks="omit"``: left
+        out, said in the band's attributes). See
         :mod:`rasteret.integrations.virtual_export_icechunk`.
         """
         from rasteret.integrations.virtual_export_icechunk import to_icechunk
@@ -99,6 +102,7 @@ class DataPlane(CollectionTable):
             codecs=codecs,
             containers=containers,
             errors=errors,
+            internal_masks=internal_masks,
         )
 
     def to_kerchunk(
@@ -107,12 +111,14 @@ class DataPlane(CollectionTable):
         *,
         bands: str | Sequence[str] | None = None,
         errors: OnFailedAsset = "raise",
+        internal_masks: Literal["export", "omit"] = "export",
     ) -> dict[str, Any]:
         """Kerchunk version-1 references (Zarr v2, standard codecs only) of these
         records, written to ``path`` as JSON when given; fsspec's ``reference://``
-        filesystem and zarr open them without rasteret. See
+        filesystem and zarr open them without rasteret. 1-bit internal masks need the
+        ``rasteret.tiff`` codec: refused unless ``internal_masks="omit"``. See
         :mod:`rasteret.integrations.virtual_export_kerchunk`.
         """
         from rasteret.integrations.virtual_export_kerchunk import to_kerchunk
 
-        return to_kerchunk(self, path, bands=bands, errors=errors)
+        return to_kerchunk(self, path, bands=bands, errors=errors, internal_masks=internal_masks)

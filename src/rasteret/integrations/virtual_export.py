@@ -6,7 +6,15 @@
 write. The layout is the virtual store's (:mod:`rasteret.store.layout`):
 
 * one group per grid (CRS, transform, size), named after its CRS and resolution
-  (``epsg32633_10m``); overview levels and internal masks are not exported;
+  (``epsg32633_10m``); overview levels are not exported;
+* a band's internal mask (a GDAL mask band in the files) is exported next to it as
+  ``{band}_mask`` (uint8 as decoded: 0 = masked, 1 (1-bit masks) or 255 = valid; CF
+  ``flag_values`` / ``flag_meanings``),
+  named by the band's ``ancillary_variables``: readers must apply it, as GDAL does.
+  1-bit masks need the ``rasteret.tiff`` codec. A band whose records have a mask only
+  in part is refused (a record without a mask would read as masked everywhere);
+  ``internal_masks="omit"`` leaves masks out, said in the band's attributes — never
+  silently;
 * in each group one array per band, shaped ``(time, y, x)``, one chunk per COG tile
   ``(1, tile_height, tile_width)``; a chunk reference is ``(href, offset, length)`` of
   the tile; sparse tiles (byte count 0) and records without the band get none and read
@@ -30,8 +38,8 @@ from __future__ import annotations
 import os
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -46,6 +54,10 @@ if TYPE_CHECKING:
     from rasteret.store.layout import GroupLayout
 
 _SHOWN = 5  # record ids named per message
+#: What an export does with the bands' internal masks (module docs).
+InternalMasks = Literal["export", "omit"]
+#: The band attribute that says its internal mask was left out.
+MASK_NOTE = "rasteret_internal_mask"
 
 
 class VirtualExportError(RasteretError, ValueError):
@@ -140,10 +152,13 @@ def plan_export(
     *,
     codecs: CodecMode = "auto",
     errors: OnFailedAsset = "raise",
+    internal_masks: InternalMasks = "export",
 ) -> ExportPlan:
     """The :class:`ExportPlan` of ``collection``'s records and ``bands`` (default: all).
 
-    ``codecs="standard"`` refuses arrays that need the ``rasteret.tiff`` codec. Raises
+    ``codecs="standard"`` refuses arrays that need the ``rasteret.tiff`` codec (1-bit
+    internal masks among them); ``internal_masks="omit"`` leaves the bands' internal
+    masks out (module docs). Raises
     :class:`VirtualExportError` (module docs), :class:`~rasteret.errors.BandNotFoundError`
     and, for assets that could not be indexed, :class:`~rasteret.errors.UnindexedAssetError`
     (``errors="skip"`` leaves those records out).
@@ -153,11 +168,13 @@ def plan_export(
 
     if codecs not in ("auto", "standard"):
         raise ValueError(f"codecs= must be 'auto' or 'standard', got {codecs!r}")
+    if internal_masks not in ("export", "omit"):
+        raise ValueError(f"internal_masks= must be 'export' or 'omit', got {internal_masks!r}")
     selected = (bands,) if isinstance(bands, str) else (None if bands is None else tuple(bands))
     collection = check_indexed(collection, selected, errors)
     layout = build_layout(collection.table, selected)
     groups = tuple(
-        _group(name, group, codecs)
+        _group(name, group, codecs, internal_masks)
         for name, group in layout.groups.items()
         if group.overview is None
     )
@@ -168,19 +185,74 @@ def plan_export(
     return ExportPlan(groups=groups, bands=layout.bands)
 
 
-def _group(name: str, group: GroupLayout, codecs: CodecMode) -> ExportGroup:
+def _group(
+    name: str, group: GroupLayout, codecs: CodecMode, internal_masks: InternalMasks
+) -> ExportGroup:
     from rasteret.store.bands import band_stacks
     from rasteret.store.coords import coordinate_arrays
     from rasteret.store.metadata import group_attributes
 
     coords = coordinate_arrays(group)
     georeferenced = "spatial_ref" in coords
-    arrays = tuple(
-        _array(name, group, stack, codecs, georeferenced)
-        for stack in band_stacks(group, name).values()
-        if stack.kind == "data"
-    )
-    return ExportGroup(name, group_attributes(group), coords, arrays)
+    stacks = band_stacks(group, name)
+    masks = {s.band: s for s in stacks.values() if s.kind == "mask"}
+    arrays: list[ExportArray] = []
+    for stack in stacks.values():
+        if stack.kind != "data":
+            continue
+        array = _array(name, group, stack, codecs, georeferenced)
+        mask = masks.get(stack.band)
+        if mask is None:
+            arrays.append(array)
+        elif internal_masks == "omit":
+            note = "omitted (internal_masks='omit'): masked pixels read as stored values"
+            arrays.append(replace(array, attributes={**array.attributes, MASK_NOTE: note}))
+        else:
+            exported = _mask_array(name, group, stack, mask, codecs, georeferenced)
+            linked = {**array.attributes, "ancillary_variables": exported.name}
+            arrays += [replace(array, attributes=linked), exported]
+    return ExportGroup(name, group_attributes(group), coords, tuple(arrays))
+
+
+def _mask_array(
+    path: str,
+    group: GroupLayout,
+    data: BandStack,
+    mask: BandStack,
+    codecs: CodecMode,
+    georeferenced: bool,
+) -> ExportArray:
+    """The internal mask of ``data``'s band as an exported array; raises unless every
+    record with the band has a mask (a record without one would read as masked)."""
+    where = f"group {path!r}, band {data.band!r}"
+    unmasked = [
+        str(group.ids[t])
+        for t, (d, m) in enumerate(zip(data.member_of, mask.member_of, strict=True))
+        if d >= 0 and m < 0
+    ]
+    if unmasked:
+        shown = ", ".join(unmasked[:_SHOWN]) + (" ..." if len(unmasked) > _SHOWN else "")
+        raise VirtualExportError(
+            f"{where}: some records have an internal mask and {len(unmasked)} have none "
+            f"({shown}); one exported mask array would read those as masked everywhere. "
+            "Export them separately (collection.where(...) / subset(...)), or pass "
+            "internal_masks='omit' to leave the masks out"
+        )
+    try:
+        array = _array(path, group, mask, codecs, georeferenced)
+    except VirtualExportError as error:
+        raise VirtualExportError(
+            f"{error} [the band's internal mask; internal_masks='omit' exports the band "
+            "without it, its masked pixels then reading as their stored values]"
+        ) from None
+    valid = 1 if int(mask.first.codec.get("bits_per_sample", 8)) == 1 else 255
+    attributes = {
+        **array.attributes,
+        "long_name": f"internal mask of {data.band} (0: masked)",
+        "flag_values": [0, valid],
+        "flag_meanings": "masked valid",
+    }
+    return replace(array, attributes=attributes)
 
 
 def _array(

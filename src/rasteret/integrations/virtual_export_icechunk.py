@@ -58,7 +58,7 @@ from rasteret.store.coords import Coordinate
 if TYPE_CHECKING:
     from rasteret.index import CollectionTable
     from rasteret.index.failed import OnFailedAsset
-    from rasteret.integrations.virtual_export import ExportPlan
+    from rasteret.integrations.virtual_export import ExportPlan, InternalMasks
 
 _DIMENSIONS = ["time", "y", "x"]
 _KEY_ENCODING = {"name": "default", "configuration": {"separator": "/"}}
@@ -112,6 +112,7 @@ def to_icechunk(
     codecs: CodecMode = "auto",
     containers: Mapping[str, Any] | None = None,
     errors: OnFailedAsset = "raise",
+    internal_masks: InternalMasks = "export",
 ) -> IcechunkExport:
     """Commit ``collection``'s records and ``bands`` (default: all) as an Icechunk virtual
     dataset (module docs) on ``branch`` of the repository at ``storage_or_path`` (an
@@ -119,13 +120,16 @@ def to_icechunk(
 
     ``codecs="standard"`` refuses arrays that would need the ``rasteret.tiff`` codec;
     ``containers`` maps URL prefixes to ``icechunk.ObjectStoreConfig`` values that
-    override the default containers. Raises
+    override the default containers; ``internal_masks="omit"`` leaves the bands'
+    internal masks out (exported as ``{band}_mask`` by default). Raises
     :class:`~rasteret.integrations.virtual_export.VirtualExportError` (naming the group,
     band, records and cause) before anything is written.
     """
     import icechunk
 
-    plan = plan_export(collection, bands, codecs=codecs, errors=errors)
+    plan = plan_export(
+        collection, bands, codecs=codecs, errors=errors, internal_masks=internal_masks
+    )
     chosen = _containers(plan, dict(containers or {}))
     storage = _storage(storage_or_path)
     existing = icechunk.Repository.exists(storage)

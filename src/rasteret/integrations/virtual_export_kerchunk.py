@@ -38,7 +38,7 @@ from rasteret.store.coords import Coordinate
 if TYPE_CHECKING:
     from rasteret.index import CollectionTable
     from rasteret.index.failed import OnFailedAsset
-    from rasteret.integrations.virtual_export import ExportPlan
+    from rasteret.integrations.virtual_export import ExportPlan, InternalMasks
 
 
 def to_kerchunk(
@@ -47,12 +47,16 @@ def to_kerchunk(
     *,
     bands: str | Sequence[str] | None = None,
     errors: OnFailedAsset = "raise",
+    internal_masks: InternalMasks = "export",
 ) -> dict[str, Any]:
     """Kerchunk version-1 references of ``collection``'s records and ``bands`` (module
     docs); also written to ``path`` as JSON when given. Raises
     :class:`~rasteret.integrations.virtual_export.VirtualExportError` for arrays that
-    need the ``rasteret.tiff`` codec or cannot be referenced at all."""
-    plan = plan_export(collection, bands, codecs="standard", errors=errors)
+    need the ``rasteret.tiff`` codec (1-bit internal masks among them:
+    ``internal_masks="omit"`` leaves masks out) or cannot be referenced at all."""
+    plan = plan_export(
+        collection, bands, codecs="standard", errors=errors, internal_masks=internal_masks
+    )
     references = kerchunk_references(plan)
     if path is not None:
         with open(os.fspath(path), "w", encoding="utf-8") as out:
