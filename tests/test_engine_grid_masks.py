@@ -2,7 +2,8 @@
 its record's mask clears reads as the record's nodata, exactly as GDAL's warp of the file
 (``rasterio.warp.reproject`` of the band honours its per-dataset mask) — on the same
 lattice (a copy), shifted by a fraction of a pixel (a block copy), in another CRS (the
-nearest gather) and with a resampling kernel; read over HTTP."""
+nearest gather) and with a resampling kernel; read over HTTP. With ``mask_and_scale=True``
+a pixel without data is NaN, on target grids and native grids alike."""
 
 from __future__ import annotations
 
@@ -131,3 +132,42 @@ def test_target_grid_reads_masked_pixels_as_nodata_like_gdal(masked, case: str) 
             cleared = (expected == (NODATA if k else 0)).mean()
             assert cleared > 0.05, "the case must show masked pixels"
         np.testing.assert_array_equal(cube[k], expected, err_msg=f"{case}: record {k}")
+
+
+@pytest.mark.parametrize("case", ["same lattice", "other CRS"])
+def test_mask_and_scale_on_a_target_grid_is_nan_where_a_record_has_no_data(
+    masked,  # type: ignore[no-untyped-def]
+    case: str,
+) -> None:
+    """Float, NaN where GDAL's warp has no value (masked, the record's nodata, outside its
+    grid) — also for the records without a nodata, which read 0 there before."""
+    _, collection, paths = masked
+    target, resampling = _targets()[case]
+    ds = xr.open_dataset(collection, engine="rasteret", grid=target, mask_and_scale=True)
+    cube = ds["b"].values
+    assert cube.dtype == np.float32
+    for k, path in enumerate(paths):
+        expected = _gdal(path, target, resampling).astype(np.float32)
+        expected[expected == (NODATA if k == 1 else 0)] = np.nan  # valid data are >= 10
+        if k < 2 or case == "same lattice":  # masked, or reaching past the scene
+            assert np.isnan(expected).mean() > 0.05
+        np.testing.assert_array_equal(cube[k], expected, err_msg=f"{case}: record {k}")
+
+
+def test_mask_and_scale_on_the_native_grid_applies_the_internal_mask(masked) -> None:  # type: ignore[no-untyped-def]
+    """NaN where rasterio's masked read has no value: the mask's cleared pixels and the
+    record's nodata; the raw dataset keeps the values and the mask as ``b_mask``."""
+    _, collection, paths = masked
+    raw = xr.open_dataset(collection, engine="rasteret")
+    decoded = xr.open_dataset(collection, engine="rasteret", mask_and_scale=True)
+    assert "b_mask" in raw and decoded["b"].dtype == np.float32
+    for k, path in enumerate(paths):
+        with rasterio.open(path) as src:
+            values = src.read(1)
+            invalid = src.read_masks(1) == 0
+            if src.nodata is not None:
+                invalid |= values == src.nodata
+        np.testing.assert_array_equal(raw["b"].values[k], values)
+        expected = np.where(invalid, np.nan, values.astype(np.float32))
+        np.testing.assert_array_equal(decoded["b"].values[k], expected)
+        assert invalid.any() == (k < 2)

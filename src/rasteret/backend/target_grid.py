@@ -196,7 +196,9 @@ def open_on_grid(
                     )
     order = sorted(records, key=lambda rid: (records[rid], rid))
     variables = {
-        band: _band_on_grid(store, target, parts, order, fills[band], lazy=not coverage)
+        band: _band_on_grid(
+            store, target, parts, order, fills[band], lazy=not coverage, decoded=mask_and_scale
+        )
         for band, parts in pieces.items()
     }
     if mask_and_scale:  # applied: no band keeps radiometry coordinates
@@ -265,17 +267,30 @@ class _Piece:
 
 
 def _band_on_grid(
-    store: Any, target: GridSpec, parts: list[_Piece], order: list[str], fill: Any, *, lazy: bool
+    store: Any,
+    target: GridSpec,
+    parts: list[_Piece],
+    order: list[str],
+    fill: Any,
+    *,
+    lazy: bool,
+    decoded: bool = False,
 ) -> xr.DataArray:
     """One band on ``target`` in record ``order``: a :class:`GridBandArray` (``lazy``; xarray
     chunks it) or a dask array of it, with the pieces' time coordinates merged (a record
-    missing from every piece gets ``fill`` there too)."""
+    missing from every piece gets ``fill`` there too). ``decoded`` (``mask_and_scale``):
+    read as float, a pixel without data (outside a record's grid, masked, no record)
+    NaN unless its record declares a nodata (that value, made NaN by
+    :func:`mask_and_scale_records` with the record's scale and offset)."""
     from xarray.core import indexing
 
     from rasteret.backend.grid_array import GridBandArray, GridMember, grid_chunks
     from rasteret.geo.lazy import spatial_coordinates
 
     dtype = np.result_type(*(np.dtype(p.dtype) for p in parts))
+    if decoded:
+        dtype = np.dtype(np.float32 if dtype.itemsize <= 2 or dtype == np.float32 else np.float64)
+        fill = np.nan
     if fill is None:
         fill = np.nan if dtype.kind == "f" else 0
     fill = np.asarray(fill).astype(dtype).item()

@@ -48,13 +48,23 @@ if TYPE_CHECKING:
 
 class TileBackendArray(BackendArray):
     """One band of a group ``(time, y, x)`` (all its arrays); indexing reads the tiles it
-    touches. ``decoded``: each record's nodata → NaN and its scale / offset applied."""
+    touches. ``decoded``: each record's nodata → NaN and its scale / offset applied, and
+    the pixels its internal mask (the stack ``mask``, read in the same batch) clears."""
 
-    def __init__(self, store: TileStore, stack: BandStack, *, decoded: bool = False) -> None:
+    def __init__(
+        self,
+        store: TileStore,
+        stack: BandStack,
+        *,
+        decoded: bool = False,
+        mask: BandStack | None = None,
+    ) -> None:
         self.store = store  # pickles by reference
         self.group = stack.group
         self.name = stack.name
+        self.mask_name = None if mask is None else mask.name
         self._stack: BandStack | None = stack
+        self._mask: BandStack | None = mask
         self.decoded = decoded
         self.shape = tuple(stack.shape)
         self.dtype = stack.decoded_dtype() if decoded else stack.dtype
@@ -67,9 +77,18 @@ class TileBackendArray(BackendArray):
             self._stack = band_stacks(group, self.group)[self.name]
         return self._stack
 
+    @property
+    def mask(self) -> BandStack | None:
+        """The band's internal mask stack, applied to ``decoded`` reads (else ``None``)."""
+        if self._mask is None and self.mask_name is not None:
+            group = self.store.layout.groups[self.group]
+            self._mask = band_stacks(group, self.group)[self.mask_name]
+        return self._mask if self.decoded else None
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_stack"] = None  # the layout travels with the store's reference, not here
+        state["_mask"] = None
         return state
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
@@ -86,19 +105,27 @@ class TileBackendArray(BackendArray):
         )
 
     def _read(self, key: tuple[Any, ...]) -> np.ndarray:
-        return read_band(self.store, self.stack, key, decoded=self.decoded)
+        return read_band(self.store, self.stack, key, decoded=self.decoded, mask=self.mask)
 
     async def _read_async(self, key: tuple[Any, ...]) -> np.ndarray:
-        return await read_band_async(self.store, self.stack, key, decoded=self.decoded)
+        return await read_band_async(
+            self.store, self.stack, key, decoded=self.decoded, mask=self.mask
+        )
 
 
 def read_band(
-    store: TileStore, stack: BandStack, key: tuple[Any, ...], *, decoded: bool = False
+    store: TileStore,
+    stack: BandStack,
+    key: tuple[Any, ...],
+    *,
+    decoded: bool = False,
+    mask: BandStack | None = None,
 ) -> np.ndarray:
     """``[t, rows, cols]`` (ints or forward slices) of a band: each time step read from the
     array that holds its record, every tile in one batch, in the stack's common dtype
-    (``decoded``: float, each record's nodata / scale / offset applied)."""
-    read = _BandRead(stack, key)
+    (``decoded``: float, each record's nodata / scale / offset applied, and NaN where its
+    internal mask ``mask`` — read in the same batch — clears the pixel)."""
+    read = _BandRead(stack, key, mask if decoded else None)
     results = (
         read_array_windows_sync(store.layout, store.reader, read.requests, outputs=read.outputs)
         if read.requests
@@ -108,11 +135,16 @@ def read_band(
 
 
 async def read_band_async(
-    store: TileStore, stack: BandStack, key: tuple[Any, ...], *, decoded: bool = False
+    store: TileStore,
+    stack: BandStack,
+    key: tuple[Any, ...],
+    *,
+    decoded: bool = False,
+    mask: BandStack | None = None,
 ) -> np.ndarray:
     """:func:`read_band` on the running event loop (no thread blocks while tiles are in
     flight)."""
-    read = _BandRead(stack, key)
+    read = _BandRead(stack, key, mask if decoded else None)
     results = (
         await read_array_windows(store.layout, store.reader, read.requests, outputs=read.outputs)
         if read.requests
@@ -125,7 +157,9 @@ class _BandRead:
     """The windows one indexing call of a band reads, and its output: the time steps'
     requests (decoded straight into ``out`` when an array has the stack's dtype)."""
 
-    def __init__(self, stack: BandStack, key: tuple[Any, ...]) -> None:
+    def __init__(
+        self, stack: BandStack, key: tuple[Any, ...], mask: BandStack | None = None
+    ) -> None:
         t_key, y_key, x_key = key
         steps = list(range(stack.shape[0]))
         self.stack = stack
@@ -151,6 +185,13 @@ class _BandRead:
             else:
                 self.outputs.append(None)
                 self.casts.append((k, len(self.requests) - 1))
+        self.masks: list[tuple[int, int]] = []  # (row of out, request of its mask window)
+        for k, t in enumerate(self.times if mask is not None else ()):
+            member = mask.member_of[t]  # type: ignore[union-attr]
+            if member >= 0 and stack.member_of[t] >= 0:
+                self.requests.append(ArrayWindow(mask.paths[member], t, window))  # type: ignore[union-attr]
+                self.outputs.append(None)
+                self.masks.append((k, len(self.requests) - 1))
 
     def finish(self, results: list[np.ndarray], *, decoded: bool) -> np.ndarray:
         """The indexed values from the read ``results`` (one per request)."""
@@ -159,6 +200,8 @@ class _BandRead:
             out[k] = results[r]
         if decoded:
             out = decode_records(out, self.stack, self.times, self.stack.decoded_dtype())
+            for k, r in self.masks:  # the record's internal mask clears these pixels
+                np.copyto(out[k], np.nan, where=results[r] == 0)
         if (self.y_step, self.x_step) != (1, 1):
             out = out[:, :: self.y_step, :: self.x_step]
         squeeze = tuple(axis for axis, k in enumerate(self.key) if not isinstance(k, slice))
@@ -248,7 +291,9 @@ def group_variables(
         for name, (dims, values, attrs) in coordinate_arrays(group).items()
     }
     georeferenced = "spatial_ref" in variables
-    for name, stack in band_stacks(group, path).items():
+    stacks = band_stacks(group, path)
+    masks = {s.band: s for s in stacks.values() if s.kind == "mask"}
+    for name, stack in stacks.items():
         document = array_document(stack.first, georeferenced=georeferenced)["attributes"]
         attrs = {k: v for k, v in document.items() if k not in _PACKING}
         attrs["records"] = stack.records
@@ -263,8 +308,10 @@ def group_variables(
             "chunks": tuple(stack.first.chunk_shape),
             "preferred_chunks": preferred_chunks(stack.first, chunk_bytes),
         }
-        decoded = mask_and_scale and not (same_nodata and same_scaling)
-        backend = TileBackendArray(store, stack, decoded=decoded)
+        mask = masks.get(stack.band) if stack.kind == "data" else None
+        # an internal mask is applied here: xarray's CF decoding knows only nodata
+        decoded = mask_and_scale and (mask is not None or not (same_nodata and same_scaling))
+        backend = TileBackendArray(store, stack, decoded=decoded, mask=mask)
         if mask_and_scale and not decoded:  # xarray's CF decoding moves these to encoding
             if note is None:
                 attrs["_FillValue"] = stack.dtype.type(fill)
