@@ -137,8 +137,11 @@ def _exchange(
     return resp, body
 
 
-def _http_get(url: str, start: int, end: int, timeout: float) -> tuple[bytes, ObjectInfo]:
-    resp, body = _exchange("GET", url, {"Range": f"bytes={start}-{end - 1}"}, timeout)
+def _http_get(
+    url: str, start: int, end: int, timeout: float, headers: dict[str, str] | None = None
+) -> tuple[bytes, ObjectInfo]:
+    wanted = {**(headers or {}), "Range": f"bytes={start}-{end - 1}"}
+    resp, body = _exchange("GET", url, wanted, timeout)
     if resp.status == 200:  # the server ignored the Range header
         return body[start:end], _info_from_headers(resp, len(body))
     got_start, got_end, size = _parse_content_range(resp.getheader("Content-Range"))
@@ -149,8 +152,8 @@ def _http_get(url: str, start: int, end: int, timeout: float) -> tuple[bytes, Ob
     return body, _info_from_headers(resp, size)
 
 
-def _http_head(url: str, timeout: float) -> ObjectInfo:
-    resp, _ = _exchange("HEAD", url, {}, timeout)
+def _http_head(url: str, timeout: float, headers: dict[str, str] | None = None) -> ObjectInfo:
+    resp, _ = _exchange("HEAD", url, dict(headers or {}), timeout)
     length = resp.getheader("Content-Length")
     return _info_from_headers(resp, int(length) if length else None)
 
@@ -167,7 +170,8 @@ class PythonTransport:
         if route.kind == "http":
             timeout = self.config.request_timeout
             url = self._signed(route)
-            return await asyncio.to_thread(_http_get, url, start, end, timeout)
+            headers = self._headers(route)
+            return await asyncio.to_thread(_http_get, url, start, end, timeout, headers)
         raise _no_obstore(route)
 
     async def head(self, route: Route) -> ObjectInfo:
@@ -175,8 +179,20 @@ class PythonTransport:
             return await asyncio.to_thread(_head_local, route.path)
         if route.kind == "http":
             timeout = self.config.request_timeout
-            return await asyncio.to_thread(_http_head, self._signed(route), timeout)
+            url, headers = self._signed(route), self._headers(route)
+            return await asyncio.to_thread(_http_head, url, timeout, headers)
         raise _no_obstore(route)
+
+    def _headers(self, route: Route) -> dict[str, str]:
+        """The store options' ``default_headers`` for ``route``, and the Hugging Face
+        token on the Hub's endpoint (:mod:`rasteret.fetch.hub_auth`), as obstore sends
+        them."""
+        from rasteret.fetch.hub_auth import hub_headers
+        from rasteret.fetch.stores import store_options
+
+        configured = store_options(route, self.config).client_options_dict()
+        headers = hub_headers(route.url, configured.get("default_headers"))
+        return {str(k): v.decode() if isinstance(v, bytes) else str(v) for k, v in headers.items()}
 
     def _signed(self, route: Route) -> str:
         from rasteret.fetch.stores import store_options

@@ -275,7 +275,12 @@ def _build_store(r: Route, config: FetchConfig, options: StoreOptions) -> Any:
     if r.kind == "http":
         from obstore.store import HTTPStore
 
+        from rasteret.fetch.hub_auth import hub_headers
+
         client = _client_options(config, options, r.key)
+        headers = hub_headers(r.key, client.get("default_headers"))
+        if headers:  # the Hugging Face token, on the Hub's endpoint (hub_auth)
+            client["default_headers"] = headers
         return HTTPStore.from_url(r.key, client_options=client, retry_config=_NO_RETRY)
     if r.provider == "s3":
         return _build_s3(r, config, options)

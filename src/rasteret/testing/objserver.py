@@ -4,7 +4,9 @@
 thread: ``GET`` with one ``Range: bytes=a-b`` / ``a-`` / ``-n`` (206 + Content-Range),
 full ``GET`` (200), ``HEAD``, 416 for unsatisfiable ranges, ``ETag`` / ``Last-Modified``,
 HTTP/1.1 keep-alive. It counts requests and body bytes, logs every request's byte range,
-delays every response by ``latency`` seconds and injects faults on demand::
+delays every response by ``latency`` seconds, injects faults on demand, and with
+``token`` set answers 401 to requests without ``Authorization: Bearer <token>``
+(counted in ``unauthorized``)::
 
     with ObjectServer(tmp_path, latency=0.01) as server:
         server.inject("*.tif", "status", status=503, times=2)
@@ -163,6 +165,14 @@ class _Handler(BaseHTTPRequestHandler):
         if delay > 0:
             time.sleep(delay)
         kind = fault.kind if fault else None
+        if owner.token is not None and self.headers.get("Authorization") != (
+            f"Bearer {owner.token}"
+        ):
+            with owner._lock:
+                owner.unauthorized += 1
+            self._log(owner, RequestRecord(method, rel, None, None, 401, "status"))
+            self._send_simple(401, "unauthorized\n", head)
+            return
         if kind == "reset":
             self._log(owner, RequestRecord(method, rel, None, None, 0, "reset"))
             self._reset_connection()
@@ -327,6 +337,8 @@ class ObjectServer(ServerContext):
         self.in_flight = 0
         self.max_in_flight = 0
         self.log: list[RequestRecord] = []
+        self.token: str | None = None  # a bearer token every request must carry
+        self.unauthorized = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> ObjectServer:
@@ -370,6 +382,7 @@ class ObjectServer(ServerContext):
         with self._lock:
             self.requests = 0
             self.bytes_sent = 0
+            self.unauthorized = 0
             self.max_in_flight = self.in_flight
             self.log = []
             self._faults = []
