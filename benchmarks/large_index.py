@@ -55,7 +55,7 @@ size: random values come from per-block generators (1024 records) keyed by ``--s
 Output. A path ending in ``.parquet`` is one file; ``--hive`` writes a
 ``year=YYYY/month=M/part-0.parquet`` directory with the layout, ZSTD level 3 compression
 and schema metadata (``name``, ``date_range``, ``geo``, ``rasteret_collection_version``,
-``rasteret_partitioning``, ...) of ``rasteret.index.parquet.write_collection_table``, but
+``rasteret_partitioning``, ...) of ``rasteret.index.parquet_write.write_collection_table``, but
 written batch by batch. The command prints rows, bytes on disk and bytes per record.
 """
 
@@ -117,7 +117,7 @@ SWATH_EDGE_SHARE = 0.3  # records whose tile is cut by the orbit's swath edge
 SPLITS = (("train", 0.7), ("val", 0.15), ("test", 0.15))
 HREF_ROOT = "https://sentinel-cogs.s3.us-west-2.amazonaws.com/sentinel-s2-l2a-cogs/"
 COLLECTION = "sentinel-2-l2a"
-ROW_GROUP_ROWS = 50_000  # rasteret.index.parquet.ROW_GROUP_SIZE
+ROW_GROUP_ROWS = 50_000  # rasteret.index.parquet_write.ROW_GROUP_SIZE
 BATCH_BYTES = 384 * 2**20  # target in-memory size of one generated batch
 
 # (lon_min, lon_max, lat_min, lat_max, weight): rough land boxes, away from the antimeridian

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import rasteret
-import rasteret.index.parquet as parquet
+import rasteret.index.parquet_write as parquet_write
 from index_tables import make_table
 from rasteret.index.ordering import hilbert_index, sort_records
 
@@ -66,7 +66,7 @@ def test_hilbert_index_is_a_continuous_curve() -> None:
 def test_one_place_over_two_months_reads_about_a_row_group_per_month(
     table, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(parquet, "ROW_GROUP_SIZE", ROWS_PER_GROUP)
+    monkeypatch.setattr(parquet_write, "ROW_GROUP_SIZE", ROWS_PER_GROUP)
     path = tmp_path / "ordered.parquet"
     rasteret.as_collection(table, name="ordered").export(path)
     groups = pq.ParquetFile(path).metadata.num_row_groups
@@ -162,7 +162,7 @@ def test_streaming_partitioned_export_writes_one_file_per_month(
     whole = tmp_path / "whole.parquet"
     rasteret.as_collection(table, name="whole").export(whole)
     monkeypatch.setattr(lazy, "PART_ROWS", 50)  # 26 parts, most within one month
-    monkeypatch.setattr(parquet, "ROW_GROUP_SIZE", ROWS_PER_GROUP)
+    monkeypatch.setattr(parquet_write, "ROW_GROUP_SIZE", ROWS_PER_GROUP)
     hive = tmp_path / "hive"
     rasteret.load(whole).export(hive)
     files = sorted(hive.rglob("*.parquet"))

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rasteret.errors import BandNotFoundError
-from rasteret.index import columns, filters, geoparquet, parquet
+from rasteret.index import columns, filters, geoparquet, parquet, parquet_write
 from rasteret.index.describe import DescribeResult
 from rasteret.index.levels import BandLevels, band_levels
 from rasteret.index.schema import bands_of, error_column, metadata_column
@@ -502,7 +502,7 @@ class CollectionTable:
     # ------------------------------------------------------------ persistence
 
     def export(self, path: str | os.PathLike[str]) -> Self:
-        """Write GeoParquet 1.1 to ``path`` (see :mod:`rasteret.index.parquet`).
+        """Write GeoParquet 1.1 to ``path`` (see :mod:`rasteret.index.parquet_write`).
 
         A ``.parquet`` path gives one file, anything else a ``year=/month=``
         partitioned directory that replaces a previous export there. Afterwards
@@ -510,10 +510,10 @@ class CollectionTable:
         """
         metadata = self._export_metadata()
         if self._cached is None and self._lazy is not None:  # stream: a part at a time
-            stamp = parquet.write_collection_parts(self._lazy.export_parts(), path, metadata)
+            stamp = parquet_write.write_collection_parts(self._lazy.export_parts(), path, metadata)
             self._cached = None
         else:
-            stamp = parquet.write_collection_table(self._table, path, metadata)
+            stamp = parquet_write.write_collection_table(self._table, path, metadata)
         self._uri = os.fspath(path)
         self._stamp = stamp
         self._fingerprint = None
