@@ -407,3 +407,23 @@ def test_periods_follow_the_calendar() -> None:
     for bad in ("P0D", "P1M15D", "PT12H", "P1.5M"):
         with pytest.raises(ValueError, match="period"):
             parse_period(bad)
+
+
+def test_open_datatree_composites_every_group(served) -> None:  # type: ignore[no-untyped-def]
+    """``groupby`` / ``fuse`` / ``with_properties`` apply to each node of the tree as
+    ``open_dataset`` applies them to one group (same composites, numpy over GDAL)."""
+    _, collection, paths = served
+    tree = xr.open_datatree(
+        collection, engine="rasteret", groupby="P1M", fuse="mean", with_properties=["orbit"]
+    )
+    nodes = [node for node in tree.subtree if "red" in node.ds]
+    assert nodes
+    expected = _reduce(_oracle(paths), MONTHS, np.nanmean)
+    for node in nodes:
+        name = node.path.strip("/")
+        one = _open(collection, group=name, groupby="P1M", fuse="mean", with_properties=["orbit"])
+        xr.testing.assert_identical(node.to_dataset(), one)
+        assert list(node.ds["record_ids"].values) == ["a, b, c, d", "e, f", "g"]
+    np.testing.assert_allclose(nodes[0].ds["red"].values, expected)
+    with pytest.raises(ValueError, match="groupby='weekly'"):
+        xr.open_datatree(collection, engine="rasteret", groupby="weekly")

@@ -188,9 +188,17 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
         bands: str | Sequence[str] | None = None,
         reader: RangeReader | None = None,
         errors: OnFailedAsset = "raise",
+        groupby: Any = None,
+        fuse: str | None = None,
+        with_properties: Any = None,
         **options: Any,
     ) -> dict[str, xr.Dataset]:
-        """The root and every group of the store; ``options``: :class:`GroupOptions` fields."""
+        """The root and every group of the store; ``options``: :class:`GroupOptions` fields.
+        ``groupby`` / ``fuse`` / ``with_properties`` apply to every group (every grid and
+        overview level) as ``open_dataset``'s do to one."""
+        from rasteret.backend.composite import RecordOptions
+
+        records = RecordOptions(groupby, fuse, with_properties)  # checked before any read
         group_options = GroupOptions(**options)
         store = _store(filename_or_obj, bands, reader, errors)
         check_open_budget(
@@ -201,7 +209,9 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
         groups: dict[str, xr.Dataset] = {"/": root}
         scene = _scene(filename_or_obj)
         for name in store.groups:
-            groups[f"/{name}"] = scene(open_group_dataset(store, name, group_options))
+            ds = open_group_dataset(store, name, group_options)
+            ds = records.apply(ds, store, name, mask_and_scale=group_options.mask_and_scale)
+            groups[f"/{name}"] = scene(ds)
         return groups
 
     def open_datatree(  # type: ignore[override]
