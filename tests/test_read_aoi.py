@@ -141,6 +141,31 @@ def test_get_numpy_identity_and_shapes(scene: dict) -> None:
     assert 50 <= again.shape[-1] <= 52 and 50 <= again.shape[-2] <= 52  # curved edges
 
 
+def test_get_numpy_stacks_the_windows_it_read_without_a_copy(scene: dict) -> None:
+    """The windows of one shape are read into one array, which is the stack (no second
+    copy of a large result): values and masks equal the per-window reads (rasterio's
+    ``mask`` in the test above); arrays that are not one array's views in order are
+    copied as ``np.stack`` copies them."""
+    from rasteret.read import read_aoi_windows
+    from rasteret.read.result import _stacked
+
+    x, y = ORIGIN
+    boxes = [
+        shapely.box(x + 1000, y - 2000, x + 1500, y - 1500),
+        shapely.box(x + 3000, y - 900, x + 3500, y - 400),
+    ]
+    stack = get_numpy(scene["collection"], boxes, ["B1", "B1"], geometry_crs=32633)
+    windows = read_aoi_windows(scene["collection"], boxes, ["B1", "B1"], geometry_crs=32633)
+    np.testing.assert_array_equal(stack.data, np.stack([w.data for w in windows]))
+    np.testing.assert_array_equal(stack.mask, np.stack([w.mask for w in windows]))
+    block = np.arange(24).reshape(4, 2, 3).copy()  # owns its memory, as a read's block
+    assert _stacked(list(block)) is block
+    reordered = [block[1], block[0], block[2], block[3]]
+    assert _stacked(reordered) is not block
+    np.testing.assert_array_equal(_stacked(reordered), np.stack(reordered))
+    assert _stacked(list(block[:3])) is not block  # not the whole array: a copy
+
+
 def test_geometry_inputs_agree(scene: dict) -> None:
     x, y = ORIGIN
     box = shapely.box(x + 1000.5, y - 2000, x + 1500, y - 1500.5)

@@ -110,6 +110,7 @@ def read_aoi(
             fuse=fuse,
             fill_value=fill_value,
             overviews=overviews,
+            contiguous=one_grid,  # the caller stacks the windows
         )
     if not windows:
         raise NoDataError(no_data_message(collection, index, geoms, band_list))
@@ -138,8 +139,10 @@ def _read_windows(
     fuse: str,
     fill_value: float | None,
     overviews: bool,
+    contiguous: bool = False,
 ) -> list[AOIWindow]:
-    """The read :func:`read_aoi` picks: onto a target grid, mosaicked, or native."""
+    """The read :func:`read_aoi` picks: onto a target grid, mosaicked, or native
+    (``contiguous``: its windows of one shape are views of one array, in order)."""
     if grid is not None or target_crs is not None or resolution is not None:
         from rasteret.read.common_grid import read_on_grid  # only onto a target grid
 
@@ -165,7 +168,9 @@ def _read_windows(
         return read_mosaic(
             collection, index, rows, geoms, band_list, groupby, fuse, all_touched, fill_value
         )
-    return read_native(collection, index, rows, geoms, band_list, all_touched, fill_value)
+    return read_native(
+        collection, index, rows, geoms, band_list, all_touched, fill_value, contiguous=contiguous
+    )
 
 
 def scaled(window: AOIWindow, index: StoreIndex) -> AOIWindow:

@@ -36,8 +36,13 @@ def read_members(
     reads: Sequence[MemberRead],
     fills: Sequence[float | int],
     finish: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+    *,
+    contiguous: bool = False,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(data [C, h, w], valid [C, h, w])`` of each read, invalid pixels set to ``fills``.
+    ``contiguous``: when every read has one shape and dtype, they are consecutive views
+    of one ``(reads, C, h, w)`` array (and validity), so a caller that stacks them takes
+    that array instead of copying (:func:`rasteret.read.result.stack_windows`).
 
     A band missing from a record reads as fill, invalid. All windows of all reads go to
     the store in one concurrent batch; each band is masked and filled on the decode pool
@@ -50,11 +55,16 @@ def read_members(
     owners: list[tuple[int, int]] = []  # request -> (read, band)
     stacks: list[tuple[np.ndarray, np.ndarray]] = []
     parts: dict[tuple[int, int], list[int]] = {}  # (read, band) -> [data req, mask req?]
+    blocks = _blocks(reads) if contiguous else None
     for k, read in enumerate(reads):
         w = read.window
         dtype = _common_dtype(read.sources)
-        data = np.empty((len(read.sources), w.height, w.width), dtype=dtype)
-        stacks.append((data, np.zeros(data.shape, dtype=bool)))
+        if blocks is not None:
+            stacks.append((blocks[0][k], blocks[1][k]))
+        else:
+            data = np.empty((len(read.sources), w.height, w.width), dtype=dtype)
+            stacks.append((data, np.zeros(data.shape, dtype=bool)))
+        data = stacks[-1][0]
         for c, src in enumerate(read.sources):
             if src is None:
                 data[c] = fills[c]
@@ -99,6 +109,19 @@ def read_members(
             if not any(src is not None for src in read.sources):
                 finish(k, *stacks[k])  # no band to read: all fill
     return stacks
+
+
+def _blocks(reads: Sequence[MemberRead]) -> tuple[np.ndarray, np.ndarray] | None:
+    """One ``(reads, C, h, w)`` data array and validity for ``reads`` when they share a
+    shape and a dtype (``None`` otherwise)."""
+    if not reads:
+        return None
+    shapes = {(len(r.sources), r.window.height, r.window.width) for r in reads}
+    dtypes = {_common_dtype(r.sources) for r in reads}
+    if len(shapes) != 1 or len(dtypes) != 1:
+        return None
+    shape = (len(reads), *shapes.pop())
+    return np.empty(shape, dtype=dtypes.pop()), np.zeros(shape, dtype=bool)
 
 
 def member_requests(reads: Sequence[MemberRead]) -> list[WindowRequest]:

@@ -35,8 +35,12 @@ def read_native(
     bands: Sequence[str],
     all_touched: bool,
     fill_value: float | None,
+    *,
+    contiguous: bool = False,
 ) -> list[AOIWindow]:
-    """One window per (record, geometry) on the record's own grid (rasterio semantics)."""
+    """One window per (record, geometry) on the record's own grid (rasterio semantics).
+    ``contiguous``: windows of one shape are views of one array, in order (for a caller
+    that stacks them: :func:`~rasteret.read.members.read_members`)."""
     ids = record_ids(collection.table)
     times = datetimes(collection.table["datetime"])
     fills = band_fills(index, bands, rows, fill_value)
@@ -83,7 +87,9 @@ def read_native(
                 data[c][outside] = fills[c]
 
     # each window is clipped on the decode pool as soon as it is read
-    results = read_members(index, [p[3] for p in pending], fills, finish=clip_to_geometry)
+    results = read_members(
+        index, [p[3] for p in pending], fills, finish=clip_to_geometry, contiguous=contiguous
+    )
     out = [
         AOIWindow(ids[row], times[row], int(geoms.ids[gid]), wgrid, tuple(bands), data, valid)
         for (row, gid, wgrid, _), (data, valid) in zip(pending, results, strict=True)

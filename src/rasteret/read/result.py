@@ -133,6 +133,25 @@ def _crs_text(grid: GridSpec) -> str:
     return crs_key(grid.crs)
 
 
+def _stacked(arrays: list[np.ndarray]) -> np.ndarray:
+    """``np.stack(arrays)``: without a copy when the arrays are, in order, the whole of
+    one array (windows read ``contiguous``), which then is the result."""
+    base = arrays[0].base
+    if (
+        isinstance(base, np.ndarray)
+        and base.shape == (len(arrays), *arrays[0].shape)
+        and base.flags.c_contiguous
+        and all(
+            a.base is base
+            and a.strides == base.strides[1:]
+            and a.ctypes.data == base.ctypes.data + k * base.strides[0]
+            for k, a in enumerate(arrays)
+        )
+    ):
+        return base
+    return np.stack(arrays)
+
+
 def stack_windows(
     windows: Sequence[AOIWindow], *, single_band: bool, with_mask: bool, fill_value: Any
 ) -> AOIStack:
@@ -161,8 +180,8 @@ def stack_windows(
             "grid=GridSpec(...) or resolution= to read every window onto one grid, use "
             "get_xarray() (one grid per AOI set), or read_aoi_windows() for per-window arrays."
         )
-    data = np.stack([w.data for w in windows])
-    mask = np.stack([w.mask for w in windows]) if with_mask else None
+    data = _stacked([w.data for w in windows])
+    mask = _stacked([w.mask for w in windows]) if with_mask else None
     if single_band:
         data = data[:, 0]
         mask = None if mask is None else mask[:, 0]
