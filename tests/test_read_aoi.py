@@ -147,7 +147,7 @@ def test_get_numpy_stacks_the_windows_it_read_without_a_copy(scene: dict) -> Non
     ``mask`` in the test above); arrays that are not one array's views in order are
     copied as ``np.stack`` copies them."""
     from rasteret.read import read_aoi_windows
-    from rasteret.read.result import _stacked
+    from rasteret.read.result import stack_views
 
     x, y = ORIGIN
     boxes = [
@@ -159,11 +159,11 @@ def test_get_numpy_stacks_the_windows_it_read_without_a_copy(scene: dict) -> Non
     np.testing.assert_array_equal(stack.data, np.stack([w.data for w in windows]))
     np.testing.assert_array_equal(stack.mask, np.stack([w.mask for w in windows]))
     block = np.arange(24).reshape(4, 2, 3).copy()  # owns its memory, as a read's block
-    assert _stacked(list(block)) is block
+    assert stack_views(list(block)) is block
     reordered = [block[1], block[0], block[2], block[3]]
-    assert _stacked(reordered) is not block
-    np.testing.assert_array_equal(_stacked(reordered), np.stack(reordered))
-    assert _stacked(list(block[:3])) is not block  # not the whole array: a copy
+    assert stack_views(reordered) is not block
+    np.testing.assert_array_equal(stack_views(reordered), np.stack(reordered))
+    assert stack_views(list(block[:3])) is not block  # not the whole array: a copy
 
 
 def test_geometry_inputs_agree(scene: dict) -> None:
@@ -247,6 +247,21 @@ def test_get_xarray_union_grid(scene: dict) -> None:
     sub = ds["B1"].sel(geometry=0).isel(y=slice(110, 160), x=slice(0, 50)).values
     np.testing.assert_array_equal(sub, one.data)
     assert not ds["B1_valid"].sel(geometry=0).isel(y=slice(0, 100)).any()
+
+
+def test_get_xarray_of_one_window_per_record_is_the_read_itself(scene: dict) -> None:
+    """One geometry inside both records: every (time, geometry) cell is one window read
+    whole, so the bands are views of that read (not copies) with ``get_numpy``'s values
+    and validity (rasterio's ``mask`` in the tests above), the polygon's outside filled."""
+    x, y = ORIGIN
+    polygon = shapely.Polygon([(x + 1000, y - 2000), (x + 1500, y - 1500), (x + 1000, y - 1500)])
+    ds = get_xarray(scene["collection"], polygon, "B1", geometry_crs=32633)
+    stack = get_numpy(scene["collection"], polygon, "B1", geometry_crs=32633)
+    assert ds["B1"].shape == (2, 1, *stack.shape[-2:]) and list(ds["id"].values) == ["r0", "r1"]
+    np.testing.assert_array_equal(ds["B1"].values[:, 0], stack.data)
+    np.testing.assert_array_equal(ds["B1_valid"].values[:, 0], stack.mask)
+    assert not stack.mask.all() and stack.mask.any()  # the triangle's outside is invalid
+    assert ds["B1"].values.base is not None  # a view of the read, not a copy
 
 
 # ----------------------------------------------------------------------------- common grid

@@ -166,8 +166,9 @@ def _read_windows(
         from rasteret.read.mosaic import read_mosaic  # only with groupby
 
         return read_mosaic(
-            collection, index, rows, geoms, band_list, groupby, fuse, all_touched, fill_value
-        )
+            collection, index, rows, geoms, band_list, groupby, fuse, all_touched, fill_value,
+            contiguous=contiguous,
+        )  # fmt: skip
     return read_native(
         collection, index, rows, geoms, band_list, all_touched, fill_value, contiguous=contiguous
     )

@@ -32,7 +32,7 @@ from rasteret.index.failed import OnFailedAsset
 from rasteret.index.grouping import groupby_period
 from rasteret.index.properties import group_properties, property_columns, property_values
 from rasteret.read.aoi_engine import read_aoi
-from rasteret.read.result import AOIWindow, RaggedShapesError
+from rasteret.read.result import AOIWindow, RaggedShapesError, stack_views
 
 
 def get_xarray(
@@ -101,12 +101,43 @@ def get_xarray(
     first = windows[0]
     n_bands = len(first.bands)
     shape = (len(keys), len(gids), union.height, union.width)
-    data = [
-        np.full(shape, _band_fill(windows, c, fill), dtype=first.data.dtype) for c in range(n_bands)
-    ]
-    valid = [np.zeros(shape, dtype=bool) for _ in range(n_bands)]
+    # every (time, geometry) cell filled by one window of the union's size: nothing of
+    # the arrays stays unwritten, so no fill pass over fresh memory first
+    slots = {(t_of[(w.group, str(w.datetime))], g_of[w.geometry_id]) for w in windows}
+    covered = len(slots) == len(windows) == len(keys) * len(gids) and all(
+        w.grid.shape == union.shape for w in windows
+    )
+    in_order = (
+        covered
+        and len({w.data.dtype for w in windows}) == 1
+        and all(
+            (t_of[(w.group, str(w.datetime))], g_of[w.geometry_id]) == divmod(k, len(gids))
+            for k, w in enumerate(windows)
+        )
+    )
+    if in_order:
+        # the windows in (time, geometry) order: one array — read whole, then each band
+        # is a view of it and nothing is copied, else stacked once — with every pixel
+        # and its validity in place
+        block = stack_views([w.data for w in windows])
+        data5 = block.reshape(len(keys), len(gids), *block.shape[1:])
+        valid5 = stack_views([w.mask for w in windows]).reshape(data5.shape)
+        data = [data5[:, :, c] for c in range(n_bands)]
+        valid = [valid5[:, :, c] for c in range(n_bands)]
+        windows_placed = True
+    elif covered:
+        data = [np.empty(shape, dtype=first.data.dtype) for _ in range(n_bands)]
+        valid = [np.empty(shape, dtype=bool) for _ in range(n_bands)]
+        windows_placed = False
+    else:
+        data = [
+            np.full(shape, _band_fill(windows, c, fill), dtype=first.data.dtype)
+            for c in range(n_bands)
+        ]
+        valid = [np.zeros(shape, dtype=bool) for _ in range(n_bands)]
+        windows_placed = False
     a, _, c0, _, e, f0 = union.transform
-    for w in windows:
+    for w in [] if windows_placed else windows:
         row = round((w.grid.transform[5] - f0) / e)
         col = round((w.grid.transform[2] - c0) / a)
         t, g = t_of[(w.group, str(w.datetime))], g_of[w.geometry_id]

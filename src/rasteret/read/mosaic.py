@@ -57,8 +57,13 @@ def read_mosaic(
     fuse: str,
     all_touched: bool,
     fill_value: float | None,
+    *,
+    contiguous: bool = False,
 ) -> list[AOIWindow]:
-    """One fused window per (group, geometry) on the records' common frame."""
+    """One fused window per (group, geometry) on the records' common frame.
+    ``contiguous`` (``first`` / ``last``): the first round is read into one array, so the
+    windows its reads cover whole are, in order, views of it (for a caller that stacks
+    them: :func:`rasteret.read.result.stack_windows`)."""
     if fuse not in FUSERS:
         raise ValueError(f"fuse={fuse!r}: use one of {FUSERS}")
     ids = record_ids(collection.table)
@@ -102,7 +107,7 @@ def read_mosaic(
             )
         job.inside = inside
     if fuse in ("first", "last"):
-        _fuse_in_rounds(index, jobs, bands, fills, reverse=fuse == "last")
+        _fuse_in_rounds(index, jobs, bands, fills, reverse=fuse == "last", contiguous=contiguous)
     else:
         _fuse_all(index, jobs, bands, fills, fuse)
     for job in jobs:
@@ -145,6 +150,19 @@ def _empty(job: _Job, bands: Sequence[str], fills: Sequence[Any], dtype: np.dtyp
     job.valid = np.zeros((len(bands), h, w), dtype=bool)
 
 
+def _adopt(job: _Job, data: np.ndarray, valid: np.ndarray, fills: Sequence[Any]) -> None:
+    """``data`` / ``valid`` (a read of the job's whole window, invalid pixels already
+    ``fills``) as the job's own arrays, the pixels outside the geometry made fill and
+    invalid — what :func:`_empty` + :func:`_paste` + taking every valid pixel give, without
+    three more passes over fresh memory."""
+    valid &= job.inside
+    if not job.inside.all():
+        outside = ~job.inside
+        for c in range(data.shape[0]):
+            data[c][outside] = fills[c]
+    job.data, job.valid = data, valid
+
+
 def _paste(data: np.ndarray, valid: np.ndarray, placed: tuple[int, int], shape: tuple[int, int]):
     h, w = data.shape[-2:]
     r, c = placed
@@ -156,7 +174,12 @@ def _paste(data: np.ndarray, valid: np.ndarray, placed: tuple[int, int], shape: 
 
 
 def _fuse_in_rounds(
-    index: StoreIndex, jobs: list[_Job], bands: Sequence[str], fills: Sequence[Any], reverse: bool
+    index: StoreIndex,
+    jobs: list[_Job],
+    bands: Sequence[str],
+    fills: Sequence[Any],
+    reverse: bool,
+    contiguous: bool = False,
 ) -> None:
     order = {id(j): (j.members[::-1] if reverse else j.members) for j in jobs}
     everything = member_requests([m[1] for j in jobs for m in j.members])
@@ -167,12 +190,16 @@ def _fuse_in_rounds(
         todo = [j for j in jobs if k < len(order[id(j)]) and (not started or not _complete(j))]
         if not todo:
             break
-        results = read_members(index, [order[id(j)][k][1] for j in todo], fills)
+        reads = [order[id(j)][k][1] for j in todo]
+        results = read_members(index, reads, fills, contiguous=contiguous and not started)
         for job, (data, valid) in zip(todo, results, strict=True):
             row, _, placed = order[id(job)][k]
+            job.read.append(row)
+            if job.data.size == 0 and placed == (0, 0) and data.shape[-2:] == job.window_shape:
+                _adopt(job, data, valid, fills)  # the first member covers the window
+                continue
             if not started or job.data.size == 0:
                 _empty(job, bands, fills, data.dtype)
-            job.read.append(row)
             data, valid = _paste(data, valid, placed, job.window_shape)
             valid &= job.inside
             take = valid & ~job.valid

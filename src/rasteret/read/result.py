@@ -133,7 +133,7 @@ def _crs_text(grid: GridSpec) -> str:
     return crs_key(grid.crs)
 
 
-def _stacked(arrays: list[np.ndarray]) -> np.ndarray:
+def stack_views(arrays: Sequence[np.ndarray]) -> np.ndarray:
     """``np.stack(arrays)``: without a copy when the arrays are, in order, the whole of
     one array (windows read ``contiguous``), which then is the result."""
     base = arrays[0].base
@@ -180,8 +180,8 @@ def stack_windows(
             "grid=GridSpec(...) or resolution= to read every window onto one grid, use "
             "get_xarray() (one grid per AOI set), or read_aoi_windows() for per-window arrays."
         )
-    data = _stacked([w.data for w in windows])
-    mask = _stacked([w.mask for w in windows]) if with_mask else None
+    data = stack_views([w.data for w in windows])
+    mask = stack_views([w.mask for w in windows]) if with_mask else None
     if single_band:
         data = data[:, 0]
         mask = None if mask is None else mask[:, 0]
