@@ -161,6 +161,7 @@ def _read_windows(
             fuse=fuse,
             fill_value=fill_value,
             overviews=overviews,
+            contiguous=contiguous,
         )
     if groupby is not None:
         from rasteret.read.mosaic import read_mosaic  # only with groupby

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from rasteret._async import run_sync
+from rasteret.geo.composite import FLOAT_FUSERS
 from rasteret.geo.grid import GridSpec
 from rasteret.geo.resampling import check_resampling
 from rasteret.geo.transform import crs_key, to_crs
@@ -53,11 +54,14 @@ def read_on_grid(
     fuse: str,
     fill_value: float | None,
     overviews: bool = True,
+    contiguous: bool = False,
 ) -> list[AOIWindow]:
     """One :class:`AOIWindow` per (record or group, geometry) on the target grid.
 
     ``overviews=False`` always reads full resolution (by default a coarser target reads
     the overview GDAL would choose, as :func:`rasteret.read.window.read_window` does).
+    ``contiguous``: when each group is one record, the windows are, in order, views of
+    one array (for a caller that stacks them: :class:`_Block`).
     """
     if fuse not in FUSERS:
         raise ValueError(f"fuse={fuse!r}: use one of {FUSERS}")
@@ -92,10 +96,14 @@ def read_on_grid(
                     tasks.append((gid, row, GridTask(0, c, *plan, resampling)))
     results = run_sync(read_sources(index, [(t.source, t.window) for _, _, t in tasks]))
     warped: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+    single = contiguous and fuse not in FLOAT_FUSERS  # one member fused: itself
+    block = _Block.plan(index, bands, windows, groups, fills) if single else None
     for (gid, row, task), (data, valid) in zip(tasks, results, strict=True):
         wgrid = windows[gid]
         assert wgrid is not None
         slot = warped.get((gid, row))
+        if slot is None and block is not None:
+            slot = warped[(gid, row)] = block.slot(gid, row)
         if slot is None:
             dtype = np.result_type(*[s.dtype for s in _sources(index, bands, row)])
             shape = (len(bands), *wgrid.shape)
@@ -122,6 +130,17 @@ def read_on_grid(
             if ckey not in local_geoms:
                 local_geoms[ckey] = geoms.to_crs(wgrid.crs)
             inside = geometry_mask(local_geoms[ckey][gid], wgrid, all_touched=all_touched)
+            if block is not None:  # one record: its slot of the block, finished in place
+                data, valid = block.finish(warped[(gid, have[0])], inside)
+                out.append(
+                    AOIWindow(
+                        ids[have[0]] if groupby is None else None, times[have[0]],
+                        int(geoms.ids[gid]), wgrid, tuple(bands), data, valid,
+                        group=None if groupby is None else key,
+                        record_ids=tuple(ids[m] for m in have),
+                    )
+                )  # fmt: skip
+                continue
             if len(have) == 1:  # views, no copies
                 stack = warped[(gid, have[0])][0][None]
                 ok = (warped[(gid, have[0])][1] & inside)[None]
@@ -143,6 +162,68 @@ def read_on_grid(
                 )
             )
     return out
+
+
+class _Block:
+    """One ``(windows, C, h, w)`` array (and validity) that every (record, geometry) slot
+    is a view of, in output order — so the windows a caller stacks are that array
+    (:func:`rasteret.read.result.stack_views`) — when each group is one record, the
+    geometries' windows share a shape, the records a dtype, and the fills are values of
+    it. A slot is finished in place: the geometry's outside invalid, fills where
+    invalid (what :func:`fuse_arrays` does for one member, without its copy)."""
+
+    def __init__(
+        self, data: np.ndarray, valid: np.ndarray, at: dict[tuple[int, int], int], fill: np.ndarray
+    ) -> None:
+        self.data, self.valid, self.at, self.fill = data, valid, at, fill
+
+    @classmethod
+    def plan(
+        cls,
+        index: StoreIndex,
+        bands: Sequence[str],
+        windows: Sequence[GridSpec | None],
+        groups: Sequence[tuple[str, list[int]]],
+        fills: Sequence[Any],
+    ) -> _Block | None:
+        shapes = {w.shape for w in windows if w is not None}
+        if len(shapes) != 1 or any(len(members) != 1 for _, members in groups):
+            return None
+        rows = [members[0] for _, members in groups]
+        dtypes = {
+            np.result_type(*[s.dtype for s in _sources(index, bands, row)])
+            for row in rows
+            if _sources(index, bands, row)
+        }
+        if len(dtypes) != 1:
+            return None
+        dtype = dtypes.pop()
+        try:
+            fill = np.array(fills, dtype=dtype)
+        except (ValueError, OverflowError):
+            return None
+        if not np.array_equal(
+            fill.astype(np.float64), np.asarray(fills, np.float64), equal_nan=True
+        ):
+            return None  # a fill that is no value of the dtype: fuse_arrays' float path
+        gids = [g for g, w in enumerate(windows) if w is not None]
+        at = {(g, row): k * len(gids) + j for k, row in enumerate(rows) for j, g in enumerate(gids)}
+        shape = (len(at), len(bands), *shapes.pop())
+        return cls(np.zeros(shape, dtype), np.zeros(shape, bool), at, fill)
+
+    def slot(self, gid: int, row: int) -> tuple[np.ndarray, np.ndarray]:
+        k = self.at[(gid, row)]
+        return self.data[k], self.valid[k]
+
+    def finish(
+        self, slot: tuple[np.ndarray, np.ndarray], inside: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        data, valid = slot
+        valid &= inside
+        if not valid.all():
+            for c in range(data.shape[0]):
+                np.copyto(data[c], self.fill[c], where=~valid[c])
+        return data, valid
 
 
 def _sources(index: StoreIndex, bands: Sequence[str], row: int) -> list[BandSource]:
