@@ -216,3 +216,9 @@ def _check(name: str, results: dict[str, Any], module: Any) -> None:
         assert results["track_requests_over_objects"] == 1.0
     if name == "points":
         assert results["track_rows"] > 0
+
+
+def test_aoi_surfaces_quick_runs_and_the_surfaces_agree(tmp_path: Path) -> None:
+    """The script exits non-zero when the surfaces return different data."""
+    done = _run(["benchmarks/aoi_surfaces.py", "--quick", "--workdir", str(tmp_path)], tmp_path)
+    assert "`get_numpy`" in done.stdout and "two zones" in done.stdout
