@@ -32,6 +32,7 @@ from rasteret.store.metadata import fill_value
 
 if TYPE_CHECKING:
     from rasteret.geo.window import Window
+    from rasteret.store.bands import BandStack
     from rasteret.store.layout import ArrayLayout
 
 
@@ -156,8 +157,9 @@ def open_on_grid(
         if source_window(grid, target) is None:
             continue  # this grid does not reach the target: nothing to read
         ds = open_group(path)
-        internal = _internal_masks(layout.groups[path], path)
-        for stack in band_stacks(layout.groups[path], path).values():
+        stacks = band_stacks(layout.groups[path], path)
+        internal = {s.band: s for s in stacks.values() if s.kind == "mask"}
+        for stack in stacks.values():
             if stack.kind != "data" or stack.name not in ds:
                 continue
             # one piece per array of the band: each read with its records' own nodata
@@ -174,7 +176,7 @@ def open_on_grid(
                 kept = {
                     k: v for k, v in variable.attrs.items() if k not in ("missing_value", "nodata")
                 }
-                masks = tuple(internal.get((stack.band, t)) for t in steps)
+                masks = _mask_paths(internal.get(stack.band), steps)
                 piece = _Piece(
                     f"{path}/{array.name}", grid, method, fill, str(array.dtype), steps, coords,
                     kept, masks if any(m is not None for m in masks) else (),
@@ -219,15 +221,12 @@ def open_on_grid(
     return ds
 
 
-def _internal_masks(group: Any, path: str) -> dict[tuple[str, int], str]:
-    """``(band, time step)`` → the store path of its internal mask array, in group ``path``."""
-    return {
-        (array.band, t): f"{path}/{array.name}"
-        for array in group.arrays.values()
-        if array.kind == "mask"
-        for t, source in enumerate(array.sources)
-        if source is not None
-    }
+def _mask_paths(mask: BandStack | None, steps: list[int]) -> tuple[str | None, ...]:
+    """Per time step: the store path of the band's internal mask array (``None``: the
+    record has none)."""
+    if mask is None:
+        return (None,) * len(steps)
+    return tuple(mask.paths[m] if (m := mask.member_of[t]) >= 0 else None for t in steps)
 
 
 class Coverage:

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 class TileBackendArray(BackendArray):
     """One band of a group ``(time, y, x)`` (all its arrays); indexing reads the tiles it
     touches. ``decoded``: each record's nodata → NaN and its scale / offset applied, and
-    the pixels its internal mask (the stack ``mask``, read in the same batch) clears."""
+    NaN where its internal mask (the stack ``mask``, read in the same batch) clears."""
 
     def __init__(
         self,
@@ -79,11 +79,11 @@ class TileBackendArray(BackendArray):
 
     @property
     def mask(self) -> BandStack | None:
-        """The band's internal mask stack, applied to ``decoded`` reads (else ``None``)."""
+        """The band's internal mask stack (rebuilt from the layout after unpickling)."""
         if self._mask is None and self.mask_name is not None:
             group = self.store.layout.groups[self.group]
             self._mask = band_stacks(group, self.group)[self.mask_name]
-        return self._mask if self.decoded else None
+        return self._mask
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -311,7 +311,7 @@ def group_variables(
         mask = masks.get(stack.band) if stack.kind == "data" else None
         # an internal mask is applied here: xarray's CF decoding knows only nodata
         decoded = mask_and_scale and (mask is not None or not (same_nodata and same_scaling))
-        backend = TileBackendArray(store, stack, decoded=decoded, mask=mask)
+        backend = TileBackendArray(store, stack, decoded=decoded, mask=mask if decoded else None)
         if mask_and_scale and not decoded:  # xarray's CF decoding moves these to encoding
             if note is None:
                 attrs["_FillValue"] = stack.dtype.type(fill)

@@ -101,19 +101,16 @@ def get_xarray(
     first = windows[0]
     n_bands = len(first.bands)
     shape = (len(keys), len(gids), union.height, union.width)
+    cells = [(t_of[(w.group, str(w.datetime))], g_of[w.geometry_id]) for w in windows]
     # every (time, geometry) cell filled by one window of the union's size: nothing of
     # the arrays stays unwritten, so no fill pass over fresh memory first
-    slots = {(t_of[(w.group, str(w.datetime))], g_of[w.geometry_id]) for w in windows}
-    covered = len(slots) == len(windows) == len(keys) * len(gids) and all(
+    covered = len(set(cells)) == len(windows) == len(keys) * len(gids) and all(
         w.grid.shape == union.shape for w in windows
     )
     in_order = (
         covered
         and len({w.data.dtype for w in windows}) == 1
-        and all(
-            (t_of[(w.group, str(w.datetime))], g_of[w.geometry_id]) == divmod(k, len(gids))
-            for k, w in enumerate(windows)
-        )
+        and cells == [divmod(k, len(gids)) for k in range(len(windows))]
     )
     if in_order:
         # the windows in (time, geometry) order: one array — read whole, then each band
@@ -124,28 +121,25 @@ def get_xarray(
         valid5 = stack_views([w.mask for w in windows]).reshape(data5.shape)
         data = [data5[:, :, c] for c in range(n_bands)]
         valid = [valid5[:, :, c] for c in range(n_bands)]
-        windows_placed = True
-    elif covered:
-        data = [np.empty(shape, dtype=first.data.dtype) for _ in range(n_bands)]
-        valid = [np.empty(shape, dtype=bool) for _ in range(n_bands)]
-        windows_placed = False
     else:
-        data = [
-            np.full(shape, _band_fill(windows, c, fill), dtype=first.data.dtype)
-            for c in range(n_bands)
-        ]
-        valid = [np.zeros(shape, dtype=bool) for _ in range(n_bands)]
-        windows_placed = False
-    a, _, c0, _, e, f0 = union.transform
-    for w in [] if windows_placed else windows:
-        row = round((w.grid.transform[5] - f0) / e)
-        col = round((w.grid.transform[2] - c0) / a)
-        t, g = t_of[(w.group, str(w.datetime))], g_of[w.geometry_id]
-        rows = slice(row, row + w.grid.height)
-        cols = slice(col, col + w.grid.width)
-        for c in range(n_bands):
-            data[c][t, g, rows, cols] = w.data[c]
-            valid[c][t, g, rows, cols] = w.mask[c]
+        if covered:
+            data = [np.empty(shape, dtype=first.data.dtype) for _ in range(n_bands)]
+            valid = [np.empty(shape, dtype=bool) for _ in range(n_bands)]
+        else:
+            data = [
+                np.full(shape, _band_fill(windows, c, fill), dtype=first.data.dtype)
+                for c in range(n_bands)
+            ]
+            valid = [np.zeros(shape, dtype=bool) for _ in range(n_bands)]
+        a, _, c0, _, e, f0 = union.transform
+        for w, (t, g) in zip(windows, cells, strict=True):
+            row = round((w.grid.transform[5] - f0) / e)
+            col = round((w.grid.transform[2] - c0) / a)
+            rows = slice(row, row + w.grid.height)
+            cols = slice(col, col + w.grid.width)
+            for c in range(n_bands):
+                data[c][t, g, rows, cols] = w.data[c]
+                valid[c][t, g, rows, cols] = w.mask[c]
     times = np.array([_time_of(windows, k) for k in keys], dtype="datetime64[ns]")
     coords: dict[str, Any] = {
         "time": times,

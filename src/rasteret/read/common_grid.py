@@ -132,22 +132,14 @@ def read_on_grid(
             inside = geometry_mask(local_geoms[ckey][gid], wgrid, all_touched=all_touched)
             if block is not None:  # one record: its slot of the block, finished in place
                 data, valid = block.finish(warped[(gid, have[0])], inside)
-                out.append(
-                    AOIWindow(
-                        ids[have[0]] if groupby is None else None, times[have[0]],
-                        int(geoms.ids[gid]), wgrid, tuple(bands), data, valid,
-                        group=None if groupby is None else key,
-                        record_ids=tuple(ids[m] for m in have),
-                    )
-                )  # fmt: skip
-                continue
-            if len(have) == 1:  # views, no copies
-                stack = warped[(gid, have[0])][0][None]
-                ok = (warped[(gid, have[0])][1] & inside)[None]
             else:
-                stack = np.stack([warped[(gid, m)][0] for m in have])
-                ok = np.stack([warped[(gid, m)][1] for m in have]) & inside
-            data, valid = fuse_arrays(stack, ok, fuse, fills)
+                if len(have) == 1:  # views, no copies
+                    stack = warped[(gid, have[0])][0][None]
+                    ok = (warped[(gid, have[0])][1] & inside)[None]
+                else:
+                    stack = np.stack([warped[(gid, m)][0] for m in have])
+                    ok = np.stack([warped[(gid, m)][1] for m in have]) & inside
+                data, valid = fuse_arrays(stack, ok, fuse, fills)
             out.append(
                 AOIWindow(
                     ids[have[0]] if groupby is None else None,
@@ -190,11 +182,8 @@ class _Block:
         if len(shapes) != 1 or any(len(members) != 1 for _, members in groups):
             return None
         rows = [members[0] for _, members in groups]
-        dtypes = {
-            np.result_type(*[s.dtype for s in _sources(index, bands, row)])
-            for row in rows
-            if _sources(index, bands, row)
-        }
+        present = (_sources(index, bands, row) for row in rows)
+        dtypes = {np.result_type(*[s.dtype for s in found]) for found in present if found}
         if len(dtypes) != 1:
             return None
         dtype = dtypes.pop()

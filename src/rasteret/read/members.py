@@ -124,6 +124,18 @@ def _blocks(reads: Sequence[MemberRead]) -> tuple[np.ndarray, np.ndarray] | None
     return np.empty(shape, dtype=dtypes.pop()), np.zeros(shape, dtype=bool)
 
 
+def clip_to_inside(
+    data: np.ndarray, valid: np.ndarray, inside: np.ndarray, fills: Sequence[float | int]
+) -> None:
+    """In place: the pixels outside a geometry (``inside`` ``[h, w]`` false) invalid and
+    ``fills`` in ``data`` / ``valid`` ``[C, h, w]`` (a read's invalid pixels already are)."""
+    valid &= inside
+    if not inside.all():
+        outside = ~inside
+        for c in range(data.shape[0]):
+            data[c][outside] = fills[c]
+
+
 def member_requests(reads: Sequence[MemberRead]) -> list[WindowRequest]:
     """The store windows :func:`read_members` reads for ``reads``: each band's data and
     internal mask (e.g. to declare a read's progress before it runs in rounds)."""

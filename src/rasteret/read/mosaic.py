@@ -37,6 +37,7 @@ from rasteret.read.geometry_windows import geometry_mask, geometry_windows, wind
 from rasteret.read.members import (
     MemberRead,
     build_frames,
+    clip_to_inside,
     member_requests,
     member_window,
     read_members,
@@ -155,11 +156,7 @@ def _adopt(job: _Job, data: np.ndarray, valid: np.ndarray, fills: Sequence[Any])
     ``fills``) as the job's own arrays, the pixels outside the geometry made fill and
     invalid — what :func:`_empty` + :func:`_paste` + taking every valid pixel give, without
     three more passes over fresh memory."""
-    valid &= job.inside
-    if not job.inside.all():
-        outside = ~job.inside
-        for c in range(data.shape[0]):
-            data[c][outside] = fills[c]
+    clip_to_inside(data, valid, job.inside, fills)
     job.data, job.valid = data, valid
 
 

@@ -22,7 +22,7 @@ from rasteret.index.columns import datetimes, record_ids
 from rasteret.read.fills import band_fills
 from rasteret.read.geometry import Geometries
 from rasteret.read.geometry_windows import geometry_mask, geometry_windows, window_grid
-from rasteret.read.members import MemberRead, read_members, source_grid
+from rasteret.read.members import MemberRead, clip_to_inside, read_members, source_grid
 from rasteret.read.result import AOIWindow
 from rasteret.read.stacks import BandSource, StoreIndex
 
@@ -79,12 +79,7 @@ def read_native(
 
     def clip_to_geometry(k: int, data: np.ndarray, valid: np.ndarray) -> None:
         _, gid, wgrid, _ = pending[k]
-        inside = inside_of(wgrid, gid)
-        valid &= inside
-        if not inside.all():
-            outside = ~inside
-            for c in range(len(bands)):
-                data[c][outside] = fills[c]
+        clip_to_inside(data, valid, inside_of(wgrid, gid), fills)
 
     # each window is clipped on the decode pool as soon as it is read
     results = read_members(
