@@ -171,3 +171,72 @@ def test_mask_and_scale_on_the_native_grid_applies_the_internal_mask(masked) -> 
         expected = np.where(invalid, np.nan, values.astype(np.float32))
         np.testing.assert_array_equal(decoded["b"].values[k], expected)
         assert invalid.any() == (k < 2)
+
+
+@pytest.mark.parametrize("case", list(_targets()))
+def test_get_numpy_on_a_target_grid_honours_internal_masks_like_gdal(masked, case: str) -> None:  # type: ignore[no-untyped-def]
+    """The AOI reads onto a target grid (``get_numpy(grid=...)``: one batch, each record's
+    pixels decoded or warped straight into its slot as they arrive) clear what each
+    record's mask clears, and keep every other pixel GDAL's warp has: the data where
+    valid, the fill (the record's nodata, else 0) where not."""
+    import shapely
+
+    server, collection, paths = masked
+    target, resampling = _targets()[case]
+    server.reset()
+    stack = collection.get_numpy(
+        shapely.box(*target.bounds), ["b"], geometry_crs=target.crs, grid=target,
+        resampling=resampling,
+    )  # fmt: skip
+    assert server.requests > 0 and stack.grids[0] == target
+    assert stack.shape == (3, *target.shape)  # one band: (records, h, w)
+    order = stack.records["record_id"].to_pylist()
+    assert order == ["m0", "m1", "m2"]
+    for k, path in enumerate(paths):
+        expected = _gdal(path, target, resampling)
+        fill = NODATA if k == 1 else 0
+        valid = stack.mask[k]
+        if k < 2:
+            assert (~valid).mean() > 0.05, "the case must show masked pixels"
+        np.testing.assert_array_equal(valid, expected != fill, err_msg=f"{case}: record {k}")
+        np.testing.assert_array_equal(
+            stack.data[k][valid], expected[valid], err_msg=f"{case}: record {k}"
+        )
+
+
+def test_get_numpy_on_a_target_grid_fills_outside_the_geometry_and_absent_bands(masked) -> None:  # type: ignore[no-untyped-def]
+    """A triangle in another CRS, two bands, one of them absent from the second record:
+    every pixel outside the triangle, masked by the record or without the band is
+    invalid and holds ``fill_value``; the others hold GDAL's warp of the file."""
+    import shapely
+
+    server, _, paths = masked
+    root = paths[0].parent
+    when = dt.datetime(2024, 8, 1, 10, tzinfo=UTC)
+    rows = [
+        record("p", when, {"b": paths[0], "c": paths[2]}, href_of=_served(server, root)),
+        record("q", when + dt.timedelta(days=1), {"b": paths[1]}, href_of=_served(server, root)),
+    ]
+    collection = make_collection(rows, ["b", "c"])
+    target, _ = _targets()["other CRS"]
+    left, bottom, right, top = target.bounds
+    triangle = shapely.Polygon([(left, bottom), (right, bottom), (left, top)])
+    stack = collection.get_numpy(
+        triangle, ["b", "c"], geometry_crs=target.crs, grid=target, fill_value=3
+    )
+    assert stack.shape == (2, 2, *target.shape)
+    from rasteret.geo import geometry_mask
+
+    inside = geometry_mask([triangle], target, invert=True)
+    assert 0.3 < inside.mean() < 0.7
+    cases = {(0, 0): paths[0], (0, 1): paths[2], (1, 0): paths[1], (1, 1): None}
+    for (k, c), path in cases.items():
+        valid, data = stack.mask[k, c], stack.data[k, c]
+        if path is None:  # the band is absent from the record
+            assert not valid.any() and (data == 3).all()
+            continue
+        expected = _gdal(path, target, "nearest")
+        has = inside & (expected != (NODATA if k == 1 else 0))
+        np.testing.assert_array_equal(valid, has, err_msg=f"record {k}, band {c}")
+        np.testing.assert_array_equal(data[has], expected[has])
+        assert (data[~has] == 3).all(), f"record {k}, band {c}: fill where invalid"

@@ -15,8 +15,10 @@ UTM zones stack into one aligned cube. ``groupby`` fuses records per group.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,9 +35,10 @@ from rasteret.read.geometry import Geometries
 from rasteret.read.geometry_windows import geometry_mask, geometry_windows, window_grid
 from rasteret.read.grid_tasks import GridTask, TaskPlanner, overview_sources
 from rasteret.read.mosaic import FUSERS, fuse_arrays, group_keys, ordered_groups
+from rasteret.read.radiometry import valid_mask
 from rasteret.read.result import AOIWindow
-from rasteret.read.stacks import BandSource, StoreIndex
-from rasteret.read.window_io import read_sources
+from rasteret.read.stacks import BandSource, StoreIndex, read_windows_async
+from rasteret.read.window_io import source_requests
 
 
 def read_on_grid(
@@ -94,31 +97,37 @@ def read_on_grid(
                 plan = planner.plan(src, resampling)
                 if plan is not None:
                     tasks.append((gid, row, GridTask(0, c, *plan, resampling)))
-    results = run_sync(read_sources(index, [(t.source, t.window) for _, _, t in tasks]))
-    warped: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     single = contiguous and fuse not in FLOAT_FUSERS  # one member fused: itself
     block = _Block.plan(index, bands, windows, groups, fills) if single else None
-    for (gid, row, task), (data, valid) in zip(tasks, results, strict=True):
-        wgrid = windows[gid]
-        assert wgrid is not None
-        slot = warped.get((gid, row))
-        if slot is None and block is not None:
-            slot = warped[(gid, row)] = block.slot(gid, row)
-        if slot is None:
-            dtype = np.result_type(*[s.dtype for s in _sources(index, bands, row)])
-            shape = (len(bands), *wgrid.shape)
-            slot = warped[(gid, row)] = (np.zeros(shape, dtype), np.zeros(shape, bool))
-        if task.paste is None:
-            data_c, ok_c = planners[gid].warp(task, data[0], valid[0], slot[0].dtype)
-            slot[0][task.band] = data_c
-            slot[1][task.band] = ok_c
-        else:  # aligned: a copy of the source pixels
-            r, c = task.paste
-            h, w = data.shape[-2:]
-            slot[0][task.band, r : r + h, c : c + w] = np.where(valid[0], data[0], 0)
-            slot[1][task.band, r : r + h, c : c + w] = valid[0]
+    inside = _inside_masks(geoms, windows, all_touched)  # once per geometry
+    warped: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+    fed: set[tuple[int, int, int]] = set()
+    for gid, row, task in tasks:
+        fed.add((gid, row, task.band))
+        if (gid, row) in warped:
+            continue
+        if block is not None:
+            warped[(gid, row)] = block.slot(gid, row)
+            continue
+        dtype = np.result_type(*[s.dtype for s in _sources(index, bands, row)])
+        shape = (len(bands), *windows[gid].shape)  # type: ignore[union-attr]
+        warped[(gid, row)] = (np.zeros(shape, dtype), np.zeros(shape, bool))
+    if block is not None:  # a band no task reads (absent, or outside): fill, invalid
+        for gid, row in warped:
+            for c in range(len(bands)):
+                if (gid, row, c) not in fed:
+                    warped[(gid, row)][0][c] = block.fill[c]
+    by_grid: dict[int, list[GridTask]] = {}
+    for gid, _, task in tasks:
+        by_grid.setdefault(gid, []).append(task)
+    for gid, planned in by_grid.items():  # warp maps computed while the bytes are in flight
+        planners[gid].prepare(planned)
+    placed = [
+        _Placement(planners[gid], task, *warped[(gid, row)], inside[gid], block)
+        for gid, row, task in tasks
+    ]
+    _read_placed(index, placed)
     out: list[AOIWindow] = []
-    local_geoms: dict[str, np.ndarray] = {}
     for key, members in groups:
         for gid, wgrid in enumerate(windows):
             if wgrid is None:
@@ -126,19 +135,15 @@ def read_on_grid(
             have = [m for m in members if (gid, m) in warped]
             if not have:
                 continue
-            ckey = crs_key(wgrid.crs)
-            if ckey not in local_geoms:
-                local_geoms[ckey] = geoms.to_crs(wgrid.crs)
-            inside = geometry_mask(local_geoms[ckey][gid], wgrid, all_touched=all_touched)
             if block is not None:  # one record: its slot of the block, finished in place
-                data, valid = block.finish(warped[(gid, have[0])], inside)
-            else:
+                data, valid = warped[(gid, have[0])]
+            else:  # validity is within the geometry already
                 if len(have) == 1:  # views, no copies
                     stack = warped[(gid, have[0])][0][None]
-                    ok = (warped[(gid, have[0])][1] & inside)[None]
+                    ok = warped[(gid, have[0])][1][None]
                 else:
                     stack = np.stack([warped[(gid, m)][0] for m in have])
-                    ok = np.stack([warped[(gid, m)][1] for m in have]) & inside
+                    ok = np.stack([warped[(gid, m)][1] for m in have])
                 data, valid = fuse_arrays(stack, ok, fuse, fills)
             out.append(
                 AOIWindow(
@@ -156,13 +161,108 @@ def read_on_grid(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Placement:
+    """Where one task's pixels go: channel ``task.band`` of its (record, geometry) slot
+    (``data`` / ``valid``, ``(C, h, w)``), warped or pasted by its grid's planner."""
+
+    planner: TaskPlanner
+    task: GridTask
+    data: np.ndarray
+    valid: np.ndarray
+    inside: np.ndarray  # the geometry's pixels of the window grid
+    block: _Block | None
+
+    @property
+    def fill(self) -> Any:  # where invalid: the block's fill (else fusing ignores it)
+        return 0 if self.block is None else self.block.fill[self.task.band]
+
+    def box(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The slot's pixels a copy task writes (``None``: a warp)."""
+        if self.task.paste is None:
+            return None
+        r, c = self.task.paste
+        h, w = self.task.window.shape
+        plane = (slice(r, r + h), slice(c, c + w))
+        return self.data[self.task.band][plane], self.valid[self.task.band][plane]
+
+    def place(self, values: np.ndarray, mask: np.ndarray | None) -> None:
+        """Write the task's source window (``values``, internal ``mask`` or None) into
+        the slot's channel and finish it (pool thread)."""
+        self._write(values, mask)
+        valid = self.valid[self.task.band]
+        np.logical_and(valid, self.inside, out=valid)  # the geometry's outside: invalid
+        if self.block is not None and not valid.all():  # a block's slot is final: fills
+            np.copyto(self.data[self.task.band], self.fill, where=~valid, casting="unsafe")
+
+    def _write(self, values: np.ndarray, mask: np.ndarray | None) -> None:
+        """A copy's validity (its pixels may already be there, decoded in place), or a
+        warp straight into the channel."""
+        task, nodata = self.task, self.task.source.nodata
+        box = self.box()
+        if box is not None:
+            out, out_valid = box
+            ok = valid_mask(values, nodata, mask)
+            if values is not out:  # decoded elsewhere (another dtype): copy the values
+                np.copyto(out, values, where=ok, casting="unsafe")
+            out_valid[...] = ok
+            return
+        out, out_valid = self.data[task.band], self.valid[task.band]
+        # without an internal mask a nearest gather applies the nodata rule to the
+        # pixels it gathers (no validity of the whole source window)
+        ok = None if mask is None else valid_mask(values, nodata, mask)
+        if self.planner.warp_nearest_into(task, values, ok, out, out_valid, self.fill):
+            return
+        if ok is None:
+            ok = valid_mask(values, nodata)
+        warped, inside = self.planner.warp(task, values, ok, out.dtype)
+        np.copyto(out, warped, casting="unsafe")
+        np.copyto(out, self.fill, where=~inside, casting="unsafe")
+        out_valid[...] = inside
+
+
+def _read_placed(index: StoreIndex, placed: Sequence[_Placement]) -> None:
+    """Every placement's source window (and internal mask) in one batch through the store
+    (tiles shared by several windows fetched and decoded once). A copy decodes straight
+    into its slot; each task is placed on the decode thread that completes it, so warps
+    overlap the reads still in flight."""
+    requests = source_requests([(p.task.source, p.task.window) for p in placed])
+    outputs: list[np.ndarray | None] = []
+    part_of: list[tuple[int, int]] = []  # request -> (placement, 0 data / 1 mask)
+    for k, p in enumerate(placed):
+        box = p.box()
+        fits = box is not None and box[0].dtype == p.task.source.dtype
+        outputs.append(box[0] if fits else None)  # type: ignore[index]
+        part_of.append((k, 0))
+        if p.task.source.mask_array is not None:
+            outputs.append(None)
+            part_of.append((k, 1))
+    parts: list[list[np.ndarray | None]] = [[None, None] for _ in placed]
+    pending = Counter(k for k, _ in part_of)
+    lock = threading.Lock()
+
+    def on_done(i: int, array: np.ndarray) -> None:
+        k, part = part_of[i]
+        with lock:
+            parts[k][part] = array
+            pending[k] -= 1
+            ready = pending[k] == 0
+        if ready:
+            values, mask = parts[k]
+            assert values is not None
+            placed[k].place(values, mask)
+
+    run_sync(read_windows_async(index, requests, outputs, on_done))
+
+
 class _Block:
     """One ``(windows, C, h, w)`` array (and validity) that every (record, geometry) slot
     is a view of, in output order — so the windows a caller stacks are that array
     (:func:`rasteret.read.result.stack_views`) — when each group is one record, the
     geometries' windows share a shape, the records a dtype, and the fills are values of
-    it. A slot is finished in place: the geometry's outside invalid, fills where
-    invalid (what :func:`fuse_arrays` does for one member, without its copy)."""
+    it. Each channel of a slot is finished in place as it is placed
+    (:meth:`_Placement.place`): the geometry's outside invalid, fills where invalid (what
+    :func:`fuse_arrays` does for one member, without its copy)."""
 
     def __init__(
         self, data: np.ndarray, valid: np.ndarray, at: dict[tuple[int, int], int], fill: np.ndarray
@@ -204,15 +304,21 @@ class _Block:
         k = self.at[(gid, row)]
         return self.data[k], self.valid[k]
 
-    def finish(
-        self, slot: tuple[np.ndarray, np.ndarray], inside: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        data, valid = slot
-        valid &= inside
-        if not valid.all():
-            for c in range(data.shape[0]):
-                np.copyto(data[c], self.fill[c], where=~valid[c])
-        return data, valid
+
+def _inside_masks(
+    geoms: Geometries, windows: Sequence[GridSpec | None], all_touched: bool
+) -> dict[int, np.ndarray]:
+    """Each geometry's pixels of its window grid (rasterised once, whatever the records)."""
+    local: dict[str, np.ndarray] = {}
+    out: dict[int, np.ndarray] = {}
+    for gid, wgrid in enumerate(windows):
+        if wgrid is None:
+            continue
+        key = crs_key(wgrid.crs)
+        if key not in local:
+            local[key] = geoms.to_crs(wgrid.crs)
+        out[gid] = geometry_mask(local[key][gid], wgrid, all_touched=all_touched)
+    return out
 
 
 def _sources(index: StoreIndex, bands: Sequence[str], row: int) -> list[BandSource]:
