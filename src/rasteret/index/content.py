@@ -449,11 +449,17 @@ def _ints(structs: pa.StructArray, field: str, fill: int = 0) -> np.ndarray:
 
 
 def _np_int(values: pa.Array, fill: int = 0) -> np.ndarray:
-    return pc.fill_null(values.cast(pa.int64()), fill).to_numpy(zero_copy_only=False)
+    if values.type != pa.int64():
+        values = values.cast(pa.int64())
+    if values.null_count:  # (compute calls cost ~20 µs each: only where needed)
+        values = pc.fill_null(values, fill)
+    return values.to_numpy(zero_copy_only=False)
 
 
 def _np_bool(values: pa.Array) -> np.ndarray:
-    return pc.fill_null(values, False).to_numpy(zero_copy_only=False).astype(bool)
+    if values.null_count:
+        values = pc.fill_null(values, False)
+    return values.to_numpy(zero_copy_only=False).astype(bool)
 
 
 def _itemsizes(structs: pa.StructArray) -> np.ndarray:
