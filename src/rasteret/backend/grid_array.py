@@ -7,7 +7,8 @@ record it selects, the source windows under the requested target window (only th
 there, decoded in the decode pool), then places each record on the target — a copy when
 its grid shares the target's pixel lattice, else the warp of :mod:`rasteret.geo.warp`
 (the nearest-neighbour index map derived once per grid and window, shared by the
-records). xarray chunks the array along ``encoding["preferred_chunks"]``
+records and by the dataset's bands: :class:`~rasteret.backend.warp_maps.WarpMaps`).
+xarray chunks the array along ``encoding["preferred_chunks"]``
 (:func:`grid_chunks`: the whole target up to :data:`~rasteret.geo.lazy.SLICED_CHUNK`
 pixels a side, runs of records of about 128 MiB), so every dask task is one batched read:
 no nested dask graph, no copy between pieces.
@@ -32,13 +33,13 @@ from xarray.backends import BackendArray
 from xarray.core import indexing
 
 from rasteret.backend.variables import index_span
+from rasteret.backend.warp_maps import WarpMaps
 from rasteret.geo.grid import GridSpec
 from rasteret.geo.lazy import SLICED_CHUNK, SLICED_TASK_BYTES, lattice_offset
 from rasteret.geo.warp import (
     NearestIndex,
     gather_nearest,
     kernel_scale,
-    nearest_index,
     output_nodata,
     source_window,
     valid_mask,
@@ -71,7 +72,8 @@ class GridMember:
 
 class GridBandArray(BackendArray):
     """A band ``(time, y, x)`` on ``target``: indexing reads the selected records' source
-    windows in one batch and warps (or copies) them onto the target window."""
+    windows in one batch and warps (or copies) them onto the target window. ``maps``: the
+    index maps shared with the dataset's other bands (default: this band's own)."""
 
     def __init__(
         self,
@@ -81,6 +83,7 @@ class GridBandArray(BackendArray):
         times: int,
         dtype: np.dtype,
         fill: Any,
+        maps: WarpMaps | None = None,
     ) -> None:
         self.store = store  # pickles by reference
         self.target = target
@@ -88,6 +91,7 @@ class GridBandArray(BackendArray):
         self.shape = (times, *target.shape)
         self.dtype = np.dtype(dtype)
         self.fill = fill
+        self.maps = maps if maps is not None else WarpMaps()
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
         return indexing.explicit_indexing_adapter(
@@ -153,7 +157,6 @@ class _GridRead:
         row of the output); the rows a read will paint entirely."""
         array, window, out = self.array, self.window, self.out
         painted: set[int] = set()
-        shared: dict[tuple[Any, ...], NearestIndex] = {}
         for member in array.members:
             masks = member.masks or (None,) * len(member.steps)
             picks = [
@@ -178,7 +181,7 @@ class _GridRead:
                 self.outputs += direct
                 self.owners += [None] * len(direct)
                 continue
-            job.prepare(array.target, window, shared)
+            job.prepare(array.target, window, array.maps)
             self.outputs += list(job.stack)
             self.owners += [(job, n) for n in range(len(rows))]
             for n, (_, step, mask) in enumerate(picks):
@@ -285,17 +288,11 @@ class _Job:
         rows, cols = self._paste(window)
         return [out[k, rows, cols] for k in self.rows]
 
-    def prepare(
-        self, target: GridSpec, window: Window, shared: dict[tuple[Any, ...], NearestIndex]
-    ) -> None:
+    def prepare(self, target: GridSpec, window: Window, maps: WarpMaps) -> None:
         """The nearest index map, derived before the read (shared by the members on one
-        grid), so the decode threads only gather."""
+        grid and the dataset's bands), so the decode threads only gather."""
         if self.shift is None and self.member.resampling == "nearest":
-            key = (self.member.grid, window, self.needed)
-            found = shared.get(key)
-            if found is None:
-                found = shared[key] = nearest_index(self.member.grid, target, window, self.needed)
-            self.coordinates = found
+            self.coordinates = maps.nearest(self.member.grid, target, window, self.needed)
 
     def put(
         self, n: int, out: np.ndarray, target: GridSpec, window: Window, dtype: np.dtype

@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from rasteret.backend.variables import TileSteps
+from rasteret.backend.warp_maps import WarpMaps
 from rasteret.geo.grid import Align, GridSpec
 from rasteret.geo.lazy import warp
 from rasteret.geo.overview import choose_overview
@@ -197,9 +198,17 @@ def open_on_grid(
                         covered.assign_coords({k: coords[k] for k in ("time", "id")})
                     )
     order = sorted(records, key=lambda rid: (records[rid], rid))
+    maps = WarpMaps()  # the bands' index maps, computed once for all of them
     variables = {
         band: _band_on_grid(
-            store, target, parts, order, fills[band], lazy=not coverage, decoded=mask_and_scale
+            store,
+            target,
+            parts,
+            order,
+            fills[band],
+            lazy=not coverage,
+            decoded=mask_and_scale,
+            maps=maps,
         )
         for band, parts in pieces.items()
     }
@@ -274,6 +283,7 @@ def _band_on_grid(
     *,
     lazy: bool,
     decoded: bool = False,
+    maps: WarpMaps | None = None,
 ) -> xr.DataArray:
     """One band on ``target`` in record ``order``: a :class:`GridBandArray` (``lazy``; xarray
     chunks it) or a dask array of it, with the pieces' time coordinates merged (a record
@@ -310,7 +320,7 @@ def _band_on_grid(
                 tuple(located[k]), masks,
             )
         )  # fmt: skip
-    array = GridBandArray(store, target, members, len(order), dtype, fill)
+    array = GridBandArray(store, target, members, len(order), dtype, fill, maps)
     attrs = {k: v for k, v in parts[0].attrs.items() if k != "_FillValue"}
     own = [output_nodata(dtype, p.nodata, p.nodata) for p in parts]
     first = np.asarray(own[0]).astype(dtype).item()
