@@ -56,10 +56,13 @@ class WarpMaps:
                 found = self._hit(key)
             if found is not None:
                 return found
-            found = nearest_index(source, target, window, crop)
-            with self._lock:
-                self._keep(key, found)
-                self._computing.pop(key, None)
+            try:
+                found = nearest_index(source, target, window, crop)
+                with self._lock:
+                    self._keep(key, found)
+            finally:
+                with self._lock:
+                    self._computing.pop(key, None)
         return found
 
     def _hit(self, key: tuple[Any, ...]) -> NearestIndex | None:

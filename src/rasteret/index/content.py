@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rasteret.index.level_columns import fill_nulls
 from rasteret.index.schema import bands_of, metadata_column
 from rasteret.tiff.block_decoders import MAX_DECODED_BLOCK_BYTES
 from rasteret.tiff.image import MAX_BLOCK_BYTES as MAX_BLOCK_PAYLOAD
@@ -451,15 +452,11 @@ def _ints(structs: pa.StructArray, field: str, fill: int = 0) -> np.ndarray:
 def _np_int(values: pa.Array, fill: int = 0) -> np.ndarray:
     if values.type != pa.int64():
         values = values.cast(pa.int64())
-    if values.null_count:  # (compute calls cost ~20 µs each: only where needed)
-        values = pc.fill_null(values, fill)
-    return values.to_numpy(zero_copy_only=False)
+    return fill_nulls(values, fill).to_numpy(zero_copy_only=False)
 
 
 def _np_bool(values: pa.Array) -> np.ndarray:
-    if values.null_count:
-        values = pc.fill_null(values, False)
-    return values.to_numpy(zero_copy_only=False).astype(bool)
+    return fill_nulls(values, False).to_numpy(zero_copy_only=False).astype(bool)
 
 
 def _itemsizes(structs: pa.StructArray) -> np.ndarray:

@@ -33,7 +33,7 @@ from rasteret.index.columns import datetimes, record_ids
 from rasteret.read.fills import band_fills
 from rasteret.read.geometry import Geometries
 from rasteret.read.geometry_windows import geometry_mask, geometry_windows, window_grid
-from rasteret.read.grid_tasks import GridTask, TaskPlanner, overview_sources
+from rasteret.read.grid_tasks import GridTask, Output, TaskPlanner, overview_sources, write_task
 from rasteret.read.mosaic import FUSERS, fuse_arrays, group_keys, ordered_groups
 from rasteret.read.radiometry import valid_mask
 from rasteret.read.result import AOIWindow
@@ -196,29 +196,16 @@ class _Placement:
             np.copyto(self.data[self.task.band], self.fill, where=~valid, casting="unsafe")
 
     def _write(self, values: np.ndarray, mask: np.ndarray | None) -> None:
-        """A copy's validity (its pixels may already be there, decoded in place), or a
-        warp straight into the channel."""
-        task, nodata = self.task, self.task.source.nodata
-        box = self.box()
-        if box is not None:
-            out, out_valid = box
-            ok = valid_mask(values, nodata, mask)
-            if values is not out:  # decoded elsewhere (another dtype): copy the values
-                np.copyto(out, values, where=ok, casting="unsafe")
-            out_valid[...] = ok
-            return
-        out, out_valid = self.data[task.band], self.valid[task.band]
-        # without an internal mask a nearest gather applies the nodata rule to the
-        # pixels it gathers (no validity of the whole source window)
-        ok = None if mask is None else valid_mask(values, nodata, mask)
-        if self.planner.warp_nearest_into(task, values, ok, out, out_valid, self.fill):
-            return
-        if ok is None:
-            ok = valid_mask(values, nodata)
-        warped, inside = self.planner.warp(task, values, ok, out.dtype)
-        np.copyto(out, warped, casting="unsafe")
-        np.copyto(out, self.fill, where=~inside, casting="unsafe")
-        out_valid[...] = inside
+        """:func:`~rasteret.read.grid_tasks.write_task` into the slot's channel: a copy
+        with its validity (its pixels may already be there, decoded in place), or a
+        warp — without an internal mask, a nearest gather applies the nodata rule to the
+        pixels it gathers (no validity of the whole source window)."""
+        task = self.task
+        ok = None
+        if mask is not None or task.paste is not None:
+            ok = valid_mask(values, task.source.nodata, mask)
+        output = Output(self.data[task.band], self.valid[task.band], self.fill)
+        write_task(self.planner, task, values, ok, output)
 
 
 def _read_placed(index: StoreIndex, placed: Sequence[_Placement]) -> None:

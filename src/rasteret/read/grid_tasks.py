@@ -294,6 +294,53 @@ class TaskPlanner:
         return values, ok
 
 
+@dataclass(frozen=True, slots=True)
+class Output:
+    """Where one task's pixels go: its whole target plane, validity and fill value."""
+
+    data: np.ndarray
+    valid: np.ndarray
+    fill: Any
+
+
+def write_task(
+    planner: TaskPlanner,
+    task: GridTask,
+    values: np.ndarray,
+    ok: np.ndarray | None,
+    output: Output,
+) -> None:
+    """Write one task's source window (``values``, validity ``ok``) into its output plane
+    (a decode-pool thread): a copy at its paste offset — nothing to copy when ``values``
+    were decoded there already —, else a warp gathered straight into the plane, with the
+    fill where invalid. ``ok`` may be ``None`` for a warp of a source without an internal
+    mask (the nodata rule is applied to the pixels gathered); a copy needs it."""
+    if task.paste is not None:
+        assert ok is not None
+        r, c = task.paste
+        h, w = values.shape
+        data = output.data[r : r + h, c : c + w]
+        if not _same_memory(values, data):  # else decoded in place
+            np.copyto(data, values, where=ok, casting="unsafe")
+        output.valid[r : r + h, c : c + w] = ok
+        return
+    if planner.warp_nearest_into(task, values, ok, output.data, output.valid, output.fill):
+        return
+    if ok is None:
+        ok = valid_mask(values, task.source.nodata)
+    warped, inside = planner.warp(task, values, ok, output.data.dtype)
+    np.copyto(output.data, warped, casting="unsafe")
+    np.copyto(output.data, output.fill, where=~inside, casting="unsafe")
+    output.valid[...] = inside
+
+
+def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a`` and ``b`` are the same pixels (views of one buffer, same layout)."""
+    ai, bi = a.__array_interface__, b.__array_interface__
+    same_layout = a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
+    return same_layout and ai["data"] == bi["data"]
+
+
 def _copy_block(
     block: OffsetBlock,
     data: np.ndarray,

@@ -49,8 +49,8 @@ from rasteret.index import CollectionTable
 from rasteret.index.columns import record_order
 from rasteret.index.failed import OnFailedAsset, check_indexed
 from rasteret.read.budget import check_windows_budget, enforce_read_budget
-from rasteret.read.grid_tasks import GridTask, TaskPlanner, overview_sources
-from rasteret.read.radiometry import fill_value_for, valid_mask
+from rasteret.read.grid_tasks import GridTask, Output, TaskPlanner, overview_sources, write_task
+from rasteret.read.radiometry import fill_value_for
 from rasteret.read.result import NoDataError
 from rasteret.read.selection import band_names
 from rasteret.read.stacks import BandSource, StoreIndex, plan_progress, read_progress
@@ -510,7 +510,7 @@ async def _read_tasks(
         valid = None if ok is None else ok[0]
         if output is not None:
             return await loop.run_in_executor(
-                pool, _write_task, planner, task, values[0], valid, dtype, output
+                pool, write_task, planner, task, values[0], valid, output
             )
         assert valid is not None
         if task.paste is not None:
@@ -518,38 +518,3 @@ async def _read_tasks(
         return await loop.run_in_executor(pool, planner.warp, task, values[0], valid, dtype)
 
     return list(await asyncio.gather(*(one(t, o) for t, o in zip(tasks, outputs, strict=True))))
-
-
-@dataclass(frozen=True, slots=True)
-class Output:
-    """Where one task's pixels go: its (slot, band) plane, validity and fill value."""
-
-    data: np.ndarray
-    valid: np.ndarray
-    fill: Any
-
-
-def _write_task(
-    planner: TaskPlanner,
-    task: GridTask,
-    values: np.ndarray,
-    ok: np.ndarray | None,
-    dtype: np.dtype,
-    output: Output,
-) -> None:
-    """Write one task's pixels into its own output plane (pool thread)."""
-    if task.paste is not None:
-        assert ok is not None
-        r, c = task.paste
-        h, w = values.shape
-        np.copyto(output.data[r : r + h, c : c + w], values, where=ok, casting="unsafe")
-        output.valid[r : r + h, c : c + w] = ok
-        return
-    if planner.warp_nearest_into(task, values, ok, output.data, output.valid, output.fill):
-        return
-    if ok is None:
-        ok = valid_mask(values, task.source.nodata)
-    warped, inside = planner.warp(task, values, ok, dtype)
-    np.copyto(output.data, warped, casting="unsafe")
-    np.copyto(output.data, output.fill, where=~inside, casting="unsafe")
-    output.valid[...] = inside
