@@ -143,6 +143,30 @@ def test_sub_pixel_shifted_grid_matches_gdal_warp(scenes: dict, shift) -> None: 
         assert 0.3 < got.valid[0].mean() < 0.95  # the hole and the edge are both in the grid
 
 
+def test_sub_pixel_shifted_integer_bands_are_copies_filled_where_invalid(scenes: dict) -> None:
+    """An integer band on a grid shifted by a fraction of a pixel is read as a copy,
+    decoded straight into the output: GDAL's nearest warp where valid, the caller's
+    fill (not the band's nodata) everywhere else."""
+    from rasteret.geo import GridSpec
+    from rasteret.read.grid_tasks import TaskPlanner
+    from rasteret.read.stacks import StoreIndex
+
+    c, root = scenes["collection"], scenes["root"]
+    x0, y0 = 499_980.0 + 40 * RES + 0.3 * RES, 5_200_020.0 - 30 * RES - 0.4 * RES
+    grid = GridSpec("EPSG:32633", (RES, 0.0, x0, 0.0, -RES, y0), (200, 240))
+    a = c.select_records(["A"])
+    src = StoreIndex(a, ["B1"]).source("B1", 0)
+    assert src is not None
+    planned = TaskPlanner({}, grid, src.crs_key, overviews=False).plan(src, "nearest")
+    assert planned is not None and planned[2] is not None  # a copy at an offset, no warp
+    expected = _warp(_files(root, "A", "B1")[0], grid, "nearest")
+    got = read_window_info(
+        c, bands="B1", grid=grid, records=["A"], resampling="nearest", fill_value=7
+    )
+    np.testing.assert_array_equal(got.valid[0], expected != 0)
+    np.testing.assert_array_equal(got.data[0], np.where(expected != 0, expected, 7))
+
+
 def test_coarse_window_reads_the_overview(scenes: dict) -> None:
     c = scenes["collection"]
     kwargs = {"bands": "B1", "bounds": WINDOW, "res": 40, "crs": 32633, "records": ["A"]}

@@ -397,6 +397,40 @@ def separable_nearest_index(
     depends on the target column only (and rows on rows), so the map is an outer
     combination of two 1-D maps — the same index, computed with the same floating-point
     operations per axis, instead of a transform per pixel. ``None`` otherwise."""
+    axes = _separable_axes(source, target, window, crop)
+    if axes is None:
+        return None
+    (iy, inside_y, sy), (ix, inside_x, sx) = axes
+    inside = inside_y[:, None] & inside_x[None, :]
+    index = np.where(inside, iy[:, None] * crop.width + ix[None, :], 0)
+    shape = (window.height, window.width)
+    return NearestIndex(
+        index,
+        inside,
+        np.broadcast_to(sx[None, :], shape),
+        np.broadcast_to(sy[:, None], shape),
+        (crop.height, crop.width),
+        _offset_block(axes),
+    )
+
+
+def offset_block(
+    source: GridSpec, target: GridSpec, window: Window, crop: Window
+) -> OffsetBlock | None:
+    """The :class:`OffsetBlock` of :func:`separable_nearest_index` (``None`` when the
+    map is no plain offset) from the two 1-D maps alone: no per-pixel arrays."""
+    axes = _separable_axes(source, target, window, crop)
+    return None if axes is None else _offset_block(axes)
+
+
+_Axis = tuple[np.ndarray, np.ndarray, np.ndarray]  # source index, inside, source position
+
+
+def _separable_axes(
+    source: GridSpec, target: GridSpec, window: Window, crop: Window
+) -> tuple[_Axis, _Axis] | None:
+    """The nearest map's row and column axes (``(index, inside, position)`` each) when
+    it is separable (one CRS, no rotation); ``None`` otherwise."""
     from rasteret.geo.resampling import centre_pixel
 
     if any((target.transform[1], target.transform[3], source.transform[1], source.transform[3])):
@@ -413,21 +447,15 @@ def separable_nearest_index(
     sx, sy = sx - crop.col_off, sy - crop.row_off
     _, ix, inside_x = centre_pixel(sx, np.zeros_like(sx), 1, crop.width)
     iy, _, inside_y = centre_pixel(np.zeros_like(sy), sy, crop.height, 1)
-    inside = inside_y[:, None] & inside_x[None, :]
-    index = np.where(inside, iy[:, None] * crop.width + ix[None, :], 0)
-    shape = (window.height, window.width)
+    return (iy, inside_y, sy), (ix, inside_x, sx)
+
+
+def _offset_block(axes: tuple[_Axis, _Axis]) -> OffsetBlock | None:
+    (iy, inside_y, _), (ix, inside_x, _) = axes
     rows, cols = _consecutive_run(iy, inside_y), _consecutive_run(ix, inside_x)
-    block = None
-    if rows is not None and cols is not None:
-        block = OffsetBlock(rows[0], cols[0], rows[1], cols[1])
-    return NearestIndex(
-        index,
-        inside,
-        np.broadcast_to(sx[None, :], shape),
-        np.broadcast_to(sy[:, None], shape),
-        (crop.height, crop.width),
-        block,
-    )
+    if rows is None or cols is None:
+        return None
+    return OffsetBlock(rows[0], cols[0], rows[1], cols[1])
 
 
 def _consecutive_run(index: np.ndarray, inside: np.ndarray) -> tuple[slice, slice] | None:

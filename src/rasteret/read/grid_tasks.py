@@ -96,7 +96,27 @@ class TaskPlanner:
         found = self._source_window(src, resampling)
         if found is None:
             return None
+        if resampling == "nearest" and src.crs_key == self.grid_key and src.dtype.kind in "iu":
+            pasted = self._offset_paste(src, found)
+            if pasted is not None:
+                return src, pasted[0], pasted[1]
         return src, found, None
+
+    def _offset_paste(self, src: BandSource, crop: Window) -> tuple[Window, tuple[int, int]] | None:
+        """A nearest warp whose map is a plain offset (one CRS and pixel size, the
+        origin off the grid by a fraction of a pixel) as a copy: the source pixels it
+        takes and where they go — read like any copy (straight into the output), the
+        rest of the grid left as fill, as the warp leaves it. Integer sources only (a
+        warp also treats a float source's NaN as invalid; a copy keeps it)."""
+        from rasteret.geo.warp import offset_block
+
+        block = offset_block(source_grid(src), self.grid, self.full, crop)
+        if block is None:
+            return None
+        window = Window(
+            crop.row_off + block.src_rows.start, crop.col_off + block.src_cols.start, *block.shape
+        )
+        return window, (block.rows.start, block.cols.start)
 
     def _source_window(self, src: BandSource, resampling: str) -> Window | None:
         """:func:`~rasteret.geo.warp.source_window` of ``src``, once per (source grid,
@@ -314,14 +334,17 @@ def write_task(
     (a decode-pool thread): a copy at its paste offset — nothing to copy when ``values``
     were decoded there already —, else a warp gathered straight into the plane, with the
     fill where invalid. ``ok`` may be ``None`` for a warp of a source without an internal
-    mask (the nodata rule is applied to the pixels gathered); a copy needs it."""
+    mask (the nodata rule is applied to the pixels gathered); a copy needs it. A copy
+    decoded in place gets the fill where invalid, as a copy into a filled plane leaves it."""
     if task.paste is not None:
         assert ok is not None
         r, c = task.paste
         h, w = values.shape
         data = output.data[r : r + h, c : c + w]
-        if not _same_memory(values, data):  # else decoded in place
+        if not _same_memory(values, data):
             np.copyto(data, values, where=ok, casting="unsafe")
+        elif not ok.all():  # decoded in place: the invalid pixels still hold their values
+            np.copyto(data, output.fill, where=~ok, casting="unsafe")
         output.valid[r : r + h, c : c + w] = ok
         return
     if planner.warp_nearest_into(task, values, ok, output.data, output.valid, output.fill):

@@ -484,6 +484,16 @@ def _covered(task: GridTask, valid: np.ndarray) -> bool:
     return bool(plane.all())
 
 
+def _decode_target(task: GridTask, output: Output) -> np.ndarray | None:
+    """The pixels of ``output`` a copy task fills, to decode straight into (``None``: a
+    warp, or a source of another dtype than the output)."""
+    if task.paste is None or task.source.dtype != output.data.dtype:
+        return None
+    r, c = task.paste
+    h, w = task.window.shape
+    return output.data[r : r + h, c : c + w]
+
+
 async def _read_tasks(
     index: StoreIndex,
     tasks: Sequence[GridTask],
@@ -506,7 +516,10 @@ async def _read_tasks(
         # a nearest warp into its own output derives validity from the values it gathers
         gathered = output is not None and task.paste is None and task.resampling == "nearest"
         reads = [(task.source, task.window)]
-        ((values, ok),) = await read_sources(index, reads, with_valid=not gathered)
+        box = None if output is None else _decode_target(task, output)
+        ((values, ok),) = await read_sources(
+            index, reads, with_valid=not gathered, outputs=None if box is None else [box]
+        )
         valid = None if ok is None else ok[0]
         if output is not None:
             return await loop.run_in_executor(

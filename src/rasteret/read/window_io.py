@@ -24,14 +24,27 @@ def source_requests(reads: Sequence[tuple[BandSource, Window]]) -> list[WindowRe
 
 
 async def read_sources(
-    index: StoreIndex, reads: Sequence[tuple[BandSource, Window]], *, with_valid: bool = True
+    index: StoreIndex,
+    reads: Sequence[tuple[BandSource, Window]],
+    *,
+    with_valid: bool = True,
+    outputs: Sequence[np.ndarray | None] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """``(data [1, h, w], valid [1, h, w])`` of each (source, window), all in one batch
     through the store (data and internal-mask windows together). ``with_valid=False``
     leaves ``valid`` ``None`` for sources without an internal mask (their validity is a
-    function of each value: the caller derives it where it needs it)."""
+    function of each value: the caller derives it where it needs it). ``outputs`` may
+    give, per read, the ``(h, w)`` array of the source's dtype to decode into (``data``
+    is then a view of it)."""
     requests = source_requests(reads)
-    arrays = await read_windows_async(index, requests) if requests else []
+    targets: list[np.ndarray | None] | None = None
+    if outputs is not None:
+        targets = []
+        for (src, _), given in zip(reads, outputs, strict=True):
+            targets.append(given)
+            if src.mask_array is not None:
+                targets.append(None)
+    arrays = await read_windows_async(index, requests, targets) if requests else []
     out: list[tuple[np.ndarray, np.ndarray | None]] = []
     at = 0
     for src, _ in reads:
