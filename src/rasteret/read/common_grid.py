@@ -33,7 +33,14 @@ from rasteret.index.columns import datetimes, record_ids
 from rasteret.read.fills import band_fills
 from rasteret.read.geometry import Geometries
 from rasteret.read.geometry_windows import geometry_mask, geometry_windows, window_grid
-from rasteret.read.grid_tasks import GridTask, Output, TaskPlanner, overview_sources, write_task
+from rasteret.read.grid_tasks import (
+    GridTask,
+    Output,
+    TaskPlanner,
+    copy_target,
+    overview_sources,
+    write_task,
+)
 from rasteret.read.mosaic import FUSERS, fuse_arrays, group_keys, ordered_groups
 from rasteret.read.radiometry import valid_mask
 from rasteret.read.result import AOIWindow
@@ -177,15 +184,6 @@ class _Placement:
     def fill(self) -> Any:  # where invalid: the block's fill (else fusing ignores it)
         return 0 if self.block is None else self.block.fill[self.task.band]
 
-    def box(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """The slot's pixels a copy task writes (``None``: a warp)."""
-        if self.task.paste is None:
-            return None
-        r, c = self.task.paste
-        h, w = self.task.window.shape
-        plane = (slice(r, r + h), slice(c, c + w))
-        return self.data[self.task.band][plane], self.valid[self.task.band][plane]
-
     def place(self, values: np.ndarray, mask: np.ndarray | None) -> None:
         """Write the task's source window (``values``, internal ``mask`` or None) into
         the slot's channel and finish it (pool thread)."""
@@ -217,9 +215,7 @@ def _read_placed(index: StoreIndex, placed: Sequence[_Placement]) -> None:
     outputs: list[np.ndarray | None] = []
     part_of: list[tuple[int, int]] = []  # request -> (placement, 0 data / 1 mask)
     for k, p in enumerate(placed):
-        box = p.box()
-        fits = box is not None and box[0].dtype == p.task.source.dtype
-        outputs.append(box[0] if fits else None)  # type: ignore[index]
+        outputs.append(copy_target(p.task, p.data[p.task.band]))
         part_of.append((k, 0))
         if p.task.source.mask_array is not None:
             outputs.append(None)

@@ -357,6 +357,17 @@ def write_task(
     output.valid[...] = inside
 
 
+def copy_target(task: GridTask, plane: np.ndarray) -> np.ndarray | None:
+    """The pixels of ``plane`` (the task's whole target plane) a copy task fills, to
+    decode straight into; ``None`` for a warp, or a source of another dtype than the
+    plane."""
+    if task.paste is None or task.source.dtype != plane.dtype:
+        return None
+    r, c = task.paste
+    h, w = task.window.shape
+    return plane[r : r + h, c : c + w]
+
+
 def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether ``a`` and ``b`` are the same pixels (views of one buffer, same layout)."""
     ai, bi = a.__array_interface__, b.__array_interface__

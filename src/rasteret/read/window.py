@@ -49,7 +49,14 @@ from rasteret.index import CollectionTable
 from rasteret.index.columns import record_order
 from rasteret.index.failed import OnFailedAsset, check_indexed
 from rasteret.read.budget import check_windows_budget, enforce_read_budget
-from rasteret.read.grid_tasks import GridTask, Output, TaskPlanner, overview_sources, write_task
+from rasteret.read.grid_tasks import (
+    GridTask,
+    Output,
+    TaskPlanner,
+    copy_target,
+    overview_sources,
+    write_task,
+)
 from rasteret.read.radiometry import fill_value_for
 from rasteret.read.result import NoDataError
 from rasteret.read.selection import band_names
@@ -484,16 +491,6 @@ def _covered(task: GridTask, valid: np.ndarray) -> bool:
     return bool(plane.all())
 
 
-def _decode_target(task: GridTask, output: Output) -> np.ndarray | None:
-    """The pixels of ``output`` a copy task fills, to decode straight into (``None``: a
-    warp, or a source of another dtype than the output)."""
-    if task.paste is None or task.source.dtype != output.data.dtype:
-        return None
-    r, c = task.paste
-    h, w = task.window.shape
-    return output.data[r : r + h, c : c + w]
-
-
 async def _read_tasks(
     index: StoreIndex,
     tasks: Sequence[GridTask],
@@ -516,7 +513,7 @@ async def _read_tasks(
         # a nearest warp into its own output derives validity from the values it gathers
         gathered = output is not None and task.paste is None and task.resampling == "nearest"
         reads = [(task.source, task.window)]
-        box = None if output is None else _decode_target(task, output)
+        box = None if output is None else copy_target(task, output.data)
         ((values, ok),) = await read_sources(
             index, reads, with_valid=not gathered, outputs=None if box is None else [box]
         )
