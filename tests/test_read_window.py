@@ -167,6 +167,60 @@ def test_sub_pixel_shifted_integer_bands_are_copies_filled_where_invalid(scenes:
     np.testing.assert_array_equal(got.data[0], np.where(expected != 0, expected, 7))
 
 
+def test_copies_into_a_plane_they_cover_in_part_fill_the_rest(scenes: dict) -> None:
+    """A grid reaching past scene A on every side: each band's copy writes its box and
+    the caller's fill around it and where invalid — decoded in place (B1, the output's
+    dtype) or copied (SCL, uint8 into uint16) — GDAL's merge where valid."""
+    c, root = scenes["collection"], scenes["root"]
+    bounds = (499_500.0, 5_197_000.0, 502_900.0, 5_200_500.0)  # A: 499_980..502_540
+    got = read_window_info(
+        c, bands=["B1", "SCL"], bounds=bounds, res=10, crs=32633, records=["A"], fill_value=7
+    )
+    assert got.data.dtype == np.uint16
+    for band_index, band in enumerate(["B1", "SCL"]):
+        expected = _merge(_files(root, "A", band), bounds, 10)[0]
+        valid = expected != 0
+        assert 0.3 < valid.mean() < 0.9  # fill around the scene and in its nodata hole
+        np.testing.assert_array_equal(got.valid[band_index], valid)
+        np.testing.assert_array_equal(got.data[band_index], np.where(valid, expected, 7))
+
+
+@pytest.mark.parametrize("fill_value", [None, 7])
+def test_nearest_warp_inside_the_source_fills_only_its_nodata(scenes: dict, fill_value) -> None:  # type: ignore[no-untyped-def]
+    """Scene A (EPSG:32633) warped onto an EPSG:32632 grid that lies wholly inside it,
+    across its nodata hole: GDAL's nearest warp where valid, the fill (the band's nodata,
+    or ``fill_value``) exactly where A holds nodata."""
+    from pyproj import Transformer
+
+    from rasteret.geo import GridSpec
+
+    c, root = scenes["collection"], scenes["root"]
+    to_32632 = Transformer.from_crs(32633, 32632, always_xy=True)
+    xs, ys = to_32632.transform([501_000, 501_000, 502_400, 502_400], [5_198_800, 5_199_900] * 2)
+    left, right = max(xs[0], xs[1]) + 20, min(xs[2], xs[3]) - 20
+    bottom, top = max(ys[0], ys[2]) + 20, min(ys[1], ys[3]) - 20
+    width, height = int((right - left) // RES), int((top - bottom) // RES)
+    grid = GridSpec("EPSG:32632", (RES, 0.0, left, 0.0, -RES, top), (height, width))
+    with rasterio.open(_files(root, "A", "B1")[0]) as src:
+        expected = np.zeros(grid.shape, dtype=np.uint16)
+        reproject(
+            rasterio.band(src, 1),
+            expected,
+            dst_transform=Affine(*grid.transform),
+            dst_crs="EPSG:32632",
+            resampling=Resampling.nearest,
+            dst_nodata=0,
+        )
+    valid = expected != 0
+    assert 0.5 < valid.mean() < 1  # the hole is in the grid
+    got = read_window_info(
+        c, bands="B1", grid=grid, records=["A"], resampling="nearest", fill_value=fill_value,
+        overviews=False,
+    )  # fmt: skip
+    np.testing.assert_array_equal(got.valid[0], valid)
+    np.testing.assert_array_equal(got.data[0], np.where(valid, expected, fill_value or 0))
+
+
 def test_coarse_window_reads_the_overview(scenes: dict) -> None:
     c = scenes["collection"]
     kwargs = {"bands": "B1", "bounds": WINDOW, "res": 40, "crs": 32633, "records": ["A"]}

@@ -389,6 +389,36 @@ def nearest_index(
     return NearestIndex(iy * crop.width + ix, inside, sx, sy, (crop.height, crop.width))
 
 
+#: Target rows mapped per step of :func:`nearest_flat_index`: its temporaries stay
+#: small (reused, not first-touched memory) whatever the size of the target.
+INDEX_ROWS = 64
+
+
+def nearest_flat_index(
+    source: GridSpec, target: GridSpec, window: Window, crop: Window
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(index, inside)`` of :func:`nearest_index` (same values) without the source
+    coordinates, mapped :data:`INDEX_ROWS` target rows at a time (GDAL's approximate
+    transformer works row by row, so the rows come out the same)."""
+    from rasteret.geo.resampling import centre_pixel
+
+    index = np.empty(window.shape, dtype=np.intp)
+    inside = np.empty(window.shape, dtype=bool)
+    for r0 in range(0, window.height, INDEX_ROWS):
+        rows = Window(
+            window.row_off + r0, window.col_off, min(INDEX_ROWS, window.height - r0), window.width
+        )
+        sx, sy = source_coordinates(source, target, rows)
+        sx -= crop.col_off
+        sy -= crop.row_off
+        iy, ix, ok = centre_pixel(sx, sy, crop.height, crop.width)
+        part = index[r0 : r0 + rows.height]
+        np.multiply(iy, crop.width, out=part)
+        part += ix
+        inside[r0 : r0 + rows.height] = ok
+    return index, inside
+
+
 def separable_nearest_index(
     source: GridSpec, target: GridSpec, window: Window, crop: Window
 ) -> NearestIndex | None:

@@ -20,7 +20,7 @@ from rasteret.geo.resampling import POINT_KERNELS, VALUE_PRESERVING
 from rasteret.geo.transform import to_crs, transform_bounds
 from rasteret.geo.window import Window
 from rasteret.read.members import member_window, source_grid
-from rasteret.read.radiometry import valid_mask
+from rasteret.read.radiometry import invalid_holds_fill, valid_into, valid_mask
 from rasteret.read.stacks import BandSource, StoreIndex, group_sources
 
 if TYPE_CHECKING:
@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 
 #: Overview sources of a read: ``(band, row) -> [overview level 0, 1, ...]``.
 OverviewSources = Mapping[tuple[str, int], list[BandSource]]
-#: A cached nearest map: flat index into the source window, inside, offset block or None.
-_NearestMap = tuple[np.ndarray, np.ndarray, "OffsetBlock | None"]
+#: A cached nearest map: flat index into the source window, inside (``None``: every
+#: target pixel is), offset block or None.
+_NearestMap = tuple[np.ndarray, "np.ndarray | None", "OffsetBlock | None"]
 
 
 @dataclass(frozen=True)
@@ -229,12 +230,10 @@ class TaskPlanner:
         return cached
 
     def _nearest_index(self, src: BandSource, window: Window) -> _NearestMap:
-        """``(flat index into the window, inside, offset block or None)`` of each target
-        pixel's nearest source pixel, once per (source grid, source window) of this read:
-        every record of a source grid reuses it (``warp_array``'s ``centre_pixel`` on the
-        same coordinates)."""
-        from rasteret.geo.resampling import centre_pixel
-
+        """``(flat index into the window, inside or None, offset block or None)`` of each
+        target pixel's nearest source pixel, once per (source grid, source window) of this
+        read: every record of a source grid reuses it (``warp_array``'s ``centre_pixel`` on
+        the same coordinates)."""
         key = (src.crs_key, src.transform, src.height, src.width, window)
         cached = self._index.get(key)
         if cached is not None:
@@ -244,18 +243,16 @@ class TaskPlanner:
         with lock:
             cached = self._index.get(key)
             if cached is None:
-                from rasteret.geo.warp import separable_nearest_index
+                from rasteret.geo.warp import nearest_flat_index, separable_nearest_index
 
                 whole = Window(0, 0, *self.grid.shape)
                 nearest = separable_nearest_index(source_grid(src), self.grid, whole, window)
                 if nearest is not None:
                     cached = self._index[key] = (nearest.index, nearest.inside, nearest.block)
                     return cached
-                (sx, sy), _ = self._coordinates(src, "nearest")
-                h, w = window.height, window.width
-                iy, ix, inside = centre_pixel(sx - window.col_off, sy - window.row_off, h, w)
-                flat = iy * w + ix
-                cached = self._index[key] = (flat, inside, None)
+                flat, inside = nearest_flat_index(source_grid(src), self.grid, whole, window)
+                # every target pixel inside the source window: no mask to apply
+                cached = self._index[key] = (flat, None if inside.all() else inside, None)
         return cached
 
     def warp_nearest_into(
@@ -287,14 +284,22 @@ class TaskPlanner:
         if block is not None:
             _copy_block(block, data, valid, out, out_valid, fill, task.source.nodata)
             return True
+        nodata = task.source.nodata
         np.take(np.ascontiguousarray(data).reshape(-1), flat, out=out, mode="clip")
         if valid is None:  # the nodata rule of the gathered values, not a gathered mask
-            np.copyto(out_valid, valid_mask(out, task.source.nodata))
+            valid_into(out_valid, out, nodata)
         else:
             np.take(np.ascontiguousarray(valid).reshape(-1), flat, out=out_valid, mode="clip")
         if out.dtype.kind == "f":
             out_valid &= ~np.isnan(out)
-        out_valid &= inside
+        if inside is not None:
+            out_valid &= inside
+        elif (
+            valid is None
+            and out.dtype.kind in "iu"
+            and invalid_holds_fill(out.dtype, nodata, fill, out.dtype)
+        ):
+            return True  # the only invalid pixels hold nodata, which is the fill
         np.copyto(out, fill, where=~out_valid, casting="unsafe")
         return True
 
@@ -306,7 +311,8 @@ class TaskPlanner:
         flat, inside, _ = self._nearest_index(task.source, task.window)
         values = np.take(np.ascontiguousarray(data).reshape(-1), flat)
         ok = np.take(np.ascontiguousarray(valid).reshape(-1), flat)
-        ok &= inside
+        if inside is not None:
+            ok &= inside
         if values.dtype.kind == "f":
             ok &= ~np.isnan(values)
         values = values.astype(dtype, copy=False)
@@ -316,11 +322,15 @@ class TaskPlanner:
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """Where one task's pixels go: its whole target plane, validity and fill value."""
+    """Where one task's pixels go: its whole target plane, validity and fill value.
+    ``unfilled``: the plane was not filled before the read (its validity starts all
+    false): the task that writes it fills every pixel it does not set — so no pixel of
+    the output is touched before the first request is sent."""
 
     data: np.ndarray
     valid: np.ndarray
     fill: Any
+    unfilled: bool = False
 
 
 def write_task(
@@ -335,15 +345,21 @@ def write_task(
     were decoded there already —, else a warp gathered straight into the plane, with the
     fill where invalid. ``ok`` may be ``None`` for a warp of a source without an internal
     mask (the nodata rule is applied to the pixels gathered); a copy needs it. A copy
-    decoded in place gets the fill where invalid, as a copy into a filled plane leaves it."""
+    decoded in place gets the fill where invalid, as a copy into a filled plane leaves it;
+    into an ``unfilled`` plane, a copy also fills the plane around its box."""
     if task.paste is not None:
         assert ok is not None
         r, c = task.paste
         h, w = values.shape
         data = output.data[r : r + h, c : c + w]
-        if not _same_memory(values, data):
+        if output.unfilled:
+            fill_around(output.data, (r, c, h, w), output.fill)
+        in_place = _same_memory(values, data)
+        if not in_place and output.unfilled:
+            np.copyto(data, values, casting="unsafe")  # then the fill where invalid
+        elif not in_place:
             np.copyto(data, values, where=ok, casting="unsafe")
-        elif not ok.all():  # decoded in place: the invalid pixels still hold their values
+        if (in_place or output.unfilled) and not ok.all():
             np.copyto(data, output.fill, where=~ok, casting="unsafe")
         output.valid[r : r + h, c : c + w] = ok
         return
@@ -355,6 +371,15 @@ def write_task(
     np.copyto(output.data, warped, casting="unsafe")
     np.copyto(output.data, output.fill, where=~inside, casting="unsafe")
     output.valid[...] = inside
+
+
+def fill_around(plane: np.ndarray, box: tuple[int, int, int, int], fill: Any) -> None:
+    """``fill`` in every pixel of ``plane`` outside ``box`` ``(row, col, height, width)``."""
+    r, c, h, w = box
+    plane[:r] = fill
+    plane[r + h :] = fill
+    plane[r : r + h, :c] = fill
+    plane[r : r + h, c + w :] = fill
 
 
 def copy_target(task: GridTask, plane: np.ndarray) -> np.ndarray | None:

@@ -16,7 +16,7 @@ import numpy as np
 from rasteret.geo.grid import GridSpec
 from rasteret.geo.transform import crs_key
 from rasteret.geo.window import Window
-from rasteret.read.radiometry import cast_nodata
+from rasteret.read.radiometry import invalid_holds_fill, valid_into
 from rasteret.read.stacks import BandSource, StoreIndex, WindowRequest, read_windows
 
 #: Origins closer than this fraction of a pixel to a whole-pixel offset count as aligned.
@@ -161,11 +161,11 @@ def fill_band(
     """Write ``values`` into ``out`` (``fill`` where invalid) and their validity (as
     :func:`~rasteret.read.radiometry.valid_mask`) into ``out_valid``, in place and without
     full-size temporaries when the invalid pixels already hold ``fill``."""
-    _valid_into(out_valid, values, nodata)
+    valid_into(out_valid, values, nodata)
     if internal is not None:
         out_valid &= internal > 0
     in_place = np.may_share_memory(out, values)  # decoded straight into ``out``
-    if internal is None and _invalid_holds_fill(values.dtype, nodata, fill, out.dtype):
+    if internal is None and invalid_holds_fill(values.dtype, nodata, fill, out.dtype):
         if not in_place:
             np.copyto(out, values, casting="unsafe")
         return
@@ -174,37 +174,6 @@ def fill_band(
         return
     out[...] = fill
     np.copyto(out, values, where=out_valid, casting="unsafe")
-
-
-def _valid_into(out: np.ndarray, data: np.ndarray, nodata: float | None) -> None:
-    if nodata is None:
-        out[...] = True
-    elif np.isnan(nodata):
-        if data.dtype.kind == "f":
-            np.isnan(data, out=out)
-            np.logical_not(out, out=out)
-        else:
-            out[...] = True
-    else:
-        np.not_equal(data, cast_nodata(nodata, data.dtype), out=out)
-
-
-def _invalid_holds_fill(
-    dtype: np.dtype, nodata: float | None, fill: float | int, out_dtype: np.dtype
-) -> bool:
-    """Whether every invalid pixel of a band (no internal mask) already equals ``fill``
-    in ``out_dtype``, bit for bit (so a straight copy is exact)."""
-    if nodata is None:
-        return True  # nothing is invalid
-    target = np.asarray(fill).astype(out_dtype)
-    if np.isnan(nodata):
-        return dtype.kind != "f" or bool(np.isnan(target))
-    cast = cast_nodata(nodata, dtype)
-    if isinstance(cast, float) and np.isnan(cast):
-        return True  # an integer band whose nodata no value can equal
-    if dtype.kind == "f" and cast == 0:
-        return False  # -0.0 pixels are nodata too, but not the same bits as the fill
-    return bool(np.asarray(cast, dtype=dtype).astype(out_dtype) == target)
 
 
 def _common_dtype(sources: Sequence[BandSource | None]) -> np.dtype:

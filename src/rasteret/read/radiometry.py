@@ -30,6 +30,38 @@ def valid_mask(
     return valid
 
 
+def valid_into(out: np.ndarray, data: np.ndarray, nodata: float | None) -> None:
+    """:func:`valid_mask` (without an internal mask) written into ``out``: no temporary."""
+    if nodata is None:
+        out[...] = True
+    elif np.isnan(nodata):
+        if data.dtype.kind == "f":
+            np.isnan(data, out=out)
+            np.logical_not(out, out=out)
+        else:
+            out[...] = True
+    else:
+        np.not_equal(data, cast_nodata(nodata, data.dtype), out=out)
+
+
+def invalid_holds_fill(
+    dtype: np.dtype, nodata: float | None, fill: float | int, out_dtype: np.dtype
+) -> bool:
+    """Whether every invalid pixel of a band (no internal mask) already equals ``fill``
+    in ``out_dtype``, bit for bit (so a straight copy is exact)."""
+    if nodata is None:
+        return True  # nothing is invalid
+    target = np.asarray(fill).astype(out_dtype)
+    if np.isnan(nodata):
+        return dtype.kind != "f" or bool(np.isnan(target))
+    cast = cast_nodata(nodata, dtype)
+    if isinstance(cast, float) and np.isnan(cast):
+        return True  # an integer band whose nodata no value can equal
+    if dtype.kind == "f" and cast == 0:
+        return False  # -0.0 pixels are nodata too, but not the same bits as the fill
+    return bool(np.asarray(cast, dtype=dtype).astype(out_dtype) == target)
+
+
 def cast_nodata(nodata: float, dtype: np.dtype) -> float | int:
     """``nodata`` as a value of ``dtype`` to compare pixels with (NaN: no pixel can equal
     it, e.g. an out-of-range or fractional nodata of an integer band)."""

@@ -363,17 +363,16 @@ class WindowReader:
         # a (slot, band) fed by one task is written by that task, on the decode pool,
         # straight into the output; several tasks (a mosaic) merge first-valid-wins here
         feeds = Counter((t.slot, t.band) for t in tasks)
+        # its task writes every pixel of such a plane (a warp its grid, a copy its box and
+        # the fill around it), on the decode pool once its bytes arrive: the output is not
+        # touched before the first request is sent (first-touched memory is slow on VMs)
         outputs = [
-            Output(data[t.slot, t.band], valid[t.slot, t.band], fills[t.band])
+            Output(data[t.slot, t.band], valid[t.slot, t.band], fills[t.band], unfilled=True)
             if feeds[(t.slot, t.band)] == 1
             else None
             for t in tasks
         ]
-        whole = {(t.slot, t.band) for t, o in zip(tasks, outputs, strict=True) if o and not t.paste}
-        for slot in range(n):
-            for c, fill in enumerate(fills):
-                if (slot, c) not in whole:  # a single warp writes every pixel of its grid
-                    data[slot, c] = fill
+        unfilled = [(s, c) for s in range(n) for c in range(len(fills)) if feeds[(s, c)] != 1]
         # a mosaic is read in two waves: every task that no earlier task of its (slot,
         # band) can hide, then — only where those left pixels without a value — the rest
         first, later = _mosaic_waves(tasks)
@@ -387,6 +386,7 @@ class WindowReader:
             results = run_sync(
                 _read_tasks(self.index, chosen, planner, dtype, [outputs[i] for i in wave])
             )
+            unfilled = _fill_planes(data, unfilled, fills)  # before a mosaic merges
             for task, i, result in zip(chosen, wave, results, strict=True):
                 if outputs[i] is not None:
                     continue  # already in place
@@ -400,6 +400,7 @@ class WindowReader:
                 take = ok & ~out_v
                 np.copyto(out_d, values, where=take, casting="unsafe")
                 out_v |= take
+        _fill_planes(data, unfilled, fills)  # nothing was read
         times = np.array(
             [self.times[m[0]] if m else np.datetime64("NaT", "us") for m in members],
             dtype="datetime64[us]",
@@ -448,6 +449,16 @@ class WindowReader:
             f"{list(self.bands)}, CRSs {crss}) overlaps the window ({left:g}, {bottom:g}, "
             f"{right:g}, {top:g}) in {self.crs_key_of(grid)[:40]}; check bounds= and crs="
         )
+
+
+def _fill_planes(
+    data: np.ndarray, planes: list[tuple[int, int]], fills: Sequence[Any]
+) -> list[tuple[int, int]]:
+    """``fills`` in the ``(slot, band)`` planes of ``data`` that no single task writes (no
+    task, or a mosaic's); returns the planes still unfilled (none)."""
+    for slot, c in planes:
+        data[slot, c] = fills[c]
+    return []
 
 
 def _paste_box(task: GridTask) -> tuple[int, int, int, int] | None:
