@@ -65,6 +65,22 @@ def test_rasterize_equals_rasterio(name: str, geometry: object, all_touched: boo
     np.testing.assert_array_equal(ours, gdal, err_msg=f"{name} all_touched={all_touched}")
 
 
+def test_spans_burned_in_bands_of_rows_equal_rasterio(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scanline spans are burned a band of rows at a time: bands of 7 rows (cutting
+    every shape) give GDAL's masks."""
+    import importlib
+
+    module = importlib.import_module(
+        "rasteret.geo.rasterize"
+    )  # rasteret.geo.rasterize: the function
+    monkeypatch.setattr(module, "_BURN_ROWS", 7)
+    for name, geometry in POLYGONS:
+        gdal = rio_rasterize(
+            [(geometry, 1)], out_shape=GRID.shape, transform=Affine(*GRID.transform), dtype="uint8"
+        ).astype(bool)
+        np.testing.assert_array_equal(rasterize(geometry, GRID), gdal, err_msg=name)
+
+
 @pytest.mark.parametrize("all_touched", [False, True])
 def test_many_geometries_and_geometry_mask(all_touched: bool) -> None:
     geometries = [g for _, g in POLYGONS]

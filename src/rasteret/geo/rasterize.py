@@ -159,17 +159,32 @@ def _fill(out: np.ndarray, rings: list[np.ndarray]) -> None:
     _burn_spans(out, spans_row, c0, c1)
 
 
+#: Rows burned per step of :func:`_burn_spans` (its temporaries stay a few MB).
+_BURN_ROWS = 256
+
+
 def _burn_spans(out: np.ndarray, rows: np.ndarray, c0: np.ndarray, c1: np.ndarray) -> None:
+    """Set ``out[row, c0:c1]`` for every span (spans may overlap): +1 / -1 at the span
+    ends, summed along each row, a band of rows at a time."""
     height, width = out.shape
     c0 = np.clip(c0, 0, width)
     c1 = np.clip(c1, 0, width)
     ok = (c1 > c0) & (rows >= 0) & (rows < height)
     if not ok.any():
         return
-    diff = np.zeros((height, width + 1), np.int32)
-    np.add.at(diff, (rows[ok], c0[ok]), 1)
-    np.add.at(diff, (rows[ok], c1[ok]), -1)
-    out |= np.cumsum(diff, axis=1)[:, :width] > 0
+    rows, c0, c1 = rows[ok], c0[ok], c1[ok]
+    order = np.argsort(rows, kind="stable")
+    rows, c0, c1 = rows[order], c0[order], c1[order]
+    for top in range(int(rows[0]) - int(rows[0]) % _BURN_ROWS, int(rows[-1]) + 1, _BURN_ROWS):
+        lo, hi = np.searchsorted(rows, [top, top + _BURN_ROWS])
+        if lo == hi:
+            continue
+        band = min(_BURN_ROWS, height - top)
+        diff = np.zeros((band, width + 1), np.int32)
+        np.add.at(diff, (rows[lo:hi] - top, c0[lo:hi]), 1)
+        np.add.at(diff, (rows[lo:hi] - top, c1[lo:hi]), -1)
+        np.cumsum(diff, axis=1, dtype=np.int32, out=diff)
+        out[top : top + band] |= diff[:, :width] > 0
 
 
 # -- boundary pixels (all_touched) -------------------------------------------------------
