@@ -27,6 +27,7 @@ from rasteret.read import (
     get_xarray,
     read_aoi_windows,
 )
+from rasteret.read.result import ImpliedMask
 
 T0 = dt.datetime(2024, 5, 1, 10, 0)
 ORIGIN = (300000.0, 5000000.0)
@@ -95,8 +96,39 @@ def test_native_windows_equal_rasterio_mask(scene: dict, all_touched: bool) -> N
             )
         assert w.data.dtype == np.uint16
         np.testing.assert_array_equal(w.data[0], expected[0])
+        assert isinstance(w.validity, ImpliedMask)  # nodata 0 is the fill: no mask array
         np.testing.assert_array_equal(w.mask[0], ~np.ma.getmaskarray(masked)[0])
         assert w.grid.transform == tuple(transform)[:6]
+
+
+@pytest.mark.parametrize(("bands", "fill_value"), [(["B1"], 9999), (["SCL"], None)])
+def test_masks_kept_as_arrays_where_the_pixels_cannot_tell(
+    scene: dict, bands: list[str], fill_value: int | None
+) -> None:
+    """A fill other than the nodata, or a band without nodata (SCL: only the outside of
+    the geometry is invalid), keeps the validity as an array; ``get_numpy``'s stack
+    derives it from the pixels only when every window can. Masks equal rasterio's."""
+    x, y = ORIGIN
+    box = shapely.box(x - 100, y - 900, x + 700, y - 100)  # the nodata border, and outside
+    triangle = shapely.Polygon([(x + 300, y - 100), (x + 2000, y - 400), (x + 900, y - 1900)])
+    windows = read_aoi_windows(
+        scene["collection"], [box, triangle], bands, geometry_crs=32633, fill_value=fill_value
+    )
+    for w in windows:
+        assert isinstance(w.validity, np.ndarray)
+        for c, band in enumerate(bands):
+            path = scene["paths"]["scl" if band == "SCL" else "b" + w.record_id[1]]
+            with rasterio.open(path) as src:
+                geom = [[box, triangle][w.geometry_id]]
+                masked, _ = rasterio.mask.mask(src, geom, crop=True, filled=False)
+            np.testing.assert_array_equal(w.mask[c], ~np.ma.getmaskarray(masked)[0])
+            if fill_value is not None:
+                assert (w.data[c][~w.mask[c]] == fill_value).all() and (~w.mask[c]).any()
+    stack = get_numpy(scene["collection"], triangle, "B1", geometry_crs=32633)
+    assert isinstance(stack.validity, ImpliedMask) and stack.mask.shape == stack.shape
+    windows = read_aoi_windows(scene["collection"], triangle, "B1", geometry_crs=32633)
+    np.testing.assert_array_equal(stack.mask, np.stack([w.mask[0] for w in windows]))
+    assert stack.mask.any() and not stack.mask.all()
 
 
 def test_all_touched_edge_on_pixel_boundary(scene: dict) -> None:

@@ -35,14 +35,18 @@ def read_members(
     index: StoreIndex,
     reads: Sequence[MemberRead],
     fills: Sequence[float | int],
-    finish: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+    finish: Callable[[int, np.ndarray, np.ndarray | None], None] | None = None,
     *,
     contiguous: bool = False,
-) -> list[tuple[np.ndarray, np.ndarray]]:
+    validity: bool = True,
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """``(data [C, h, w], valid [C, h, w])`` of each read, invalid pixels set to ``fills``.
     ``contiguous``: when every read has one shape and dtype, they are consecutive views
     of one ``(reads, C, h, w)`` array (and validity), so a caller that stacks them takes
     that array instead of copying (:func:`rasteret.read.result.stack_windows`).
+    ``validity=False``: no validity arrays (``None``), for a caller whose fills are the
+    bands' nodata and whose sources have no internal mask — the pixels then say which are
+    valid (:class:`~rasteret.read.result.ImpliedMask`).
 
     A band missing from a record reads as fill, invalid. All windows of all reads go to
     the store in one concurrent batch; each band is masked and filled on the decode pool
@@ -53,17 +57,17 @@ def read_members(
     requests: list[WindowRequest] = []
     targets: list[np.ndarray | None] = []
     owners: list[tuple[int, int]] = []  # request -> (read, band)
-    stacks: list[tuple[np.ndarray, np.ndarray]] = []
+    stacks: list[tuple[np.ndarray, np.ndarray | None]] = []
     parts: dict[tuple[int, int], list[int]] = {}  # (read, band) -> [data req, mask req?]
-    blocks = _blocks(reads) if contiguous else None
+    blocks = _blocks(reads, validity) if contiguous else None
     for k, read in enumerate(reads):
         w = read.window
-        dtype = _common_dtype(read.sources)
+        dtype = common_dtype(read.sources)
         if blocks is not None:
-            stacks.append((blocks[0][k], blocks[1][k]))
+            stacks.append((blocks[0][k], None if blocks[1] is None else blocks[1][k]))
         else:
             data = np.empty((len(read.sources), w.height, w.width), dtype=dtype)
-            stacks.append((data, np.zeros(data.shape, dtype=bool)))
+            stacks.append((data, np.zeros(data.shape, dtype=bool) if validity else None))
         data = stacks[-1][0]
         for c, src in enumerate(read.sources):
             if src is None:
@@ -75,6 +79,8 @@ def read_members(
             owners.append((k, c))
             parts[(k, c)] = [len(requests) - 1]
             if src.mask_array is not None:
+                if not validity:
+                    raise ValueError(f"{src.path}: a band with an internal mask needs validity")
                 requests.append(WindowRequest(f"{src.group}/{src.mask_array}", src.t, w))
                 targets.append(None)
                 owners.append((k, c))
@@ -96,7 +102,8 @@ def read_members(
         data, valid = stacks[k]
         found = parts[(k, c)]
         internal = arrays[found[1]] if len(found) > 1 else None
-        fill_band(data[c], valid[c], arrays[found[0]], src.nodata, internal, fills[c])
+        band_valid = None if valid is None else valid[c]
+        fill_band(data[c], band_valid, arrays[found[0]], src.nodata, internal, fills[c])
         with lock:
             bands_left[k] -= 1
             last = bands_left[k] == 0
@@ -111,25 +118,30 @@ def read_members(
     return stacks
 
 
-def _blocks(reads: Sequence[MemberRead]) -> tuple[np.ndarray, np.ndarray] | None:
-    """One ``(reads, C, h, w)`` data array and validity for ``reads`` when they share a
-    shape and a dtype (``None`` otherwise)."""
+def _blocks(
+    reads: Sequence[MemberRead], validity: bool
+) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """One ``(reads, C, h, w)`` data array and validity (if wanted) for ``reads`` when
+    they share a shape and a dtype (``None`` otherwise)."""
     if not reads:
         return None
     shapes = {(len(r.sources), r.window.height, r.window.width) for r in reads}
-    dtypes = {_common_dtype(r.sources) for r in reads}
+    dtypes = {common_dtype(r.sources) for r in reads}
     if len(shapes) != 1 or len(dtypes) != 1:
         return None
     shape = (len(reads), *shapes.pop())
-    return np.empty(shape, dtype=dtypes.pop()), np.zeros(shape, dtype=bool)
+    valid = np.zeros(shape, dtype=bool) if validity else None
+    return np.empty(shape, dtype=dtypes.pop()), valid
 
 
 def clip_to_inside(
-    data: np.ndarray, valid: np.ndarray, inside: np.ndarray, fills: Sequence[float | int]
+    data: np.ndarray, valid: np.ndarray | None, inside: np.ndarray, fills: Sequence[float | int]
 ) -> None:
     """In place: the pixels outside a geometry (``inside`` ``[h, w]`` false) invalid and
-    ``fills`` in ``data`` / ``valid`` ``[C, h, w]`` (a read's invalid pixels already are)."""
-    valid &= inside
+    ``fills`` in ``data`` / ``valid`` ``[C, h, w]`` (a read's invalid pixels already are;
+    ``valid`` ``None``: validity implied by the fills)."""
+    if valid is not None:
+        valid &= inside
     if not inside.all():
         outside = ~inside
         for c in range(data.shape[0]):
@@ -152,15 +164,22 @@ def member_requests(reads: Sequence[MemberRead]) -> list[WindowRequest]:
 
 def fill_band(
     out: np.ndarray,
-    out_valid: np.ndarray,
+    out_valid: np.ndarray | None,
     values: np.ndarray,
     nodata: float | None,
     internal: np.ndarray | None,
     fill: float | int,
 ) -> None:
     """Write ``values`` into ``out`` (``fill`` where invalid) and their validity (as
-    :func:`~rasteret.read.radiometry.valid_mask`) into ``out_valid``, in place and without
-    full-size temporaries when the invalid pixels already hold ``fill``."""
+    :func:`~rasteret.read.radiometry.valid_mask`) into ``out_valid`` (``None``: not
+    kept), in place and without full-size temporaries when the invalid pixels already
+    hold ``fill``."""
+    if out_valid is None:
+        if internal is None and invalid_holds_fill(values.dtype, nodata, fill, out.dtype):
+            if not np.may_share_memory(out, values):
+                np.copyto(out, values, casting="unsafe")
+            return
+        out_valid = np.empty(values.shape, dtype=bool)  # not kept: the fill needs it
     valid_into(out_valid, values, nodata)
     if internal is not None:
         out_valid &= internal > 0
@@ -176,7 +195,7 @@ def fill_band(
     np.copyto(out, values, where=out_valid, casting="unsafe")
 
 
-def _common_dtype(sources: Sequence[BandSource | None]) -> np.dtype:
+def common_dtype(sources: Sequence[BandSource | None]) -> np.dtype:
     dtypes = [s.dtype for s in sources if s is not None]
     return np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
 

@@ -9,6 +9,7 @@ its grid.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -22,8 +23,15 @@ from rasteret.index.columns import datetimes, record_ids
 from rasteret.read.fills import band_fills
 from rasteret.read.geometry import Geometries
 from rasteret.read.geometry_windows import geometry_mask, geometry_windows, window_grid
-from rasteret.read.members import MemberRead, clip_to_inside, read_members, source_grid
-from rasteret.read.result import AOIWindow
+from rasteret.read.members import (
+    MemberRead,
+    clip_to_inside,
+    common_dtype,
+    read_members,
+    source_grid,
+)
+from rasteret.read.radiometry import implied_invalid
+from rasteret.read.result import AOIWindow, ImpliedMask
 from rasteret.read.stacks import BandSource, StoreIndex
 
 
@@ -77,19 +85,54 @@ def read_native(
                 found = masks.setdefault(key, found)
         return found
 
-    def clip_to_geometry(k: int, data: np.ndarray, valid: np.ndarray) -> None:
+    def clip_to_geometry(k: int, data: np.ndarray, valid: np.ndarray | None) -> None:
         _, gid, wgrid, _ = pending[k]
         clip_to_inside(data, valid, inside_of(wgrid, gid), fills)
 
+    reads = [p[3] for p in pending]
+    implied = implied_mask(reads, fills)
     # each window is clipped on the decode pool as soon as it is read
     results = read_members(
-        index, [p[3] for p in pending], fills, finish=clip_to_geometry, contiguous=contiguous
+        index,
+        reads,
+        fills,
+        finish=clip_to_geometry,
+        contiguous=contiguous,
+        validity=implied is None,
     )
-    out = [
-        AOIWindow(ids[row], times[row], int(geoms.ids[gid]), wgrid, tuple(bands), data, valid)
-        for (row, gid, wgrid, _), (data, valid) in zip(pending, results, strict=True)
-    ]
+    out = []
+    for (row, gid, wgrid, _), (data, valid) in zip(pending, results, strict=True):
+        validity = implied if valid is None else valid
+        assert validity is not None
+        out.append(
+            AOIWindow(
+                ids[row], times[row], int(geoms.ids[gid]), wgrid, tuple(bands), data, validity
+            )
+        )
     return out
+
+
+def implied_mask(reads: Sequence[MemberRead], fills: Sequence[Any]) -> ImpliedMask | None:
+    """The :class:`ImpliedMask` of ``reads`` when every source of a band has no internal
+    mask and its invalid pixels hold one value of the read's dtype once filled (its
+    nodata is the band's fill); ``None`` otherwise (validity kept as arrays)."""
+    if not reads:
+        return None
+    values: list[set[Any]] = [set() for _ in fills]
+    for read in reads:
+        dtype = common_dtype(read.sources)
+        for c, src in enumerate(read.sources):
+            if src is None:
+                continue  # the band reads as fill
+            if src.mask_array is not None:
+                return None
+            value = implied_invalid(src.dtype, src.nodata, fills[c], dtype)
+            if value is None:
+                return None
+            values[c].add(math.nan if value != value else value)  # one NaN object: one entry
+    if any(len(found) != 1 for found in values):
+        return None  # a band no record has, or records that disagree
+    return ImpliedMask(tuple(found.pop() for found in values))
 
 
 def _reference_source(

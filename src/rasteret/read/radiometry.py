@@ -62,6 +62,24 @@ def invalid_holds_fill(
     return bool(np.asarray(cast, dtype=dtype).astype(out_dtype) == target)
 
 
+def implied_invalid(
+    dtype: np.dtype, nodata: float | None, fill: float | int, out_dtype: np.dtype
+) -> float | int | None:
+    """The value of ``out_dtype`` that exactly the invalid pixels of a band of ``dtype``
+    hold once read with ``fill`` where invalid (no internal mask): its nodata when that
+    is the fill (NaN: NaN pixels), so validity is ``pixel != value``. ``None`` when no
+    value tells them apart (no nodata, a nodata no pixel can hold, another fill)."""
+    if nodata is None:
+        return None
+    cast = cast_nodata(nodata, dtype)
+    if isinstance(cast, float) and np.isnan(cast) and dtype.kind != "f":
+        return None  # an integer band: nothing is nodata, only the outside is invalid
+    if not invalid_holds_fill(dtype, nodata, fill, out_dtype):
+        return None
+    value = np.asarray(fill).astype(out_dtype)
+    return float(value) if out_dtype.kind == "f" else int(value)
+
+
 def cast_nodata(nodata: float, dtype: np.dtype) -> float | int:
     """``nodata`` as a value of ``dtype`` to compare pixels with (NaN: no pixel can equal
     it, e.g. an out-of-range or fractional nodata of an integer band)."""

@@ -1,9 +1,18 @@
-"""``AOIStack``: pixels of AOI reads with their identity and valid-data mask."""
+"""``AOIStack``: pixels of AOI reads with their identity and valid-data mask.
+
+A read whose invalid pixels (nodata, internal mask, outside the geometry) are exactly the
+pixels holding a per-band value — every band with a nodata, that nodata its fill, no
+internal mask — keeps no mask array: its :class:`ImpliedMask` derives ``mask`` from the
+pixels the first time it is asked for (the same booleans; the read then holds only its
+data, a third less memory for uint16 bands, and spends no time on a mask not used).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -26,8 +35,50 @@ RECORD_COLUMNS = ("record_id", "datetime", "geometry_id", "crs", "transform", "h
 
 
 @dataclass(frozen=True)
+class ImpliedMask:
+    """Validity the pixels imply: a pixel is invalid exactly when it equals its band's
+    ``invalid`` value (NaN: when it is NaN). See the module docs."""
+
+    invalid: tuple[float | int, ...]  # per band
+
+    def __post_init__(self) -> None:  # one NaN object: equal rules compare and hash equal
+        values = tuple(math.nan if _is_nan(v) else v for v in self.invalid)
+        object.__setattr__(self, "invalid", values)
+
+    def of(self, data: np.ndarray, *, band_axis: int | None = -3) -> np.ndarray:
+        """The boolean mask (``True`` = valid) of ``data`` whose bands lie along
+        ``band_axis`` (``None``: all of ``data`` is the one band)."""
+        if band_axis is None:
+            return self._band(data, self.invalid[0])
+        planes = np.moveaxis(data, band_axis, 0)
+        if len(planes) != len(self.invalid):
+            raise ValueError(f"{len(planes)} bands for {len(self.invalid)} invalid values")
+        mask = np.empty(data.shape, dtype=bool)
+        out = np.moveaxis(mask, band_axis, 0)
+        for c, value in enumerate(self.invalid):
+            self._band(planes[c], value, out[c])
+        return mask
+
+    @staticmethod
+    def _band(plane: np.ndarray, value: float | int, out: np.ndarray | None = None) -> np.ndarray:
+        if _is_nan(value):
+            out = np.isnan(plane, out=out)
+            return np.logical_not(out, out=out)
+        return np.not_equal(plane, value, out=out)
+
+
+def _is_nan(value: float | int) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+#: A window's or stack's validity: the mask itself, or the rule that derives it.
+Validity = np.ndarray | ImpliedMask
+
+
+@dataclass(frozen=True)
 class AOIWindow:
-    """One (record or mosaic group, geometry) window: ``data`` ``[C, h, w]`` on ``grid``."""
+    """One (record or mosaic group, geometry) window: ``data`` ``[C, h, w]`` on ``grid``;
+    ``mask`` its valid pixels (from ``validity``: the array, or derived on first use)."""
 
     record_id: str | None
     datetime: np.datetime64
@@ -35,9 +86,15 @@ class AOIWindow:
     grid: GridSpec
     bands: tuple[str, ...]
     data: np.ndarray  # [C, h, w], native dtype (float when scaled / fused by mean/median)
-    mask: np.ndarray  # [C, h, w] bool, True = valid (inside the geometry and not nodata)
+    validity: Validity  # [C, h, w] bool, True = valid (inside the geometry and not nodata)
     group: str | None = None
     record_ids: tuple[str, ...] = ()
+
+    @cached_property
+    def mask(self) -> np.ndarray:
+        """``[C, h, w]`` bool, ``True`` = valid: inside the geometry, not nodata."""
+        found = self.validity
+        return found if isinstance(found, np.ndarray) else found.of(self.data)
 
 
 @dataclass(frozen=True)
@@ -56,10 +113,19 @@ class AOIStack:
     """
 
     data: np.ndarray
-    mask: np.ndarray | None
+    validity: Validity | None
     records: pa.Table
     bands: tuple[str, ...]
     fill_value: float | int
+
+    @cached_property
+    def mask(self) -> np.ndarray | None:
+        """Valid pixels (``True``), the shape of ``data``; ``None`` when not requested.
+        Derived from the pixels on first use when the read kept no mask array."""
+        found = self.validity
+        if found is None or isinstance(found, np.ndarray):
+            return found
+        return found.of(self.data, band_axis=None if self.data.ndim == 3 else -3)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         if dtype is not None and np.dtype(dtype) != self.data.dtype:
@@ -181,8 +247,14 @@ def stack_windows(
             "get_xarray() (one grid per AOI set), or read_aoi_windows() for per-window arrays."
         )
     data = stack_views([w.data for w in windows])
-    mask = stack_views([w.mask for w in windows]) if with_mask else None
+    validity: Validity | None = None
+    rules = {w.validity for w in windows if isinstance(w.validity, ImpliedMask)}
+    if with_mask and len(rules) == 1 and all(isinstance(w.validity, ImpliedMask) for w in windows):
+        validity = rules.pop()  # derived from the stack on first use
+    elif with_mask:
+        validity = stack_views([w.mask for w in windows])
     if single_band:
         data = data[:, 0]
-        mask = None if mask is None else mask[:, 0]
-    return AOIStack(data, mask, records_table(windows), windows[0].bands, fill_value)
+        if isinstance(validity, np.ndarray):
+            validity = validity[:, 0]
+    return AOIStack(data, validity, records_table(windows), windows[0].bands, fill_value)
