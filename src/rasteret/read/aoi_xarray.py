@@ -32,7 +32,7 @@ from rasteret.index.failed import OnFailedAsset
 from rasteret.index.grouping import groupby_period
 from rasteret.index.properties import group_properties, property_columns, property_values
 from rasteret.read.aoi_engine import read_aoi
-from rasteret.read.result import AOIWindow, RaggedShapesError, stack_views
+from rasteret.read.result import AOIWindow, RaggedShapesError, shared_rule, stack_views
 
 
 def get_xarray(
@@ -118,7 +118,11 @@ def get_xarray(
         # and its validity in place
         block = stack_views([w.data for w in windows])
         data5 = block.reshape(len(keys), len(gids), *block.shape[1:])
-        valid5 = stack_views([w.mask for w in windows]).reshape(data5.shape)
+        rule = shared_rule(windows)
+        if rule is not None:  # derived once from the stacked pixels
+            valid5 = rule.of(data5, band_axis=2)
+        else:
+            valid5 = stack_views([w.mask for w in windows]).reshape(data5.shape)
         data = [data5[:, :, c] for c in range(n_bands)]
         valid = [valid5[:, :, c] for c in range(n_bands)]
     else:

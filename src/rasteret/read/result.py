@@ -218,6 +218,14 @@ def stack_views(arrays: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack(arrays)
 
 
+def shared_rule(windows: Sequence[AOIWindow]) -> ImpliedMask | None:
+    """The :class:`ImpliedMask` of every window when they share one (``None`` otherwise)."""
+    rules = {w.validity for w in windows if isinstance(w.validity, ImpliedMask)}
+    if len(rules) == 1 and all(isinstance(w.validity, ImpliedMask) for w in windows):
+        return rules.pop()
+    return None
+
+
 def stack_windows(
     windows: Sequence[AOIWindow], *, single_band: bool, with_mask: bool, fill_value: Any
 ) -> AOIStack:
@@ -248,11 +256,8 @@ def stack_windows(
         )
     data = stack_views([w.data for w in windows])
     validity: Validity | None = None
-    rules = {w.validity for w in windows if isinstance(w.validity, ImpliedMask)}
-    if with_mask and len(rules) == 1 and all(isinstance(w.validity, ImpliedMask) for w in windows):
-        validity = rules.pop()  # derived from the stack on first use
-    elif with_mask:
-        validity = stack_views([w.mask for w in windows])
+    if with_mask:  # the windows' rule, derived from the stack on first use, or their masks
+        validity = shared_rule(windows) or stack_views([w.mask for w in windows])
     if single_band:
         data = data[:, 0]
         if isinstance(validity, np.ndarray):
