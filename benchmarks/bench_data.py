@@ -167,6 +167,19 @@ def _git_commit() -> str:
     return (commit + ("+dirty" if dirty else "")) if commit else "-"
 
 
+def huge_pages() -> str:
+    """Transparent huge pages as a fresh process meets them: the kernel's mode and whether
+    numpy asks for them on large arrays (``NUMPY_MADVISE_HUGEPAGE``). First-touched huge
+    pages are much slower on some VMs: every tool's output arrays are numpy's."""
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+        mode = text.split("[")[1].split("]")[0]
+    except (OSError, IndexError):
+        return "-"
+    numpy = os.environ.get("NUMPY_MADVISE_HUGEPAGE", "1") != "0"
+    return f"THP {mode}, numpy {'madvises' if numpy else 'does not madvise'} huge pages"
+
+
 def machine_info() -> dict[str, object]:
     """CPU, cores, OS, Python and the versions of every library on the read paths."""
     import rasterio
@@ -195,5 +208,6 @@ def machine_info() -> dict[str, object]:
         "obstore": _version("obstore"),
         "rasteret": _version("rasteret"),
         "rasteret_commit": _git_commit(),
+        "huge_pages": huge_pages(),
         "rasteret_src": str(Path(__import__("rasteret").__file__).resolve().parents[1]),
     }
