@@ -104,7 +104,9 @@ class AOIStack:
     ``data`` is ``[N, H, W]`` for one band, ``[N, C, H, W]`` for several (requested band
     order), native dtype unless ``apply_scale`` or a mean / median fuser. ``mask`` has the
     same shape (``True`` = valid pixel: inside the geometry, not nodata, set in the
-    internal mask) or is ``None`` when not requested. ``records`` is an Arrow table with
+    internal mask) or is ``None`` when not requested; with an :class:`ImpliedMask` as
+    ``validity`` it is derived from ``data`` on first use (take it before changing
+    ``data`` in place). ``records`` is an Arrow table with
     one row per ``N``: ``record_id, datetime, geometry_id, crs, transform (6-value affine
     of the window), height, width`` (mosaics: also ``group`` and ``record_ids``).
 
