@@ -174,20 +174,18 @@ def fill_band(
     :func:`~rasteret.read.radiometry.valid_mask`) into ``out_valid`` (``None``: not
     kept), in place and without full-size temporaries when the invalid pixels already
     hold ``fill``."""
+    in_place = np.may_share_memory(out, values)  # decoded straight into ``out``
+    if internal is None and invalid_holds_fill(values.dtype, nodata, fill, out.dtype):
+        if out_valid is not None:
+            valid_into(out_valid, values, nodata)
+        if not in_place:
+            np.copyto(out, values, casting="unsafe")
+        return
     if out_valid is None:
-        if internal is None and invalid_holds_fill(values.dtype, nodata, fill, out.dtype):
-            if not np.may_share_memory(out, values):
-                np.copyto(out, values, casting="unsafe")
-            return
         out_valid = np.empty(values.shape, dtype=bool)  # not kept: the fill needs it
     valid_into(out_valid, values, nodata)
     if internal is not None:
         out_valid &= internal > 0
-    in_place = np.may_share_memory(out, values)  # decoded straight into ``out``
-    if internal is None and invalid_holds_fill(values.dtype, nodata, fill, out.dtype):
-        if not in_place:
-            np.copyto(out, values, casting="unsafe")
-        return
     if in_place:
         np.copyto(out, np.asarray(fill).astype(out.dtype), where=~out_valid)
         return
