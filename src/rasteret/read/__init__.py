@@ -29,7 +29,13 @@ if TYPE_CHECKING:
     )
     from rasteret.read.points import POINT_SAMPLES_SCHEMA, sample_points
     from rasteret.read.quicklook import plot_quicklook, quicklook_rgb, write_quicklook
-    from rasteret.read.result import AOIStack, AOIWindow, NoDataError, RaggedShapesError
+    from rasteret.read.result import (
+        AOIStack,
+        AOIWindow,
+        ImpliedMask,
+        NoDataError,
+        RaggedShapesError,
+    )
 
 _LAZY: dict[str, str] = {
     "get_numpy": "rasteret.read.aoi",
@@ -47,6 +53,7 @@ _LAZY: dict[str, str] = {
     "write_quicklook": "rasteret.read.quicklook",
     "AOIStack": "rasteret.read.result",
     "AOIWindow": "rasteret.read.result",
+    "ImpliedMask": "rasteret.read.result",
     "NoDataError": "rasteret.read.result",
     "RaggedShapesError": "rasteret.read.result",
 }
@@ -57,6 +64,7 @@ __all__ = [
     "AOIWindow",
     "GeometryCRSError",
     "GeometryError",
+    "ImpliedMask",
     "NoDataError",
     "RaggedShapesError",
     "UnsupportedGeometryError",
