@@ -178,7 +178,7 @@ def test_no_nodata_bleed(resampling: str) -> None:
     if resampling != "cubic":  # cubic's negative lobes may legitimately undershoot
         assert ours[valid].min() >= 1000
     if resampling in ("nearest", "bilinear", "cubic"):
-        from rasteret.geo.warp import source_coordinates
+        from rasteret.geo.coords import source_coordinates
 
         sx, sy = source_coordinates(SOURCE, target)
         inside = (sx >= 0) & (sy >= 0) & (sx < 400) & (sy < 400)
@@ -303,8 +303,9 @@ def test_separable_nearest_index_equals_the_per_pixel_map() -> None:
     """Same CRS, no rotation: the map built from one row and one column of coordinates is
     the per-pixel map (``centre_pixel`` on ``source_coordinates``), index for index, over
     finer and coarser targets, fractional offsets, windows and crops partly outside."""
+    from rasteret.geo.coords import source_coordinates
     from rasteret.geo.resampling import centre_pixel
-    from rasteret.geo.warp import separable_nearest_index, source_coordinates
+    from rasteret.geo.warp import separable_nearest_index
     from rasteret.geo.window import Window
 
     rng = np.random.default_rng(5)

@@ -34,14 +34,13 @@ from xarray.core import indexing
 
 from rasteret.backend.variables import index_span
 from rasteret.backend.warp_maps import WarpMaps
+from rasteret.geo.coords import kernel_scale, source_window
 from rasteret.geo.grid import GridSpec
 from rasteret.geo.lazy import SLICED_CHUNK, SLICED_TASK_BYTES, lattice_offset
 from rasteret.geo.warp import (
     NearestIndex,
     gather_nearest,
-    kernel_scale,
     output_nodata,
-    source_window,
     valid_mask,
     warp_array,
 )

@@ -22,12 +22,13 @@ import xarray as xr
 
 from rasteret.backend.variables import TileSteps
 from rasteret.backend.warp_maps import WarpMaps
+from rasteret.geo.coords import resolution_scale, source_window
 from rasteret.geo.grid import Align, GridSpec
 from rasteret.geo.lazy import warp
 from rasteret.geo.overview import choose_overview
 from rasteret.geo.resampling import check_resampling
 from rasteret.geo.transform import CRSLike, crs_equal, to_crs, transform_bounds
-from rasteret.geo.warp import output_nodata, resolution_scale, source_window
+from rasteret.geo.warp import output_nodata
 from rasteret.store.bands import band_stacks
 from rasteret.store.metadata import fill_value
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from rasteret._lazy import keep_exports_over_submodules, lazy_exports
 
 if TYPE_CHECKING:
+    from rasteret.geo.coords import source_coordinates, source_window
     from rasteret.geo.footprint import Footprint, FootprintError, grid_footprint
     from rasteret.geo.grid import GridError, GridSpec
     from rasteret.geo.lazy import warp
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
         transform_bounds,
         transform_points,
     )
-    from rasteret.geo.warp import source_coordinates, source_window, warp_array
+    from rasteret.geo.warp import warp_array
     from rasteret.geo.window import Window
 
 _LAZY: dict[str, str] = {
@@ -42,8 +43,8 @@ _LAZY: dict[str, str] = {
     "to_crs": "rasteret.geo.transform",
     "transform_bounds": "rasteret.geo.transform",
     "transform_points": "rasteret.geo.transform",
-    "source_coordinates": "rasteret.geo.warp",
-    "source_window": "rasteret.geo.warp",
+    "source_coordinates": "rasteret.geo.coords",
+    "source_window": "rasteret.geo.coords",
     "warp_array": "rasteret.geo.warp",
     "Window": "rasteret.geo.window",
     # also submodule names: kept over the submodules below

@@ -24,18 +24,20 @@ import numpy as np
 if TYPE_CHECKING:
     import xarray as xr
 
+from rasteret.geo.coords import (
+    ERROR_THRESHOLD,
+    corner_coordinates,
+    kernel_scale,
+    source_coordinates,
+    source_window,
+)
 from rasteret.geo.grid import GridSpec
 from rasteret.geo.resampling import AREA_KERNELS, check_resampling
 from rasteret.geo.transform import crs_key
 from rasteret.geo.warp import (
     DEFAULT_CHUNK,
-    ERROR_THRESHOLD,
-    corner_coordinates,
-    kernel_scale,
     nearest_index,
     output_nodata,
-    source_coordinates,
-    source_window,
     valid_mask,
     warp_array,
 )

@@ -120,9 +120,9 @@ class TaskPlanner:
         return window, (block.rows.start, block.cols.start)
 
     def _source_window(self, src: BandSource, resampling: str) -> Window | None:
-        """:func:`~rasteret.geo.warp.source_window` of ``src``, once per (source grid,
+        """:func:`~rasteret.geo.coords.source_window` of ``src``, once per (source grid,
         resampling) of this read."""
-        from rasteret.geo.warp import source_window
+        from rasteret.geo.coords import source_window
 
         key = ("window", src.crs_key, src.transform, src.height, src.width, resampling)
         if key not in self._coords:
@@ -142,8 +142,8 @@ class TaskPlanner:
         levels = self.overview_levels.get((src.band, src.row))
         if not self.overviews or not levels:
             return src
+        from rasteret.geo.coords import resolution_scale
         from rasteret.geo.overview import choose_overview
-        from rasteret.geo.warp import resolution_scale
 
         key = ("scale", src.crs_key, src.transform, src.height, src.width)
         if key not in self._coords:
@@ -212,7 +212,7 @@ class TaskPlanner:
     ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[float, float]]:
         """Source pixel coordinates of the target pixel centres and the kernel scale, once
         per (source grid, kernel) of this read."""
-        from rasteret.geo.warp import kernel_scale, source_coordinates
+        from rasteret.geo.coords import kernel_scale, source_coordinates
 
         key = (src.crs_key, src.transform, src.height, src.width, method)
         cached = self._coords.get(key)
