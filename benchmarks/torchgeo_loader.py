@@ -14,7 +14,9 @@ URLs with GDAL's remote-COG settings — and then times one epoch of
 collate_fn=stack_samples)``. Without ``persistent_workers`` every epoch starts new
 worker processes, so the clock covers their start and their first reads (TorchGeo's
 workers open each file again; rasteret's read no header). Samples are checked identical
-(a digest per sample, computed after the epoch's clock stops). Figures are ratios from
+(a digest per sample, computed after the epoch's clock stops). Bytecode is cached (in
+``<workdir>/pycache``, filled by one untimed import of each tool's modules) as on a normal
+installation, also where ``PYTHONDONTWRITEBYTECODE`` is set. Figures are ratios from
 one run on this machine, not targets.
 """
 
@@ -33,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from coldstart import worker_env
 from coldstart_data import make_scenes
 from torchgeo_samples import GDAL_ENV as SAMPLES_GDAL_ENV
 
@@ -191,7 +194,12 @@ def run(args: argparse.Namespace) -> dict:
         query_file.write_bytes(pickle.dumps(queries))
         files = ["/vsicurl/" + server.url_for(_flat(data, r, "B02")) for r in records]
         server.latency = args.latency_ms / 1000.0
-        env = {**os.environ, **GDAL_ENV}
+        # Bytecode cached as on a normal installation (also where PYTHONDONTWRITEBYTECODE
+        # is set): one untimed import of each tool's modules fills the cache first.
+        env = {**worker_env(work / "pycache"), **GDAL_ENV}
+        for tool in ("rasteret", "torchgeo"):
+            imports = "; ".join(f"import {name}" for name in PRELOAD[tool])
+            subprocess.run([sys.executable, "-c", imports], env=env, check=True)
         child = work / "torchgeo_loader_child.py"  # a file: spawned workers import it
         child.write_text(CHILD)
         for tool in ("rasteret", "torchgeo"):

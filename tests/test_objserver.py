@@ -60,6 +60,8 @@ def test_full_get_and_headers(object_server: ObjectServer, data: bytes) -> None:
         ("bytes=0-0", 0, 1),
         ("bytes=10-19", 10, 20),
         ("bytes=1048570-2097160", 1048570, 2097161),
+        ("bytes=5-65539", 5, 65540),  # one byte below the sendfile size: read and write
+        ("bytes=5-65540", 5, 65541),  # os.sendfile from an offset
         (f"bytes={SIZE - 5}-", SIZE - 5, SIZE),
         ("bytes=-100", SIZE - 100, SIZE),
         (f"bytes=-{SIZE + 50}", 0, SIZE),

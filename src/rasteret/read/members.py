@@ -7,6 +7,7 @@ same tile at many dates. Windows of a frame can be mosaicked without resampling.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -211,7 +212,10 @@ def frame_offset(frame: GridSpec, source: BandSource) -> tuple[int, int] | None:
     a, b, c, d, e, f = source.transform
     if source.crs_key != crs_key(frame.crs):
         return None
-    if not (np.isclose(a, fa, rtol=1e-9) and np.isclose(e, fe, rtol=1e-9) and b == fb == 0):
+    same_scale = math.isclose(a, fa, rel_tol=1e-9, abs_tol=1e-8) and math.isclose(
+        e, fe, rel_tol=1e-9, abs_tol=1e-8
+    )
+    if not (same_scale and b == fb == 0):
         return None
     if d != 0 or fd != 0:
         return None

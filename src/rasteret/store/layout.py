@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -525,16 +526,43 @@ def grid_label(grid: Grid) -> str:
     if grid.transform is None:
         return f"{crs}_{grid.width}x{grid.height}px"
     a, b, _, d, e, _ = grid.transform
-    xres, yres = float(np.hypot(a, d)), float(np.hypot(b, e))
+    xres, yres = math.hypot(a, d), math.hypot(b, e)
     unit = _crs_unit(grid.epsg, grid.crs_wkt)
-    res = f"{xres:.6g}" if np.isclose(xres, yres, rtol=1e-9) else f"{xres:.6g}x{yres:.6g}"
+    same = math.isclose(xres, yres, rel_tol=1e-9, abs_tol=1e-8)  # numpy.isclose's tolerances
+    res = f"{xres:.6g}" if same else f"{xres:.6g}x{yres:.6g}"
     return f"{crs}_{res}{unit}"
+
+
+#: Axis units of common EPSG codes, as PROJ's database defines them (checked against
+#: pyproj in the tests): no CRS is built for them — a fresh DataLoader worker would
+#: otherwise open PROJ's database only to name a group. Ranges are inclusive.
+_KNOWN_UNITS: tuple[tuple[int, int, str], ...] = (
+    (4326, 4326, "deg"),  # WGS 84
+    (4258, 4258, "deg"),  # ETRS89
+    (4269, 4269, "deg"),  # NAD83
+    (3857, 3857, "m"),  # WGS 84 / Pseudo-Mercator
+    (3035, 3035, "m"),  # ETRS89-extended / LAEA Europe
+    (25828, 25838, "m"),  # ETRS89 / UTM zones 28N-38N
+    (26901, 26923, "m"),  # NAD83 / UTM zones 1N-23N
+    (32601, 32660, "m"),  # WGS 84 / UTM zones 1N-60N
+    (32701, 32760, "m"),  # WGS 84 / UTM zones 1S-60S
+)
+
+
+def _known_unit(epsg: int) -> str | None:
+    for first, last, unit in _KNOWN_UNITS:
+        if first <= epsg <= last:
+            return unit
+    return None
 
 
 @lru_cache(maxsize=256)
 def _crs_unit(epsg: int | None, crs_wkt: str | None) -> str:
     if epsg is None and not crs_wkt:
         return "px"
+    known = _known_unit(epsg) if epsg is not None else None
+    if known is not None:
+        return known
     try:
         from pyproj import CRS
 
