@@ -7,16 +7,14 @@ from pyproj import CRS
 
 from rasteret.store import layout
 
-UNIT_NAMES = {"metre": "m", "degree": "deg"}
+PROJ_NAMES = {"m": "metre", "deg": "degree"}
 
 
 @pytest.mark.parametrize("first, last, unit", layout._KNOWN_UNITS)
 def test_known_units_match_proj(first: int, last: int, unit: str) -> None:
     for epsg in range(first, last + 1):
         crs = CRS.from_epsg(epsg)
-        assert {a.unit_name for a in crs.axis_info} == {
-            next(k for k, v in UNIT_NAMES.items() if v == unit)
-        }, epsg
+        assert {axis.unit_name for axis in crs.axis_info} == {PROJ_NAMES[unit]}, epsg
 
 
 def test_codes_outside_the_table_ask_proj() -> None:

@@ -528,7 +528,7 @@ def grid_label(grid: Grid) -> str:
     a, b, _, d, e, _ = grid.transform
     xres, yres = math.hypot(a, d), math.hypot(b, e)
     unit = _crs_unit(grid.epsg, grid.crs_wkt)
-    same = math.isclose(xres, yres, rel_tol=1e-9, abs_tol=1e-8)  # numpy.isclose's tolerances
+    same = abs(xres - yres) <= 1e-8 + 1e-9 * abs(yres)  # numpy.isclose(rtol=1e-9), scalar
     res = f"{xres:.6g}" if same else f"{xres:.6g}x{yres:.6g}"
     return f"{crs}_{res}{unit}"
 
