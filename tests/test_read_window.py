@@ -264,7 +264,7 @@ def test_all_reads_of_a_time_series_are_in_flight_together(tmp_path: Path, objec
         for r in records
     ]
     collection = make_collection(http, ("B1", "SCL"))
-    object_server.latency = 0.05
+    object_server.latency = 0.2  # wide enough for a loaded machine to issue all six
     object_server.reset()
     got = read_window_info(
         collection, bands=["B1", "SCL"], bounds=WINDOW, res=10, crs=32633, group_by="time"
@@ -321,3 +321,52 @@ def test_mosaic_waves_put_disjoint_tiles_in_the_first() -> None:
         task(2, (0, 0)),  # under a warp: second wave
     ]
     assert _mosaic_waves(tasks) == ([0, 1, 3, 5], [2, 4, 6])
+
+
+@pytest.mark.parametrize("fill_value", [None, 7])
+@pytest.mark.parametrize("ids", [["A"], ["A", "B"]])
+def test_pixels_only_reads_equal_gdal_and_the_full_read(scenes: dict, fill_value, ids) -> None:  # type: ignore[no-untyped-def]
+    """``read_window`` returns the pixels only: copies whose invalid pixels hold the fill
+    (no fill_value: the bands' nodata) are written without validity — decoded in place
+    (B1) or converted (SCL, uint8 into uint16) —, a mosaic keeps its merge; the pixels
+    equal ``read_window_info``'s and GDAL's merge (fill where invalid)."""
+    from rasteret.read.window import WindowReader
+
+    c, root = scenes["collection"], scenes["root"]
+    bounds = (499_500.0, 5_197_000.0, 502_900.0, 5_200_500.0)  # past A on every side
+    kwargs = dict(bands=["B1", "SCL"], bounds=bounds, res=10, crs=32633, records=ids)
+    pixels = read_window(c, fill_value=fill_value, **kwargs)
+    full = read_window_info(c, fill_value=fill_value, **kwargs)
+    np.testing.assert_array_equal(pixels, full.data)
+    for band_index, band in enumerate(["B1", "SCL"]):
+        expected = _merge(_files(root, "".join(ids), band), bounds, 10)[0]
+        valid = expected != 0
+        np.testing.assert_array_equal(full.valid[band_index], valid)
+        np.testing.assert_array_equal(
+            pixels[band_index], np.where(valid, expected, fill_value or 0)
+        )
+    reader = WindowReader.of(c, ["B1", "SCL"])
+    grid = target_grid(bounds, 10, "EPSG:32633")
+    assert reader.read(grid, reader.rows_of(ids), validity=False).valid is None
+    assert reader.read(grid, reader.rows_of(ids)).valid is not None
+
+
+def test_only_copies_whose_invalid_pixels_hold_the_fill_skip_validity(scenes: dict) -> None:
+    from rasteret.read.grid_tasks import GridTask
+    from rasteret.read.stacks import StoreIndex
+    from rasteret.read.window import _holds_fill
+
+    a = scenes["collection"].select_records(["A"])
+    src = StoreIndex(a, ["B1"]).source("B1", 0)
+    assert src is not None and src.nodata == 0
+    copy = GridTask(0, 0, src, _window_of(src), (0, 0), "nearest")
+    warp = GridTask(0, 0, src, _window_of(src), None, "nearest")
+    assert _holds_fill(copy, np.dtype(np.uint16), 0)  # nodata is the fill
+    assert not _holds_fill(copy, np.dtype(np.uint16), 7)  # the fill replaces nodata
+    assert not _holds_fill(warp, np.dtype(np.uint16), 0)  # warps keep their validity
+
+
+def _window_of(src):  # type: ignore[no-untyped-def]
+    from rasteret.geo.window import Window
+
+    return Window(0, 0, src.height, src.width)

@@ -152,6 +152,7 @@ class RasteretGeoDataset(GeoDataset):
             resampling=self.resampling,
             fill_value=self.fill_value,
             overviews=self.overviews,
+            validity=False,  # a sample holds the pixels only
         )
         data = array_to_tensor(result.data)
         if self.dtype is not None:

@@ -325,12 +325,15 @@ class Output:
     """Where one task's pixels go: its whole target plane, validity and fill value.
     ``unfilled``: the plane was not filled before the read (its validity starts all
     false): the task that writes it fills every pixel it does not set — so no pixel of
-    the output is touched before the first request is sent."""
+    the output is touched before the first request is sent. ``validity=False``: the
+    caller wants the pixels only, and the task is a copy whose invalid pixels already
+    hold ``fill``: nothing is written to ``valid``."""
 
     data: np.ndarray
     valid: np.ndarray
     fill: Any
     unfilled: bool = False
+    validity: bool = True
 
 
 def write_task(
@@ -346,15 +349,21 @@ def write_task(
     fill where invalid. ``ok`` may be ``None`` for a warp of a source without an internal
     mask (the nodata rule is applied to the pixels gathered); a copy needs it. A copy
     decoded in place gets the fill where invalid, as a copy into a filled plane leaves it;
-    into an ``unfilled`` plane, a copy also fills the plane around its box."""
+    into an ``unfilled`` plane, a copy also fills the plane around its box. A copy into
+    an output without ``validity`` takes ``ok`` ``None``: its invalid pixels hold the
+    fill already."""
     if task.paste is not None:
-        assert ok is not None
         r, c = task.paste
         h, w = values.shape
         data = output.data[r : r + h, c : c + w]
         if output.unfilled:
             fill_around(output.data, (r, c, h, w), output.fill)
         in_place = _same_memory(values, data)
+        if not output.validity:
+            if not in_place:
+                np.copyto(data, values, casting="unsafe")
+            return
+        assert ok is not None
         if not in_place and output.unfilled:
             np.copyto(data, values, casting="unsafe")  # then the fill where invalid
         elif not in_place:

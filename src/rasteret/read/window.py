@@ -57,7 +57,7 @@ from rasteret.read.grid_tasks import (
     overview_sources,
     write_task,
 )
-from rasteret.read.radiometry import fill_value_for
+from rasteret.read.radiometry import fill_value_for, invalid_holds_fill
 from rasteret.read.result import NoDataError
 from rasteret.read.selection import band_names
 from rasteret.read.stacks import BandSource, StoreIndex, plan_progress, read_progress
@@ -74,13 +74,15 @@ class WindowRead:
     ``data``: ``[C, H, W]`` (mosaic) or ``[T, C, H, W]`` (``group_by``), native dtype
     (the common dtype of the bands). ``valid``: same shape, ``True`` where a record
     supplied a valid pixel (invalid pixels hold the band's fill: ``fill_value``, else
-    nodata, else 0). ``groups``: the group key of each ``T`` (``None`` for a mosaic);
-    ``record_ids``: per output (one for a mosaic), the records that overlap it, in paint
-    order; ``datetimes``: the first such record's time (NaT when none).
+    nodata, else 0); ``None`` from a read that asked for the pixels only
+    (:meth:`WindowReader.read` with ``validity=False``). ``groups``: the group key of
+    each ``T`` (``None`` for a mosaic); ``record_ids``: per output (one for a mosaic),
+    the records that overlap it, in paint order; ``datetimes``: the first such record's
+    time (NaT when none).
     """
 
     data: np.ndarray
-    valid: np.ndarray
+    valid: np.ndarray | None
     grid: GridSpec
     bands: tuple[str, ...]
     groups: tuple[str, ...] | None
@@ -135,7 +137,7 @@ def read_window(
     each output. ``grid`` may be an odc-geo ``GeoBox``. ``progress``: ``True`` / ``False``
     / ``callable(done, total)`` in tiles, as :func:`rasteret.read.get_numpy`'s.
     """
-    return read_window_info(
+    return _read(
         collection,
         bands=bands,
         bounds=bounds,
@@ -150,6 +152,7 @@ def read_window(
         reader=reader,
         errors=errors,
         progress=progress,
+        validity=False,  # the pixels only: no valid-data mask is computed
     ).data
 
 
@@ -171,6 +174,43 @@ def read_window_info(
     progress: ProgressOption = None,
 ) -> WindowRead:
     """:func:`read_window` with its valid-data mask and identity (:class:`WindowRead`)."""
+    return _read(
+        collection,
+        bands=bands,
+        bounds=bounds,
+        res=res,
+        crs=crs,
+        grid=grid,
+        records=records,
+        group_by=group_by,
+        resampling=resampling,
+        fill_value=fill_value,
+        overviews=overviews,
+        reader=reader,
+        errors=errors,
+        progress=progress,
+        validity=True,
+    )
+
+
+def _read(
+    collection: CollectionTable,
+    *,
+    bands: str | Sequence[str],
+    bounds: Bounds | None,
+    res: float | Sequence[float] | None,
+    crs: Any,
+    grid: Any,
+    records: Sequence[str] | None,
+    group_by: GroupBy,
+    resampling: Resampling,
+    fill_value: float | None,
+    overviews: bool,
+    reader: RangeReader | None,
+    errors: OnFailedAsset,
+    progress: ProgressOption,
+    validity: bool,
+) -> WindowRead:
     grid = pick_grid(grid=grid)  # a GridSpec or an odc-geo GeoBox
     band_list = [bands] if isinstance(bands, str) else list(bands)
     collection = check_indexed(collection, band_list, errors)
@@ -193,6 +233,7 @@ def read_window_info(
             resampling=resampling,
             fill_value=fill_value,
             overviews=overviews,
+            validity=validity,
         )
 
 
@@ -315,8 +356,11 @@ class WindowReader:
         resampling: Resampling = None,
         fill_value: float | None = None,
         overviews: bool = True,
+        validity: bool = True,
     ) -> WindowRead:
-        """Read ``grid`` from ``rows`` (``None``: every overlapping record)."""
+        """Read ``grid`` from ``rows`` (``None``: every overlapping record).
+        ``validity=False``: the pixels only (``WindowRead.valid`` is ``None``) — a copy
+        whose invalid pixels already hold the fill then computes no validity at all."""
         explicit = rows is not None
         rows = self.order if rows is None else np.asarray(rows, dtype=np.int64)
         resamplings = self._resamplings(resampling)
@@ -367,7 +411,13 @@ class WindowReader:
         # the fill around it), on the decode pool once its bytes arrive: the output is not
         # touched before the first request is sent (first-touched memory is slow on VMs)
         outputs = [
-            Output(data[t.slot, t.band], valid[t.slot, t.band], fills[t.band], unfilled=True)
+            Output(
+                data[t.slot, t.band],
+                valid[t.slot, t.band],
+                fills[t.band],
+                unfilled=True,
+                validity=validity or not _holds_fill(t, dtype, fills[t.band]),
+            )
             if feeds[(t.slot, t.band)] == 1
             else None
             for t in tasks
@@ -406,8 +456,11 @@ class WindowReader:
             dtype="datetime64[us]",
         )
         record_ids = tuple(tuple(self.ids[r] for r in m) for m in members)
+        if not validity:  # planes written without validity hold no mask: none returned
+            valid = None
         if group_by is None:
-            return WindowRead(data[0], valid[0], grid, self.bands, None, record_ids, times)
+            first = None if valid is None else valid[0]
+            return WindowRead(data[0], first, grid, self.bands, None, record_ids, times)
         return WindowRead(data, valid, grid, self.bands, tuple(slots), record_ids, times)
 
     # -- helpers -------------------------------------------------------------------------
@@ -493,6 +546,18 @@ def _mosaic_waves(tasks: Sequence[GridTask]) -> tuple[list[int], list[int]]:
     return first, later
 
 
+def _holds_fill(task: GridTask, dtype: np.dtype, fill: Any) -> bool:
+    """Whether ``task`` is a copy whose invalid pixels already hold ``fill`` (no internal
+    mask, nodata equal to the fill in the output dtype): written without validity, its
+    pixels are the same."""
+    src = task.source
+    return (
+        task.paste is not None
+        and src.mask_array is None
+        and invalid_holds_fill(src.dtype, src.nodata, fill, dtype)
+    )
+
+
 def _covered(task: GridTask, valid: np.ndarray) -> bool:
     """Whether every pixel ``task`` could write already holds a valid value."""
     plane = valid[task.slot, task.band]
@@ -523,10 +588,14 @@ async def _read_tasks(
     async def one(task: GridTask, output: Output | None) -> tuple[np.ndarray, np.ndarray] | None:
         # a nearest warp into its own output derives validity from the values it gathers
         gathered = output is not None and task.paste is None and task.resampling == "nearest"
+        unwanted = output is not None and not output.validity  # a copy that holds its fill
         reads = [(task.source, task.window)]
         box = None if output is None else copy_target(task, output.data)
         ((values, ok),) = await read_sources(
-            index, reads, with_valid=not gathered, outputs=None if box is None else [box]
+            index,
+            reads,
+            with_valid=not (gathered or unwanted),
+            outputs=None if box is None else [box],
         )
         valid = None if ok is None else ok[0]
         if output is not None:
