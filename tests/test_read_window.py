@@ -352,18 +352,17 @@ def test_pixels_only_reads_equal_gdal_and_the_full_read(scenes: dict, fill_value
 
 
 def test_only_copies_whose_invalid_pixels_hold_the_fill_skip_validity(scenes: dict) -> None:
-    from rasteret.read.grid_tasks import GridTask
+    from rasteret.read.grid_tasks import GridTask, holds_fill
     from rasteret.read.stacks import StoreIndex
-    from rasteret.read.window import _holds_fill
 
     a = scenes["collection"].select_records(["A"])
     src = StoreIndex(a, ["B1"]).source("B1", 0)
     assert src is not None and src.nodata == 0
     copy = GridTask(0, 0, src, _window_of(src), (0, 0), "nearest")
     warp = GridTask(0, 0, src, _window_of(src), None, "nearest")
-    assert _holds_fill(copy, np.dtype(np.uint16), 0)  # nodata is the fill
-    assert not _holds_fill(copy, np.dtype(np.uint16), 7)  # the fill replaces nodata
-    assert not _holds_fill(warp, np.dtype(np.uint16), 0)  # warps keep their validity
+    assert holds_fill(copy, np.dtype(np.uint16), 0)  # nodata is the fill
+    assert not holds_fill(copy, np.dtype(np.uint16), 7)  # the fill replaces nodata
+    assert not holds_fill(warp, np.dtype(np.uint16), 0)  # warps keep their validity
 
 
 def _window_of(src):  # type: ignore[no-untyped-def]

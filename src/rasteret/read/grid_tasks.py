@@ -336,6 +336,18 @@ class Output:
     validity: bool = True
 
 
+def holds_fill(task: GridTask, dtype: np.dtype, fill: Any) -> bool:
+    """Whether ``task`` is a copy whose invalid pixels already hold ``fill`` in ``dtype``
+    (no internal mask, nodata equal to the fill): written into an :class:`Output` without
+    ``validity``, its pixels are the same."""
+    src = task.source
+    return (
+        task.paste is not None
+        and src.mask_array is None
+        and invalid_holds_fill(src.dtype, src.nodata, fill, dtype)
+    )
+
+
 def write_task(
     planner: TaskPlanner,
     task: GridTask,

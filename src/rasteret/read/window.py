@@ -54,10 +54,11 @@ from rasteret.read.grid_tasks import (
     Output,
     TaskPlanner,
     copy_target,
+    holds_fill,
     overview_sources,
     write_task,
 )
-from rasteret.read.radiometry import fill_value_for, invalid_holds_fill
+from rasteret.read.radiometry import fill_value_for
 from rasteret.read.result import NoDataError
 from rasteret.read.selection import band_names
 from rasteret.read.stacks import BandSource, StoreIndex, plan_progress, read_progress
@@ -137,23 +138,9 @@ def read_window(
     each output. ``grid`` may be an odc-geo ``GeoBox``. ``progress``: ``True`` / ``False``
     / ``callable(done, total)`` in tiles, as :func:`rasteret.read.get_numpy`'s.
     """
-    return _read(
-        collection,
-        bands=bands,
-        bounds=bounds,
-        res=res,
-        crs=crs,
-        grid=grid,
-        records=records,
-        group_by=group_by,
-        resampling=resampling,
-        fill_value=fill_value,
-        overviews=overviews,
-        reader=reader,
-        errors=errors,
-        progress=progress,
-        validity=False,  # the pixels only: no valid-data mask is computed
-    ).data
+    args = (bounds, res, crs, grid, records, group_by, resampling, fill_value, overviews)
+    # the pixels only: no valid-data mask is computed
+    return _read(collection, bands, *args, reader, errors, progress, validity=False).data
 
 
 def read_window_info(
@@ -174,28 +161,12 @@ def read_window_info(
     progress: ProgressOption = None,
 ) -> WindowRead:
     """:func:`read_window` with its valid-data mask and identity (:class:`WindowRead`)."""
-    return _read(
-        collection,
-        bands=bands,
-        bounds=bounds,
-        res=res,
-        crs=crs,
-        grid=grid,
-        records=records,
-        group_by=group_by,
-        resampling=resampling,
-        fill_value=fill_value,
-        overviews=overviews,
-        reader=reader,
-        errors=errors,
-        progress=progress,
-        validity=True,
-    )
+    args = (bounds, res, crs, grid, records, group_by, resampling, fill_value, overviews)
+    return _read(collection, bands, *args, reader, errors, progress, validity=True)
 
 
 def _read(
     collection: CollectionTable,
-    *,
     bands: str | Sequence[str],
     bounds: Bounds | None,
     res: float | Sequence[float] | None,
@@ -209,8 +180,10 @@ def _read(
     reader: RangeReader | None,
     errors: OnFailedAsset,
     progress: ProgressOption,
+    *,
     validity: bool,
 ) -> WindowRead:
+    """Both public functions' read, parameters in their order."""
     grid = pick_grid(grid=grid)  # a GridSpec or an odc-geo GeoBox
     band_list = [bands] if isinstance(bands, str) else list(bands)
     collection = check_indexed(collection, band_list, errors)
@@ -416,7 +389,7 @@ class WindowReader:
                 valid[t.slot, t.band],
                 fills[t.band],
                 unfilled=True,
-                validity=validity or not _holds_fill(t, dtype, fills[t.band]),
+                validity=validity or not holds_fill(t, dtype, fills[t.band]),
             )
             if feeds[(t.slot, t.band)] == 1
             else None
@@ -544,18 +517,6 @@ def _mosaic_waves(tasks: Sequence[GridTask]) -> tuple[list[int], list[int]]:
         (later if hidden else first).append(i)
         earlier.append(box)
     return first, later
-
-
-def _holds_fill(task: GridTask, dtype: np.dtype, fill: Any) -> bool:
-    """Whether ``task`` is a copy whose invalid pixels already hold ``fill`` (no internal
-    mask, nodata equal to the fill in the output dtype): written without validity, its
-    pixels are the same."""
-    src = task.source
-    return (
-        task.paste is not None
-        and src.mask_array is None
-        and invalid_holds_fill(src.dtype, src.nodata, fill, dtype)
-    )
 
 
 def _covered(task: GridTask, valid: np.ndarray) -> bool:
