@@ -37,6 +37,7 @@ import numpy as np
 from rasteret.errors import CorruptTiffError, UnsupportedTiffError
 from rasteret.fetch import ObjectInfo, RangeReader
 from rasteret.geo.window import Window
+from rasteret.store.backlog import loop_backlog
 from rasteret.store.layout import ArrayLayout, StoreLayout, TileSource
 from rasteret.store.metadata import fill_value
 from rasteret.tiff.decode import BlockDecoding, decode_block
@@ -117,7 +118,7 @@ async def read_array_windows(
     outputs_given = outputs
     if outputs_given is not None and len(outputs_given) != len(requests):
         raise ValueError(f"{len(outputs_given)} outputs for {len(requests)} requests")
-    outputs: list[np.ndarray] = []
+    outputs = _Outputs()
     tiles: dict[tuple[str, int, int, int], _Tile] = {}
     by_object: dict[str, list[_Tile]] = {}
     remaining = [0] * len(requests)  # tile uses not yet written, per request
@@ -137,11 +138,10 @@ async def read_array_windows(
             _check_output(request, given, decoding.dtype)
             if not covered:
                 given[...] = decoding.fill
-            outputs.append(given)
-        elif covered:  # every pixel comes from a tile: no fill pass
-            outputs.append(np.empty(window.shape, dtype=decoding.dtype))
-        else:
-            outputs.append(np.full(window.shape, decoding.fill, dtype=decoding.dtype))
+            outputs.given(given)
+        else:  # allocated when its first tile is decoded (no fill pass if every pixel
+            # comes from a tile)
+            outputs.planned(window.shape, decoding.dtype, None if covered else decoding.fill)
         if source is None or window.height == 0 or window.width == 0:
             continue
         block_h, block_w = array.block_shape
@@ -176,34 +176,76 @@ async def read_array_windows(
     if on_done is not None:
         for index, count in enumerate(remaining):
             if count == 0:
-                on_done(index, outputs[index])
+                on_done(index, outputs.get(index))
     if by_object:
         loop = asyncio.get_running_loop()
         pool = decode_pool()
+
+        backlog = loop_backlog()
 
         async def one_part(href: str, members: list[_Tile]) -> None:
             source = members[0].source
             expected = None
             if source.size is not None or source.etag or source.last_modified:
                 expected = ObjectInfo(source.size, source.etag, source.last_modified)
-            buffers = await reader.read_ranges(
-                href,
-                [t.offset for t in members],
-                [t.offset + t.length for t in members],
-                expected=expected,
-                copy=False,
-            )
-            await asyncio.gather(
-                *(
-                    loop.run_in_executor(pool, _decode_into, tiles, data, outputs, counter)
-                    for tiles, data in _decode_batches(members, buffers)
+            # the part's bytes count against the loop's backlog until they are decoded
+            async with backlog.hold(sum(t.length for t in members)):
+                buffers = await reader.read_ranges(
+                    href,
+                    [t.offset for t in members],
+                    [t.offset + t.length for t in members],
+                    expected=expected,
+                    copy=False,
                 )
-            )
+                await asyncio.gather(
+                    *(
+                        loop.run_in_executor(pool, _decode_into, tiles, data, outputs, counter)
+                        for tiles, data in _decode_batches(members, buffers)
+                    )
+                )
+                del buffers
 
         await asyncio.gather(
             *(one_part(h, part) for h, m in by_object.items() for part in _object_parts(m))
         )
-    return outputs
+    return outputs.every()
+
+
+class _Outputs:
+    """The requests' output arrays, each allocated by the first tile written to it (so
+    a read's buffers are taken as its parts arrive — after earlier parts freed theirs —
+    rather than all before the first request is sent)."""
+
+    def __init__(self) -> None:
+        self._arrays: list[np.ndarray | None] = []
+        self._plans: list[tuple[tuple[int, int], np.dtype, Any] | None] = []
+        self._lock = threading.Lock()
+
+    def given(self, array: np.ndarray) -> None:
+        self._arrays.append(array)
+        self._plans.append(None)
+
+    def planned(self, shape: tuple[int, int], dtype: np.dtype, fill: Any) -> None:
+        """An array of ``shape`` to allocate, starting as ``fill`` (``None``: no fill)."""
+        self._arrays.append(None)
+        self._plans.append((shape, dtype, fill))
+
+    def get(self, index: int) -> np.ndarray:
+        array = self._arrays[index]
+        if array is None:
+            with self._lock:
+                array = self._arrays[index]
+                if array is None:
+                    shape, dtype, fill = self._plans[index]  # type: ignore[misc]
+                    if fill is None:
+                        array = np.empty(shape, dtype=dtype)
+                    else:
+                        array = np.full(shape, fill, dtype=dtype)
+                    self._arrays[index] = array
+        return array
+
+    def every(self) -> list[np.ndarray]:
+        return [self.get(index) for index in range(len(self._arrays))]
 
 
 #: Compressed bytes fetched per part of one object: an object's tiles are fetched in
@@ -261,7 +303,7 @@ class _TileCounter:
         total: int,
         progress: Callable[[int, int], None] | None,
         remaining: list[int],
-        outputs: list[np.ndarray],
+        outputs: _Outputs,
         on_done: Callable[[int, np.ndarray], None] | None,
     ) -> None:
         self.total = total
@@ -285,19 +327,19 @@ class _TileCounter:
                         if self.remaining[use[0]] == 0:
                             finished.append(use[0])
         for index in finished:  # outside the lock: post-processing runs in parallel
-            self.on_done(index, self.outputs[index])  # type: ignore[misc]
+            self.on_done(index, self.outputs.get(index))  # type: ignore[misc]
 
 
 def _decode_into(
     members: list[_Tile],
     buffers: Sequence[Any],
-    outputs: list[np.ndarray],
+    outputs: _Outputs,
     counter: _TileCounter,
 ) -> None:
     for tile, data in zip(members, buffers, strict=True):
         plane = _decode_tile(tile, data)
         for index, dst_rows, dst_cols, src_rows, src_cols in tile.uses:
-            outputs[index][dst_rows, dst_cols] = plane[src_rows, src_cols]
+            outputs.get(index)[dst_rows, dst_cols] = plane[src_rows, src_cols]
         counter.tile_done(tile)
 
 
