@@ -3,6 +3,7 @@ rasterio.warp.reproject) over the same files, and read economy over the object s
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -369,3 +370,51 @@ def _window_of(src):  # type: ignore[no-untyped-def]
     from rasteret.geo.window import Window
 
     return Window(0, 0, src.height, src.width)
+
+
+def test_warps_decoded_into_reused_buffers_equal_gdal(scenes: dict, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Scene C's bands warped one after another (the read loop's backlog lets one part
+    through at a time): a later source window is decoded into the buffer an earlier
+    warp gave back, and every band still equals GDAL's nearest warp."""
+    from rasteret._async import run_sync
+    from rasteret.read.window_buffers import WindowBuffers
+    from rasteret.store.backlog import loop_backlog
+
+    async def backlog():  # type: ignore[no-untyped-def]
+        return loop_backlog()
+
+    monkeypatch.setattr(run_sync(backlog()), "limit", 1)
+    taken: list[np.ndarray] = []
+    pools: list[WindowBuffers] = []
+    real_take = WindowBuffers.take
+
+    def take(self, shape, dtype):  # type: ignore[no-untyped-def]
+        # (on a decode thread) the second window waits for the first one's warp to give
+        # its buffer back, as windows further down a long read do
+        deadline = time.monotonic() + 5
+        while taken and not self._free and time.monotonic() < deadline:
+            time.sleep(0.005)
+        pools.append(self)
+        taken.append(real_take(self, shape, dtype))
+        return taken[-1]
+
+    monkeypatch.setattr(WindowBuffers, "take", take)
+    c, root = scenes["collection"], scenes["root"]
+    grid = target_grid(WINDOW, 10, "EPSG:32633")
+    got = read_window_info(
+        c,
+        bands=["B1", "SCL", "B2"],
+        grid=grid,
+        records=["C"],
+        resampling="nearest",
+        overviews=False,
+        group_by="id",
+    )
+    assert len(taken) == 3 and len(set(map(id, pools))) == 1
+    # SCL's window (uint8) was decoded into the buffer B1's (uint16) gave back
+    assert np.shares_memory(taken[0], taken[1])
+    for b, band in enumerate(("B1", "SCL", "B2")):
+        expected = _warp(_files(root, "C", band)[0], grid, "nearest")
+        nodata = -9999 if band == "B2" else 0
+        np.testing.assert_array_equal(got.valid[0, b], expected != nodata, err_msg=band)
+        np.testing.assert_array_equal(got.data[0, b][got.valid[0, b]], expected[expected != nodata])

@@ -42,7 +42,7 @@ from rasteret.geo.transform import CRSError, to_crs
 from rasteret.geo.transform import crs_key as geo_crs_key
 from rasteret.index import CollectionTable
 from rasteret.store.layout import GroupLayout, StoreLayout, build_layout
-from rasteret.store.window_read import ArrayWindow, read_array_windows
+from rasteret.store.window_read import Allocate, ArrayWindow, read_array_windows
 
 if TYPE_CHECKING:
     from rasteret.store.tiles import TileStore
@@ -213,10 +213,12 @@ async def read_windows_async(
     requests: Sequence[WindowRequest],
     outputs: Sequence[np.ndarray | None] | None = None,
     on_done: Callable[[int, np.ndarray], None] | None = None,
+    allocate: Allocate | None = None,
 ) -> list[np.ndarray]:
     """:func:`read_windows` on the running event loop; its decoded tiles are reported to
     the :func:`read_progress` the read runs in, else a progress line on a terminal for
-    reads of many windows (silent otherwise)."""
+    reads of many windows (silent otherwise). ``allocate``: see
+    :func:`~rasteret.store.window_read.read_array_windows`."""
     scope = _scope.get()
     if scope is not None:
         return await read_array_windows(
@@ -226,6 +228,7 @@ async def read_windows_async(
             progress=scope.batch(index.layout, requests),
             outputs=outputs,
             on_done=on_done,
+            allocate=allocate,
         )
     bar: ProgressLine | None = None
 
@@ -243,6 +246,7 @@ async def read_windows_async(
             progress=progress,
             outputs=outputs,
             on_done=on_done,
+            allocate=allocate,
         )
     finally:
         if bar is not None:

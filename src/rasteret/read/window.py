@@ -541,10 +541,13 @@ async def _read_tasks(
     the others return ``(values, valid)`` on the grid (pasted tasks: as read)."""
     import asyncio
 
+    from rasteret.read.window_buffers import WindowBuffers
     from rasteret.store.window_read import decode_pool
 
     loop = asyncio.get_running_loop()
     pool = decode_pool()
+
+    buffers = WindowBuffers()  # source windows that are warped or copied, then dropped
 
     async def one(task: GridTask, output: Output | None) -> tuple[np.ndarray, np.ndarray] | None:
         # a nearest warp into its own output derives validity from the values it gathers
@@ -552,20 +555,28 @@ async def _read_tasks(
         unwanted = output is not None and not output.validity  # a copy that holds its fill
         reads = [(task.source, task.window)]
         box = None if output is None else copy_target(task, output.data)
+        # a window that is only read to be written elsewhere is decoded into a buffer
+        # an earlier task gave back (one returned as the task's result is not)
+        reused = box is None and (output is not None or task.paste is None)
         ((values, ok),) = await read_sources(
             index,
             reads,
             with_valid=not (gathered or unwanted),
             outputs=None if box is None else [box],
+            allocate=buffers.take if reused else None,
         )
         valid = None if ok is None else ok[0]
-        if output is not None:
-            return await loop.run_in_executor(
-                pool, write_task, planner, task, values[0], valid, output
-            )
-        assert valid is not None
-        if task.paste is not None:
-            return values[0], valid
-        return await loop.run_in_executor(pool, planner.warp, task, values[0], valid, dtype)
+        try:
+            if output is not None:
+                return await loop.run_in_executor(
+                    pool, write_task, planner, task, values[0], valid, output
+                )
+            assert valid is not None
+            if task.paste is not None:
+                return values[0], valid
+            return await loop.run_in_executor(pool, planner.warp, task, values[0], valid, dtype)
+        finally:
+            if reused:  # written (or failed): nothing refers to the window any more
+                buffers.give(values)
 
     return list(await asyncio.gather(*(one(t, o) for t, o in zip(tasks, outputs, strict=True))))

@@ -10,6 +10,7 @@ import numpy as np
 from rasteret.geo.window import Window
 from rasteret.read.radiometry import valid_mask
 from rasteret.read.stacks import BandSource, StoreIndex, WindowRequest, read_windows_async
+from rasteret.store.window_read import Allocate
 
 
 def source_requests(reads: Sequence[tuple[BandSource, Window]]) -> list[WindowRequest]:
@@ -29,13 +30,14 @@ async def read_sources(
     *,
     with_valid: bool = True,
     outputs: Sequence[np.ndarray | None] | None = None,
+    allocate: Allocate | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """``(data [1, h, w], valid [1, h, w])`` of each (source, window), all in one batch
     through the store (data and internal-mask windows together). ``with_valid=False``
     leaves ``valid`` ``None`` for sources without an internal mask (their validity is a
     function of each value: the caller derives it where it needs it). ``outputs`` may
     give, per read, the ``(h, w)`` array of the source's dtype to decode into (``data``
-    is then a view of it)."""
+    is then a view of it); the others are taken from ``allocate(shape, dtype)`` if given."""
     requests = source_requests(reads)
     targets: list[np.ndarray | None] | None = None
     if outputs is not None:
@@ -44,7 +46,7 @@ async def read_sources(
             targets.append(given)
             if src.mask_array is not None:
                 targets.append(None)
-    arrays = await read_windows_async(index, requests, targets) if requests else []
+    arrays = await read_windows_async(index, requests, targets, None, allocate) if requests else []
     out: list[tuple[np.ndarray, np.ndarray | None]] = []
     at = 0
     for src, _ in reads:

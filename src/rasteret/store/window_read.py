@@ -42,6 +42,9 @@ from rasteret.store.layout import ArrayLayout, StoreLayout, TileSource
 from rasteret.store.metadata import fill_value
 from rasteret.tiff.decode import BlockDecoding, decode_block
 
+#: ``allocate(shape, dtype)``: a writable ``shape`` array of ``dtype`` for one window.
+Allocate = Callable[[tuple[int, int], np.dtype], np.ndarray]
+
 #: Codec-configuration keys that are not part of :class:`BlockDecoding`.
 _CODEC_EXTRAS = ("sample", "jpeg_tables_present", "min_rows")
 
@@ -83,13 +86,20 @@ def read_array_windows_sync(
     progress: Callable[[int, int], None] | None = None,
     outputs: Sequence[np.ndarray | None] | None = None,
     on_done: Callable[[int, np.ndarray], None] | None = None,
+    allocate: Allocate | None = None,
 ) -> list[np.ndarray]:
     """:func:`read_array_windows` from synchronous code."""
     from rasteret._async import run_sync
 
     return run_sync(
         read_array_windows(
-            layout, reader, requests, progress=progress, outputs=outputs, on_done=on_done
+            layout,
+            reader,
+            requests,
+            progress=progress,
+            outputs=outputs,
+            on_done=on_done,
+            allocate=allocate,
         )
     )
 
@@ -102,13 +112,17 @@ async def read_array_windows(
     progress: Callable[[int, int], None] | None = None,
     outputs: Sequence[np.ndarray | None] | None = None,
     on_done: Callable[[int, np.ndarray], None] | None = None,
+    allocate: Allocate | None = None,
 ) -> list[np.ndarray]:
     """One ``(height, width)`` array per request, in the array's dtype (see module docs).
 
     ``outputs`` may give, per request, the array to fill (a writable ``(height, width)``
     view of the array's dtype, e.g. one band of a caller's stack: no copy afterwards);
-    ``None`` entries are allocated here. ``progress(done, total)`` is called after each
-    tile is decoded (from a decode thread; ``total`` counts the distinct tiles to read).
+    ``None`` entries are allocated here when their first tile is decoded, by
+    ``allocate(shape, dtype)`` if given (e.g. from a caller's pool of reused buffers;
+    called from a decode thread), else ``numpy.empty``. ``progress(done, total)`` is
+    called after each tile is decoded (from a decode thread; ``total`` counts the
+    distinct tiles to read).
     ``on_done(index, output)`` is called once per request as soon as all its pixels are
     in its output — from the decode thread that wrote the last of them (requests without
     tiles: before any fetch) — so a caller can post-process each window while others are
@@ -118,7 +132,7 @@ async def read_array_windows(
     outputs_given = outputs
     if outputs_given is not None and len(outputs_given) != len(requests):
         raise ValueError(f"{len(outputs_given)} outputs for {len(requests)} requests")
-    outputs = _Outputs()
+    outputs = _Outputs(allocate)
     tiles: dict[tuple[str, int, int, int], _Tile] = {}
     by_object: dict[str, list[_Tile]] = {}
     remaining = [0] * len(requests)  # tile uses not yet written, per request
@@ -216,7 +230,8 @@ class _Outputs:
     a read's buffers are taken as its parts arrive — after earlier parts freed theirs —
     rather than all before the first request is sent)."""
 
-    def __init__(self) -> None:
+    def __init__(self, allocate: Allocate | None) -> None:
+        self._allocate = allocate
         self._arrays: list[np.ndarray | None] = []
         self._plans: list[tuple[tuple[int, int], np.dtype, Any] | None] = []
         self._lock = threading.Lock()
@@ -237,10 +252,13 @@ class _Outputs:
                 array = self._arrays[index]
                 if array is None:
                     shape, dtype, fill = self._plans[index]  # type: ignore[misc]
-                    if fill is None:
+                    if self._allocate is None:
                         array = np.empty(shape, dtype=dtype)
                     else:
-                        array = np.full(shape, fill, dtype=dtype)
+                        array = self._allocate(shape, dtype)
+                        _check_allocated(array, shape, dtype)
+                    if fill is not None:
+                        array[...] = fill
                     self._arrays[index] = array
         return array
 
@@ -386,6 +404,13 @@ def _check_output(request: ArrayWindow, out: np.ndarray, dtype: np.dtype) -> Non
         raise ValueError(
             f"{request.path}: output of shape {out.shape} and dtype {out.dtype} for a "
             f"{request.window.shape} window of {dtype}"
+        )
+
+
+def _check_allocated(array: np.ndarray, shape: tuple[int, int], dtype: np.dtype) -> None:
+    if array.shape != shape or array.dtype != dtype or not array.flags.writeable:
+        raise ValueError(
+            f"allocate returned a {array.shape} {array.dtype} array for a {shape} window of {dtype}"
         )
 
 
