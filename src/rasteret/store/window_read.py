@@ -5,7 +5,8 @@ layout, a time index, a pixel :class:`~rasteret.geo.Window`) from the tiles it
 touches, looked up in the layout (no header is read). The tiles of one object are
 fetched with one :meth:`RangeReader.read_ranges` call per part of about
 :data:`OBJECT_PART_BYTES` (coalesced by the reader's gap, bounded by its
-``max_in_flight``); a tile that several windows share is fetched and decoded once.
+``max_in_flight`` and by the event loop's :mod:`~rasteret.store.backlog` of fetched,
+undecoded bytes); a tile that several windows share is fetched and decoded once.
 Each part's tiles are decoded in a thread pool as soon as its bytes arrive
 (imagecodecs releases the GIL; large tiles one job each, small ones grouped), so
 decoding overlaps the fetches still in flight and uses every core; a tile is decoded
