@@ -541,29 +541,37 @@ async def _read_tasks(
     the others return ``(values, valid)`` on the grid (pasted tasks: as read)."""
     import asyncio
 
-    from rasteret.read.window_buffers import WindowBuffers
     from rasteret.store.window_read import decode_pool
 
     loop = asyncio.get_running_loop()
     pool = decode_pool()
 
-    buffers = WindowBuffers()  # source windows that are warped or copied, then dropped
+    # a window that is only read to be written elsewhere is decoded into a buffer an
+    # earlier task gave back (one returned as the task's result is not)
+    pairs = list(zip(tasks, outputs, strict=True))
+    boxes = [None if o is None else copy_target(t, o.data) for t, o in pairs]
+    reused = [
+        box is None and (o is not None or t.paste is None)
+        for (t, o), box in zip(pairs, boxes, strict=True)
+    ]
+    buffers = None
+    if any(reused):
+        from rasteret.read.window_buffers import WindowBuffers
 
-    async def one(task: GridTask, output: Output | None) -> tuple[np.ndarray, np.ndarray] | None:
+        buffers = WindowBuffers()
+
+    async def one(i: int) -> tuple[np.ndarray, np.ndarray] | None:
+        task, output, box = tasks[i], outputs[i], boxes[i]
+        pooled = buffers if reused[i] else None
         # a nearest warp into its own output derives validity from the values it gathers
         gathered = output is not None and task.paste is None and task.resampling == "nearest"
         unwanted = output is not None and not output.validity  # a copy that holds its fill
-        reads = [(task.source, task.window)]
-        box = None if output is None else copy_target(task, output.data)
-        # a window that is only read to be written elsewhere is decoded into a buffer
-        # an earlier task gave back (one returned as the task's result is not)
-        reused = box is None and (output is not None or task.paste is None)
         ((values, ok),) = await read_sources(
             index,
-            reads,
+            [(task.source, task.window)],
             with_valid=not (gathered or unwanted),
             outputs=None if box is None else [box],
-            allocate=buffers.take if reused else None,
+            allocate=None if pooled is None else pooled.take,
         )
         valid = None if ok is None else ok[0]
         try:
@@ -576,7 +584,7 @@ async def _read_tasks(
                 return values[0], valid
             return await loop.run_in_executor(pool, planner.warp, task, values[0], valid, dtype)
         finally:
-            if reused:  # written (or failed): nothing refers to the window any more
-                buffers.give(values)
+            if pooled is not None:  # written (or failed): nothing refers to the window
+                pooled.give(values)
 
-    return list(await asyncio.gather(*(one(t, o) for t, o in zip(tasks, outputs, strict=True))))
+    return list(await asyncio.gather(*(one(i) for i in range(len(tasks)))))
