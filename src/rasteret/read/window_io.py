@@ -46,7 +46,9 @@ async def read_sources(
             targets.append(given)
             if src.mask_array is not None:
                 targets.append(None)
-    arrays = await read_windows_async(index, requests, targets, None, allocate) if requests else []
+    arrays = (
+        await read_windows_async(index, requests, targets, allocate=allocate) if requests else []
+    )
     out: list[tuple[np.ndarray, np.ndarray | None]] = []
     at = 0
     for src, _ in reads:

@@ -3,13 +3,14 @@
 A read whose decode is slower than its fetch (two cores inflating what a fast store
 delivers) would otherwise receive every byte it asked for long before it decodes them:
 hundreds of MB held at once, each buffer in freshly mapped memory — and first-touched
-memory is what a process pays for in page faults (tens of µs per 4 KiB page on a VM).
+memory is what a process pays for in page faults (5–15 µs each on the benchmark VM).
 :func:`loop_backlog` gives each event loop one :class:`ByteBacklog` that every read on
 that loop shares; a read holds a part's bytes from before its request is sent until
 the part is decoded, so at most :data:`BACKLOG_BYTES_PER_CORE` × cores (64 MiB on two
 cores) are in flight or waiting for a decoder, and freed buffers are reused by the next
-parts (measured on the cold-start scenarios: a third fewer page faults, peak memory
-down 25–45 %, 10–25 % faster where decoding is the bottleneck).
+parts (measured on the cold-start scenarios, alternating with the code before: 35–40 %
+fewer page faults, peak memory 20–45 % lower, cross-CRS 10–20 % faster; the other
+scenarios' times unchanged within the VM's spread).
 
 The bound is above what keeps a store busy (decode rate × first-byte latency: about
 30 MB at 100 ms on two cores), so reads that wait on the network do not wait on it.
