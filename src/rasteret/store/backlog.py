@@ -54,7 +54,7 @@ class ByteBacklog:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append((nbytes, future))
             try:
-                await future  # resolved by _wake, which counts the bytes as held
+                await future  # resolved by _release, which counts the bytes as held
             except asyncio.CancelledError:
                 if future.done() and not future.cancelled():
                     self._release(nbytes)  # the bytes arrived with the cancellation
