@@ -222,6 +222,43 @@ def test_nearest_warp_inside_the_source_fills_only_its_nodata(scenes: dict, fill
     np.testing.assert_array_equal(got.data[0], np.where(valid, expected, fill_value or 0))
 
 
+def test_integer_nearest_warps_imply_their_validity(scenes: dict) -> None:
+    """Scene C (EPSG:32632) warped onto an EPSG:32633 grid, nearest, integer bands whose
+    nodata is the fill: no validity plane is written — ``valid`` is derived from the
+    pixels (an :class:`ImpliedMask`) and equals GDAL's; the pixels equal GDAL's warp
+    and ``read_window``'s. A fill other than the nodata, a band converted while read
+    (SCL into the uint16 of B1), a float band or a mosaic keep the mask as an array."""
+    from rasteret.read.result import ImpliedMask
+
+    c, root = scenes["collection"], scenes["root"]
+    grid = target_grid(WINDOW, 10, "EPSG:32633")
+    kwargs = dict(grid=grid, records=["C"], resampling="nearest", overviews=False)
+    for band in ("B1", "SCL"):
+        expected = _warp(_files(root, "C", band)[0], grid, "nearest")
+        assert 0.5 < (expected != 0).mean() < 1  # the grid reaches past C
+        for group_by in (None, "id"):
+            got = read_window_info(c, bands=band, group_by=group_by, **kwargs)
+            assert isinstance(got.validity, ImpliedMask), band
+            data = got.data if group_by is None else got.data[0]
+            valid = got.valid if group_by is None else got.valid[0]
+            np.testing.assert_array_equal(data[0], expected, err_msg=band)
+            np.testing.assert_array_equal(valid[0], expected != 0, err_msg=band)
+            pixels = read_window(c, bands=band, group_by=group_by, **kwargs)
+            np.testing.assert_array_equal(pixels, got.data)
+
+    expected = _warp(_files(root, "C", "B1")[0], grid, "nearest")
+    seven = read_window_info(c, bands="B1", fill_value=7, **kwargs)
+    assert isinstance(seven.validity, np.ndarray)
+    np.testing.assert_array_equal(seven.valid[0], expected != 0)
+    np.testing.assert_array_equal(seven.data[0], np.where(expected != 0, expected, 7))
+    both = read_window_info(c, bands=["B1", "SCL"], **kwargs)
+    assert isinstance(both.validity, np.ndarray) and both.data.dtype == np.uint16
+    np.testing.assert_array_equal(both.valid[0], expected != 0)
+    assert isinstance(read_window_info(c, bands="B2", **kwargs).validity, np.ndarray)
+    mosaic = read_window_info(c, bands="B1", grid=grid, records=["A", "C"], resampling="nearest")
+    assert isinstance(mosaic.validity, np.ndarray)
+
+
 def test_coarse_window_reads_the_overview(scenes: dict) -> None:
     c = scenes["collection"]
     kwargs = {"bands": "B1", "bounds": WINDOW, "res": 40, "crs": 32633, "records": ["A"]}
@@ -352,18 +389,22 @@ def test_pixels_only_reads_equal_gdal_and_the_full_read(scenes: dict, fill_value
     assert reader.read(grid, reader.rows_of(ids)).valid is not None
 
 
-def test_only_copies_whose_invalid_pixels_hold_the_fill_skip_validity(scenes: dict) -> None:
+def test_only_tasks_whose_invalid_pixels_hold_the_fill_skip_validity(scenes: dict) -> None:
     from rasteret.read.grid_tasks import GridTask, holds_fill
     from rasteret.read.stacks import StoreIndex
 
     a = scenes["collection"].select_records(["A"])
     src = StoreIndex(a, ["B1"]).source("B1", 0)
-    assert src is not None and src.nodata == 0
+    assert src is not None and src.nodata == 0 and src.dtype == np.uint16
     copy = GridTask(0, 0, src, _window_of(src), (0, 0), "nearest")
     warp = GridTask(0, 0, src, _window_of(src), None, "nearest")
+    bilinear = GridTask(0, 0, src, _window_of(src), None, "bilinear")
     assert holds_fill(copy, np.dtype(np.uint16), 0)  # nodata is the fill
     assert not holds_fill(copy, np.dtype(np.uint16), 7)  # the fill replaces nodata
-    assert not holds_fill(warp, np.dtype(np.uint16), 0)  # warps keep their validity
+    assert holds_fill(warp, np.dtype(np.uint16), 0)  # gathered: nodata pixels as they are
+    assert not holds_fill(warp, np.dtype(np.uint16), 7)
+    assert not holds_fill(warp, np.dtype(np.int32), 0)  # converted while gathered
+    assert not holds_fill(bilinear, np.dtype(np.uint16), 0)  # new values near nodata
 
 
 def _window_of(src):  # type: ignore[no-untyped-def]

@@ -261,13 +261,16 @@ class TaskPlanner:
         data: np.ndarray,
         valid: np.ndarray | None,
         out: np.ndarray,
-        out_valid: np.ndarray,
+        out_valid: np.ndarray | None,
         fill: Any,
     ) -> bool:
         """The nearest-neighbour warp gathered straight into ``out`` / ``out_valid`` (the
         whole target grid, C-contiguous, ``out`` of ``data``'s dtype), ``fill`` where
         invalid: no intermediate arrays. ``valid`` ``None``: validity is the source's
         nodata rule (no internal mask) applied to the gathered values, not gathered.
+        ``out_valid`` ``None``: the pixels only, for a task that :func:`holds_fill` (its
+        invalid pixels hold the fill as gathered: only the outside is filled; the
+        caller's :meth:`warp` writes ``Output.valid`` regardless).
         ``False`` (nothing written) when that does not apply; the caller then uses
         :meth:`warp`."""
         if (
@@ -275,12 +278,21 @@ class TaskPlanner:
             or data.ndim != 2
             or data.dtype != out.dtype
             or out.dtype.kind not in "iuf"
-            or not (out.flags.c_contiguous and out_valid.flags.c_contiguous)
+            or not out.flags.c_contiguous
+            or (out_valid is not None and not out_valid.flags.c_contiguous)
         ):
             return False
         flat, inside, block = self._nearest_index(task.source, task.window)
         if flat.shape != out.shape:
             return False
+        if out_valid is None:  # the pixels only: invalid ones hold nodata, the fill
+            if block is not None:
+                return False  # (integer offsets are copies: see ``plan``)
+            assert valid is None and out.dtype.kind in "iu"
+            np.take(np.ascontiguousarray(data).reshape(-1), flat, out=out, mode="clip")
+            if inside is not None:
+                np.copyto(out, fill, where=~inside, casting="unsafe")
+            return True
         if block is not None:
             _copy_block(block, data, valid, out, out_valid, fill, task.source.nodata)
             return True
@@ -337,15 +349,16 @@ class Output:
 
 
 def holds_fill(task: GridTask, dtype: np.dtype, fill: Any) -> bool:
-    """Whether ``task`` is a copy whose invalid pixels already hold ``fill`` in ``dtype``
-    (no internal mask, nodata equal to the fill): written into an :class:`Output` without
-    ``validity``, its pixels are the same."""
+    """Whether ``task``'s invalid pixels already hold ``fill`` in ``dtype`` once written
+    (no internal mask, nodata equal to the fill): a copy, or a nearest warp gathered in
+    the source's integer dtype (the pixels outside the source get the fill). Written into
+    an :class:`Output` without ``validity``, its pixels are the same."""
     src = task.source
-    return (
-        task.paste is not None
-        and src.mask_array is None
-        and invalid_holds_fill(src.dtype, src.nodata, fill, dtype)
-    )
+    if src.mask_array is not None or not invalid_holds_fill(src.dtype, src.nodata, fill, dtype):
+        return False
+    if task.paste is not None:
+        return True
+    return task.resampling == "nearest" and dtype.kind in "iu" and src.dtype == dtype
 
 
 def write_task(
@@ -384,7 +397,8 @@ def write_task(
             np.copyto(data, output.fill, where=~ok, casting="unsafe")
         output.valid[r : r + h, c : c + w] = ok
         return
-    if planner.warp_nearest_into(task, values, ok, output.data, output.valid, output.fill):
+    out_valid = output.valid if output.validity else None
+    if planner.warp_nearest_into(task, values, ok, output.data, out_valid, output.fill):
         return
     if ok is None:
         ok = valid_mask(values, task.source.nodata)

@@ -33,6 +33,7 @@ import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -58,8 +59,8 @@ from rasteret.read.grid_tasks import (
     overview_sources,
     write_task,
 )
-from rasteret.read.radiometry import fill_value_for
-from rasteret.read.result import NoDataError
+from rasteret.read.radiometry import fill_value_for, implied_invalid
+from rasteret.read.result import ImpliedMask, NoDataError, Validity
 from rasteret.read.selection import band_names
 from rasteret.read.stacks import BandSource, StoreIndex, plan_progress, read_progress
 from rasteret.read.window_io import read_sources, source_requests
@@ -76,19 +77,30 @@ class WindowRead:
     (the common dtype of the bands). ``valid``: same shape, ``True`` where a record
     supplied a valid pixel (invalid pixels hold the band's fill: ``fill_value``, else
     nodata, else 0); ``None`` from a read that asked for the pixels only
-    (:meth:`WindowReader.read` with ``validity=False``). ``groups``: the group key of
-    each ``T`` (``None`` for a mosaic); ``record_ids``: per output (one for a mosaic),
-    the records that overlap it, in paint order; ``datetimes``: the first such record's
-    time (NaT when none).
+    (:meth:`WindowReader.read` with ``validity=False``). ``validity``: the mask itself,
+    or — when the pixels imply it (every band's invalid pixels hold its nodata, which is
+    its fill: no internal mask, no mosaic, copies and nearest warps of integer bands) —
+    the :class:`~rasteret.read.result.ImpliedMask` that ``valid`` derives from ``data``
+    on first use (as :attr:`AOIWindow.mask <rasteret.read.result.AOIWindow.mask>`: read
+    ``valid`` before writing to ``data``). ``groups``: the group key of each ``T``
+    (``None`` for a mosaic); ``record_ids``: per output (one for a mosaic), the records
+    that overlap it, in paint order; ``datetimes``: the first such record's time (NaT
+    when none).
     """
 
     data: np.ndarray
-    valid: np.ndarray | None
+    validity: Validity | None
     grid: GridSpec
     bands: tuple[str, ...]
     groups: tuple[str, ...] | None
     record_ids: tuple[tuple[str, ...], ...]
     datetimes: np.ndarray
+
+    @cached_property
+    def valid(self) -> np.ndarray | None:
+        """``True`` where a record supplied a valid pixel (same shape as ``data``)."""
+        found = self.validity
+        return found if found is None or isinstance(found, np.ndarray) else found.of(self.data)
 
 
 def target_grid(bounds: Bounds, res: float | Sequence[float], crs: Any) -> GridSpec:
@@ -380,6 +392,7 @@ class WindowReader:
         # a (slot, band) fed by one task is written by that task, on the decode pool,
         # straight into the output; several tasks (a mosaic) merge first-valid-wins here
         feeds = Counter((t.slot, t.band) for t in tasks)
+        implied = _implied_validity(tasks, feeds, dtype, fills) if validity else None
         # its task writes every pixel of such a plane (a warp its grid, a copy its box and
         # the fill around it), on the decode pool once its bytes arrive: the output is not
         # touched before the first request is sent (first-touched memory is slow on VMs)
@@ -389,7 +402,7 @@ class WindowReader:
                 valid[t.slot, t.band],
                 fills[t.band],
                 unfilled=True,
-                validity=validity or not holds_fill(t, dtype, fills[t.band]),
+                validity=(validity and implied is None) or not holds_fill(t, dtype, fills[t.band]),
             )
             if feeds[(t.slot, t.band)] == 1
             else None
@@ -429,12 +442,15 @@ class WindowReader:
             dtype="datetime64[us]",
         )
         record_ids = tuple(tuple(self.ids[r] for r in m) for m in members)
+        found: Validity | None = valid
         if not validity:  # planes written without validity hold no mask: none returned
-            valid = None
+            found = None
+        elif implied is not None:  # nor when the pixels imply it
+            found = implied
         if group_by is None:
-            first = None if valid is None else valid[0]
+            first = valid[0] if found is valid else found
             return WindowRead(data[0], first, grid, self.bands, None, record_ids, times)
-        return WindowRead(data, valid, grid, self.bands, tuple(slots), record_ids, times)
+        return WindowRead(data, found, grid, self.bands, tuple(slots), record_ids, times)
 
     # -- helpers -------------------------------------------------------------------------
     def _group_keys(self, rows: list[int], group_by: GroupBy) -> list[str]:
@@ -517,6 +533,23 @@ def _mosaic_waves(tasks: Sequence[GridTask]) -> tuple[list[int], list[int]]:
         (later if hidden else first).append(i)
         earlier.append(box)
     return first, later
+
+
+def _implied_validity(
+    tasks: Sequence[GridTask], feeds: Counter[tuple[int, int]], dtype: np.dtype, fills: list[Any]
+) -> ImpliedMask | None:
+    """The validity the pixels of a read imply (an integer ``dtype``, no mosaic, every
+    task one whose invalid pixels hold its nodata, which is the band's fill: see
+    :func:`holds_fill`), so none is written; ``None`` otherwise."""
+    if dtype.kind not in "iu" or any(n > 1 for n in feeds.values()):
+        return None
+    for task in tasks:
+        src, fill = task.source, fills[task.band]
+        if not holds_fill(task, dtype, fill):
+            return None
+        if implied_invalid(src.dtype, src.nodata, fill, dtype) is None:
+            return None  # e.g. no nodata: a valid pixel may equal the fill
+    return ImpliedMask(tuple(int(np.asarray(f).astype(dtype)) for f in fills))
 
 
 def _covered(task: GridTask, valid: np.ndarray) -> bool:
