@@ -129,6 +129,30 @@ def test_bad_requests_name_the_array(collection) -> None:  # type: ignore[no-unt
         )
 
 
+def test_allocated_windows_equal_the_default_and_are_checked(collection) -> None:  # type: ignore[no-untyped-def]
+    """Windows decoded into arrays from ``allocate`` hold the same pixels (sparse tiles
+    filled too); an allocator returning the wrong shape fails the read, naming the array."""
+    tiles = open_tiles(collection)
+    requests = _every_window(tiles, WINDOWS)
+    expected = read_array_windows_sync(tiles.layout, tiles.reader, requests)
+    given: list[np.ndarray] = []
+
+    def allocate(shape, dtype):  # type: ignore[no-untyped-def]
+        given.append(np.full(shape, 12345, dtype))  # garbage a read must overwrite
+        return given[-1]
+
+    got = read_array_windows_sync(tiles.layout, tiles.reader, requests, allocate=allocate)
+    assert given and all(any(a is g for g in given) for a in got if a.size)
+    for request, a, b in zip(requests, got, expected, strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=str(request))
+    group = tiles.groups[0]
+    with pytest.raises(ValueError, match=f"{group}/B04: allocate returned an array of shape"):
+        read_array_windows_sync(
+            tiles.layout, tiles.reader, [ArrayWindow(f"{group}/B04", 1, WINDOWS[1])],
+            allocate=lambda shape, dtype: np.empty((1, 1), dtype),
+        )  # fmt: skip
+
+
 def test_read_surfaces_do_not_import_zarr(collection, tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "c.parquet"
     collection.export(path)

@@ -20,7 +20,8 @@ from rasteret.geo.resampling import POINT_KERNELS, VALUE_PRESERVING
 from rasteret.geo.transform import to_crs, transform_bounds
 from rasteret.geo.window import Window
 from rasteret.read.members import member_window, source_grid
-from rasteret.read.radiometry import invalid_holds_fill, valid_into, valid_mask
+from rasteret.read.radiometry import implied_invalid, invalid_holds_fill, valid_into, valid_mask
+from rasteret.read.result import ImpliedMask
 from rasteret.read.stacks import BandSource, StoreIndex, group_sources
 
 if TYPE_CHECKING:
@@ -359,6 +360,23 @@ def holds_fill(task: GridTask, dtype: np.dtype, fill: Any) -> bool:
     if task.paste is not None:
         return True
     return task.resampling == "nearest" and dtype.kind in "iu" and src.dtype == dtype
+
+
+def implied_validity(
+    tasks: Sequence[GridTask], dtype: np.dtype, fills: Sequence[Any]
+) -> ImpliedMask | None:
+    """The validity the pixels of a read imply — an integer ``dtype``, no plane fed by two
+    tasks (a mosaic merges through its mask), every task one that :func:`holds_fill`
+    with a nodata no valid pixel can equal — so none needs writing; ``None`` otherwise."""
+    if dtype.kind not in "iu" or len({(t.slot, t.band) for t in tasks}) != len(tasks):
+        return None
+    for task in tasks:
+        src, fill = task.source, fills[task.band]
+        if not holds_fill(task, dtype, fill):
+            return None
+        if implied_invalid(src.dtype, src.nodata, fill, dtype) is None:
+            return None  # e.g. no nodata: a valid pixel may equal the fill
+    return ImpliedMask(tuple(int(np.asarray(f).astype(dtype)) for f in fills))
 
 
 def write_task(

@@ -54,16 +54,16 @@ from rasteret.read.grid_tasks import (
     GridTask,
     Output,
     TaskPlanner,
-    copy_target,
     holds_fill,
+    implied_validity,
     overview_sources,
-    write_task,
 )
-from rasteret.read.radiometry import fill_value_for, implied_invalid
-from rasteret.read.result import ImpliedMask, NoDataError, Validity
+from rasteret.read.radiometry import fill_value_for
+from rasteret.read.result import NoDataError, Validity
 from rasteret.read.selection import band_names
 from rasteret.read.stacks import BandSource, StoreIndex, plan_progress, read_progress
-from rasteret.read.window_io import read_sources, source_requests
+from rasteret.read.window_io import source_requests
+from rasteret.read.window_tasks import read_tasks
 
 GroupBy = str | Callable[[dict[str, Any]], Any] | None
 Resampling = str | Mapping[str, str] | None
@@ -392,7 +392,7 @@ class WindowReader:
         # a (slot, band) fed by one task is written by that task, on the decode pool,
         # straight into the output; several tasks (a mosaic) merge first-valid-wins here
         feeds = Counter((t.slot, t.band) for t in tasks)
-        implied = _implied_validity(tasks, feeds, dtype, fills) if validity else None
+        implied = implied_validity(tasks, dtype, fills) if validity else None
         # its task writes every pixel of such a plane (a warp its grid, a copy its box and
         # the fill around it), on the decode pool once its bytes arrive: the output is not
         # touched before the first request is sent (first-touched memory is slow on VMs)
@@ -420,7 +420,7 @@ class WindowReader:
             chosen = [tasks[i] for i in wave]
             planner.prepare(chosen)  # warp maps computed while the first bytes are in flight
             results = run_sync(
-                _read_tasks(self.index, chosen, planner, dtype, [outputs[i] for i in wave])
+                read_tasks(self.index, chosen, planner, dtype, [outputs[i] for i in wave])
             )
             unfilled = _fill_planes(data, unfilled, fills)  # before a mosaic merges
             for task, i, result in zip(chosen, wave, results, strict=True):
@@ -535,23 +535,6 @@ def _mosaic_waves(tasks: Sequence[GridTask]) -> tuple[list[int], list[int]]:
     return first, later
 
 
-def _implied_validity(
-    tasks: Sequence[GridTask], feeds: Counter[tuple[int, int]], dtype: np.dtype, fills: list[Any]
-) -> ImpliedMask | None:
-    """The validity the pixels of a read imply (an integer ``dtype``, no mosaic, every
-    task one whose invalid pixels hold its nodata, which is the band's fill: see
-    :func:`holds_fill`), so none is written; ``None`` otherwise."""
-    if dtype.kind not in "iu" or any(n > 1 for n in feeds.values()):
-        return None
-    for task in tasks:
-        src, fill = task.source, fills[task.band]
-        if not holds_fill(task, dtype, fill):
-            return None
-        if implied_invalid(src.dtype, src.nodata, fill, dtype) is None:
-            return None  # e.g. no nodata: a valid pixel may equal the fill
-    return ImpliedMask(tuple(int(np.asarray(f).astype(dtype)) for f in fills))
-
-
 def _covered(task: GridTask, valid: np.ndarray) -> bool:
     """Whether every pixel ``task`` could write already holds a valid value."""
     plane = valid[task.slot, task.band]
@@ -559,65 +542,3 @@ def _covered(task: GridTask, valid: np.ndarray) -> bool:
     if box is not None:
         plane = plane[box[0] : box[2], box[1] : box[3]]
     return bool(plane.all())
-
-
-async def _read_tasks(
-    index: StoreIndex,
-    tasks: Sequence[GridTask],
-    planner: TaskPlanner,
-    dtype: np.dtype,
-    outputs: Sequence[Output | None],
-) -> list[tuple[np.ndarray, np.ndarray] | None]:
-    """Every task's window, read concurrently and warped on the decode pool as soon as
-    its pixels arrive (warps overlap the reads still in flight). A task with an
-    :class:`Output` writes its pixels, validity and fill there (``None`` returned);
-    the others return ``(values, valid)`` on the grid (pasted tasks: as read)."""
-    import asyncio
-
-    from rasteret.store.window_read import decode_pool
-
-    loop = asyncio.get_running_loop()
-    pool = decode_pool()
-
-    # a window that is only read to be written elsewhere is decoded into a buffer an
-    # earlier task gave back (one returned as the task's result is not)
-    pairs = list(zip(tasks, outputs, strict=True))
-    boxes = [None if o is None else copy_target(t, o.data) for t, o in pairs]
-    reused = [
-        box is None and (o is not None or t.paste is None)
-        for (t, o), box in zip(pairs, boxes, strict=True)
-    ]
-    buffers = None
-    if any(reused):
-        from rasteret.read.window_buffers import WindowBuffers
-
-        buffers = WindowBuffers()
-
-    async def one(i: int) -> tuple[np.ndarray, np.ndarray] | None:
-        task, output, box = tasks[i], outputs[i], boxes[i]
-        pooled = buffers if reused[i] else None
-        # a nearest warp into its own output derives validity from the values it gathers
-        gathered = output is not None and task.paste is None and task.resampling == "nearest"
-        unwanted = output is not None and not output.validity  # a copy that holds its fill
-        ((values, ok),) = await read_sources(
-            index,
-            [(task.source, task.window)],
-            with_valid=not (gathered or unwanted),
-            outputs=None if box is None else [box],
-            allocate=None if pooled is None else pooled.take,
-        )
-        valid = None if ok is None else ok[0]
-        try:
-            if output is not None:
-                return await loop.run_in_executor(
-                    pool, write_task, planner, task, values[0], valid, output
-                )
-            assert valid is not None
-            if task.paste is not None:
-                return values[0], valid
-            return await loop.run_in_executor(pool, planner.warp, task, values[0], valid, dtype)
-        finally:
-            if pooled is not None:  # written (or failed): nothing refers to the window
-                pooled.give(values)
-
-    return list(await asyncio.gather(*(one(i) for i in range(len(tasks)))))

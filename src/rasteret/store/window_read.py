@@ -156,7 +156,7 @@ async def read_array_windows(
             outputs.given(given)
         else:  # allocated when its first tile is decoded (no fill pass if every pixel
             # comes from a tile)
-            outputs.planned(window.shape, decoding.dtype, None if covered else decoding.fill)
+            outputs.planned(request, decoding.dtype, None if covered else decoding.fill)
         if source is None or window.height == 0 or window.width == 0:
             continue
         block_h, block_w = array.block_shape
@@ -234,17 +234,18 @@ class _Outputs:
     def __init__(self, allocate: Allocate | None) -> None:
         self._allocate = allocate
         self._arrays: list[np.ndarray | None] = []
-        self._plans: list[tuple[tuple[int, int], np.dtype, Any] | None] = []
+        self._plans: list[tuple[ArrayWindow, np.dtype, Any] | None] = []
         self._lock = threading.Lock()
 
     def given(self, array: np.ndarray) -> None:
         self._arrays.append(array)
         self._plans.append(None)
 
-    def planned(self, shape: tuple[int, int], dtype: np.dtype, fill: Any) -> None:
-        """An array of ``shape`` to allocate, starting as ``fill`` (``None``: no fill)."""
+    def planned(self, request: ArrayWindow, dtype: np.dtype, fill: Any) -> None:
+        """An array for ``request``'s window to allocate, starting as ``fill`` (``None``:
+        no fill)."""
         self._arrays.append(None)
-        self._plans.append((shape, dtype, fill))
+        self._plans.append((request, dtype, fill))
 
     def get(self, index: int) -> np.ndarray:
         array = self._arrays[index]
@@ -252,12 +253,13 @@ class _Outputs:
             with self._lock:
                 array = self._arrays[index]
                 if array is None:
-                    shape, dtype, fill = self._plans[index]  # type: ignore[misc]
+                    request, dtype, fill = self._plans[index]  # type: ignore[misc]
+                    shape = request.window.shape
                     if self._allocate is None:
                         array = np.empty(shape, dtype=dtype)
                     else:
                         array = self._allocate(shape, dtype)
-                        _check_allocated(array, shape, dtype)
+                        _check_output(request, array, dtype, "allocate returned an array")
                     if fill is not None:
                         array[...] = fill
                     self._arrays[index] = array
@@ -400,18 +402,13 @@ def _covered(source: TileSource, array: ArrayLayout, window: Window) -> bool:
     return bool((counts[rows, cols] > 0).all())
 
 
-def _check_output(request: ArrayWindow, out: np.ndarray, dtype: np.dtype) -> None:
+def _check_output(
+    request: ArrayWindow, out: np.ndarray, dtype: np.dtype, what: str = "output"
+) -> None:
     if out.shape != request.window.shape or out.dtype != dtype or not out.flags.writeable:
         raise ValueError(
-            f"{request.path}: output of shape {out.shape} and dtype {out.dtype} for a "
+            f"{request.path}: {what} of shape {out.shape} and dtype {out.dtype} for a "
             f"{request.window.shape} window of {dtype}"
-        )
-
-
-def _check_allocated(array: np.ndarray, shape: tuple[int, int], dtype: np.dtype) -> None:
-    if array.shape != shape or array.dtype != dtype or not array.flags.writeable:
-        raise ValueError(
-            f"allocate returned a {array.shape} {array.dtype} array for a {shape} window of {dtype}"
         )
 
 
