@@ -22,7 +22,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "rasteret"
 #: Bottom to top; a package may import any package of an earlier layer.
 LAYERS: list[set[str]] = [
     {"_version", "_types", "_lazy", "_fork", "_options", "errors"},
-    {"_async", "_progress"},
+    {"_async", "_progress", "_pages"},
     {"tiff", "fetch", "geo"},
     {"index"},
     {"ingest"},

@@ -189,6 +189,25 @@ def test_problems_are_listed_per_record_and_capped(tmp_path: Path, built) -> Non
     assert "... and 10 more content problem(s)" in message
 
 
+def test_every_row_of_every_disagreeing_dtype_is_named(tmp_path: Path, built) -> None:
+    collection, _ = built
+    table = pa.concat_tables([collection.table] * 4)
+    table = table.set_column(0, "id", pa.array([f"r{i}" for i in range(len(table))]))
+    edits = {1: "float32", 4: "int16", 6: "float32", 7: "uint8"}  # others stay uint16
+    for row, dtype in edits.items():
+        table = _corrupt(table, row, "b1", _set("dtype", dtype))
+    message = _refused(
+        tmp_path,
+        table,
+        *(f"record 'r{row}' band 'b1'" for row in edits),
+        "dtype 'float32' disagrees with 16-bit SampleFormat 1 (uint16)",
+        "dtype 'int16' disagrees with 16-bit SampleFormat 1 (uint16)",
+        "dtype 'uint8' disagrees with 16-bit SampleFormat 1 (uint16)",
+    )
+    named = {int(part.split("'")[0]) for part in message.split("record 'r")[1:]}
+    assert named == set(edits)  # the agreeing rows are not named
+
+
 @pytest.fixture(scope="module")
 def uncompressed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, np.ndarray]:
     root = tmp_path_factory.mktemp("hostile_raw")

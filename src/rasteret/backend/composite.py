@@ -42,6 +42,7 @@ import xarray as xr
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
+from rasteret._pages import small_pages
 from rasteret.errors import RasteretError
 from rasteret.geo.composite import FLOAT_FUSERS, check_fuse, fuse_stack, fused_dtype
 from rasteret.index.columns import datetimes, record_ids
@@ -207,6 +208,7 @@ class CompositeArray(BackendArray):
         self.shape = (len(groups), *source.shape[1:])
         self.dtype = fused_dtype(source.dtype, fuse)
 
+    @small_pages
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
         return indexing.explicit_indexing_adapter(
             key, self.shape, indexing.IndexingSupport.BASIC, self._read

@@ -32,6 +32,7 @@ import numpy as np
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
+from rasteret._pages import small_pages
 from rasteret.backend.variables import index_span
 from rasteret.backend.warp_maps import WarpMaps
 from rasteret.geo.coords import kernel_scale, source_window
@@ -92,6 +93,7 @@ class GridBandArray(BackendArray):
         self.fill = fill
         self.maps = maps if maps is not None else WarpMaps()
 
+    @small_pages
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
         return indexing.explicit_indexing_adapter(
             key, self.shape, indexing.IndexingSupport.BASIC, self._read

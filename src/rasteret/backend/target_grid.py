@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
+from rasteret._pages import small_pages
 from rasteret.backend.variables import TileSteps
 from rasteret.backend.warp_maps import WarpMaps
 from rasteret.geo.coords import resolution_scale, source_window
@@ -248,6 +249,7 @@ class Coverage:
         self.dtype = np.dtype(np.uint8)
         self.ndim = len(self.shape)
 
+    @small_pages
     def __getitem__(self, key: tuple[Any, ...]) -> np.ndarray:
         shape = [
             len(range(*k.indices(n)))

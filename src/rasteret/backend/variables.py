@@ -29,6 +29,7 @@ import xarray as xr
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
+from rasteret._pages import small_pages
 from rasteret.backend.chunks import preferred_chunks
 from rasteret.geo.window import Window
 from rasteret.store.bands import band_stacks, decode_records, radiometry_coordinates
@@ -91,6 +92,7 @@ class TileBackendArray(BackendArray):
         state["_mask"] = None
         return state
 
+    @small_pages
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
         return indexing.explicit_indexing_adapter(
             key, self.shape, indexing.IndexingSupport.BASIC, self._read
@@ -220,6 +222,7 @@ class TileSteps:
         self.dtype = np.dtype(array.dtype)
         self.ndim = 3
 
+    @small_pages
     def __getitem__(self, key: tuple[Any, ...]) -> np.ndarray:
         return read_stack(self.store, self.path, self.steps, key, self.dtype)
 

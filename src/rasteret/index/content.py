@@ -391,27 +391,28 @@ def _dtype_agreement(
         return
     from rasteret.tiff.unpack import sample_dtype
 
-    combos = pa.table(
-        {
-            "dtype": structs.field("dtype"),
-            "bits": structs.field("bits_per_sample"),
-            "format": structs.field("sample_format"),
-            "row": pa.array(np.arange(len(structs))),
-            "valid": pa.array(valid),
-        }
-    ).filter(pc.field("valid"))
-    distinct = combos.group_by(["dtype", "bits", "format"]).aggregate([("row", "list")])
-    keys = zip(*(distinct[c].to_pylist() for c in ("dtype", "bits", "format")), strict=True)
+    # one key per (dtype, bits, format) combination, in numpy (no acero for a group-by)
+    dtypes = pc.dictionary_encode(structs.field("dtype").cast(pa.string()))
+    null = np.iinfo(np.int64).min
+    codes = _np_int(dtypes.indices, null)
+    bits = _np_int(structs.field("bits_per_sample"), null)
+    formats = _np_int(structs.field("sample_format"), null)
+    rows = np.flatnonzero(valid)
+    combos, inverse = np.unique(
+        np.stack([codes[rows], bits[rows], formats[rows]], axis=1), axis=0, return_inverse=True
+    )
+    names_of = dtypes.dictionary.to_pylist()
     flagged: list[tuple[int, str]] = []  # every row of every disagreeing combination
-    for i, (dtype, bits, fmt) in enumerate(keys):
-        if bits is None or fmt is None:
+    for i, (code, bit, fmt) in enumerate(combos.tolist()):
+        if bit == null or fmt == null:
             continue
-        expected = sample_dtype(int(bits), int(fmt)) if 0 < bits <= 128 else None
+        dtype = names_of[code] if code != null else None
+        expected = sample_dtype(int(bit), int(fmt)) if 0 < bit <= 128 else None
         if expected is None or expected.name != dtype:
             wanted = expected.name if expected is not None else "no numpy dtype"
-            message = f"dtype {dtype!r} disagrees with {bits}-bit SampleFormat {fmt} ({wanted})"
-            rows = np.sort(distinct["row_list"][i].values.to_numpy())[:MAX_COLLECTED]
-            flagged += [(int(row), message) for row in rows]
+            message = f"dtype {dtype!r} disagrees with {bit}-bit SampleFormat {fmt} ({wanted})"
+            chosen = rows[inverse.reshape(-1) == i][:MAX_COLLECTED]
+            flagged += [(int(row), message) for row in chosen]
     for row, message in sorted(flagged)[:MAX_COLLECTED]:
         yield row, "full", message
 

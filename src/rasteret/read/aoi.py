@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rasteret._pages import small_pages
 from rasteret._progress import ProgressOption
 from rasteret.fetch import RangeReader
 from rasteret.geo.grid import GridSpec
@@ -23,6 +24,7 @@ from rasteret.read.aoi_engine import GroupBy, read_aoi
 from rasteret.read.result import AOIStack, AOIWindow, stack_windows
 
 
+@small_pages
 def get_numpy(
     collection: CollectionTable,
     geometries: Any,
@@ -97,6 +99,7 @@ def get_numpy(
     )
 
 
+@small_pages
 def read_aoi_windows(
     collection: CollectionTable,
     geometries: Any,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rasteret._pages import small_pages
 from rasteret.index import CollectionTable
 from rasteret.index.failed import OnFailedAsset
 from rasteret.read.aoi import read_aoi_windows
@@ -34,6 +35,7 @@ COLUMNS = (
 )  # fmt: skip
 
 
+@small_pages
 def get_gdf(
     collection: CollectionTable,
     geometries: Any,

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from rasteret._pages import small_pages
 from rasteret._progress import ProgressOption
 from rasteret.fetch import RangeReader
 from rasteret.geo.grid import GridSpec
@@ -35,6 +36,7 @@ from rasteret.read.aoi_engine import read_aoi
 from rasteret.read.result import AOIWindow, RaggedShapesError, shared_rule, stack_views
 
 
+@small_pages
 def get_xarray(
     collection: CollectionTable,
     geometries: Any,

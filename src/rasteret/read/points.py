@@ -45,6 +45,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from rasteret._pages import small_pages
 from rasteret._progress import ProgressOption
 from rasteret.fetch import RangeReader
 from rasteret.geo.transform import crs_epsg, transform_points
@@ -83,6 +84,7 @@ Neighbourhood = Literal["off", "always", "if_center_nodata"]
 NEIGHBOURHOOD_MODES: tuple[str, ...] = ("off", "always", "if_center_nodata")
 
 
+@small_pages
 def sample_points(
     collection: CollectionTable,
     points: Any,

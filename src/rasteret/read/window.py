@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from rasteret._async import run_sync
+from rasteret._pages import small_pages
 from rasteret._progress import ProgressOption
 from rasteret._types import Bounds
 from rasteret.fetch import RangeReader
@@ -120,6 +121,7 @@ def target_grid(bounds: Bounds, res: float | Sequence[float], crs: Any) -> GridS
     return GridSpec(crs, (xres, 0.0, left, 0.0, -yres, top), (height, width))
 
 
+@small_pages
 def read_window(
     collection: CollectionTable,
     *,
@@ -155,6 +157,7 @@ def read_window(
     return _read(collection, bands, *args, reader, errors, progress, validity=False).data
 
 
+@small_pages
 def read_window_info(
     collection: CollectionTable,
     *,
@@ -332,6 +335,7 @@ class WindowReader:
         return key
 
     # -- the read ------------------------------------------------------------------------
+    @small_pages
     def read(
         self,
         grid: GridSpec,
