@@ -169,15 +169,19 @@ def _git_commit() -> str:
 
 def huge_pages() -> str:
     """Transparent huge pages as a fresh process meets them: the kernel's mode and whether
-    numpy asks for them on large arrays (``NUMPY_MADVISE_HUGEPAGE``). First-touched huge
-    pages are much slower on some VMs: every tool's output arrays are numpy's."""
+    numpy asks for them on large arrays (``NUMPY_MADVISE_HUGEPAGE``; rasteret's reads turn
+    numpy's advice off while they run unless that is set). First-touched huge pages are
+    much slower on some VMs: every tool's output arrays are numpy's."""
     try:
         text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
         mode = text.split("[")[1].split("]")[0]
     except (OSError, IndexError):
         return "-"
-    numpy = os.environ.get("NUMPY_MADVISE_HUGEPAGE", "1") != "0"
-    return f"THP {mode}, numpy {'madvises' if numpy else 'does not madvise'} huge pages"
+    chosen = os.environ.get("NUMPY_MADVISE_HUGEPAGE")
+    if chosen is None:  # numpy's default; rasteret's reads switch it off while they run
+        return f"THP {mode}, numpy madvises huge pages (not inside rasteret's reads)"
+    verb = "madvises" if chosen != "0" else "does not madvise"
+    return f"THP {mode}, NUMPY_MADVISE_HUGEPAGE={chosen}: numpy {verb} huge pages"
 
 
 def machine_info() -> dict[str, object]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -38,12 +38,13 @@ from rasteret.read.grid_tasks import (
     Output,
     TaskPlanner,
     copy_target,
+    implied_validity,
     overview_sources,
     write_task,
 )
 from rasteret.read.mosaic import FUSERS, fuse_arrays, group_keys, ordered_groups
 from rasteret.read.radiometry import valid_mask
-from rasteret.read.result import AOIWindow
+from rasteret.read.result import AOIWindow, ImpliedMask, Validity
 from rasteret.read.stacks import BandSource, StoreIndex, read_windows_async
 from rasteret.read.window_io import source_requests
 
@@ -106,6 +107,8 @@ def read_on_grid(
                     tasks.append((gid, row, GridTask(0, c, *plan, resampling)))
     single = contiguous and fuse not in FLOAT_FUSERS  # one member fused: itself
     block = _Block.plan(index, bands, windows, groups, fills) if single else None
+    # a block whose pixels imply their validity keeps none (its planes stay untouched)
+    implied = block.implied(tasks) if block is not None else None
     inside = _inside_masks(geoms, windows, all_touched)  # once per geometry
     warped: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     fed: set[tuple[int, int, int]] = set()
@@ -130,7 +133,7 @@ def read_on_grid(
     for gid, planned in by_grid.items():  # warp maps computed while the bytes are in flight
         planners[gid].prepare(planned)
     placed = [
-        _Placement(planners[gid], task, *warped[(gid, row)], inside[gid], block)
+        _Placement(planners[gid], task, *warped[(gid, row)], inside[gid], block, implied)
         for gid, row, task in tasks
     ]
     _read_placed(index, placed)
@@ -142,8 +145,11 @@ def read_on_grid(
             have = [m for m in members if (gid, m) in warped]
             if not have:
                 continue
+            valid: Validity
             if block is not None:  # one record: its slot of the block, finished in place
                 data, valid = warped[(gid, have[0])]
+                if implied is not None:
+                    valid = implied
             else:  # validity is within the geometry already
                 if len(have) == 1:  # views, no copies
                     stack = warped[(gid, have[0])][0][None]
@@ -179,6 +185,7 @@ class _Placement:
     valid: np.ndarray
     inside: np.ndarray  # the geometry's pixels of the window grid
     block: _Block | None
+    implied: ImpliedMask | None  # the block's pixels imply validity: ``valid`` is unused
 
     @property
     def fill(self) -> Any:  # where invalid: the block's fill (else fusing ignores it)
@@ -188,6 +195,9 @@ class _Placement:
         """Write the task's source window (``values``, internal ``mask`` or None) into
         the slot's channel and finish it (pool thread)."""
         self._write(values, mask)
+        if self.implied is not None:  # invalid pixels hold the fill: the outside gets it
+            np.copyto(self.data[self.task.band], self.fill, where=~self.inside, casting="unsafe")
+            return
         valid = self.valid[self.task.band]
         np.logical_and(valid, self.inside, out=valid)  # the geometry's outside: invalid
         if self.block is not None and not valid.all():  # a block's slot is final: fills
@@ -199,6 +209,12 @@ class _Placement:
         warp — without an internal mask, a nearest gather applies the nodata rule to the
         pixels it gathers (no validity of the whole source window)."""
         task = self.task
+        if self.implied is not None:  # no validity: every pixel of the plane written
+            output = Output(
+                self.data[task.band], self.valid[task.band], self.fill, True, validity=False
+            )
+            write_task(self.planner, task, values, None, output)
+            return
         ok = None
         if mask is not None or task.paste is not None:
             ok = valid_mask(values, task.source.nodata, mask)
@@ -286,6 +302,12 @@ class _Block:
     def slot(self, gid: int, row: int) -> tuple[np.ndarray, np.ndarray]:
         k = self.at[(gid, row)]
         return self.data[k], self.valid[k]
+
+    def implied(self, tasks: Sequence[tuple[int, int, GridTask]]) -> ImpliedMask | None:
+        """The validity the block's pixels imply (:func:`implied_validity` of its tasks,
+        each in its own slot), so its ``valid`` planes need not be written."""
+        slotted = [replace(t, slot=self.at[(gid, row)]) for gid, row, t in tasks]
+        return implied_validity(slotted, self.data.dtype, list(self.fill))
 
 
 def _inside_masks(
