@@ -3,7 +3,7 @@
 numpy advises the kernel to back every allocation of 4 MiB or more with 2 MiB transparent
 huge pages (``madvise(MADV_HUGEPAGE)``). A read's arrays are written once, front to back;
 on hosts that hand free memory back to the hypervisor (virtio-balloon free page
-reporting, common on cloud VMs) or whose free memory is fragmented (the kernel then
+reporting, as on the benchmark VM) or whose free memory is fragmented (the kernel then
 compacts memory inside the page fault), a huge-page fault costs far more than the 512
 small faults it replaces. Measured on the benchmark VM: a fresh 700 MB array filled in
 4.4-5.1 s with huge pages and 0.34 s without; the single-AOI cold start took 2.2-2.8 s

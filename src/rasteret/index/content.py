@@ -398,9 +398,14 @@ def _dtype_agreement(
     bits = _np_int(structs.field("bits_per_sample"), null)
     formats = _np_int(structs.field("sample_format"), null)
     rows = np.flatnonzero(valid)
-    combos, inverse = np.unique(
-        np.stack([codes[rows], bits[rows], formats[rows]], axis=1), axis=0, return_inverse=True
-    )
+    columns = [codes[rows], bits[rows], formats[rows]]
+    inverse = np.zeros(len(rows), np.int64)  # each row's combination (1-D uniques: fast)
+    for column in columns:
+        values, index = np.unique(column, return_inverse=True)
+        key = inverse * len(values) + index.reshape(-1)  # < rows², renumbered below
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+    combos = np.stack([column[first] for column in columns], axis=1)
     names_of = dtypes.dictionary.to_pylist()
     flagged: list[tuple[int, str]] = []  # every row of every disagreeing combination
     for i, (code, bit, fmt) in enumerate(combos.tolist()):
@@ -411,7 +416,7 @@ def _dtype_agreement(
         if expected is None or expected.name != dtype:
             wanted = expected.name if expected is not None else "no numpy dtype"
             message = f"dtype {dtype!r} disagrees with {bit}-bit SampleFormat {fmt} ({wanted})"
-            chosen = rows[inverse.reshape(-1) == i][:MAX_COLLECTED]
+            chosen = rows[inverse == i][:MAX_COLLECTED]
             flagged += [(int(row), message) for row in chosen]
     for row, message in sorted(flagged)[:MAX_COLLECTED]:
         yield row, "full", message
