@@ -210,9 +210,8 @@ class _Placement:
         pixels it gathers (no validity of the whole source window)."""
         task = self.task
         if self.implied is not None:  # no validity: every pixel of the plane written
-            output = Output(
-                self.data[task.band], self.valid[task.band], self.fill, True, validity=False
-            )
+            plane = self.data[task.band]
+            output = Output(plane, self.valid[task.band], self.fill, unfilled=True, validity=False)
             write_task(self.planner, task, values, None, output)
             return
         ok = None
