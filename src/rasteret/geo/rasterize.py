@@ -19,9 +19,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-import shapely
 
 from rasteret.geo.grid import GridSpec, inverse_geotransform
+from rasteret.geo.rings import RingPolygon
 from rasteret.geo.transform import CRSLike, crs_equal, transform_points
 
 _INTERSECT_EPSILON = 1e-8
@@ -36,8 +36,9 @@ def rasterize(
 ) -> np.ndarray:
     """Boolean ``grid.shape`` mask, ``True`` where any of ``geometries`` burns.
 
-    ``geometries``: a Shapely geometry, an iterable of them, or GeoJSON-like mappings;
-    polygons and multipolygons are filled, other types raise. ``geometry_crs``
+    ``geometries``: a Shapely geometry, an iterable of them, or GeoJSON-like mappings
+    (or :class:`~rasteret.geo.rings.RingPolygon` s, filled without Shapely); polygons and
+    multipolygons are filled, other types raise. ``geometry_crs``
     (default: the grid's CRS) reprojects the vertices first (no densification).
     """
     out = np.zeros(grid.shape, bool)
@@ -45,14 +46,13 @@ def rasterize(
     for geometry in _as_geometries(geometries):
         if geometry.is_empty:
             continue
+        rings = _rings(geometry)
         if geometry_crs is not None and not crs_equal(geometry_crs, grid.crs):
-            geometry = shapely.transform(
-                geometry,
-                lambda xy: np.column_stack(
-                    transform_points(xy[:, 0], xy[:, 1], geometry_crs, grid.crs)
-                ),
-            )
-        rings = [_to_pixels(ring, inverse) for ring in _rings(geometry)]
+            rings = [
+                np.column_stack(transform_points(r[:, 0], r[:, 1], geometry_crs, grid.crs))
+                for r in rings
+            ]
+        rings = [_to_pixels(ring, inverse) for ring in rings]
         _fill(out, rings)
         if all_touched:
             _touch(out, rings)
@@ -74,7 +74,16 @@ def geometry_mask(
 
 
 # -- geometry plumbing -------------------------------------------------------------------
-def _as_geometries(value: Any) -> Iterable[shapely.Geometry]:
+def _as_geometries(value: Any) -> Iterable[Any]:
+    if isinstance(value, RingPolygon):
+        yield value
+        return
+    if isinstance(value, (list, tuple, np.ndarray)):  # never a Shapely geometry
+        for item in value:
+            yield from _as_geometries(item)
+        return
+    import shapely
+
     if isinstance(value, shapely.Geometry):
         yield value
         return
@@ -85,7 +94,9 @@ def _as_geometries(value: Any) -> Iterable[shapely.Geometry]:
         yield from _as_geometries(item)
 
 
-def _rings(geometry: shapely.Geometry) -> list[np.ndarray]:
+def _rings(geometry: Any) -> list[np.ndarray]:
+    if isinstance(geometry, RingPolygon):
+        return geometry.rings
     kind = geometry.geom_type
     if kind == "Polygon":
         return [np.asarray(geometry.exterior.coords)[:, :2]] + [

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import shapely
 
 from rasteret._progress import ProgressOption
 from rasteret.fetch import RangeReader
@@ -83,9 +82,7 @@ def read_aoi(
     geoms = coerce_geometries(
         geometries, geometry_crs=geometry_crs, geometry_column=geometry_column, kind="area"
     )
-    enforce_read_budget(
-        collection, band_list, tuple(shapely.total_bounds(geoms.geometries)), geoms.crs
-    )
+    enforce_read_budget(collection, band_list, geoms.total_bounds(), geoms.crs)
     index = StoreIndex(collection, band_list, reader=reader)
     rows = time_ordered_rows(collection)
     if one_grid and grid is None and target_crs is None and resolution is None:
@@ -207,7 +204,7 @@ def no_data_message(
 ) -> str:
     """Why an AOI read found nothing: the geometries' bounds and CRS, the records' CRSs."""
     crss = sorted({s.crs_key[:40] for s in index.sources()})
-    bounds = shapely.total_bounds(geoms.geometries)
+    bounds = geoms.total_bounds()
     return (
         f"No valid data found: none of the {len(geoms)} geometries (bounds "
         f"{tuple(round(float(v), 6) for v in bounds)} in {geoms.crs.name!r}) intersects any of "

@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
-import shapely
 
+from rasteret.geo.rings import RingPolygon
 from rasteret.read.geometry import Geometries
 from rasteret.read.stacks import BandSource, StoreIndex
 
@@ -25,16 +25,19 @@ def dominant_grid(
 ) -> tuple[str, tuple[float, float]] | None:
     """``(crs key, (xres, yres))`` to reproject to when the records overlapping ``geoms``
     are in several CRSs; ``None`` when they share one (or none overlaps)."""
+    sources = [_first_source(index, int(row), bands) for row in rows]
+    if len({s.crs_key for s in sources if s is not None}) <= 1:
+        return None  # one CRS whatever overlaps: no footprint test (and no Shapely import)
     counts: Counter[str] = Counter()
     first_seen: dict[str, int] = {}
     finest: dict[str, tuple[float, float]] = {}
-    for row in rows:
-        source = _first_source(index, int(row), bands)
+    local: dict[str, np.ndarray] = {}
+    for source in sources:
         if source is None:
             continue
-        crs = index.crs(source)
-        footprint = shapely.box(*_extent(source))
-        if not shapely.intersects(geoms.to_crs(crs), footprint).any():
+        if source.crs_key not in local:
+            local[source.crs_key] = geoms.in_crs(index.crs(source))
+        if not _overlaps(local[source.crs_key], _extent(source)):
             continue
         key = source.crs_key
         counts[key] += 1
@@ -47,6 +50,15 @@ def dominant_grid(
         return None
     key = max(counts, key=lambda k: (counts[k], -first_seen[k]))
     return key, finest[key]
+
+
+def _overlaps(polygons: np.ndarray, extent: tuple[float, float, float, float]) -> bool:
+    """Whether any of ``polygons`` (Shapely, or boxes' ``RingPolygon`` s) meets ``extent``."""
+    if all(isinstance(p, RingPolygon) for p in polygons):
+        return any(p.intersects_box(extent) for p in polygons)
+    import shapely
+
+    return bool(shapely.intersects(polygons, shapely.box(*extent)).any())
 
 
 def _first_source(index: StoreIndex, row: int, bands: Sequence[str]) -> BandSource | None:

@@ -320,7 +320,7 @@ def _inside_masks(
             continue
         key = crs_key(wgrid.crs)
         if key not in local:
-            local[key] = geoms.to_crs(wgrid.crs)
+            local[key] = geoms.in_crs(wgrid.crs)
         out[gid] = geometry_mask(local[key][gid], wgrid, all_touched=all_touched)
     return out
 
@@ -341,7 +341,7 @@ def _target_windows(
     if grid is not None:
         if target_crs is not None or resolution is not None:
             raise ValueError("pass either grid= or target_crs= / resolution=, not both")
-        local = geoms.to_crs(grid.crs)
+        local = geoms.in_crs(grid.crs)
         found = geometry_windows(local, grid.transform, grid.shape)
         return [None if w is None else window_grid(grid, w) for w in found]
     sources = [s for r in rows for s in _sources(index, bands, r)]
@@ -358,7 +358,7 @@ def _target_windows(
                 f"no record is in {crs_key(crs)[:40]}: pass resolution= (in its units)"
             )
         resolution = min(abs(s.transform[0]) for s in same)
-    local = geoms.to_crs(crs)
+    local = geoms.in_crs(crs)
     out: list[GridSpec | None] = []
     for geometry in local:
         out.append(GridSpec.from_bbox(geometry.bounds, crs, resolution))

@@ -1,4 +1,4 @@
-"""Coerce area / point inputs to Shapely geometries with a CRS, and move them between CRSs.
+"""Area / point geometries with a CRS: coercion of inputs, and moving them between CRSs.
 
 Accepted inputs (no geopandas dependency):
 
@@ -17,62 +17,115 @@ Accepted inputs (no geopandas dependency):
 ``geometry_crs="auto"`` takes the CRS from GeoArrow metadata (or a ``.crs`` attribute);
 non-tabular input without one is EPSG:4326 (as in the original); tabular input without
 CRS metadata raises :class:`GeometryCRSError` unless ``geometry_crs`` is given.
+
+Bbox tuples (one, or a sequence of them) stay boxes: :meth:`Geometries.in_crs` gives the
+read path Shapely-free :class:`~rasteret.geo.rings.RingPolygon` s with Shapely's own
+coordinates, so a bbox read never imports Shapely (a large part of a fresh process's
+first read). Every other input is coerced by :mod:`rasteret.read.geometry_inputs`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from numbers import Real
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pyarrow as pa
-import shapely
 from pyproj import CRS
 
+from rasteret.geo.rings import box_polygons
 from rasteret.geo.transform import CRSError, crs_equal, to_crs, transformer
-from rasteret.read.geoarrow import (
-    as_table,
-    crs_metadata,
-    from_arrow_column,
-    from_table,
-    from_wkb,
-    guess_geometry_column,
-    is_tabular,
-    native_points,
-)
 from rasteret.read.geometry_errors import (
     GeometryCRSError,
     GeometryError,
     UnsupportedGeometryError,
 )
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 GeometryKind = Literal["area", "point"]
 DEFAULT_CRS = "EPSG:4326"
 #: Points per polygon edge after densification before reprojection (as transform_bounds).
 DENSIFY_POINTS = 21
 
+__all__ = [
+    "DEFAULT_CRS",
+    "DENSIFY_POINTS",
+    "Geometries",
+    "GeometryCRSError",
+    "GeometryError",
+    "UnsupportedGeometryError",
+    "as_crs",
+    "coerce_geometries",
+    "footprints",
+    "transform_geometries",
+]
+
 
 @dataclass(frozen=True)
 class Geometries:
-    """Geometries (Shapely, input order), their CRS and the input's other columns."""
+    """Geometries in input order, their CRS and the input's other columns.
 
-    geometries: np.ndarray  # object array of shapely geometries
+    ``values``: an object array of Shapely geometries, or an ``(n, 4)`` float array of
+    boxes (minx, miny, maxx, maxy) when the input was bbox tuples.
+    """
+
+    values: np.ndarray
     crs: CRS
     attributes: pa.Table | None = None  # non-geometry columns of a tabular input
     ids: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
     def __post_init__(self) -> None:
-        if len(self.ids) != len(self.geometries):
-            object.__setattr__(self, "ids", np.arange(len(self.geometries), dtype=np.int64))
+        if len(self.ids) != len(self.values):
+            object.__setattr__(self, "ids", np.arange(len(self.values), dtype=np.int64))
 
     def __len__(self) -> int:
-        return len(self.geometries)
+        return len(self.values)
+
+    @property
+    def boxes(self) -> np.ndarray | None:
+        """The ``(n, 4)`` boxes of a bbox input, else ``None``."""
+        return None if self.values.dtype == object else self.values
+
+    @cached_property
+    def geometries(self) -> np.ndarray:
+        """The geometries as Shapely objects (built on first use for boxes)."""
+        if self.boxes is None:
+            return self.values
+        import shapely
+
+        return shapely.box(*self.boxes.T)
+
+    def total_bounds(self) -> tuple[float, float, float, float]:
+        """``(minx, miny, maxx, maxy)`` over every geometry, in :attr:`crs`."""
+        if self.boxes is None:
+            import shapely
+
+            minx, miny, maxx, maxy = shapely.total_bounds(self.values)
+        else:
+            (minx, miny), (maxx, maxy) = self.boxes[:, :2].min(0), self.boxes[:, 2:].max(0)
+        return (float(minx), float(miny), float(maxx), float(maxy))
 
     def to_crs(self, crs: Any, *, densify: bool = True) -> np.ndarray:
-        """The geometries in ``crs`` (densified first unless points; cached per CRS)."""
+        """The geometries in ``crs`` as Shapely objects (densified first unless points)."""
         return transform_geometries(self.geometries, self.crs, to_crs(crs), densify=densify)
+
+    def in_crs(self, crs: Any) -> np.ndarray:
+        """The polygons in ``crs`` as the read path takes them (densified first): Shapely
+        objects, or :class:`~rasteret.geo.rings.RingPolygon` s for boxes (equal
+        coordinates, no Shapely import)."""
+        if self.boxes is None:
+            return self.to_crs(crs)
+        dst = to_crs(crs)
+        out = box_polygons(self.boxes, self.crs, dst, points=DENSIFY_POINTS)
+        if not all(np.isfinite(p.exterior).all() for p in out):
+            raise GeometryError(
+                f"geometries cannot be projected from {self.crs.name!r} to {dst.name!r} "
+                "(outside the target CRS's domain)"
+            )
+        return out
 
 
 def as_crs(value: Any, *, what: str = "geometry_crs") -> CRS:
@@ -103,18 +156,41 @@ def coerce_geometries(
     problem: invalid WKB, a wrong geometry type, empty or null geometries, a tabular
     input without CRS.
     """
-    geoms, found_crs, attributes, tabular = _coerce(value, geometry_column, kind)
-    crs = _resolve_crs(geometry_crs, found_crs, tabular)
-    geoms = np.asarray(geoms, dtype=object)
-    if geoms.ndim != 1:
-        geoms = geoms.reshape(-1)
-    if len(geoms) == 0:
-        raise GeometryError("no geometries given")
-    _check_types(geoms, kind)
-    return Geometries(geoms, crs, attributes)
+    boxes = _boxes(value) if kind == "area" else None
+    if boxes is not None:
+        return Geometries(boxes, resolve_crs(geometry_crs, None, False))
+    from rasteret.read.geometry_inputs import coerce_shapes
+
+    geoms, found_crs, attributes, tabular = coerce_shapes(value, geometry_column, kind)
+    return Geometries(geoms, resolve_crs(geometry_crs, found_crs, tabular), attributes)
 
 
-def _resolve_crs(geometry_crs: Any, found: CRS | None, tabular: bool) -> CRS:
+def check_box(value: Any) -> tuple[float, float, float, float]:
+    """A bbox tuple's four floats; raises :class:`GeometryError` unless min < max."""
+    minx, miny, maxx, maxy = (float(v) for v in value)
+    if not (minx < maxx and miny < maxy):
+        raise GeometryError(f"invalid bbox {tuple(value)}: need minx < maxx and miny < maxy")
+    return minx, miny, maxx, maxy
+
+
+def _is_box(value: Any) -> bool:
+    return isinstance(value, tuple) and len(value) == 4 and all(isinstance(v, Real) for v in value)
+
+
+def _boxes(value: Any) -> np.ndarray | None:
+    """``(n, 4)`` boxes when ``value`` is a bbox tuple or a non-empty list / tuple of them."""
+    if _is_box(value):
+        items = [value]
+    elif isinstance(value, (list, tuple)) and value and all(_is_box(v) for v in value):
+        items = list(value)
+    else:
+        return None
+    return np.array([check_box(v) for v in items], dtype=np.float64).reshape(-1, 4)
+
+
+def resolve_crs(geometry_crs: Any, found: CRS | None, tabular: bool) -> CRS:
+    """The geometries' CRS: ``geometry_crs`` unless ``"auto"``, else the one found in the
+    input, else EPSG:4326 (a tabular input without one raises)."""
     if geometry_crs is not None and not (isinstance(geometry_crs, str) and geometry_crs == "auto"):
         return as_crs(geometry_crs)
     if found is not None:
@@ -127,237 +203,14 @@ def _resolve_crs(geometry_crs: Any, found: CRS | None, tabular: bool) -> CRS:
     return as_crs(DEFAULT_CRS)
 
 
-def _coerce(
-    value: Any, geometry_column: str | None, kind: GeometryKind
-) -> tuple[Any, CRS | None, pa.Table | None, bool]:
-    """(geometries, CRS found in the input, other columns, whether the input was tabular)."""
-    if value is None:
-        raise GeometryError("geometries is None: pass a bbox tuple, Shapely geometries, WKB, ...")
-    if isinstance(value, tuple) and len(value) == 4 and all(isinstance(v, Real) for v in value):
-        return [_bbox(value)], None, None, False
-    pair = isinstance(value, tuple) and len(value) == 2
-    if kind == "point" and pair and all(isinstance(v, Real) for v in value):
-        return [shapely.Point(float(value[0]), float(value[1]))], None, None, False
-    if isinstance(value, shapely.Geometry):
-        return [value], None, None, False
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return [from_wkb(bytes(value), 0)], None, None, False
-    if isinstance(value, str):
-        return [_from_wkt(value, 0)], None, None, False
-    if isinstance(value, Mapping):
-        return _from_geojson(value), _crs_of_mapping(value), None, False
-    if isinstance(value, np.ndarray) and value.dtype != object:
-        return _from_coordinates(value, kind), None, None, False
-    if isinstance(value, (pa.Array, pa.ChunkedArray)):
-        field = pa.field("geometry", value.type)
-        return from_arrow_column(value, field, "geometry"), None, None, False
-    if is_tabular(value):
-        return (*_table_geometries(as_table(value), geometry_column), True)
-    if hasattr(value, "to_arrow") and hasattr(value, "__geo_interface__"):
-        crs = _crs_attribute(value)
-        try:
-            table = as_table(value.to_arrow(geometry_encoding="WKB"))
-        except TypeError:
-            table = None
-        if table is not None:
-            geoms, found, attributes = _table_geometries(table, geometry_column)
-            return geoms, found or crs, attributes, False
-    if hasattr(value, "__geo_interface__"):
-        return _from_geojson(value.__geo_interface__), _crs_attribute(value), None, False
-    if isinstance(value, (Sequence, np.ndarray)):
-        items = list(value)
-        if not items:
-            raise GeometryError("no geometries given (empty sequence)")
-        return [_one(item, i, kind) for i, item in enumerate(items)], None, None, False
-    raise GeometryError(
-        f"cannot use a {type(value).__name__} as geometries: pass a bbox tuple, Shapely "
-        "geometries, WKB bytes, GeoJSON dicts, a GeoArrow/Arrow array or table, or a "
-        "GeoDataFrame"
-    )
-
-
-def _one(item: Any, index: int, kind: GeometryKind) -> shapely.Geometry:
-    if isinstance(item, shapely.Geometry):
-        return item
-    if isinstance(item, (bytes, bytearray, memoryview)):
-        return from_wkb(bytes(item), index)
-    if isinstance(item, str):
-        return _from_wkt(item, index)
-    if isinstance(item, Mapping):
-        found = _from_geojson(item)
-        if len(found) != 1:
-            raise GeometryError(f"geometry {index}: a FeatureCollection inside a list")
-        return found[0]
-    if hasattr(item, "__geo_interface__"):
-        return shapely.geometry.shape(item.__geo_interface__)
-    if isinstance(item, (tuple, list)) and all(isinstance(v, Real) for v in item):
-        if kind == "point" and len(item) == 2:
-            return shapely.Point(float(item[0]), float(item[1]))
-        if len(item) == 4 and isinstance(item, tuple):
-            return _bbox(item)
-    raise GeometryError(f"geometry {index}: cannot use a {type(item).__name__}")
-
-
-def _bbox(value: Sequence[float]) -> shapely.Geometry:
-    minx, miny, maxx, maxy = (float(v) for v in value)
-    if not (minx < maxx and miny < maxy):
-        raise GeometryError(f"invalid bbox {tuple(value)}: need minx < maxx and miny < maxy")
-    return shapely.box(minx, miny, maxx, maxy)
-
-
-def _from_wkt(text: str, index: int) -> shapely.Geometry:
-    try:
-        return shapely.from_wkt(text)
-    except Exception as exc:
-        raise GeometryError(f"geometry {index}: invalid WKT {text[:40]!r}: {exc}") from None
-
-
-def _from_geojson(obj: Mapping[str, Any]) -> list[shapely.Geometry]:
-    kind = obj.get("type")
-    if kind == "FeatureCollection":
-        return [_geojson_geometry(f.get("geometry"), i) for i, f in enumerate(obj["features"])]
-    if kind == "Feature":
-        return [_geojson_geometry(obj.get("geometry"), 0)]
-    return [_geojson_geometry(obj, 0)]
-
-
-def _geojson_geometry(obj: Any, index: int) -> shapely.Geometry:
-    if obj is None:
-        raise GeometryError(f"geometry {index}: null GeoJSON geometry")
-    try:
-        return shapely.geometry.shape(obj)
-    except Exception as exc:
-        raise GeometryError(f"geometry {index}: invalid GeoJSON geometry: {exc}") from None
-
-
-def _crs_of_mapping(obj: Mapping[str, Any]) -> CRS | None:
-    crs = obj.get("crs")
-    if isinstance(crs, Mapping):  # GeoJSON 2008 named CRS
-        name = (crs.get("properties") or {}).get("name")
-        return as_crs(name) if name else None
-    return None
-
-
-def _table_geometries(
-    table: pa.Table, geometry_column: str | None
-) -> tuple[np.ndarray, CRS | None, pa.Table]:
-    geoms, crs, attributes = from_table(table, geometry_column)
-    return geoms, _optional_crs(crs), attributes
-
-
-def _optional_crs(value: Any) -> CRS | None:
-    return None if value is None else as_crs(value)
-
-
-def _crs_attribute(value: Any) -> CRS | None:
-    crs = getattr(value, "crs", None)
-    return None if crs is None else as_crs(crs)
-
-
-def _from_coordinates(array: np.ndarray, kind: GeometryKind) -> np.ndarray:
-    if kind != "point" or array.ndim != 2 or array.shape[1] != 2:
-        raise GeometryError(
-            f"a numeric array of shape {array.shape} is not a geometry input "
-            "(for points pass an (N, 2) array of x, y)"
-        )
-    return shapely.points(np.asarray(array, dtype=np.float64))
-
-
-def point_coordinates(
-    value: Any,
-    *,
-    geometry_crs: Any = "auto",
-    geometry_column: str | None = None,
-    x_column: str | None = None,
-    y_column: str | None = None,
-) -> tuple[np.ndarray, np.ndarray, CRS, pa.Table | None]:
-    """``(x, y, crs, other columns)`` of point input, vectorised (no per-point Python).
-
-    ``x_column`` / ``y_column`` read plain coordinate columns of a table; otherwise
-    the input is coerced like :func:`coerce_geometries` with ``kind="point"``.
-    """
-    if x_column is not None or y_column is not None:
-        if x_column is None or y_column is None:
-            raise GeometryError("pass both x_column and y_column")
-        table = as_table(value)
-        for column in (x_column, y_column):
-            if column not in table.column_names:
-                raise GeometryError(
-                    f"column {column!r} is not in the points table (columns: {table.column_names})"
-                )
-        x = table[x_column].to_numpy().astype(np.float64)
-        y = table[y_column].to_numpy().astype(np.float64)
-        crs = _resolve_crs(geometry_crs, None, True)
-        return x, y, crs, table.drop_columns([x_column, y_column])
-    if is_tabular(value):
-        table = as_table(value)
-        name = geometry_column or guess_geometry_column(table)
-        if name in table.column_names:
-            field = table.schema.field(name)
-            column = table[name].combine_chunks()
-            storage = column.storage if isinstance(column.type, pa.ExtensionType) else column
-            xy = native_points(storage)
-            if xy is not None:
-                crs = _resolve_crs(geometry_crs, _optional_crs(crs_metadata(field)), True)
-                return xy[:, 0].copy(), xy[:, 1].copy(), crs, table.drop_columns([name])
-    if isinstance(value, np.ndarray) and value.dtype != object:
-        xy = np.asarray(value, dtype=np.float64)
-        if xy.ndim != 2 or xy.shape[1] != 2:
-            raise GeometryError(f"point array must have shape (N, 2), got {xy.shape}")
-        crs = _resolve_crs(geometry_crs, None, False)
-        return xy[:, 0].copy(), xy[:, 1].copy(), crs, None
-    found = coerce_geometries(
-        value, geometry_crs=geometry_crs, geometry_column=geometry_column, kind="point"
-    )
-    return (
-        shapely.get_x(found.geometries),
-        shapely.get_y(found.geometries),
-        found.crs,
-        found.attributes,
-    )
-
-
-# ----------------------------------------------------------------------------- checks
-
-
-_AREA_TYPES = {shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON}
-
-
-def _check_types(geoms: np.ndarray, kind: GeometryKind) -> None:
-    if shapely.is_missing(geoms).any():
-        raise GeometryError(f"geometry {int(np.argmax(shapely.is_missing(geoms)))} is missing")
-    types = shapely.get_type_id(geoms)
-    if kind == "area":
-        bad = ~np.isin(types, [int(t) for t in _AREA_TYPES])
-        if bad.any():
-            i = int(np.argmax(bad))
-            name = geoms[i].geom_type
-            if name in ("Point", "MultiPoint"):
-                raise UnsupportedGeometryError(
-                    f"geometry {i} is a {name}: area reads take Polygon / MultiPolygon; "
-                    "use sample_points() for values at points"
-                )
-            raise UnsupportedGeometryError(
-                f"geometry {i} is a {name}: area reads take Polygon / MultiPolygon"
-            )
-    else:
-        bad = types != int(shapely.GeometryType.POINT)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise UnsupportedGeometryError(
-                f"geometry {i} is a {geoms[i].geom_type}: sample_points takes Points"
-            )
-    empty = shapely.is_empty(geoms)
-    if empty.any():
-        raise GeometryError(f"geometry {int(np.argmax(empty))} is empty")
-
-
 # ----------------------------------------------------------------------------- reprojection
 
 
 def footprints(wkb: pa.ChunkedArray | pa.Array, crs: Any = None) -> np.ndarray:
     """Shapely polygons of a lon/lat WKB footprint column (null stays ``None``), in
     ``crs`` when given (densified first: :func:`transform_geometries`)."""
+    import shapely
+
     geoms = shapely.from_wkb(np.asarray(wkb.to_pylist(), dtype=object))
     if crs is None:
         return geoms
@@ -378,6 +231,8 @@ def transform_geometries(
     curved edges in ``dst`` are followed, not cut."""
     if crs_equal(src, dst):
         return geoms
+    import shapely
+
     if densify:
         bounds = shapely.bounds(geoms)
         extent = np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1])

@@ -12,12 +12,13 @@ rules (pixel centres inside, or every touched pixel with ``all_touched``) throug
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
-import shapely
 
 from rasteret._types import Affine6
 from rasteret.geo.grid import GridSpec
+from rasteret.geo.rings import RingPolygon
 from rasteret.geo.window import Window
 
 
@@ -29,7 +30,7 @@ def geometry_windows(
     With ``shape`` (height, width) the window is intersected with the raster and
     ``None`` marks a geometry that does not overlap it; without, windows are unbounded.
     """
-    bounds = shapely.bounds(geometries)  # (n, 4): minx, miny, maxx, maxy
+    bounds = _bounds(geometries)  # (n, 4): minx, miny, maxx, maxy
     left, bottom, right, top = bounds.T
     xs = np.stack([left, right, right, left], axis=1).ravel()
     ys = np.stack([top, top, bottom, bottom], axis=1).ravel()
@@ -59,6 +60,15 @@ def geometry_windows(
     return out
 
 
+def _bounds(geometries: np.ndarray) -> np.ndarray:
+    """``(n, 4)`` bounds of Shapely geometries or :class:`~rasteret.geo.rings.RingPolygon` s."""
+    if all(isinstance(g, RingPolygon) for g in geometries):
+        return np.array([g.bounds for g in geometries], np.float64).reshape(-1, 4)
+    import shapely
+
+    return shapely.bounds(geometries)
+
+
 def window_grid(grid: GridSpec, window: Window) -> GridSpec:
     """The grid of ``window`` of ``grid`` (the window may reach beyond the grid)."""
     a, b, c, d, e, f = grid.transform
@@ -67,7 +77,7 @@ def window_grid(grid: GridSpec, window: Window) -> GridSpec:
     return GridSpec(grid.crs, (a, b, x, d, e, y), (window.height, window.width))
 
 
-def geometry_mask(geometry: shapely.Geometry, grid: GridSpec, *, all_touched: bool) -> np.ndarray:
+def geometry_mask(geometry: Any, grid: GridSpec, *, all_touched: bool) -> np.ndarray:
     """``True`` for the pixels of ``grid`` inside ``geometry`` (rasterio's
     ``geometry_mask(..., invert=True)``)."""
     from rasteret.geo.rasterize import rasterize

@@ -81,7 +81,7 @@ def read_mosaic(
             "(or grid=GridSpec(...)) to mosaic them on a common grid"
         )
     frame = frames[0][0]
-    local = geoms.to_crs(frame.crs)
+    local = geoms.in_crs(frame.crs)
     windows = geometry_windows(local, frame.transform, frame.shape)
     keys = group_keys(collection, np.asarray(present), groupby)
     out: list[AOIWindow] = []

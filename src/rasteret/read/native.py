@@ -62,7 +62,7 @@ def read_native(
         key = (ref.crs_key, ref.transform, ref.height, ref.width)
         windows = cache.get(key)
         if windows is None:
-            local = geoms.to_crs(index.crs(ref))
+            local = geoms.in_crs(index.crs(ref))
             windows = cache[key] = geometry_windows(local, ref.transform, (ref.height, ref.width))
         grid = source_grid(ref)
         for gid, window in enumerate(windows):
@@ -79,7 +79,7 @@ def read_native(
         with lock:
             found = masks.get(key)
         if found is None:
-            local = geoms.to_crs(wgrid.crs)[gid]
+            local = geoms.in_crs(wgrid.crs)[gid]
             found = geometry_mask(local, wgrid, all_touched=all_touched)
             with lock:
                 found = masks.setdefault(key, found)

@@ -52,7 +52,7 @@ from rasteret.geo.transform import crs_epsg, transform_points
 from rasteret.index import CollectionTable
 from rasteret.index.columns import datetimes, record_ids
 from rasteret.index.failed import OnFailedAsset, check_indexed
-from rasteret.read.geometry import point_coordinates
+from rasteret.read.geometry_inputs import point_coordinates
 from rasteret.read.points_search import (
     BandTiles,
     TileGroups,
