@@ -44,11 +44,10 @@ from xarray.core import indexing
 
 from rasteret._pages import small_pages
 from rasteret.errors import RasteretError
-from rasteret.geo.composite import FLOAT_FUSERS, check_fuse, fuse_stack, fused_dtype
+from rasteret.geo.composite import FLOAT_FUSERS, fuse_stack, fused_dtype
 from rasteret.index.columns import datetimes, record_ids
 from rasteret.index.grouping import group_keys, groupby_period, ordered_groups
 from rasteret.index.properties import (
-    WithProperties,
     group_properties,
     property_columns,
     property_values,
@@ -56,6 +55,7 @@ from rasteret.index.properties import (
 from rasteret.store.bands import band_stacks
 
 if TYPE_CHECKING:
+    from rasteret.backend.record_options import RecordOptions
     from rasteret.store.bands import BandStack
     from rasteret.store.tiles import TileStore
 
@@ -73,50 +73,35 @@ class CompositeError(RasteretError, ValueError):
         super().__init__(f"cannot fuse band {band!r} in group {group!r}: {cause}")
 
 
-@dataclass(frozen=True)
-class RecordOptions:
-    """The engine's record options: ``groupby`` / ``fuse`` (composites) and
-    ``with_properties`` (module docs). ``fuse`` needs ``groupby`` (default ``first``)."""
-
-    groupby: Any = None
-    fuse: str | None = None
-    with_properties: WithProperties = None
-
-    def __post_init__(self) -> None:
-        if self.fuse is not None and self.groupby is None:
-            raise ValueError("fuse= needs groupby= (e.g. groupby='solar_day' or 'P1M')")
-        if self.fuse is not None:
-            check_fuse(self.fuse)
-
-    @property
-    def fuser(self) -> str:
-        return self.fuse or "first"
-
-    def apply(
-        self, ds: xr.Dataset, store: TileStore, group: str | None, *, mask_and_scale: bool
-    ) -> xr.Dataset:
-        """``ds`` (a native ``group``, or the target-grid cube when ``group`` is ``None``)
-        with its records composited and / or their properties as coordinates."""
-        if self.groupby is None and not self.with_properties:
-            return ds
-        table = store.source.collection.table
-        rows = _cube_rows(ds, store, group)
-        names = _free_names(
-            ds, property_columns(table, self.with_properties), self.with_properties is True
-        )
-        if self.groupby is None:
-            values = property_values(table, rows, names)
-            return ds.assign_coords({k: ("time", v) for k, v in values.items()})
-        groups = plan_groups(store, rows, self.groupby)
-        steps = _step_validity(ds, store, group, mask_and_scale)
-        out = _composite(ds, store, group, groups, steps, self.fuser, mask_and_scale)
-        if names:
-            kept, omitted = group_properties(table, groups.rows, names)
-            out = out.assign_coords({k: ("time", v) for k, v in kept.items()})
-            _note_omitted(out, omitted)
-        out.attrs["rasteret_groupby"] = getattr(self.groupby, "__name__", str(self.groupby))
-        out.attrs["rasteret_fuse"] = self.fuser
-        return out
+def apply_records(
+    options: RecordOptions,
+    ds: xr.Dataset,
+    store: TileStore,
+    group: str | None,
+    *,
+    mask_and_scale: bool,
+) -> xr.Dataset:
+    """``ds`` (a native ``group``, or the target-grid cube when ``group`` is ``None``)
+    with its records composited and / or their properties as coordinates, as
+    ``options`` ask (at least one of ``groupby`` / ``with_properties``)."""
+    table = store.source.collection.table
+    rows = _cube_rows(ds, store, group)
+    names = _free_names(
+        ds, property_columns(table, options.with_properties), options.with_properties is True
+    )
+    if options.groupby is None:
+        values = property_values(table, rows, names)
+        return ds.assign_coords({k: ("time", v) for k, v in values.items()})
+    groups = plan_groups(store, rows, options.groupby)
+    steps = _step_validity(ds, store, group, mask_and_scale)
+    out = _composite(ds, store, group, groups, steps, options.fuser, mask_and_scale)
+    if names:
+        kept, omitted = group_properties(table, groups.rows, names)
+        out = out.assign_coords({k: ("time", v) for k, v in kept.items()})
+        _note_omitted(out, omitted)
+    out.attrs["rasteret_groupby"] = getattr(options.groupby, "__name__", str(options.groupby))
+    out.attrs["rasteret_fuse"] = options.fuser
+    return out
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ Variables support xarray's ``await ds.load_async()`` (:mod:`rasteret.backend.var
 Composites: ``groupby=`` (``"solar_day"``, a column, ``"P1M"``...) with ``fuse=``
 (``first``, ``last``, ``min``, ``max``, ``mean``, ``median``) put each group of records
 on one time step, and ``with_properties=`` adds record columns as coordinates along
-``time``, on native and target grids (:mod:`rasteret.backend.composite`).
+``time``, on native and target grids (:mod:`rasteret.backend.composite`; the options are
+checked by :mod:`rasteret.backend.record_options` before any read).
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
         fuse: str | None = None,
         with_properties: Any = None,
     ) -> xr.Dataset:
-        from rasteret.backend.composite import RecordOptions
+        from rasteret.backend.record_options import RecordOptions
 
         records = RecordOptions(groupby, fuse, with_properties)  # checked before any read
         store = _store(filename_or_obj, bands, reader, errors)
@@ -196,7 +197,7 @@ class RasteretBackendEntrypoint(BackendEntrypoint):
         """The root and every group of the store; ``options``: :class:`GroupOptions` fields.
         ``groupby`` / ``fuse`` / ``with_properties`` apply to every group (every grid and
         overview level) as ``open_dataset``'s do to one."""
-        from rasteret.backend.composite import RecordOptions
+        from rasteret.backend.record_options import RecordOptions
 
         records = RecordOptions(groupby, fuse, with_properties)  # checked before any read
         group_options = GroupOptions(**options)
