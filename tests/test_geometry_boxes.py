@@ -84,6 +84,10 @@ def test_boxes_are_kept_and_checked() -> None:
         coerce_geometries((3, 0, 1, 1))
     with pytest.raises(GeometryError, match="invalid bbox"):
         coerce_geometries([(0, 0, 1, 1), (0, 5, 1, 1)])
+    with pytest.raises(GeometryError, match="need finite values"):
+        coerce_geometries((-np.inf, 0.0, np.inf, 1.0))
+    with pytest.raises(GeometryError, match="need finite values"):
+        coerce_geometries([(0.0, 0.0, 1.0, 1.0), (0.0, np.nan, 1.0, 2.0)])
 
 
 def test_box_outside_the_crs_domain_raises() -> None:

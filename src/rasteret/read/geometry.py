@@ -166,10 +166,13 @@ def coerce_geometries(
 
 
 def check_box(value: Any) -> tuple[float, float, float, float]:
-    """A bbox tuple's four floats; raises :class:`GeometryError` unless min < max."""
+    """A bbox tuple's four floats; raises :class:`GeometryError` unless they are finite
+    and min < max."""
     minx, miny, maxx, maxy = (float(v) for v in value)
-    if not (minx < maxx and miny < maxy):
-        raise GeometryError(f"invalid bbox {tuple(value)}: need minx < maxx and miny < maxy")
+    if not (minx < maxx and miny < maxy and np.isfinite([minx, miny, maxx, maxy]).all()):
+        raise GeometryError(
+            f"invalid bbox {tuple(value)}: need finite values, minx < maxx and miny < maxy"
+        )
     return minx, miny, maxx, maxy
 
 
