@@ -56,10 +56,13 @@ __all__ = [
     "Geometries",
     "GeometryCRSError",
     "GeometryError",
+    "GeometryKind",
     "UnsupportedGeometryError",
     "as_crs",
+    "check_box",
     "coerce_geometries",
     "footprints",
+    "resolve_crs",
     "transform_geometries",
 ]
 
