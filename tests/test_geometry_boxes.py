@@ -221,3 +221,33 @@ def test_bbox_read_never_imports_shapely(zones: dict) -> None:
         get_numpy(zones["collection"], tuple(one_zone["bbox"]), "B1").data.shape[-2:]
     )
     assert found["shapely"] is False
+
+
+@pytest.mark.parametrize("groupby", [None, "solar_day"])
+def test_engine_open_imports_composites_only_when_asked(zones: dict, groupby) -> None:
+    script = (
+        "import json, sys\n"
+        "import xarray as xr\n"
+        "import rasteret\n"
+        "args = json.loads(sys.argv[1])\n"
+        "collection = rasteret.load(args['index'])\n"
+        "options = {} if args['groupby'] is None else {'groupby': args['groupby']}\n"
+        "ds = xr.open_dataset(\n"
+        "    collection, engine='rasteret', bands=['B1'], group='epsg32633_10m', **options\n"
+        ")\n"
+        "values = ds[list(ds.data_vars)[0]].isel(time=0)[:8, :8].values\n"
+        "found = {'sum': int(values.sum()), 'steps': ds.sizes['time'],\n"
+        "         'composite': 'rasteret.backend.composite' in sys.modules,\n"
+        "         'shapely': 'shapely' in sys.modules}\n"
+        "print(json.dumps(found))\n"
+    )
+    args = {"index": str(zones["index"]), "groupby": groupby}
+    out = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(args)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["sum"] > 0
+    assert found["composite"] is (groupby is not None)
+    assert found["shapely"] is False
+    assert found["steps"] == 1  # the one record on the 33N grid (one group)
