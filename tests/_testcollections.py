@@ -252,3 +252,41 @@ def rasterio_read(path: Path, *, overview_level: int | None = None, **kwargs: An
     options = {} if overview_level is None else {"overview_level": overview_level}
     with rasterio.open(path, **options) as src:
         return src.read(**kwargs)
+
+
+#: A UTM 33N origin on the 32N / 33N boundary (lon 12), and the side of the scenes there.
+ZONE_EDGE_ORIGIN = (270_000.0, 5_212_000.0)
+ZONE_EDGE_SIZE = 300
+
+
+def zone_edge_scenes(
+    root: Path, image: Any = None, *, nodata: float | None = None
+) -> tuple[Collection, dict[int, Path], tuple[float, float, float, float]]:
+    """One 10 m scene per UTM zone over the same ground at lon 12 (33N first, 32N snapped
+    to its own 10 m grid), ``image(k)`` (default a smooth uint16 image, seed ``k``) as
+    128-px COGs; records ``r32633`` / ``r32632`` a day apart, band ``B1``. Returns the
+    collection, the paths by EPSG code and the 33N scene's bounds."""
+    from rasteret.geo.transform import transform_bounds as project_bounds
+
+    size = ZONE_EDGE_SIZE
+    x, y = ZONE_EDGE_ORIGIN
+    bounds_33 = (x, y - 10 * size, x + 10 * size, y)
+    west, _, _, north = project_bounds(bounds_33, "EPSG:32633", "EPSG:32632")
+    origin_32 = (west // 10 * 10, north // 10 * 10 + 10)
+    paths = {}
+    for k, (epsg, (ox, oy)) in enumerate([(32633, ZONE_EDGE_ORIGIN), (32632, origin_32)]):
+        data = smooth_image((size, size), seed=k) if image is None else image(k)
+        paths[epsg] = write_cog(
+            root / f"z{epsg}.tif",
+            data,
+            crs=f"EPSG:{epsg}",
+            transform=Affine(10.0, 0.0, ox, 0.0, -10.0, oy),
+            nodata=nodata,
+            blocksize=128,
+        )
+    when = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
+    records = [
+        record(f"r{epsg}", when + dt.timedelta(days=k), {"B1": path})
+        for k, (epsg, path) in enumerate(paths.items())
+    ]
+    return make_collection(records, ["B1"]), paths, bounds_33

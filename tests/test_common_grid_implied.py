@@ -9,7 +9,6 @@ nodata (which keeps its validity as an array) for the mask.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,7 @@ import pytest
 import shapely
 from affine import Affine
 
-from _testcollections import make_collection, record, smooth_image, write_cog
-from rasteret.geo.transform import transform_bounds
+from _testcollections import ZONE_EDGE_ORIGIN, ZONE_EDGE_SIZE, smooth_image, zone_edge_scenes
 from rasteret.read import get_numpy
 from rasteret.read.aoi_engine import read_aoi
 from rasteret.read.result import ImpliedMask
@@ -28,35 +26,19 @@ from rasterio.features import geometry_mask  # noqa: E402
 from rasterio.warp import Resampling, reproject  # noqa: E402
 
 NODATA = 9999
-ORIGIN_33 = (270_000.0, 5_212_000.0)  # on the 32N / 33N boundary (lon 12)
-SIZE = 300
+ORIGIN_33, SIZE = ZONE_EDGE_ORIGIN, ZONE_EDGE_SIZE  # on the 32N / 33N boundary (lon 12)
 
 
 @pytest.fixture(scope="module")
 def zones(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("implied_grid")
-    x, y = ORIGIN_33
-    bounds_33 = (x, y - 10 * SIZE, x + 10 * SIZE, y)
-    west, _, _, north = transform_bounds(bounds_33, "EPSG:32633", "EPSG:32632")
-    origin_32 = (west // 10 * 10, north // 10 * 10 + 10)
-    paths = {}
-    for k, (epsg, (ox, oy)) in enumerate([(32633, ORIGIN_33), (32632, origin_32)]):
+    def image(k: int) -> np.ndarray:
         data = smooth_image((SIZE, SIZE), seed=k) % 9000 + 1  # no valid pixel is 9999
         data[:30] = NODATA  # a nodata border
-        paths[epsg] = write_cog(
-            root / f"z{epsg}.tif",
-            data.astype(np.uint16),
-            crs=f"EPSG:{epsg}",
-            transform=Affine(10.0, 0.0, ox, 0.0, -10.0, oy),
-            nodata=NODATA,
-            blocksize=128,
-        )
-    when = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
-    records = [
-        record(f"r{epsg}", when + dt.timedelta(days=k), {"B1": path})
-        for k, (epsg, path) in enumerate(paths.items())
-    ]
-    return {"collection": make_collection(records, ["B1"]), "paths": paths}
+        return data.astype(np.uint16)
+
+    root = tmp_path_factory.mktemp("implied_grid")
+    collection, paths, _ = zone_edge_scenes(root, image, nodata=NODATA)
+    return {"collection": collection, "paths": paths}
 
 
 def _geometry() -> shapely.Polygon:

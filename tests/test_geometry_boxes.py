@@ -8,7 +8,6 @@ reads, and ``sys.modules`` of a fresh process for the import.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import subprocess
 import sys
@@ -16,9 +15,8 @@ import sys
 import numpy as np
 import pytest
 import shapely
-from affine import Affine
 
-from _testcollections import make_collection, record, smooth_image, write_cog
+from _testcollections import zone_edge_scenes
 from rasteret.geo.rasterize import rasterize
 from rasteret.geo.rings import RingPolygon, densify_ring
 from rasteret.geo.transform import to_crs, transform_bounds
@@ -29,9 +27,6 @@ from rasteret.read.geometry import (
     coerce_geometries,
     transform_geometries,
 )
-
-ORIGIN_33 = (270_000.0, 5_212_000.0)  # on the 32N / 33N boundary (lon 12)
-SIZE = 300
 
 
 def _random_boxes(rng: np.random.Generator, n: int, center: tuple[float, float], span: float):
@@ -138,25 +133,7 @@ def test_ring_polygon_rasterizes_as_its_shapely_polygon() -> None:
 @pytest.fixture(scope="module")
 def zones(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("box_zones")
-    x, y = ORIGIN_33
-    bounds_33 = (x, y - 10 * SIZE, x + 10 * SIZE, y)
-    west, _, _, north = transform_bounds(bounds_33, "EPSG:32633", "EPSG:32632")
-    origin_32 = (west // 10 * 10, north // 10 * 10 + 10)
-    paths = {}
-    for k, (epsg, (ox, oy)) in enumerate([(32633, ORIGIN_33), (32632, origin_32)]):
-        paths[epsg] = write_cog(
-            root / f"z{epsg}.tif",
-            smooth_image((SIZE, SIZE), seed=k),
-            crs=f"EPSG:{epsg}",
-            transform=Affine(10.0, 0.0, ox, 0.0, -10.0, oy),
-            blocksize=128,
-        )
-    when = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
-    records = [
-        record(f"r{epsg}", when + dt.timedelta(days=k), {"B1": path})
-        for k, (epsg, path) in enumerate(paths.items())
-    ]
-    collection = make_collection(records, ["B1"])
+    collection, _, bounds_33 = zone_edge_scenes(root)
     index = root / "index.parquet"
     collection.export(index)
     lonlat = transform_bounds(bounds_33, "EPSG:32633", "EPSG:4326")

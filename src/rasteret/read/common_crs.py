@@ -31,13 +31,10 @@ def dominant_grid(
     counts: Counter[str] = Counter()
     first_seen: dict[str, int] = {}
     finest: dict[str, tuple[float, float]] = {}
-    local: dict[str, np.ndarray] = {}
     for source in sources:
         if source is None:
             continue
-        if source.crs_key not in local:
-            local[source.crs_key] = geoms.in_crs(index.crs(source))
-        if not _overlaps(local[source.crs_key], _extent(source)):
+        if not _overlaps(geoms.in_crs(index.crs(source)), _extent(source)):
             continue
         key = source.crs_key
         counts[key] += 1

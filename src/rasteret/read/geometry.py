@@ -35,7 +35,7 @@ import numpy as np
 from pyproj import CRS
 
 from rasteret.geo.rings import box_polygons
-from rasteret.geo.transform import CRSError, crs_equal, to_crs, transformer
+from rasteret.geo.transform import CRSError, crs_equal, crs_key, to_crs, transformer
 from rasteret.read.geometry_errors import (
     GeometryCRSError,
     GeometryError,
@@ -79,6 +79,10 @@ class Geometries:
     crs: CRS
     attributes: pa.Table | None = None  # non-geometry columns of a tabular input
     ids: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    #: :meth:`in_crs` results by CRS key.
+    _projected: dict[str, np.ndarray] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if len(self.ids) != len(self.values):
@@ -118,10 +122,17 @@ class Geometries:
     def in_crs(self, crs: Any) -> np.ndarray:
         """The polygons in ``crs`` as the read path takes them (densified first): Shapely
         objects, or :class:`~rasteret.geo.rings.RingPolygon` s for boxes (equal
-        coordinates, no Shapely import)."""
-        if self.boxes is None:
-            return self.to_crs(crs)
+        coordinates, no Shapely import). Projected once per CRS."""
         dst = to_crs(crs)
+        key = crs_key(dst)
+        found = self._projected.get(key)
+        if found is None:
+            found = self._projected.setdefault(key, self._project(dst))
+        return found
+
+    def _project(self, dst: CRS) -> np.ndarray:
+        if self.boxes is None:
+            return self.to_crs(dst)
         out = box_polygons(self.boxes, self.crs, dst, points=DENSIFY_POINTS)
         if not all(np.isfinite(p.exterior).all() for p in out):
             raise GeometryError(
