@@ -3,6 +3,9 @@ rasterio.warp.reproject) over the same files, and read economy over the object s
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -120,6 +123,50 @@ def test_cross_crs_matches_gdal_warp(scenes: dict) -> None:
         diff = np.abs(got.data[0][ok].astype(np.float64) - expected[ok].astype(np.float64))
         assert diff.max() <= atol, (band, diff.max())
         assert (diff == 0).mean() >= exact_share, (band, (diff == 0).mean())
+
+
+@pytest.mark.parametrize(
+    ("records", "resampling", "imported"),
+    [
+        (["A", "B"], None, []),  # the records' own lattice: block copies
+        (["C"], "nearest", []),  # EPSG:32632 onto 32633: nearest maps, no kernel
+        (["C"], "bilinear", ["rasteret.geo.warp", "rasteret.geo.kernels"]),
+    ],
+)
+def test_window_reads_import_the_warp_only_for_kernels(
+    scenes: dict, records: list[str], resampling: str | None, imported: list[str]
+) -> None:
+    """A fresh process's read imports the warp and the resampling kernels only when a
+    kernel other than nearest runs (so the boundary is real both ways); the pixels equal
+    the in-process read's."""
+    # beside the scenes: a loaded index reads local files under its own directory only
+    path = scenes["root"] / f"window-{''.join(records)}-{resampling}.parquet"
+    index = scenes["collection"].export(path).uri
+    script = (
+        "import json, sys\n"
+        "import numpy as np\n"
+        "import rasteret\n"
+        "from rasteret.read.window import read_window_info\n"
+        "args = json.loads(sys.argv[1])\n"
+        "got = read_window_info(rasteret.load(args['index']), bands='B1',\n"
+        "    bounds=tuple(args['window']), res=10, crs=32633, records=args['records'],\n"
+        "    resampling=args['resampling'])\n"
+        "print(json.dumps({'sum': int(got.data.astype(np.int64).sum()),\n"
+        "    'modules': [m for m in ('rasteret.geo.warp', 'rasteret.geo.kernels')\n"
+        "                if m in sys.modules]}))\n"
+    )
+    args = {"index": str(index), "window": WINDOW, "records": records, "resampling": resampling}
+    out = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(args)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    here = read_window_info(
+        scenes["collection"], bands="B1", bounds=WINDOW, res=10, crs=32633, records=records,
+        resampling=resampling,
+    )  # fmt: skip
+    assert found["sum"] == int(here.data.astype(np.int64).sum()) > 0
+    assert found["modules"] == imported
 
 
 @pytest.mark.parametrize("shift", [(0.3, -0.4), (-0.45, 0.2), (17.3, -21.6)])

@@ -271,7 +271,8 @@ def test_a_shared_nearest_index_gathers_what_warp_array_gives() -> None:
     """The nearest index map of a target window into a source crop (derived once, shared
     by every band) gathers the same pixels as ``warp_array``, into a given buffer, and a
     crop of another shape is refused."""
-    from rasteret.geo.warp import gather_nearest, nearest_index
+    from rasteret.geo.nearest import nearest_index
+    from rasteret.geo.warp import gather_nearest
     from rasteret.geo.window import Window
 
     source = GridSpec("EPSG:32632", (10.0, 0, 699960.0, 0, -10.0, 5300040.0), (600, 600))
@@ -304,8 +305,8 @@ def test_separable_nearest_index_equals_the_per_pixel_map() -> None:
     the per-pixel map (``centre_pixel`` on ``source_coordinates``), index for index, over
     finer and coarser targets, fractional offsets, windows and crops partly outside."""
     from rasteret.geo.coords import source_coordinates
+    from rasteret.geo.nearest import separable_nearest_index
     from rasteret.geo.resampling import centre_pixel
-    from rasteret.geo.warp import separable_nearest_index
     from rasteret.geo.window import Window
 
     rng = np.random.default_rng(5)
@@ -339,7 +340,7 @@ def test_separable_nearest_index_equals_the_per_pixel_map() -> None:
 def _assert_offset_blocks() -> None:
     """Same pixel size, any shift: the map is one block copied one for one (``block``
     describes the index and inside exactly); another pixel size is no block."""
-    from rasteret.geo.warp import separable_nearest_index
+    from rasteret.geo.nearest import separable_nearest_index
     from rasteret.geo.window import Window
 
     rng = np.random.default_rng(11)
@@ -381,7 +382,8 @@ def _assert_offset_blocks() -> None:
 def test_offset_block_copy_equals_the_gather(dtype: str, src_nodata, fill) -> None:  # type: ignore[no-untyped-def]
     """``gather_nearest`` on a plain-offset map copies a block: the same values, fill
     and nudged clashes (a valid value equal to the fill) as the per-pixel gather."""
-    from rasteret.geo.warp import _gather_index, gather_nearest, separable_nearest_index
+    from rasteret.geo.nearest import separable_nearest_index
+    from rasteret.geo.warp import _gather_index, gather_nearest
     from rasteret.geo.window import Window
 
     rng = np.random.default_rng(3)

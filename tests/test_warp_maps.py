@@ -11,7 +11,7 @@ import numpy as np
 
 from rasteret.backend.warp_maps import WarpMaps
 from rasteret.geo import GridSpec
-from rasteret.geo.warp import nearest_index
+from rasteret.geo.nearest import nearest_index
 from rasteret.geo.window import Window
 
 SOURCE = GridSpec("EPSG:32632", (10.0, 0.0, 600000.0, 0.0, -10.0, 5200000.0), (400, 400))

@@ -38,8 +38,8 @@ from rasteret.backend.warp_maps import WarpMaps
 from rasteret.geo.coords import kernel_scale, source_window
 from rasteret.geo.grid import GridSpec
 from rasteret.geo.lazy import SLICED_CHUNK, SLICED_TASK_BYTES, lattice_offset
+from rasteret.geo.nearest import NearestIndex
 from rasteret.geo.warp import (
-    NearestIndex,
     gather_nearest,
     output_nodata,
     valid_mask,

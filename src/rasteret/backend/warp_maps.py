@@ -2,7 +2,7 @@
 
 Every band of ``xr.open_dataset(..., engine="rasteret", grid=...)`` warps the same
 records from the same source grids onto the same target windows, so the map of a
-(source grid, target window, source crop) — :func:`rasteret.geo.warp.nearest_index`, a
+(source grid, target window, source crop) — :func:`rasteret.geo.nearest.nearest_index`, a
 projection of every target pixel, the costliest step of a cross-CRS read after the
 decode — is computed once per dataset, not once per band: concurrent chunks that need
 the same map wait for the one computing it. The cache is bounded (:data:`MAP_CACHE_BYTES`,
@@ -17,7 +17,7 @@ from collections import OrderedDict
 from typing import Any
 
 from rasteret.geo.grid import GridSpec
-from rasteret.geo.warp import NearestIndex, nearest_index
+from rasteret.geo.nearest import NearestIndex, nearest_index
 from rasteret.geo.window import Window
 
 #: Bytes of index maps one dataset keeps (index, inside and coordinates of each map).
@@ -25,7 +25,7 @@ MAP_CACHE_BYTES = 512 * 2**20
 
 
 class WarpMaps:
-    """A bounded, thread-safe cache of :class:`~rasteret.geo.warp.NearestIndex` maps."""
+    """A bounded, thread-safe cache of :class:`~rasteret.geo.nearest.NearestIndex` maps."""
 
     def __init__(self, limit_bytes: int = MAP_CACHE_BYTES) -> None:
         self.limit_bytes = limit_bytes
@@ -43,7 +43,7 @@ class WarpMaps:
     def nearest(
         self, source: GridSpec, target: GridSpec, window: Window, crop: Window
     ) -> NearestIndex:
-        """:func:`~rasteret.geo.warp.nearest_index` of ``window`` (target pixels) into
+        """:func:`~rasteret.geo.nearest.nearest_index` of ``window`` (target pixels) into
         ``crop`` (pixels of ``source``), computed once while kept."""
         key = (source, target, window, crop)
         with self._lock:

@@ -32,11 +32,11 @@ from rasteret.geo.coords import (
     source_window,
 )
 from rasteret.geo.grid import GridSpec
+from rasteret.geo.nearest import nearest_index
 from rasteret.geo.resampling import AREA_KERNELS, check_resampling
 from rasteret.geo.transform import crs_key
 from rasteret.geo.warp import (
     DEFAULT_CHUNK,
-    nearest_index,
     output_nodata,
     valid_mask,
     warp_array,

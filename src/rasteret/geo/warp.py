@@ -2,8 +2,9 @@
 
 Target pixel centres (or edges, for area kernels) are mapped to source pixel
 coordinates (:mod:`rasteret.geo.coords`: GDAL's approximate transformer), then the
-source is gathered with a kernel of :mod:`rasteret.geo.resampling`, or through a
-nearest-neighbour map computed once per (source grid, target window).
+source is gathered with a kernel of :mod:`rasteret.geo.kernels`, or through a
+nearest-neighbour map computed once per (source grid, target window)
+(:mod:`rasteret.geo.nearest`).
 
 :func:`warp_array` warps one block eagerly; :func:`rasteret.geo.lazy.warp` (exported as
 ``rasteret.geo.warp``) is the dask front end built on it: one coordinate task and one
@@ -14,7 +15,6 @@ on the source chunks its footprint (plus the kernel radius) touches.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,15 +26,16 @@ from rasteret.geo.coords import (
     source_coordinates,
 )
 from rasteret.geo.grid import GridSpec
+from rasteret.geo.kernels import area_kernel, point_kernel
+from rasteret.geo.nearest import NearestIndex
 from rasteret.geo.resampling import (
     AREA_KERNELS,
     VALUE_PRESERVING,
-    area_kernel,
     cast_output,
+    centre_pixel,
     check_resampling,
-    point_kernel,
+    keep_off_nodata,
 )
-from rasteret.geo.transform import crs_equal
 from rasteret.geo.window import Window
 
 #: Default target chunk (rows, cols) of :func:`warp`.
@@ -138,180 +139,12 @@ def warp_array(
     return out.reshape((*lead, window.height, window.width))
 
 
-@dataclass(frozen=True)
-class NearestIndex:
-    """The nearest-neighbour map of a target window into a source crop, computed once
-    and shared by every band warped with it (:func:`nearest_index`): the flat index of
-    each target pixel's source pixel in a ``(height, width)`` crop and whether the
-    centre falls inside it; ``sx`` / ``sy`` (relative to the crop) for other kernels.
-    ``block`` is set when the map is a plain offset (:class:`OffsetBlock`)."""
-
-    index: np.ndarray
-    inside: np.ndarray
-    sx: np.ndarray
-    sy: np.ndarray
-    crop_shape: tuple[int, int]
-    block: OffsetBlock | None = None
-
-
-@dataclass(frozen=True)
-class OffsetBlock:
-    """A nearest map that is a plain offset: the target pixels ``[rows, cols]`` take the
-    crop's pixels ``[src_rows, src_cols]`` one for one (same CRS and pixel size, shifted
-    by less than half a pixel or a whole number of pixels); every other target pixel
-    falls outside the crop. A copy of a block instead of a gather per pixel."""
-
-    rows: slice
-    cols: slice
-    src_rows: slice
-    src_cols: slice
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(height, width)`` of the copied block."""
-        return self.rows.stop - self.rows.start, self.cols.stop - self.cols.start
-
-
-def nearest_index(
-    source: GridSpec,
-    target: GridSpec,
-    window: Window,
-    crop: Window,
-    error_threshold: float = ERROR_THRESHOLD,
-) -> NearestIndex:
-    """The :class:`NearestIndex` of ``window`` (target pixels) into ``crop`` (source
-    pixels)."""
-    from rasteret.geo.resampling import centre_pixel
-
-    separable = separable_nearest_index(source, target, window, crop)
-    if separable is not None:
-        return separable
-    sx, sy = source_coordinates(source, target, window, error_threshold=error_threshold)
-    sx, sy = sx - crop.col_off, sy - crop.row_off
-    iy, ix, inside = centre_pixel(sx, sy, crop.height, crop.width)
-    return NearestIndex(iy * crop.width + ix, inside, sx, sy, (crop.height, crop.width))
-
-
-#: Target rows mapped per step of :func:`nearest_flat_index`: its temporaries stay
-#: small (reused, not first-touched memory) whatever the size of the target.
-INDEX_ROWS = 64
-
-
-def nearest_flat_index(
-    source: GridSpec, target: GridSpec, window: Window, crop: Window
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(index, inside)`` of :func:`nearest_index` (same values) without the source
-    coordinates, mapped :data:`INDEX_ROWS` target rows at a time (GDAL's approximate
-    transformer works row by row, so the rows come out the same)."""
-    from rasteret.geo.resampling import centre_pixel
-
-    index = np.empty(window.shape, dtype=np.intp)
-    inside = np.empty(window.shape, dtype=bool)
-    for r0 in range(0, window.height, INDEX_ROWS):
-        rows = Window(
-            window.row_off + r0, window.col_off, min(INDEX_ROWS, window.height - r0), window.width
-        )
-        sx, sy = source_coordinates(source, target, rows)
-        sx -= crop.col_off
-        sy -= crop.row_off
-        iy, ix, ok = centre_pixel(sx, sy, crop.height, crop.width)
-        part = index[r0 : r0 + rows.height]
-        np.multiply(iy, crop.width, out=part)
-        part += ix
-        inside[r0 : r0 + rows.height] = ok
-    return index, inside
-
-
-def separable_nearest_index(
-    source: GridSpec, target: GridSpec, window: Window, crop: Window
-) -> NearestIndex | None:
-    """:func:`nearest_index` from one row and one column of coordinates, when ``source``
-    and ``target`` share a CRS and neither grid is rotated: each source column then
-    depends on the target column only (and rows on rows), so the map is an outer
-    combination of two 1-D maps — the same index, computed with the same floating-point
-    operations per axis, instead of a transform per pixel. ``None`` otherwise."""
-    axes = _separable_axes(source, target, window, crop)
-    if axes is None:
-        return None
-    (iy, inside_y, sy), (ix, inside_x, sx) = axes
-    inside = inside_y[:, None] & inside_x[None, :]
-    index = np.where(inside, iy[:, None] * crop.width + ix[None, :], 0)
-    shape = (window.height, window.width)
-    return NearestIndex(
-        index,
-        inside,
-        np.broadcast_to(sx[None, :], shape),
-        np.broadcast_to(sy[:, None], shape),
-        (crop.height, crop.width),
-        _offset_block(axes),
-    )
-
-
-def offset_block(
-    source: GridSpec, target: GridSpec, window: Window, crop: Window
-) -> OffsetBlock | None:
-    """The :class:`OffsetBlock` of :func:`separable_nearest_index` (``None`` when the
-    map is no plain offset) from the two 1-D maps alone: no per-pixel arrays."""
-    axes = _separable_axes(source, target, window, crop)
-    return None if axes is None else _offset_block(axes)
-
-
-_Axis = tuple[np.ndarray, np.ndarray, np.ndarray]  # source index, inside, source position
-
-
-def _separable_axes(
-    source: GridSpec, target: GridSpec, window: Window, crop: Window
-) -> tuple[_Axis, _Axis] | None:
-    """The nearest map's row and column axes (``(index, inside, position)`` each) when
-    it is separable (one CRS, no rotation); ``None`` otherwise."""
-    from rasteret.geo.resampling import centre_pixel
-
-    if any((target.transform[1], target.transform[3], source.transform[1], source.transform[3])):
-        return None
-    if not crs_equal(source.crs, target.crs):
-        return None
-    cols = window.col_off + np.arange(window.width) + 0.5
-    rows = window.row_off + np.arange(window.height) + 0.5
-    # the affine path of map_positions, one axis at a time (the other axis's term is 0)
-    x, _ = target.pixel_to_xy(cols, np.zeros_like(cols))
-    _, y = target.pixel_to_xy(np.zeros_like(rows), rows)
-    sx, _ = source.xy_to_pixel(x, np.zeros_like(x))
-    _, sy = source.xy_to_pixel(np.zeros_like(y), y)
-    sx, sy = sx - crop.col_off, sy - crop.row_off
-    _, ix, inside_x = centre_pixel(sx, np.zeros_like(sx), 1, crop.width)
-    iy, _, inside_y = centre_pixel(np.zeros_like(sy), sy, crop.height, 1)
-    return (iy, inside_y, sy), (ix, inside_x, sx)
-
-
-def _offset_block(axes: tuple[_Axis, _Axis]) -> OffsetBlock | None:
-    (iy, inside_y, _), (ix, inside_x, _) = axes
-    rows, cols = _consecutive_run(iy, inside_y), _consecutive_run(ix, inside_x)
-    if rows is None or cols is None:
-        return None
-    return OffsetBlock(rows[0], cols[0], rows[1], cols[1])
-
-
-def _consecutive_run(index: np.ndarray, inside: np.ndarray) -> tuple[slice, slice] | None:
-    """``(target slice, source slice)`` when the inside positions of a 1-D nearest map
-    are one run of target positions taking consecutive source positions; else ``None``."""
-    where = np.flatnonzero(inside)
-    if where.size == 0 or where[-1] - where[0] + 1 != where.size:
-        return None
-    taken = index[where[0] : where[-1] + 1]
-    first = int(taken[0])
-    if not np.array_equal(taken, np.arange(first, first + taken.size)):
-        return None
-    return slice(int(where[0]), int(where[-1]) + 1), slice(first, first + taken.size)
-
-
 def _gather_nearest(
     flat: np.ndarray, sx: np.ndarray, sy: np.ndarray, src_nodata: float | None, fill: float
 ) -> np.ndarray:
     """Nearest warp of ``flat`` ``(n, H, W)`` as one gather per step through a flat index
     (no fancy indexing, no source-sized mask): the values, ``fill`` where the centre falls
     outside or the gathered value is invalid, exactly as the general path gives them."""
-    from rasteret.geo.resampling import centre_pixel
-
     _, height, width = flat.shape
     iy, ix, inside = centre_pixel(sx, sy, height, width)
     return _gather_index(flat, iy * width + ix, inside, src_nodata, fill)
@@ -349,8 +182,6 @@ def _copy_offset_block(
 ) -> np.ndarray:
     """:func:`gather_nearest` of a map that is a plain offset: a block copy, the same
     validity and fill as the gather."""
-    from rasteret.geo.resampling import keep_off_nodata
-
     block = nearest.block
     assert block is not None
     n = data.shape[0]
@@ -382,8 +213,6 @@ def _gather_index(
     out: np.ndarray | None = None,
     valid: np.ndarray | None = None,
 ) -> np.ndarray:
-    from rasteret.geo.resampling import keep_off_nodata
-
     n = flat.shape[0]
     if out is None:
         out = np.empty((n, *index.shape), flat.dtype)
@@ -406,9 +235,7 @@ def _gather_index(
 
 __all__ = [
     "DEFAULT_CHUNK",
-    "NearestIndex",
     "gather_nearest",
-    "nearest_index",
     "output_nodata",
     "valid_mask",
     "warp_array",

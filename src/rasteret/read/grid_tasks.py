@@ -25,7 +25,7 @@ from rasteret.read.result import ImpliedMask
 from rasteret.read.stacks import BandSource, StoreIndex, group_sources
 
 if TYPE_CHECKING:
-    from rasteret.geo.warp import OffsetBlock
+    from rasteret.geo.nearest import OffsetBlock
 
 #: Overview sources of a read: ``(band, row) -> [overview level 0, 1, ...]``.
 OverviewSources = Mapping[tuple[str, int], list[BandSource]]
@@ -110,7 +110,7 @@ class TaskPlanner:
         takes and where they go — read like any copy (straight into the output), the
         rest of the grid left as fill, as the warp leaves it. Integer sources only (a
         warp also treats a float source's NaN as invalid; a copy keeps it)."""
-        from rasteret.geo.warp import offset_block
+        from rasteret.geo.nearest import offset_block
 
         block = offset_block(source_grid(src), self.grid, self.full, crop)
         if block is None:
@@ -244,7 +244,7 @@ class TaskPlanner:
         with lock:
             cached = self._index.get(key)
             if cached is None:
-                from rasteret.geo.warp import nearest_flat_index, separable_nearest_index
+                from rasteret.geo.nearest import nearest_flat_index, separable_nearest_index
 
                 whole = Window(0, 0, *self.grid.shape)
                 nearest = separable_nearest_index(source_grid(src), self.grid, whole, window)
