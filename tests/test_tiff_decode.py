@@ -413,6 +413,33 @@ def test_corrupt_payload_names_source_and_block() -> None:
         decode_block(b"\x78\x9cgarbage", _deflate_decoding(), source="s3://b/x.tif", block_index=7)
 
 
+def _whole_stream(height: int = 64, width: int = 128) -> tuple[np.ndarray, bytes]:
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 4000, (height, width), dtype=np.uint16)
+    return values, zlib.compress(values.tobytes(), 6)
+
+
+def test_a_whole_deflate_stream_with_a_wrong_checksum_is_corrupt() -> None:
+    """Every byte of the data intact, only the Adler-32 trailer wrong: ISA-L (the fast
+    path) does not check it, so rasteret does; the decoders that do check decide."""
+    values, payload = _whole_stream()
+    decoding = _deflate_decoding(block_width=128, block_height=64)
+    np.testing.assert_array_equal(decode_block(payload, decoding)[..., 0], values)
+    wrong = payload[:-1] + bytes([payload[-1] ^ 0x01])
+    with pytest.raises(CorruptTiffError, match=r"f\.tif.*block 2"):
+        decode_block(wrong, decoding, source="f.tif", block_index=2)
+
+
+@pytest.mark.parametrize("after", [b"\0" * 7, b"\xff\x01"])
+def test_bytes_after_a_deflate_stream_are_ignored(after: bytes) -> None:
+    """A block's bytes may run past its zlib stream (padding; libtiff ignores it): the
+    trailer is then not the last four bytes, the fast path declines, and the stream
+    still decodes to its values."""
+    values, payload = _whole_stream()
+    decoding = _deflate_decoding(block_width=128, block_height=64)
+    np.testing.assert_array_equal(decode_block(payload + after, decoding)[..., 0], values)
+
+
 def test_short_payload_is_an_error_never_zero_filled() -> None:
     short = zlib.compress(bytes(2 * 4 * 2))  # 2 rows of a 3-row tile
     with pytest.raises(CorruptTiffError, match="decodes to 16 bytes, expected 24"):

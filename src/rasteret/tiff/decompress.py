@@ -13,6 +13,12 @@ PackBits retry and the LERC inner codecs decode into a bounded buffer. (liblzma 
 the dictionary an LZMA stream declares as address space, but writes only what it
 decodes.)
 
+**Deflate.** A whole stream inflates through ISA-L where imagecodecs has it (faster
+than libdeflate on these streams) and is then checked against its Adler-32 trailer,
+which ISA-L does not check; a stream ISA-L cannot vouch for (overflow, corrupt, a
+trailer that does not match, bytes after the stream) goes to libdeflate, then zlib, as
+without ISA-L — so a corrupt stream still raises.
+
 **Prefixes.** :data:`PREFIX_CODECS` holds, per codec that can stop early, a
 decompressor that decodes only the first ``len(out)`` bytes of a stream — the rows a
 window needs from the top of a block — for about that fraction of a full decode:
@@ -37,6 +43,9 @@ Buffer = bytes | bytearray | memoryview
 Decompressor = Callable[[Buffer, memoryview], int]
 
 
+_ISAL = bool(imagecodecs.ISAL.available)
+
+
 def _store(decoded: Buffer, out: memoryview) -> int:
     n = min(len(decoded), len(out))
     out[:n] = memoryview(decoded)[:n]
@@ -52,7 +61,26 @@ def _zlib_prefix(data: Buffer, out: memoryview) -> int:
     return _store(zlib.decompressobj().decompress(data, len(out)), out)
 
 
+def _isal_whole(data: Buffer, out: memoryview) -> int | None:
+    """Inflate a whole zlib stream through ISA-L (faster than libdeflate here) and check
+    its Adler-32 trailer (ISA-L does not); ``None`` when ISA-L cannot vouch for the
+    result — overflow, corrupt, a trailer that does not match (or bytes after the
+    stream) — and the checked decoders must decide."""
+    try:
+        n = len(imagecodecs.isal_decode(data, out=out))
+    except imagecodecs.IsalError:
+        return None
+    trailer = int.from_bytes(memoryview(data)[-4:], "big") if len(data) >= 6 else None
+    if trailer is None or imagecodecs.deflate_adler32(out[:n]) != trailer:
+        return None
+    return n
+
+
 def _deflate(data: Buffer, out: memoryview) -> int:
+    if _ISAL:
+        n = _isal_whole(data, out)
+        if n is not None:
+            return n
     try:
         return len(imagecodecs.deflate_decode(data, out=out))
     except imagecodecs.DeflateError:
@@ -70,7 +98,7 @@ def _isal_prefix(data: Buffer, out: memoryview) -> int:
     return _zlib_prefix(data, out)  # no clean end, or corrupt: zlib decides
 
 
-_deflate_prefix: Decompressor = _isal_prefix if imagecodecs.ISAL.available else _zlib_prefix
+_deflate_prefix: Decompressor = _isal_prefix if _ISAL else _zlib_prefix
 
 
 #: A stream may decode to more than its block (the surplus is ignored, as libtiff does),
