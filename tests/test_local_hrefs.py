@@ -168,3 +168,41 @@ def test_remote_hrefs_are_not_local(dataset: dict[str, Path]) -> None:
     assert is_local_href("relative/x.tif") and is_local_href("C:/data/x.tif")
     for remote in ("s3://b/k.tif", "https://h/k.tif", "az://c/k.tif", "gs://b/k.tif"):
         assert not is_local_href(remote)
+
+
+@pytest.mark.parametrize("files", [3, 12])  # one lstat per file / one listing of the directory
+@pytest.mark.parametrize("target", ["outside", "inside"])
+def test_links_among_many_files_of_one_directory(tmp_path: Path, files: int, target: str) -> None:
+    """The files of one directory are checked together: a symbolic link among them is
+    followed whether the directory is listed (many files) or each file is asked (few),
+    and a refusal names the first record that holds it; two bands of one multi-band file
+    share an href and are both checked."""
+    from rasteret.index.local_access import LocalAccess
+
+    shared, private = tmp_path / "shared", tmp_path / "private"
+    shared.mkdir()
+    private.mkdir()
+    (private / "secret.tif").write_bytes(b"secret")
+    names = [f"scene_{i:02d}.tif" for i in range(files)]
+    for name in names:
+        (shared / name).write_bytes(b"scene")
+    linked = shared / names[-1]
+    linked.unlink()
+    linked.symlink_to(private / "secret.tif" if target == "outside" else shared / names[0])
+    hrefs = [str(shared / name) for name in names]
+    table = pa.table(
+        {
+            "id": [f"r{i}" for i in range(files)] + ["again"],
+            "assets": [{"b1": {"href": h}, "b2": {"href": h}} for h in [*hrefs, hrefs[-1]]],
+        }
+    )
+    access = LocalAccess.for_source(str(shared / "index.parquet"))
+    assert access is not None and access.roots == (os.path.realpath(shared),)
+    if target == "inside":
+        access.check(table, ["b1", "b2"], "index.parquet")
+        return
+    with pytest.raises(LocalHrefRefusedError) as caught:
+        access.check(table, ["b1", "b2"], "index.parquet")
+    assert f"record 'r{files - 1}' band 'b1'" in str(caught.value)
+    assert repr(str(linked)) in str(caught.value)
+    assert not access.allows(str(linked)) and access.allows(hrefs[0])

@@ -157,7 +157,15 @@ def _signature(array: pa.Array) -> np.ndarray:
     _key_columns(array, columns)
     if not len(array):
         return np.zeros(0, dtype=np.int64)
-    stacked = np.ascontiguousarray(np.stack(columns, axis=1))
+    # a column equal on every row tells no rows apart: most are, in a collection of one
+    # sensor, so the rows are compared on the few that vary (often none)
+    varying = [c for c in columns if len(c) and (c != c[0]).any()]
+    if not varying:
+        return np.zeros(len(array), dtype=np.int64)
+    if len(varying) == 1:
+        _, inverse = np.unique(varying[0], return_inverse=True)
+        return inverse.reshape(-1).astype(np.int64)
+    stacked = np.ascontiguousarray(np.stack(varying, axis=1))
     rows = stacked.view(np.dtype((np.void, stacked.dtype.itemsize * stacked.shape[1])))
     _, inverse = np.unique(rows.reshape(-1), return_inverse=True)
     return inverse.reshape(-1).astype(np.int64)

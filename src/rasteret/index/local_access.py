@@ -24,6 +24,7 @@ collection, the record, the band, the href and how to allow it.
 from __future__ import annotations
 
 import os
+import re
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -68,13 +69,18 @@ class LocalAccess:
 
     def allows(self, href: str) -> bool:
         """Whether ``href`` (local) resolves under one of the roots."""
-        resolved = _resolve(local_path(href))
-        return any(resolved == root or resolved.startswith(_slash(root)) for root in self.roots)
+        return not self._refused([href])
 
     def check(self, table: pa.Table, bands: Iterable[str], source: str) -> None:
-        """Raise if a local href of ``bands`` in ``table`` lies outside the roots."""
+        """Raise if a local href of ``bands`` in ``table`` lies outside the roots.
+
+        Each distinct href is resolved once (bands of one multi-band file share it), and
+        the files of one directory are resolved together: the directory once, then one
+        ``lstat`` per file — or one listing of the directory when it holds many of them —
+        to find the symbolic links, which are followed."""
         from rasteret.index.columns import asset_hrefs
 
+        first: dict[str, tuple[str, int]] = {}  # each local href -> its first (band, row)
         for band in bands:
             hrefs = asset_hrefs(table, band)
             values = pa.array(hrefs, pa.string())
@@ -85,15 +91,39 @@ class LocalAccess:
             local = pc.invert(remote)
             for row in pc.indices_nonzero(pc.fill_null(local, False)).to_pylist():
                 href = hrefs[row]
-                if href is not None and not self.allows(href):
-                    raise LocalHrefRefusedError(
-                        source,
-                        f"record {_record(table, row)!r} band {band!r} points at the local "
-                        f"file {href!r}, outside the directories this collection may read "
-                        f"({', '.join(self.roots) or 'none'}). A shared index cannot read "
-                        "your files: if you trust it, pass load(..., local_roots=[...]) "
-                        f"(or 'any') or list the directory in ${ENV_LOCAL_ROOTS}",
-                    )
+                if href is not None and href not in first:
+                    first[href] = (band, row)
+        refused = self._refused(list(first))
+        if refused:
+            href = next(h for h in first if h in refused)  # the first in table order
+            band, row = first[href]
+            raise LocalHrefRefusedError(
+                source,
+                f"record {_record(table, row)!r} band {band!r} points at the local "
+                f"file {href!r}, outside the directories this collection may read "
+                f"({', '.join(self.roots) or 'none'}). A shared index cannot read "
+                "your files: if you trust it, pass load(..., local_roots=[...]) "
+                f"(or 'any') or list the directory in ${ENV_LOCAL_ROOTS}",
+            )
+
+    def _refused(self, hrefs: list[str]) -> set[str]:
+        """The local ``hrefs`` that do not resolve under a root."""
+        by_directory: dict[str, list[tuple[str, str]]] = {}
+        for href in hrefs:
+            directory, name = os.path.split(local_path(href))
+            by_directory.setdefault(directory, []).append((href, name))
+        prefixes = tuple(_slash(root) for root in self.roots)
+        refused: set[str] = set()
+        for directory, entries in by_directory.items():
+            real = _resolve_directory(directory)
+            links = _symbolic_links(directory, [name for _, name in entries])
+            for href, name in entries:
+                resolved = os.path.join(real, name)
+                if name in links:
+                    resolved = os.path.realpath(resolved)
+                if not (resolved in self.roots or resolved.startswith(prefixes)):
+                    refused.add(href)
+        return refused
 
 
 #: An href with a URL scheme (a one-letter scheme is a Windows drive letter).
@@ -109,16 +139,30 @@ def is_local_href(href: str) -> bool:
 def local_path(href: str) -> str:
     """The absolute path of a local ``href`` (relative paths: from the working directory,
     as reads resolve them)."""
+    if _NORMAL_ABSOLUTE and href.startswith("/") and not _NEEDS_NORMALISING.search(href):
+        return href  # what abspath returns for it: nothing to expand, collapse or strip
     if href.lower().startswith("file:"):
         href = urllib.parse.unquote(urllib.parse.urlsplit(href).path)
     return os.path.abspath(os.path.expanduser(href))
 
 
-def _resolve(path: str) -> str:
-    """``realpath`` with one ``lstat`` per file: directories are resolved once each."""
-    directory, name = os.path.split(path)
-    resolved = os.path.join(_resolve_directory(directory), name)
-    return os.path.realpath(resolved) if os.path.islink(resolved) else resolved
+#: POSIX paths: an absolute href without ``//``, ``/.`` or a trailing ``/`` is already
+#: what ``os.path.abspath`` makes of it.
+_NORMAL_ABSOLUTE = os.sep == "/" and os.altsep is None
+_NEEDS_NORMALISING = re.compile(r"//|/\.|/$")
+#: Files of one directory from which it is listed once instead of ``lstat`` per file.
+_LIST_FROM = 8
+
+
+def _symbolic_links(directory: str, names: list[str]) -> set[str]:
+    """Which of ``names`` in ``directory`` are symbolic links."""
+    if len(names) >= _LIST_FROM:
+        try:
+            with os.scandir(directory) as entries:
+                return {entry.name for entry in entries if entry.is_symlink()}
+        except OSError:
+            pass  # unreadable or missing: the files are asked one by one
+    return {name for name in names if os.path.islink(os.path.join(directory, name))}
 
 
 @lru_cache(maxsize=4096)

@@ -126,9 +126,7 @@ def band_stacks(group: GroupLayout, path: str) -> dict[str, BandStack]:
         scale: list[float | None] = [None] * steps
         offset: list[float | None] = [None] * steps
         for index, array in enumerate(arrays):
-            for t, source in enumerate(array.sources):
-                if source is None:
-                    continue
+            for t in np.flatnonzero(array.present).tolist():  # no source is built
                 member_of[t] = index
                 nodata[t], scale[t], offset[t] = array.nodata, array.scale, array.offset
         dtype = np.result_type(*(np.dtype(a.dtype) for a in arrays))

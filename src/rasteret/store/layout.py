@@ -38,23 +38,10 @@ from rasteret.index.columns import asset_hrefs, record_order
 from rasteret.index.level_columns import BandLevelColumns, Slot, band_level_columns
 from rasteret.index.levels import BandLevel, BandLevels, band_levels
 from rasteret.index.schema import bands_of, metadata_column
+from rasteret.store.sources import RowsLike, SourceList, TileSource
 
 ArrayKind = Literal["data", "mask"]
 RESERVED_NAMES = frozenset({"x", "y", "time", "id", "spatial_ref", "zarr.json", "c"})
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class TileSource:
-    """Where the blocks of one record live: one file, its block table, its JPEG tables."""
-
-    href: str
-    offsets: np.ndarray  # int64, row-major blocks
-    byte_counts: np.ndarray  # int64, 0 = sparse block
-    jpeg_tables: bytes | None = None
-    size: int | None = None  # object size at index time (checked on read when known)
-    etag: str | None = None  # object ETag at index time (checked on read when known)
-    last_modified: str | None = None  # local files: mtime at index time (checked on read)
-    origin: str = ""  # "record <id>, band <band>": named in decode errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +76,8 @@ class ArrayLayout:
     nodata: float | None
     scale: float | None
     offset: float | None
-    sources: list[TileSource | None] = field(default_factory=list)  # one per time step
+    #: One source per time step (built on first use: :class:`SourceList`).
+    sources: Sequence[TileSource | None] = field(default_factory=list)
     shape: tuple[int, int, int] = (0, 0, 0)
 
     @property
@@ -97,9 +85,17 @@ class ArrayLayout:
         return (1, *self.block_shape)
 
     @property
+    def present(self) -> np.ndarray:
+        """Whether each time step has data in this array (no source is built)."""
+        found = getattr(self.sources, "present", None)
+        if found is None:
+            found = np.fromiter((s is not None for s in self.sources), bool, len(self.sources))
+        return found  # type: ignore[no-any-return]
+
+    @property
     def records(self) -> int:
         """Time steps that have data in this array."""
-        return sum(s is not None for s in self.sources)
+        return int(self.present.sum())
 
 
 @dataclass(eq=False)
@@ -276,22 +272,14 @@ class _Builder:
         """Add ``rows`` of ``band`` where ``targets`` (another row's :meth:`add`) went.
 
         The rows must share that row's structure signature, so only their block
-        tables, JPEG tables and object identity differ.
+        tables, JPEG tables and object identity differ: their sources are built from
+        ``columns`` when first used (:class:`~rasteret.store.sources.SourceList`).
         """
-        origins = [f"record {self.ids[row]!r}, band {band!r}" for row in rows]
-        sizes = [columns.file_size[row] for row in rows]
-        etags = [columns.etag[row] for row in rows]
-        modified = [columns.last_modified[row] for row in rows]
-        identity = list(zip(rows, origins, sizes, etags, modified, strict=True))
+        members = np.asarray(rows, dtype=np.int64)
         for group, stack, slot, level in targets:
             jpeg = level.compression in (7, 34892)
-            sources = stack.sources
-            for row, origin, size, etag, mtime in identity:
-                offsets, counts = columns.blocks(slot, row)
-                tables = columns.jpeg_tables(slot, row) if jpeg else None
-                sources[row] = TileSource(
-                    hrefs[row], offsets, counts, tables or None, size, etag, mtime, origin
-                )
+            like = RowsLike(band, slot, jpeg, hrefs, self.ids, columns)  # type: ignore[arg-type]
+            stack.like.append((like, members))
             group.rows.update(rows)
 
     def _group(self, grid: Grid, overview: int | None, parent: _GroupAcc | None) -> _GroupAcc:
@@ -417,13 +405,15 @@ class _Builder:
             times=self.times[rows],
             ids=[self.ids[r] for r in rows],
         )
+        position = np.full(len(self.rank), -1, np.int64)  # table row -> time step
+        position[rows] = np.arange(len(rows))
         per_band: dict[tuple[str, str], int] = {}
         for stack in acc.stacks.values():  # insertion order = time order of first record
             array = stack.array
             seen = per_band.get((array.band, array.kind), 0) + 1
             per_band[(array.band, array.kind)] = seen
             array.name = _array_name(array.band, array.kind, seen)
-            array.sources = [stack.sources.get(int(r)) for r in rows]
+            array.sources = stack.source_list(rows, position)
             array.shape = (len(rows), acc.grid.height, acc.grid.width)
             if array.name in group.arrays:
                 raise CollectionSchemaError(
@@ -437,7 +427,16 @@ class _Builder:
 @dataclass(eq=False)
 class _Stack:
     array: ArrayLayout
-    sources: dict[int, TileSource] = field(default_factory=dict)
+    sources: dict[int, TileSource] = field(default_factory=dict)  # built, by table row
+    like: list[tuple[RowsLike, np.ndarray]] = field(default_factory=list)  # built on use
+
+    def source_list(self, rows: np.ndarray, position: np.ndarray) -> SourceList:
+        """The sources of time steps ``rows`` (table rows in time order); ``position``
+        maps a table row to its time step."""
+        owner = np.full(len(rows), -1, np.int32)
+        for k, (_, members) in enumerate(self.like):
+            owner[position[members]] = k
+        return SourceList(rows, self.sources, [like for like, _ in self.like], owner)
 
 
 _Target = tuple["_GroupAcc", "_Stack", Slot, BandLevel]  # where one level of a record went
