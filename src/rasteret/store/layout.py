@@ -278,7 +278,7 @@ class _Builder:
         members = np.asarray(rows, dtype=np.int64)
         for group, stack, slot, level in targets:
             jpeg = level.compression in (7, 34892)
-            like = RowsLike(band, slot, jpeg, hrefs, self.ids, columns)  # type: ignore[arg-type]
+            like = RowsLike(band, slot, jpeg, hrefs, self.ids, columns)
             stack.like.append((like, members))
             group.rows.update(rows)
 
