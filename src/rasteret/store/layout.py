@@ -76,8 +76,8 @@ class ArrayLayout:
     nodata: float | None
     scale: float | None
     offset: float | None
-    #: One source per time step (built on first use: :class:`SourceList`).
-    sources: Sequence[TileSource | None] = field(default_factory=list)
+    #: One source per time step (built on first use).
+    sources: SourceList = field(default_factory=lambda: SourceList(np.empty(0, np.int64), {}))
     shape: tuple[int, int, int] = (0, 0, 0)
 
     @property
@@ -87,10 +87,7 @@ class ArrayLayout:
     @property
     def present(self) -> np.ndarray:
         """Whether each time step has data in this array (no source is built)."""
-        found = getattr(self.sources, "present", None)
-        if found is None:
-            found = np.fromiter((s is not None for s in self.sources), bool, len(self.sources))
-        return found  # type: ignore[no-any-return]
+        return self.sources.present
 
     @property
     def records(self) -> int:

@@ -103,12 +103,6 @@ class SourceList(Sequence["TileSource | None"]):
         #: Whether each time step has a source (none is built to answer).
         self.present: np.ndarray = explicit | (self._owner >= 0)
 
-    @classmethod
-    def of(cls, sources: Sequence[TileSource | None]) -> SourceList:
-        """A list of sources given one by one (time step = row)."""
-        built = {t: s for t, s in enumerate(sources) if s is not None}
-        return cls(np.arange(len(sources), dtype=np.int64), built)
-
     def __len__(self) -> int:
         return len(self._cache)
 
