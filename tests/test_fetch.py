@@ -11,7 +11,9 @@ import time
 import warnings
 from pathlib import Path
 
+import obstore
 import pytest
+from obstore.store import LocalStore
 
 from rasteret._async import run_sync
 from rasteret.errors import FetchError, ObjectNotFoundError, StaleIndexError
@@ -24,6 +26,7 @@ from rasteret.fetch import (
     merge_ranges,
     register_store,
     route,
+    stores,
     track,
     unregister_store,
 )
@@ -459,9 +462,33 @@ def test_python_transport_matches_obstore(
     fallback = PythonTransport(FAST)
     got, info = run_sync(fallback.get(r, 10, 20))
     assert got == data[10:20]
-    assert info == run_sync(RangeReader(FAST).head(url))
+    if where == "http":
+        assert info == run_sync(RangeReader(FAST).head(url))
+    else:  # both transports read local files with os.pread: obstore's own store is the oracle
+        assert info == ObjectInfo.from_meta(obstore.head(LocalStore(), url))
+        assert run_sync(RangeReader(FAST).head(url)) == info
     tail, tail_info = run_sync(fallback.get(r, SIZE - 5, SIZE + 100))
     assert tail == data[-5:] and tail_info.size == SIZE
+
+
+def test_local_reads_match_obstores_local_store(tmp_path: Path, data: bytes) -> None:
+    """Local files are read with os.pread: the bytes, metadata and errors obstore's
+    LocalStore gives, and no obstore store is built."""
+    url = str(tmp_path / "obj.bin")
+    reader = RangeReader(FAST)
+    built = set(stores._stores)
+    got = run_sync(reader.read_range(url, 100, 300))
+    assert got == bytes(obstore.get_range(LocalStore(), url, start=100, end=300))
+    meta = obstore.head(LocalStore(), url)
+    assert run_sync(reader.head(url)) == ObjectInfo.from_meta(meta)
+    assert bytes(run_sync(reader.read_ranges(url, [SIZE - 10], [SIZE]))[0]) == data[-10:]
+    with pytest.raises(FetchError, match="past the end of the object"):
+        run_sync(reader.read_ranges(url, [SIZE - 10], [SIZE + 50]))
+    with pytest.raises(ObjectNotFoundError, match=r"missing\.bin"):
+        run_sync(reader.read_range(str(tmp_path / "missing.bin"), 0, 10))
+    with pytest.raises(FetchError, match="range starts at"):
+        run_sync(reader.read_range(url, SIZE + 10, SIZE + 20))
+    assert set(stores._stores) == built
 
 
 def _child_read(urls: list[str], queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]

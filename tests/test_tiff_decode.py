@@ -453,6 +453,19 @@ def test_short_payload_is_an_error_never_zero_filled() -> None:
         decode_block(zlib.compress(bytes(range(15))), strip)
 
 
+def test_rows_a_short_block_lacks_read_zero_in_reused_memory() -> None:
+    """The rows a short strip lacks are zero, not whatever the freed memory numpy hands
+    out again held."""
+    strip = _deflate_decoding(tiled=False, block_width=256, block_height=64)
+    payload = zlib.compress(np.full((40, 256), 7, "<u2").tobytes())
+    for _ in range(10):  # a dirty array freed just before each decode allocates
+        dirty = np.full((64, 256, 1), 0xFFFF, np.uint16)
+        del dirty
+        block = decode_block(payload, strip)
+        assert block.shape == (64, 256, 1)
+        assert (block[:40] == 7).all() and (block[40:] == 0).all()
+
+
 @pytest.mark.parametrize(
     ("changes", "feature"),
     [

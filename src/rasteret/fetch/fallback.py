@@ -17,48 +17,14 @@ import os
 import threading
 import urllib.parse
 from collections.abc import Buffer
-from datetime import UTC, datetime
 
 from rasteret.fetch.config import FetchConfig
+from rasteret.fetch.local_files import head_local, read_local
 from rasteret.fetch.model import ObjectInfo
 from rasteret.fetch.retry import TransportFailure, status_kind
 from rasteret.fetch.routing import Route
 
 _IDLE_PER_ORIGIN = 16
-
-
-def local_info(stat: os.stat_result) -> ObjectInfo:
-    """Metadata of a local file, with the ETag obstore's LocalStore would report."""
-    etag = f'"{stat.st_ino:x}-{stat.st_mtime_ns // 1000:x}-{stat.st_size:x}"'
-    seconds, micros = divmod(stat.st_mtime_ns // 1000, 1_000_000)
-    modified = datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
-    return ObjectInfo(stat.st_size, etag, modified.isoformat())
-
-
-def _read_local(path: str, start: int, end: int) -> tuple[bytes, ObjectInfo]:
-    fd = os.open("/" + path, os.O_RDONLY)
-    try:
-        stat = os.fstat(fd)
-        if start >= stat.st_size:
-            raise TransportFailure(
-                f"range starts at {start}, the file has {stat.st_size} bytes", "range"
-            )
-        stop = min(end, stat.st_size)
-        parts: list[bytes] = []
-        offset = start
-        while offset < stop:
-            chunk = os.pread(fd, stop - offset, offset)
-            if not chunk:
-                break
-            parts.append(chunk)
-            offset += len(chunk)
-        return b"".join(parts), local_info(stat)
-    finally:
-        os.close(fd)
-
-
-def _head_local(path: str) -> ObjectInfo:
-    return local_info(os.stat("/" + path))
 
 
 class _Pool:
@@ -166,7 +132,7 @@ class PythonTransport:
 
     async def get(self, route: Route, start: int, end: int) -> tuple[Buffer, ObjectInfo]:
         if route.kind == "local":
-            return await asyncio.to_thread(_read_local, route.path, start, end)
+            return await asyncio.to_thread(read_local, route.path, start, end)
         if route.kind == "http":
             timeout = self.config.request_timeout
             url = self._signed(route)
@@ -176,7 +142,7 @@ class PythonTransport:
 
     async def head(self, route: Route) -> ObjectInfo:
         if route.kind == "local":
-            return await asyncio.to_thread(_head_local, route.path)
+            return await asyncio.to_thread(head_local, route.path)
         if route.kind == "http":
             timeout = self.config.request_timeout
             url, headers = self._signed(route), self._headers(route)

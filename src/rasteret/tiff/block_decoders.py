@@ -283,15 +283,15 @@ def _direct_rows(
 
     def decode_rows(data: Buffer, rows: int, stop: int) -> np.ndarray:
         check_payload(data, min(rows, stop))
-        # a block that may be short (a strip) starts zeroed (calloc: untouched pages
-        # cost nothing), and only its decoded rows are processed
         shape = (stop, width, samples)
-        out = np.empty(shape, dtype) if rows >= stop else np.zeros(shape, dtype)
+        out = np.empty(shape, dtype)
         flat = out.reshape(-1).view(np.uint8)
         n = decompress(data, memoryview(flat))
         have = _check_size(n, stop * row_bytes, row_bytes, min(rows, stop), name)
         if have < stop:
-            flat[have * row_bytes : n] = 0  # a partial row past the last whole one
+            # a short block (a strip, a short edge tile): the rows it lacks read as 0, a
+            # partial row past the last whole one included; only decoded rows are processed
+            flat[have * row_bytes :] = 0
         part = out[:have]
         if swap:
             part.byteswap(inplace=True)
