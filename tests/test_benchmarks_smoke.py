@@ -21,6 +21,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ASV = ROOT / "asv_bench" / "benchmarks"
 
+#: every benchmark script end to end in fresh processes (about 2 min)
+pytestmark = pytest.mark.slow
+
 
 def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
@@ -118,7 +121,6 @@ def test_build_resume_quick_runs(tmp_path: Path) -> None:
     assert report["cluster"]["records"] == 30 and report["cluster_equals_local"]
 
 
-@pytest.mark.slow  # three processes import torchgeo (about 11 s each)
 def test_torchgeo_loader_quick_runs(tmp_path: Path) -> None:
     """The DataLoader benchmark on small scenes, in-process loading: samples identical."""
     pytest.importorskip("torchgeo", reason="the TorchGeo extra is not installed")

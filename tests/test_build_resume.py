@@ -169,6 +169,7 @@ BUILDERS = {
 }
 
 
+@pytest.mark.slow  # two builds killed and resumed in child processes (about 9 s)
 @pytest.mark.skipif(sys.platform == "win32", reason="kills a child process with SIGKILL")
 @pytest.mark.parametrize("builder", sorted(BUILDERS))
 def test_killed_stac_and_table_builds_resume_fetching_only_missing_headers(

@@ -124,6 +124,7 @@ def test_child_of_a_parent_that_used_obstore_itself_reads(exported: Path) -> Non
     assert "s3://a-bucket/a-key.tif" in result["s3"]
 
 
+@pytest.mark.slow  # forked DataLoader workers import torchgeo (about 15 s)
 def test_forked_dataloader_workers_read_and_warn(exported: Path) -> None:
     pytest.importorskip("torchgeo", reason="the torchgeo extra is not installed")
     done = _run(USER_OBSTORE_THEN_DATALOADER, exported)

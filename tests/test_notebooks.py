@@ -20,6 +20,9 @@ REQUIRES = {  # modules a notebook imports beyond the core dependencies
 }
 TIMEOUT = 240  # seconds per cell: the first torchgeo import alone can take ~25 s here
 
+#: executes every notebook (about 45 s)
+pytestmark = pytest.mark.slow
+
 
 def _notebooks() -> list[Path]:
     return sorted(NOTEBOOKS.glob("*.ipynb"))

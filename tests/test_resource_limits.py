@@ -94,6 +94,7 @@ _CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # 1,000 scenes read in a child process (about 10 s)
 def test_lazy_read_of_1000_scenes_has_bounded_memory(tmp_path: Path) -> None:
     path, expected = _thousand_scenes(tmp_path)
     script = tmp_path / "child.py"

@@ -237,7 +237,10 @@ def _served_collection(tmp_path: Path, object_server):  # type: ignore[no-untype
     return as_collection(make_table(http, ("B1", "B2")))
 
 
-@pytest.mark.parametrize("context", ["fork", "forkserver"])
+@pytest.mark.parametrize(
+    "context",
+    ["fork", pytest.param("forkserver", marks=pytest.mark.slow)],  # a fresh server: ~15 s
+)
 def test_dataloader_workers_train(
     scenes: dict,
     tmp_path: Path,
