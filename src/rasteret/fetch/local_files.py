@@ -2,9 +2,10 @@
 
 ``read_local(path, start, end)`` returns bytes ``[start, min(end, size))`` of the file
 and its :class:`~rasteret.fetch.model.ObjectInfo`, taken from the same open file
-(``fstat``), so a read never pairs one version's bytes with another's size or
-modification time. The ETag is the one obstore's ``LocalStore`` reports, so a
-collection indexed through either transport validates against both. ``path`` is a
+(``fstat``): a file replaced by a rename during the read is read whole from the version
+that was opened, and its size and modification time are that version's. The ETag is the
+one obstore's ``LocalStore`` reports, so a collection indexed through either transport
+validates against both. ``path`` is a
 :class:`~rasteret.fetch.routing.Route`'s ``path`` (absolute, without its leading ``/``).
 
 Measured against obstore's ``LocalStore`` on a 33 MB scene read in 4 MiB parts: 8–13 ms
