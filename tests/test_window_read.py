@@ -166,3 +166,47 @@ def test_read_surfaces_do_not_import_zarr(collection, tmp_path) -> None:  # type
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_objects_are_fetched_in_parts_only_when_a_read_touches_few(
+    files: dict[str, Path], tmp_path: Path, object_server, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Over HTTP (the server's request log is the oracle), a read touching few objects
+    fetches each in parts, decoded as they arrive; one touching many fetches each
+    object's tiles in one request (coalesced, never cut)."""
+    from rasteret.store import window_read
+
+    monkeypatch.setattr(window_read, "OBJECT_PART_BYTES", 64 * 1024)  # tiles ~70 KB each
+    many = window_read.SPLIT_BELOW_OBJECTS_PER_THREAD * window_read.decode_threads()
+    links = []
+    for k in range(many):  # distinct objects, the same bytes
+        links.append(tmp_path / f"b{k}.tif")
+        links[-1].hardlink_to(files["b"])
+    t0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    records = [
+        record(
+            f"r{k}",
+            t0 + dt.timedelta(days=k),
+            {"B04": p},
+            href_of=lambda p: object_server.url_for(p.name),
+        )
+        for k, p in enumerate(links)
+    ]
+    tiles = open_tiles(make_collection(records, ["B04"]))
+    group = tiles.groups[0]
+    whole = Window(0, 0, 700, 900)
+    with rasterio.open(files["b"]) as src:
+        expected = src.read(1)
+
+    object_server.reset()
+    (got,) = read_array_windows_sync(
+        tiles.layout, tiles.reader, [ArrayWindow(f"{group}/B04", 0, whole)]
+    )
+    np.testing.assert_array_equal(got, expected)
+    assert object_server.requests > 1  # 12 tiles of one object: several parts
+
+    object_server.reset()
+    requests = [ArrayWindow(f"{group}/B04", t, whole) for t in range(many)]
+    for array in read_array_windows_sync(tiles.layout, tiles.reader, requests):
+        np.testing.assert_array_equal(array, expected)
+    assert object_server.requests == many  # one request per object
